@@ -1,0 +1,118 @@
+/**
+ * Kafka client helpers on kafkajs: one place that builds clients from the config, routes
+ * kafkajs's own log lines through our logger, and creates the pipeline's topics idempotently.
+ *
+ * @module
+ */
+import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+
+/** Options of {@linkcode createKafka}. */
+export interface CreateKafkaOptions {
+  /** Appended to `KAFKA_CLIENT_ID` so brokers can tell workers apart. Default none. */
+  readonly clientIdSuffix?: string;
+  /** Connection timeout in ms. Default 3000. */
+  readonly connectionTimeout?: number;
+}
+
+/** Builds a kafkajs client; it connects only when a producer, consumer or admin does. */
+export function createKafka(
+  config: Config["kafka"],
+  log: Logger,
+  options: CreateKafkaOptions = {},
+): Kafka {
+  const kafkaLog = log.child("kafkajs");
+  return new Kafka({
+    clientId: options.clientIdSuffix
+      ? `${config.clientId}-${options.clientIdSuffix}`
+      : config.clientId,
+    brokers: [...config.brokers],
+    connectionTimeout: options.connectionTimeout ?? 3000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...fields } = entry.log;
+      const line = `${entry.namespace}: ${message}`;
+      if (entry.level <= logLevel.ERROR) kafkaLog.error(line, fields);
+      else kafkaLog.warn(line, fields);
+    },
+  });
+}
+
+/** The topics of the pipeline, with the settings `ensureTopics` gives them. */
+export function pipelineTopics(config: Config["kafka"]): string[] {
+  return [config.topics.raw, config.topics.silver, config.topics.deadLetter];
+}
+
+/** What {@linkcode ensureTopics} did to each topic. */
+export interface TopicOutcome {
+  readonly topic: string;
+  readonly action: "created" | "unchanged" | "partitions-increased" | "retention-updated";
+  readonly partitions: number;
+}
+
+/**
+ * Creates every pipeline topic that is missing and brings existing ones to the configured
+ * partition count (never fewer: Kafka cannot shrink a topic) and retention. Safe to run again.
+ */
+export async function ensureTopics(
+  admin: Admin,
+  config: Config["kafka"],
+  topics: readonly string[] = pipelineTopics(config),
+): Promise<TopicOutcome[]> {
+  const retentionMs = String(config.retentionHours * 3_600_000);
+  const existing = new Set(await admin.listTopics());
+  const missing = topics.filter((t) => !existing.has(t));
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((topic) => ({
+        topic,
+        numPartitions: config.partitions,
+        replicationFactor: config.replicationFactor,
+        configEntries: [
+          { name: "retention.ms", value: retentionMs },
+          { name: "cleanup.policy", value: "delete" },
+          { name: "min.insync.replicas", value: String(Math.min(2, config.replicationFactor)) },
+        ],
+      })),
+    });
+  }
+  const outcomes: TopicOutcome[] = missing.map((topic) => ({
+    topic,
+    action: "created",
+    partitions: config.partitions,
+  }));
+  const present = topics.filter((t) => existing.has(t));
+  if (present.length === 0) return outcomes;
+  const metadata = await admin.fetchTopicMetadata({ topics: present });
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: present.map((name) => ({ type: 2, name, configNames: ["retention.ms"] })),
+  });
+  for (const topic of present) {
+    const count = metadata.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
+    let action: TopicOutcome["action"] = "unchanged";
+    if (count < config.partitions) {
+      await admin.createPartitions({ topicPartitions: [{ topic, count: config.partitions }] });
+      action = "partitions-increased";
+    }
+    const retention = described.resources.find((r) => r.resourceName === topic)?.configEntries
+      .find((e) => e.configName === "retention.ms")?.configValue;
+    if (retention !== retentionMs) {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [{
+          type: 2,
+          name: topic,
+          configEntries: [{ name: "retention.ms", value: retentionMs }],
+        }],
+      });
+      if (action === "unchanged") action = "retention-updated";
+    }
+    outcomes.push({ topic, action, partitions: Math.max(count, config.partitions) });
+  }
+  return outcomes;
+}

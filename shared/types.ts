@@ -1,0 +1,72 @@
+/**
+ * The typed records every worker exchanges. Each interface mirrors one Avro schema in
+ * `schemas/avro/`; `avro_drift_test.ts` fails when the two drift apart.
+ *
+ * @module
+ */
+
+/** Trade conditions as Finnhub sends them: a list (maybe empty), `null`, or no key at all. */
+export type Conditions = readonly string[] | null | "ABSENT";
+
+/** One trade as received from Finnhub (`schemas/avro/trade.avsc`), one raw-topic record each. */
+export interface RawTrade {
+  /** Symbol, e.g. `AAPL` or `BINANCE:BTCUSDT`. */
+  readonly s: string;
+  /** Price as received. */
+  readonly p: number;
+  /** Event time, Unix epoch milliseconds UTC. */
+  readonly t: number;
+  /** Volume; fractional for crypto, 0 for price-only updates. */
+  readonly v: number;
+  /** Trade conditions; `"ABSENT"` when the key was missing. */
+  readonly c: Conditions;
+  /** When the producer received the frame, epoch milliseconds. */
+  readonly ingestTime: number;
+  /** The producer's connection the frame arrived on. */
+  readonly connectionId: string;
+  /** Frame number on that connection, from 1. */
+  readonly frameSeq: number;
+  /** Index of the trade inside the frame's `data` array. */
+  readonly tradeIndex: number;
+}
+
+/** US equity trading sessions, New York time. */
+export type TradingSession = "PRE_MARKET" | "REGULAR" | "AFTER_HOURS" | "CLOSED";
+
+/** A validated, normalised trade on the silver topic (`schemas/avro/silver_trade.avsc`). */
+export interface SilverTrade {
+  readonly symbol: string;
+  readonly price: number;
+  /** Event time, epoch milliseconds UTC. */
+  readonly eventTime: number;
+  /** 0 for price-only updates. */
+  readonly volume: number;
+  /** True when the feed sent `v = 0`: used for OHLC, not for volume or VWAP. */
+  readonly priceOnly: boolean;
+  readonly conditions: readonly string[];
+  /** US equity session; `null` for crypto and FX. */
+  readonly session: TradingSession | null;
+  readonly ingestTime: number;
+  readonly rawTopic: string;
+  readonly rawPartition: number;
+  readonly rawOffset: number;
+}
+
+/** The stage that rejected something. */
+export type DeadLetterSource = "producer" | "bronze" | "silver" | "gold";
+
+/** Something the pipeline could not accept (`schemas/avro/dead_letter.avsc`). */
+export interface DeadLetter {
+  /** The rejected input exactly as received. */
+  readonly payload: Uint8Array;
+  /** Why, naming the field and the value. */
+  readonly reason: string;
+  /** Short stable code for metrics, e.g. `invalid_json`, `bad_price`. */
+  readonly reasonCode: string;
+  readonly source: DeadLetterSource;
+  /** When it was rejected, epoch milliseconds. */
+  readonly time: number;
+  readonly sourceTopic: string | null;
+  readonly sourcePartition: number | null;
+  readonly sourceOffset: number | null;
+}
