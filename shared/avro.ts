@@ -128,7 +128,7 @@ export function encode<N extends SchemaName>(name: N, value: RecordTypes[N]): Bu
   const { type, header } = schema(name);
   let body: Buffer;
   try {
-    body = type.toBuffer(value);
+    body = type.toBuffer(name === "DeadLetter" ? withBufferPayload(value as DeadLetter) : value);
   } catch {
     const paths: string[] = [];
     type.isValid(value, { errorHook: (path: string[]) => paths.push(path.join(".") || "(root)") });
@@ -191,6 +191,13 @@ export function decode<N extends SchemaName>(name: N, message: Uint8Array): Reco
       { cause: error },
     );
   }
+}
+
+// avsc writes `bytes` only from a Buffer.
+function withBufferPayload(letter: DeadLetter): DeadLetter {
+  const { payload } = letter;
+  if (Buffer.isBuffer(payload)) return letter;
+  return { ...letter, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.length) };
 }
 
 function hex(bytes: Uint8Array): string {

@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import avro from "avsc";
+import {
+  avroType,
+  crc64Avro,
+  decode,
+  encode,
+  fingerprintOf,
+  formatFingerprint,
+  schemaOf,
+} from "./avro.ts";
+import type { DeadLetter, RawTrade, SilverTrade } from "./types.ts";
+
+const trade: RawTrade = {
+  s: "AAPL",
+  p: 129.575,
+  t: 1672348887785,
+  v: 1,
+  c: ["1", "24", "12"],
+  ingestTime: 1672348887900,
+  connectionId: "a1b2c3d4-1",
+  frameSeq: 7,
+  tradeIndex: 3,
+};
+
+Deno.test("crc64Avro() matches the Avro specification's test vectors", () => {
+  // From the Avro specification's schema fingerprint examples (CRC-64-AVRO, as signed longs).
+  assert.equal(BigInt.asIntN(64, crc64Avro('"null"')), 7195948357588979594n);
+  assert.equal(BigInt.asIntN(64, crc64Avro('"int"')), 8247732601305521295n);
+  assert.equal(BigInt.asIntN(64, crc64Avro('"string"')), -8142146995180207161n);
+  assert.equal(BigInt.asIntN(64, crc64Avro('"boolean"')), -6970731678124411036n);
+  assert.equal(
+    BigInt.asIntN(
+      64,
+      crc64Avro(
+        '{"name":"PigValue","type":"record","fields":[{"name":"value","type":["null","int","long","PigValue"]}]}',
+      ),
+    ),
+    -1759257747318642341n,
+  );
+});
+
+Deno.test("avsc's schema() is the Parsing Canonical Form the fingerprint is taken of", () => {
+  const type = avro.Type.forSchema({
+    type: "record",
+    name: "foo",
+    doc: "dropped",
+    fields: [{ name: "f1", type: "boolean", default: true }],
+  } as avro.Schema);
+  const canonical = JSON.stringify(type.schema());
+  assert.equal(
+    canonical,
+    '{"name":"foo","type":"record","fields":[{"name":"f1","type":"boolean"}]}',
+  );
+  assert.equal(BigInt.asIntN(64, crc64Avro(canonical)), 7843277075252814651n);
+});
+
+Deno.test("encode() writes the single-object marker C3 01 and the schema fingerprint", () => {
+  const message = encode("Trade", trade);
+  assert.equal(message[0], 0xc3);
+  assert.equal(message[1], 0x01);
+  assert.equal(message.readBigUInt64LE(2), fingerprintOf("Trade"));
+  assert.equal(schemaOf(message), "Trade");
+});
+
+Deno.test("Trade round-trips every shape of 'c'", () => {
+  for (const c of [["1", "8", "24", "12"], [], null, "ABSENT"] as const) {
+    const value: RawTrade = { ...trade, c };
+    assert.deepEqual({ ...decode("Trade", encode("Trade", value)) }, value);
+  }
+});
+
+Deno.test("Trade round-trips fractional, zero and odd numeric values exactly", () => {
+  for (const [p, v] of [[7296.89, 0.011467], [1.1, 0], [1e-8, 123456.000001], [-1, -0.5]]) {
+    const value: RawTrade = { ...trade, s: "BINANCE:BTCUSDT", p: p!, v: v!, c: null };
+    const back = decode("Trade", encode("Trade", value));
+    assert.equal(back.p, p);
+    assert.equal(back.v, v);
+  }
+  // The raw record is an audit trail: even a non-finite price survives for silver to reject.
+  assert.ok(Number.isNaN(decode("Trade", encode("Trade", { ...trade, p: NaN })).p));
+});
+
+Deno.test("SilverTrade and DeadLetter round-trip", () => {
+  const silver: SilverTrade = {
+    symbol: "AAPL",
+    price: 129.575,
+    eventTime: trade.t,
+    volume: 0,
+    priceOnly: true,
+    conditions: [],
+    session: "AFTER_HOURS",
+    ingestTime: trade.ingestTime,
+    rawTopic: "market.trades.raw",
+    rawPartition: 2,
+    rawOffset: 123456789012,
+  };
+  assert.deepEqual({ ...decode("SilverTrade", encode("SilverTrade", silver)) }, silver);
+  const crypto: SilverTrade = { ...silver, symbol: "BINANCE:BTCUSDT", session: null };
+  assert.deepEqual({ ...decode("SilverTrade", encode("SilverTrade", crypto)) }, crypto);
+  const letter: DeadLetter = {
+    payload: new TextEncoder().encode('{"type":"trade","data":[{"p":"x"}]}'),
+    reason: "field 'p' must be a number",
+    reasonCode: "bad_trade_shape",
+    source: "producer",
+    time: 1700000000000,
+    sourceTopic: null,
+    sourcePartition: null,
+    sourceOffset: null,
+  };
+  const back = decode("DeadLetter", encode("DeadLetter", letter));
+  assert.deepEqual(new Uint8Array(back.payload), letter.payload);
+  assert.deepEqual({ ...back, payload: null }, { ...letter, payload: null });
+});
+
+Deno.test("decode() refuses an unknown fingerprint and names it", () => {
+  const message = encode("Trade", trade);
+  message.writeBigUInt64LE(0x0123456789abcdefn, 2);
+  assert.throws(() => decode("Trade", message), (error: Error) => {
+    assert.ok(error instanceof TypeError);
+    assert.match(error.message, /unknown schema fingerprint 0x0123456789abcdef/);
+    assert.match(error.message, new RegExp(`Trade ${formatFingerprint(fingerprintOf("Trade"))}`));
+    return true;
+  });
+});
+
+Deno.test("decode() refuses a message without the marker, a short one and another schema's", () => {
+  const body = avroType("Trade").toBuffer(trade);
+  assert.throws(() => decode("Trade", body), /missing the Avro single-object marker C3 01/);
+  assert.throws(() => decode("Trade", Buffer.from([0xc3, 0x01, 1])), /shorter than the 10-byte/);
+  const letter = encode("DeadLetter", {
+    payload: new Uint8Array(),
+    reason: "r",
+    reasonCode: "c",
+    source: "silver",
+    time: 0,
+    sourceTopic: "t",
+    sourcePartition: 0,
+    sourceOffset: 0,
+  });
+  assert.throws(() => decode("Trade", letter), /written with schema DeadLetter/);
+});
+
+Deno.test("decode() refuses a truncated or padded body", () => {
+  const message = encode("Trade", trade);
+  assert.throws(() => decode("Trade", message.subarray(0, message.length - 3)), /not valid Avro/);
+  assert.throws(
+    () => decode("Trade", Buffer.concat([message, Buffer.from([0])])),
+    /not valid Avro/,
+  );
+});
+
+Deno.test("encode() names the field that does not fit the schema", () => {
+  const bad = { ...trade, t: "yesterday" } as unknown as RawTrade;
+  assert.throws(() => encode("Trade", bad), /Cannot encode Trade: invalid field 't'/);
+});
