@@ -26,6 +26,8 @@ export function createCassandraClient(
     applicationName: options.applicationName ?? "market-pipeline",
     socketOptions: { connectTimeout: 5_000, readTimeout: 12_000 },
     pooling: { heartBeatInterval: 10_000 },
+    // bigint columns are JavaScript BigInts both ways.
+    encoding: { useBigIntAsLong: true, useBigIntAsVarint: true },
     queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum },
     // Cassandra down must not make the driver give up on a host for minutes.
     policies: {

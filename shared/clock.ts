@@ -5,8 +5,8 @@
  * @module
  */
 
-/** A timer handle returned by {@linkcode Clock.setTimeout}. */
-export type TimerId = number;
+/** An opaque timer handle returned by {@linkcode Clock.setTimeout}. */
+export type TimerId = unknown;
 
 /** The clock a component reads and sets timers on. */
 export interface Clock {
@@ -20,7 +20,7 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (id) => clearTimeout(id),
+  clearTimeout: (id) => clearTimeout(id as number),
 };
 
 interface FakeTimer {

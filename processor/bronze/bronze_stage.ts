@@ -1,0 +1,135 @@
+/**
+ * Bronze: every raw-topic record, as received, into `trades_bronze` with its source position
+ * (topic, partition, offset) and ingest time. Nothing is filtered for content; a record that is
+ * not a decodable Avro Trade goes to the dead-letter topic with the reason, and the partition
+ * moves on.
+ *
+ * @module
+ */
+import type { Producer } from "kafkajs";
+import type cassandra from "cassandra-driver";
+import { decode } from "../../shared/avro.ts";
+import { hourBucket } from "../../shared/buckets.ts";
+import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
+import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { DeadLetter, RawTrade } from "../../shared/types.ts";
+import type { Stage, StageBatch } from "../stage_runner.ts";
+
+/** Longest symbol bronze stores, in UTF-8 bytes; a longer one is dead-lettered. */
+export const MAX_KEY_BYTES = 256;
+
+/** Dependencies of {@linkcode createBronzeStage}. */
+export interface BronzeStageOptions {
+  readonly session: cassandra.Client;
+  readonly keyspace: string;
+  readonly producer: Producer;
+  readonly deadLetterTopic: string;
+  readonly log: Logger;
+  readonly metrics: MetricsRegistry;
+  /** Most Cassandra requests in flight. Default 32. */
+  readonly concurrency?: number;
+  /** Clock, for tests. Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** A raw trade's `c` as the two bronze columns. */
+export function conditionsColumns(c: RawTrade["c"]): [string[] | null, string] {
+  if (c === "ABSENT") return [null, "absent"];
+  if (c === null) return [null, "null"];
+  return [[...c], "list"];
+}
+
+/** The bronze stage. */
+export function createBronzeStage(options: BronzeStageOptions): Stage {
+  const { session, keyspace, producer, deadLetterTopic, metrics } = options;
+  const now = options.now ?? Date.now;
+  const insert = `INSERT INTO ${keyspace}.trades_bronze (symbol, bucket, source_partition,
+    source_offset, source_topic, price, event_time, volume, conditions, conditions_kind,
+    ingest_time, connection_id, frame_seq, trade_index, stored_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  const out = metrics.counter("pipeline_stage_rows_written_total", "Rows written to Cassandra.");
+  const dead = metrics.counter(
+    "pipeline_dead_letters_total",
+    "Records sent to the dead-letter topic, by stage and reason.",
+  );
+  const encoder = new TextEncoder();
+
+  return {
+    name: "bronze",
+    async processBatch(batch: StageBatch) {
+      const storedAt = new Date(now());
+      const rows: RowWrite<number>[] = [];
+      const letters: { letter: DeadLetter; key: string | null }[] = [];
+      const letter = (i: number, reason: string, reasonCode: string) => {
+        const message = batch.messages[i]!;
+        letters.push({
+          key: message.key?.toString() ?? null,
+          letter: {
+            payload: message.value ?? new Uint8Array(),
+            reason,
+            reasonCode,
+            source: "bronze",
+            time: now(),
+            sourceTopic: batch.topic,
+            sourcePartition: batch.partition,
+            sourceOffset: Number(message.offset),
+          },
+        });
+      };
+      batch.messages.forEach((message, i) => {
+        if (!message.value) return letter(i, "Record has no value", "empty_record");
+        let trade: RawTrade;
+        try {
+          trade = decode("Trade", message.value);
+        } catch (error) {
+          return letter(i, reasonOf(error), "undecodable");
+        }
+        if (trade.s === "" || encoder.encode(trade.s).length > MAX_KEY_BYTES) {
+          return letter(
+            i,
+            `Cannot store trade: symbol must be 1 to ${MAX_KEY_BYTES} bytes, got ${
+              encoder.encode(trade.s).length
+            }`,
+            "bad_symbol_key",
+          );
+        }
+        const [conditions, kind] = conditionsColumns(trade.c);
+        rows.push({
+          query: insert,
+          partition: `${trade.s}\u0000${hourBucket(trade.ingestTime)}`,
+          ref: i,
+          params: [
+            trade.s,
+            new Date(hourBucket(trade.ingestTime)),
+            batch.partition,
+            BigInt(message.offset),
+            batch.topic,
+            trade.p,
+            BigInt(trade.t),
+            trade.v,
+            conditions,
+            kind,
+            new Date(trade.ingestTime),
+            trade.connectionId,
+            BigInt(trade.frameSeq),
+            trade.tradeIndex,
+            storedAt,
+          ],
+        });
+      });
+      const failures = await writeRows(session, rows, { concurrency: options.concurrency ?? 32 });
+      for (const failure of failures) {
+        letter(
+          failure.ref,
+          `Cassandra refused the row: ${reasonOf(failure.error)}`,
+          "write_refused",
+        );
+      }
+      await publishDeadLetters(producer, deadLetterTopic, letters);
+      out.inc({ stage: "bronze", table: "trades_bronze" }, rows.length - failures.length);
+      for (const { letter: l } of letters) dead.inc({ stage: "bronze", reason: l.reasonCode });
+    },
+  };
+}

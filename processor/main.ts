@@ -1,0 +1,109 @@
+/**
+ * `deno task processor`: runs the bronze, silver and gold stages, each in its own process and
+ * consumer group, restarting a stage that dies. `--stage bronze|silver|gold` runs one stage in
+ * this process (start more of them to split a stage's partitions between instances).
+ *
+ * SIGINT/SIGTERM stop consuming, let the batch in hand finish and commit, and close clients.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ensureServices } from "../local_services/services.ts";
+import { loadConfig } from "../shared/config.ts";
+import { createLogger, describeError } from "../shared/log.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
+import type { StageName } from "./stage_runner.ts";
+import { runStageWorker, STAGES } from "./worker.ts";
+
+const USAGE = `Usage: deno task processor [--stage bronze|silver|gold]
+
+Without --stage, runs all three stages as child processes and restarts any that exits.`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { stage: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const env = Deno.env.toObject();
+  const config = loadConfig(env);
+  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const stage = values.stage as StageName | undefined;
+  if (stage !== undefined && !STAGES.includes(stage)) {
+    throw new RangeError(
+      `--stage must be one of ${STAGES.join(", ")}, got ${JSON.stringify(stage)}`,
+    );
+  }
+  const log = createLogger(stage ? `processor.${stage}` : "processor", {
+    level: config.logLevel,
+    secrets,
+  });
+  const controller = new AbortController();
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(name, () => {
+      log.info(`${name} received: stopping`);
+      controller.abort();
+    });
+  }
+  await ensureServices(env, { log: (line) => log.info(line) });
+  if (stage) {
+    await runStageWorker({
+      config,
+      stage,
+      log,
+      metrics: new MetricsRegistry(),
+      signal: controller.signal,
+    });
+    log.info("stopped cleanly");
+    return 0;
+  }
+  await Promise.all(STAGES.map((s) => supervise(s, controller.signal, log)));
+  log.info("all stages stopped");
+  return 0;
+}
+
+/** Runs one stage as a child process, restarting it with backoff when it exits unasked. */
+async function supervise(
+  stage: StageName,
+  signal: AbortSignal,
+  log: ReturnType<typeof createLogger>,
+): Promise<void> {
+  let failures = 0;
+  while (!signal.aborted) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname, "--stage", stage],
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    const stop = () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+    };
+    signal.addEventListener("abort", stop, { once: true });
+    const status = await child.status;
+    signal.removeEventListener("abort", stop);
+    if (signal.aborted) return;
+    failures++;
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+    log.error(`stage ${stage} exited; restarting`, {
+      code: status.code,
+      signal: status.signal,
+      inMs: delay,
+    });
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (error) {
+    console.error(`processor: ${describeError(error)}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Silver: validates and normalises each raw trade. A valid trade becomes a `trades_silver` row,
+ * moves the `latest_prices` row of its symbol, and is published on the silver topic keyed by
+ * symbol, in raw-offset order. An invalid one goes to the dead-letter topic with the reason.
+ * Everything a batch produces is durable before the runner commits its offset.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type cassandra from "cassandra-driver";
+import type { Producer } from "kafkajs";
+import { decode, encode } from "../../shared/avro.ts";
+import { hourBucket } from "../../shared/buckets.ts";
+import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
+import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { DeadLetter, RawTrade, SilverTrade } from "../../shared/types.ts";
+import type { Stage, StageBatch } from "../stage_runner.ts";
+import { toSilverTrade, TradeRejection } from "./validate.ts";
+
+/** Dependencies of {@linkcode createSilverStage}. */
+export interface SilverStageOptions {
+  readonly session: cassandra.Client;
+  readonly keyspace: string;
+  readonly producer: Producer;
+  readonly silverTopic: string;
+  readonly deadLetterTopic: string;
+  readonly rules: { readonly maxFutureMs: number; readonly minEventTime: number };
+  readonly log: Logger;
+  readonly metrics: MetricsRegistry;
+  /** Most Cassandra requests in flight. Default 32. */
+  readonly concurrency?: number;
+  /** Clock, for tests. Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** Whether trade `a` comes after `b` in event time, then source position. */
+function later(a: SilverTrade, b: SilverTrade): boolean {
+  return (a.eventTime - b.eventTime || a.rawPartition - b.rawPartition ||
+    a.rawOffset - b.rawOffset) > 0;
+}
+
+/** The silver stage. */
+export function createSilverStage(options: SilverStageOptions): Stage {
+  const { session, keyspace, producer, metrics, rules } = options;
+  const now = options.now ?? Date.now;
+  const insertSilver = `INSERT INTO ${keyspace}.trades_silver (symbol, bucket, event_time,
+    raw_partition, raw_offset, raw_topic, price, volume, price_only, conditions, session,
+    ingest_time, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  // The write timestamp is the trade's event time, so an older trade never replaces a newer
+  // price, whatever order they are written in.
+  const upsertLatest = `INSERT INTO ${keyspace}.latest_prices (symbol, price, volume,
+    event_time, raw_partition, raw_offset, session, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+  const rowsOut = metrics.counter(
+    "pipeline_stage_rows_written_total",
+    "Rows written to Cassandra.",
+  );
+  const published = metrics.counter(
+    "pipeline_stage_messages_out_total",
+    "Records the stage published downstream.",
+  );
+  const dead = metrics.counter(
+    "pipeline_dead_letters_total",
+    "Records sent to the dead-letter topic, by stage and reason.",
+  );
+  const latency = metrics.histogram(
+    "pipeline_ingest_to_silver_seconds",
+    "Time from the producer receiving a trade to its silver row being written.",
+  );
+
+  return {
+    name: "silver",
+    async processBatch(batch: StageBatch) {
+      const storedAt = new Date(now());
+      const rows: RowWrite<number>[] = [];
+      const trades: SilverTrade[] = [];
+      const letters: { letter: DeadLetter; key: string | null }[] = [];
+      const latest = new Map<string, SilverTrade>();
+      const letter = (i: number, reason: string, reasonCode: string, key?: string) => {
+        const message = batch.messages[i]!;
+        letters.push({
+          key: key ?? message.key?.toString() ?? null,
+          letter: {
+            payload: message.value ?? new Uint8Array(),
+            reason,
+            reasonCode,
+            source: "silver",
+            time: now(),
+            sourceTopic: batch.topic,
+            sourcePartition: batch.partition,
+            sourceOffset: Number(message.offset),
+          },
+        });
+      };
+      batch.messages.forEach((message, i) => {
+        if (!message.value) return letter(i, "Record has no value", "empty_record");
+        let raw: RawTrade;
+        try {
+          raw = decode("Trade", message.value);
+        } catch (error) {
+          return letter(i, reasonOf(error), "undecodable");
+        }
+        let trade: SilverTrade;
+        try {
+          trade = toSilverTrade(raw, {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: Number(message.offset),
+          }, rules);
+        } catch (error) {
+          if (error instanceof TradeRejection) return letter(i, error.message, error.code);
+          throw error;
+        }
+        trades.push(trade);
+        const current = latest.get(trade.symbol);
+        if (!current || later(trade, current)) latest.set(trade.symbol, trade);
+        rows.push({
+          query: insertSilver,
+          partition: `${trade.symbol}\u0000${hourBucket(trade.eventTime)}`,
+          ref: i,
+          params: [
+            trade.symbol,
+            new Date(hourBucket(trade.eventTime)),
+            new Date(trade.eventTime),
+            trade.rawPartition,
+            BigInt(trade.rawOffset),
+            trade.rawTopic,
+            trade.price,
+            trade.volume,
+            trade.priceOnly,
+            [...trade.conditions],
+            trade.session,
+            new Date(trade.ingestTime),
+            storedAt,
+          ],
+        });
+      });
+      for (const trade of latest.values()) {
+        rows.push({
+          query: upsertLatest,
+          partition: trade.symbol,
+          timestamp: BigInt(trade.eventTime) * 1000n,
+          ref: -1,
+          params: [
+            trade.symbol,
+            trade.price,
+            trade.volume,
+            new Date(trade.eventTime),
+            trade.rawPartition,
+            BigInt(trade.rawOffset),
+            trade.session,
+            storedAt,
+          ],
+        });
+      }
+      const [written, sent] = await Promise.allSettled([
+        writeRows(session, rows, { concurrency: options.concurrency ?? 32 }),
+        trades.length === 0 ? Promise.resolve() : producer.send({
+          topic: options.silverTopic,
+          acks: -1,
+          messages: trades.map((t) => ({
+            key: Buffer.from(t.symbol),
+            value: encode("SilverTrade", t),
+            timestamp: String(t.eventTime),
+          })),
+        }),
+      ]);
+      if (written.status === "rejected") throw written.reason;
+      if (sent.status === "rejected") throw sent.reason;
+      // A row Cassandra refuses on its own merits (never seen so far) is dead-lettered too:
+      // it must not block the partition.
+      for (const failure of written.value) {
+        if (failure.ref >= 0) {
+          letter(
+            failure.ref,
+            `Cassandra refused the row: ${reasonOf(failure.error)}`,
+            "write_refused",
+          );
+        }
+      }
+      await publishDeadLetters(producer, options.deadLetterTopic, letters);
+      const done = now();
+      for (const trade of trades) latency.observe(Math.max(0, done - trade.ingestTime) / 1000);
+      rowsOut.inc({ stage: "silver", table: "trades_silver" }, trades.length);
+      rowsOut.inc({ stage: "silver", table: "latest_prices" }, latest.size);
+      published.inc({ stage: "silver", topic: options.silverTopic }, trades.length);
+      for (const { letter: l } of letters) dead.inc({ stage: "silver", reason: l.reasonCode });
+    },
+  };
+}

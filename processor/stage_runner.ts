@@ -1,0 +1,208 @@
+/**
+ * The consume loop every stage shares: at-least-once consumption with manual commits. A batch
+ * is handed to the stage, which makes it durable (Cassandra writes, Kafka produces); only then
+ * is the batch's offset committed. A retriable failure (Cassandra down, a timeout) pauses the
+ * partition: nothing is committed, the same batch is retried with capped exponential backoff
+ * while the consumer keeps heartbeating, and consumption resumes by itself once it succeeds.
+ * Idempotent writes turn the redeliveries this allows into exactly-once results.
+ *
+ * @module
+ */
+import type { Consumer, KafkaMessage } from "kafkajs";
+import { isRetriable } from "../shared/errors.ts";
+import { describeError, type Logger } from "../shared/log.ts";
+import type { MetricsRegistry } from "../shared/metrics.ts";
+
+/** The stages of the processor. */
+export type StageName = "bronze" | "silver" | "gold";
+
+/** One batch of one partition, in offset order. */
+export interface StageBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly messages: readonly KafkaMessage[];
+}
+
+/** What a stage implements; the runner does the consuming and committing. */
+export interface Stage {
+  readonly name: StageName;
+  /**
+   * Makes every message of the batch durable. Bad messages are the stage's to dead-letter;
+   * throw only for failures of the stage's own dependencies (retriable or not).
+   */
+  processBatch(batch: StageBatch): Promise<void>;
+  /** Called when the group reassigns partitions, before any batch of the new assignment. */
+  onRebalance?(): void;
+  /** Called every `tickMs` while running, serialised with batches. */
+  tick?(): Promise<void>;
+  /** Flushes and releases the stage's own resources (not the clients it was given). */
+  close?(): Promise<void>;
+}
+
+/** Options of {@linkcode runStage}. */
+export interface RunStageOptions {
+  readonly consumer: Consumer;
+  readonly topic: string;
+  readonly log: Logger;
+  readonly metrics: MetricsRegistry;
+  readonly signal: AbortSignal;
+  /** Partitions processed at once. Default 1. */
+  readonly partitionsConsumedConcurrently?: number;
+  /** First retry delay in ms. Default 250. */
+  readonly retryBaseMs?: number;
+  /** Longest retry delay in ms. Default 10000. */
+  readonly retryMaxMs?: number;
+  /** Period of `stage.tick()` in ms. Default 500. */
+  readonly tickMs?: number;
+}
+
+/**
+ * Consumes `topic` into `stage` until `signal` aborts, then stops consuming, lets the batch in
+ * hand finish, and returns. Throws when the consumer fails for good (a non-retriable error).
+ */
+export async function runStage(stage: Stage, options: RunStageOptions): Promise<void> {
+  const { consumer, topic, log, metrics, signal } = options;
+  const retryBaseMs = options.retryBaseMs ?? 250;
+  const retryMaxMs = options.retryMaxMs ?? 10_000;
+  const labels = { stage: stage.name };
+  const batches = metrics.counter("pipeline_stage_batches_total", "Batches made durable.");
+  const messagesIn = metrics.counter(
+    "pipeline_stage_messages_in_total",
+    "Kafka records consumed and made durable by the stage.",
+  );
+  const retries = metrics.counter(
+    "pipeline_stage_retries_total",
+    "Batch attempts that failed with a retriable error and were retried.",
+  );
+  const paused = metrics.gauge(
+    "pipeline_stage_paused",
+    "1 while the stage retries a batch because a dependency is unavailable.",
+  );
+  const batchSeconds = metrics.histogram(
+    "pipeline_stage_batch_duration_seconds",
+    "Time to make one batch durable.",
+  );
+  const commitLag = metrics.gauge(
+    "pipeline_stage_partition_lag_records",
+    "Records behind the log end after the last batch, as the consumer saw it.",
+  );
+
+  // Batches and ticks of one stage never overlap.
+  let chain: Promise<unknown> = Promise.resolve();
+  function serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = chain.then(work, work);
+    chain = next.catch(() => {});
+    return next;
+  }
+
+  let failure: unknown;
+  const failed = Promise.withResolvers<void>();
+
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    log.info("joined group", { memberAssignment: event.payload.memberAssignment });
+    stage.onRebalance?.();
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    const error = event.payload.error;
+    log.error("consumer crashed", { error, restart: event.payload.restart });
+    if (!event.payload.restart) {
+      failure = error;
+      failed.resolve();
+    }
+  });
+
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (batch.messages.length === 0) return;
+      const last = batch.messages[batch.messages.length - 1]!;
+      const started = performance.now();
+      for (let attempt = 0;; attempt++) {
+        if (!isRunning() || isStale() || signal.aborted) return;
+        try {
+          await serial(() =>
+            stage.processBatch({
+              topic: batch.topic,
+              partition: batch.partition,
+              messages: batch.messages,
+            })
+          );
+          break;
+        } catch (error) {
+          if (!isRetriable(error)) throw error;
+          retries.inc(labels);
+          paused.set(1, labels);
+          const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt, 16));
+          const jittered = delay / 2 + Math.random() * delay / 2;
+          const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
+          log_("batch failed, retrying; nothing committed", {
+            partition: batch.partition,
+            firstOffset: batch.firstOffset(),
+            attempt: attempt + 1,
+            retryInMs: Math.round(jittered),
+            error: describeError(error),
+          });
+          await sleep(jittered, signal);
+          await heartbeat().catch(() => {});
+        }
+      }
+      paused.set(0, labels);
+      resolveOffset(last.offset);
+      await consumer.commitOffsets([{
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: (BigInt(last.offset) + 1n).toString(),
+      }]);
+      batches.inc(labels);
+      messagesIn.inc(labels, batch.messages.length);
+      batchSeconds.observe((performance.now() - started) / 1000, labels);
+      commitLag.set(Number(batch.offsetLag()), { ...labels, partition: String(batch.partition) });
+      await heartbeat();
+    },
+  });
+  log.info("consuming", { topic });
+
+  const tickMs = options.tickMs ?? 500;
+  const timer = stage.tick
+    ? setInterval(() => {
+      serial(() => stage.tick!()).catch((error) => {
+        log.warn("tick failed", { error: describeError(error) });
+      });
+    }, tickMs)
+    : undefined;
+
+  const aborted = new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  try {
+    await Promise.race([aborted, failed.promise]);
+  } finally {
+    if (timer !== undefined) clearInterval(timer);
+    log.info("stopping: finishing the batch in hand, then committing");
+    await consumer.stop().catch((error) => log.warn("stop failed", { error }));
+    await serial(() => stage.close?.() ?? Promise.resolve()).catch((error) =>
+      log.warn("close failed", { error: describeError(error) })
+    );
+    await consumer.disconnect().catch((error) => log.warn("disconnect failed", { error }));
+  }
+  if (failure !== undefined) throw failure;
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

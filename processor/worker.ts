@@ -1,0 +1,134 @@
+/**
+ * Runs one stage in this process: builds its Kafka and Cassandra clients from the config,
+ * consumes until the signal aborts, then flushes, commits and closes everything.
+ *
+ * @module
+ */
+import type { Kafka, Producer } from "kafkajs";
+import type cassandra from "cassandra-driver";
+import { createCassandraClient } from "../shared/cassandra.ts";
+import type { Config } from "../shared/config.ts";
+import { createKafka } from "../shared/kafka.ts";
+import type { Logger } from "../shared/log.ts";
+import type { MetricsRegistry } from "../shared/metrics.ts";
+import { createBronzeStage } from "./bronze/bronze_stage.ts";
+import type { Candle } from "./gold/candle.ts";
+import { createGoldStage } from "./gold/gold_stage.ts";
+import { createSilverStage } from "./silver/silver_stage.ts";
+import { runStage, type Stage, type StageName } from "./stage_runner.ts";
+
+/** The stages, in pipeline order. */
+export const STAGES: readonly StageName[] = ["bronze", "silver", "gold"];
+
+/** Options of {@linkcode runStageWorker}. */
+export interface StageWorkerOptions {
+  readonly config: Config;
+  readonly stage: StageName;
+  readonly log: Logger;
+  readonly metrics: MetricsRegistry;
+  readonly signal: AbortSignal;
+  /** Consumer group; default `<KAFKA_GROUP_PREFIX>.<stage>`. */
+  readonly groupId?: string;
+  /** Called with every gold candle written (gold only). */
+  readonly onCandle?: (candle: Candle) => void;
+}
+
+/** The consumer group of a stage. */
+export function groupIdOf(config: Config, stage: StageName): string {
+  return `${config.kafka.groupPrefix}.${stage}`;
+}
+
+/** The topic a stage consumes. */
+export function inputTopicOf(config: Config, stage: StageName): string {
+  return stage === "gold" ? config.kafka.topics.silver : config.kafka.topics.raw;
+}
+
+/** Builds the stage object over the given clients. */
+export function buildStage(
+  stage: StageName,
+  deps: {
+    readonly config: Config;
+    readonly session: cassandra.Client;
+    readonly producer: Producer;
+    readonly log: Logger;
+    readonly metrics: MetricsRegistry;
+    readonly onCandle?: (candle: Candle) => void;
+  },
+): Stage {
+  const { config, session, producer, log, metrics } = deps;
+  const common = {
+    session,
+    keyspace: config.cassandra.keyspace,
+    producer,
+    deadLetterTopic: config.kafka.topics.deadLetter,
+    log,
+    metrics,
+    concurrency: config.cassandra.maxConcurrency,
+  };
+  switch (stage) {
+    case "bronze":
+      return createBronzeStage(common);
+    case "silver":
+      return createSilverStage({
+        ...common,
+        silverTopic: config.kafka.topics.silver,
+        rules: config.silver,
+      });
+    case "gold":
+      return createGoldStage({
+        ...common,
+        allowedLatenessMs: config.gold.allowedLatenessMs,
+        ...(deps.onCandle ? { onCandle: deps.onCandle } : {}),
+      });
+  }
+}
+
+/** Creates the idempotent, acks=all producer a stage publishes with. */
+export function createStageProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 },
+  });
+}
+
+/** Runs `stage` until `signal` aborts. */
+export async function runStageWorker(options: StageWorkerOptions): Promise<void> {
+  const { config, stage, log, metrics, signal } = options;
+  const kafka = createKafka(config.kafka, log, { clientIdSuffix: stage });
+  const session = createCassandraClient(config.cassandra, { applicationName: `market-${stage}` });
+  const producer = createStageProducer(kafka);
+  const consumer = kafka.consumer({
+    groupId: options.groupId ?? groupIdOf(config, stage),
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    maxWaitTimeInMs: 100,
+    allowAutoTopicCreation: false,
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+  try {
+    await session.connect();
+    await producer.connect();
+    const built = buildStage(stage, {
+      config,
+      session,
+      producer,
+      log,
+      metrics,
+      ...(options.onCandle ? { onCandle: options.onCandle } : {}),
+    });
+    await runStage(built, {
+      consumer,
+      topic: inputTopicOf(config, stage),
+      log,
+      metrics,
+      signal,
+      partitionsConsumedConcurrently: stage === "gold" ? 1 : 2,
+      tickMs: Math.min(config.gold.flushIntervalMs, 1000),
+    });
+  } finally {
+    await producer.disconnect().catch((error) => log.warn("producer disconnect failed", { error }));
+    await session.shutdown().catch((error) => log.warn("cassandra shutdown failed", { error }));
+  }
+}

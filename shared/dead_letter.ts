@@ -1,0 +1,34 @@
+/**
+ * Publishing rejected input to the dead-letter topic, whole, with the reason.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { Message, Producer } from "kafkajs";
+import { encode } from "./avro.ts";
+import type { DeadLetter } from "./types.ts";
+
+/** The Kafka message of a dead letter, keyed by `key` (a symbol) when there is one. */
+export function deadLetterMessage(letter: DeadLetter, key?: string | null): Message {
+  return { key: key ? Buffer.from(key) : null, value: encode("DeadLetter", letter) };
+}
+
+/** Sends dead letters in one acknowledged request (acks = all). */
+export async function publishDeadLetters(
+  producer: Producer,
+  topic: string,
+  letters: readonly { readonly letter: DeadLetter; readonly key?: string | null }[],
+): Promise<void> {
+  if (letters.length === 0) return;
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: letters.map(({ letter, key }) => deadLetterMessage(letter, key)),
+  });
+}
+
+/** Shortens an error message for a dead letter's reason. */
+export function reasonOf(error: unknown, max = 500): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
