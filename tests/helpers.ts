@@ -1,0 +1,119 @@
+/**
+ * Shared pieces of the integration tests: the real local services (started on demand by the
+ * project's own scripts), a config on fresh topic and keyspace names per test, and waiting for
+ * a condition with a deadline instead of sleeping.
+ *
+ * @module
+ */
+import type cassandra from "cassandra-driver";
+import { ensureServices } from "../local_services/services.ts";
+import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
+import { createKafka, ensureTopics } from "../shared/kafka.ts";
+import { silentLogger } from "../shared/log.ts";
+
+let servicesReady: Promise<void> | undefined;
+
+/** Brings the local Kafka and Cassandra up once per test process (no-op when reachable). */
+export function services(): Promise<void> {
+  servicesReady ??= ensureServices(Deno.env.toObject());
+  return servicesReady;
+}
+
+/** A short random lower-case id for names. */
+export function randomId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 10);
+}
+
+/**
+ * A config whose topics, consumer groups and keyspace are fresh for this test, on the local
+ * services (or those named by the environment).
+ */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const id = randomId();
+  const env = Deno.env.toObject();
+  return loadConfig({
+    KAFKA_BROKERS: env["KAFKA_BROKERS"],
+    CASSANDRA_CONTACT_POINTS: env["CASSANDRA_CONTACT_POINTS"],
+    KAFKA_TOPIC_RAW: `test.${id}.raw`,
+    KAFKA_TOPIC_SILVER: `test.${id}.silver`,
+    KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
+    KAFKA_GROUP_PREFIX: `test.${id}`,
+    KAFKA_PARTITIONS: "3",
+    CASSANDRA_KEYSPACE: `test_${id}`,
+    LOG_LEVEL: "warn",
+    ...overrides,
+  });
+}
+
+/** Creates the config's topics and applies the schema to its keyspace. */
+export async function provision(config: Config): Promise<void> {
+  await services();
+  const admin = createKafka(config.kafka, silentLogger()).admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, config.kafka);
+  } finally {
+    await admin.disconnect();
+  }
+  const client = createCassandraClient(config.cassandra);
+  try {
+    await applySchema(client, config.cassandra);
+  } finally {
+    await client.shutdown();
+  }
+}
+
+/** Drops the test keyspace and topics (best effort). */
+export async function cleanup(config: Config): Promise<void> {
+  const client = createCassandraClient(config.cassandra);
+  try {
+    await client.execute(`DROP KEYSPACE IF EXISTS ${config.cassandra.keyspace}`);
+  } catch {
+    /* best effort */
+  } finally {
+    await client.shutdown();
+  }
+  const admin = createKafka(config.kafka, silentLogger()).admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({
+      topics: [config.kafka.topics.raw, config.kafka.topics.silver, config.kafka.topics.deadLetter],
+    });
+  } catch {
+    /* best effort */
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** A Cassandra client into the config's keyspace; close it in `finally`. */
+export function session(config: Config): cassandra.Client {
+  return createCassandraClient(config.cassandra, { keyspace: config.cassandra.keyspace });
+}
+
+/**
+ * Polls `check` until it returns a value other than `undefined`/`false`, or throws after
+ * `timeoutMs` with `what` and the last value seen.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  options: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out waiting for ${what} (last: ${String(last)})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 200));
+  }
+}
