@@ -89,7 +89,6 @@ export function createStageProducer(kafka: Kafka): Producer {
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
-    retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 },
   });
 }
 

@@ -1,0 +1,42 @@
+/**
+ * Runs the independent Python reference (`tests/reference.py`) over a ground-truth file.
+ *
+ * @module
+ */
+
+/** One reference candle. */
+export interface ReferenceCandle {
+  readonly open: number;
+  readonly close: number;
+  readonly high: number;
+  readonly low: number;
+  readonly volume: string;
+  readonly vwap: string | null;
+  readonly count: number;
+}
+
+/** What the reference computed. */
+export interface Reference {
+  readonly valid: number;
+  readonly invalid: number;
+  readonly invalid_by_symbol: Record<string, number>;
+  /** interval -> symbol -> window start (ms, as text) -> candle */
+  readonly candles: Record<"5m" | "1h", Record<string, Record<string, ReferenceCandle>>>;
+}
+
+/** Computes the reference for the trades in `groundTruthPath`. */
+export async function computeReference(
+  groundTruthPath: string,
+  rules: { readonly minEventTime: number; readonly maxFutureMs: number },
+): Promise<Reference> {
+  const script = new URL("./reference.py", import.meta.url).pathname;
+  const output = await new Deno.Command("python3", {
+    args: [script, groundTruthPath, String(rules.minEventTime), String(rules.maxFutureMs)],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    throw new Error(`reference.py failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
