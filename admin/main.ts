@@ -7,7 +7,7 @@
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { loadConfig } from "../shared/config.ts";
-import { createKafka, ensureTopics } from "../shared/kafka.ts";
+import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 
 const USAGE = "Usage: deno task topics | deno task schema";
@@ -17,6 +17,7 @@ async function main(command: string | undefined): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  hideKafkajsTimeoutWarning();
   const env = Deno.env.toObject();
   const config = loadConfig(env);
   const log = createLogger(`admin.${command}`, {

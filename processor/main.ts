@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { ensureServices } from "../local_services/services.ts";
 import { loadConfig } from "../shared/config.ts";
+import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "./stage_runner.ts";
@@ -28,6 +29,7 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  hideKafkajsTimeoutWarning();
   const env = Deno.env.toObject();
   const config = loadConfig(env);
   const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];

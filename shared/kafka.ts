@@ -4,6 +4,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
@@ -115,4 +116,18 @@ export async function ensureTopics(
     outcomes.push({ topic, action, partitions: Math.max(count, config.partitions) });
   }
   return outcomes;
+}
+
+/**
+ * kafkajs 2.2.4 schedules a timer with a negative delay, which Deno's Node layer reports as a
+ * `TimeoutNegativeWarning` (tulios/kafkajs#1751, harmless). Call once from a `main.ts` to hide
+ * that one warning; every other process warning is still printed.
+ */
+export function hideKafkajsTimeoutWarning(): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (warning: Error) => {
+    if (warning.name !== "TimeoutNegativeWarning") {
+      console.error(`warning: ${warning.name}: ${warning.message}`);
+    }
+  });
 }

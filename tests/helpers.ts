@@ -9,13 +9,14 @@ import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
-import { createKafka, ensureTopics } from "../shared/kafka.ts";
+import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 
 let servicesReady: Promise<void> | undefined;
 
 /** Brings the local Kafka and Cassandra up once per test process (no-op when reachable). */
 export function services(): Promise<void> {
+  if (!servicesReady) hideKafkajsTimeoutWarning();
   servicesReady ??= ensureServices(Deno.env.toObject());
   return servicesReady;
 }

@@ -1,0 +1,108 @@
+/**
+ * Command line for the local Kafka and Cassandra servers.
+ *
+ *   deno run -A local_services/cli.ts up [kafka|cassandra]     start (both by default), wait until ready
+ *   deno run -A local_services/cli.ts down [kafka|cassandra]   stop (both by default)
+ *   deno run -A local_services/cli.ts status                   running / reachable / version / data dir
+ *   deno run -A local_services/cli.ts logs <kafka|cassandra> [--lines N]
+ *   deno run -A local_services/cli.ts smoke     produce+consume one message, TTL round trip
+ *
+ * Exits 0 on success, 1 with the error message on failure, 2 on bad usage.
+ *
+ * @module
+ */
+
+import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { smokeCheck } from "./smoke_check.ts";
+import {
+  serviceLogTail,
+  type ServiceName,
+  servicesDown,
+  servicesStatus,
+  servicesUp,
+  startService,
+  stopService,
+} from "./services.ts";
+
+const USAGE = `usage: deno run -A local_services/cli.ts <command>
+  up [kafka|cassandra]        start the local servers (both by default) and wait until ready
+  down [kafka|cassandra]      stop them (both by default)
+  status                      show running / reachable / version / data dir
+  logs <kafka|cassandra> [--lines N]   print the last lines of a server's logs
+  smoke                       produce+consume one message, write+read a TTL'd row`;
+
+/** Runs one CLI command; returns the process exit code. */
+export async function main(args: string[], signal?: AbortSignal): Promise<number> {
+  const [command, ...rest] = args;
+  const log = (line: string) => console.log(line);
+  const options = signal ? { log, signal } : { log };
+  switch (command) {
+    case "up":
+    case "down": {
+      const name = rest[0];
+      if (rest.length > 1 || (name !== undefined && !isServiceName(name))) return usage();
+      if (command === "up") {
+        await (name ? startService(name, options) : servicesUp(options));
+      } else {
+        await (name ? stopService(name, options) : servicesDown(options));
+      }
+      return 0;
+    }
+    case "status": {
+      if (rest.length > 0) return usage();
+      const status = await servicesStatus(options);
+      return status.kafka.reachable && status.cassandra.reachable ? 0 : 3;
+    }
+    case "logs": {
+      const [name, flag, count] = rest;
+      if (name === undefined || !isServiceName(name)) return usage();
+      let lines = 50;
+      if (flag !== undefined) {
+        if (flag !== "--lines" || count === undefined || !/^\d+$/.test(count)) return usage();
+        lines = Number(count);
+      }
+      const tails = await serviceLogTail(name, lines);
+      if (tails.length === 0) console.log(`${name}: no logs yet`);
+      for (const { file, lines: text } of tails) {
+        console.log(`==> ${file} <==`);
+        for (const line of text) console.log(line);
+      }
+      return 0;
+    }
+    case "smoke": {
+      if (rest.length > 0) return usage();
+      await smokeCheck({ log });
+      return 0;
+    }
+    default:
+      return usage();
+  }
+}
+
+function isServiceName(value: string): value is ServiceName {
+  return value === "kafka" || value === "cassandra";
+}
+
+function usage(): number {
+  console.error(USAGE);
+  return 2;
+}
+
+if (import.meta.main) {
+  hideKafkajsTimeoutWarning();
+  const controller = new AbortController();
+  const onSignal = () => {
+    console.error("interrupted: servers already started keep running in the background");
+    controller.abort(new Error("interrupted"));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  let code: number;
+  try {
+    code = await main(Deno.args, controller.signal);
+  } catch (error) {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    code = controller.signal.aborted ? 130 : 1;
+  }
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.exit(code);
+}
