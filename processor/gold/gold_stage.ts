@@ -32,6 +32,7 @@ import type { DeadLetter, SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
 import { type Decimal, formatDecimal, parseDecimal } from "./decimal.ts";
+import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
 import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS, windowStart } from "./window.ts";
 
 /** The intervals gold maintains. */
@@ -60,13 +61,6 @@ interface Entry {
   readonly partition: number;
   /** Wall time the watermark passed the window's end, once it has. */
   crossedAt?: number;
-}
-
-interface PartitionClock {
-  /** Latest event time seen (capped at ingest time). */
-  maxEventTime: number;
-  /** Wall time of the last trade. */
-  lastArrival: number;
 }
 
 function entryKey(interval: Interval, symbol: string, start: number): string {
@@ -126,16 +120,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   );
 
   function watermark(partition: number, at: number): number {
-    const clock = clocks.get(partition);
-    if (!clock) return -Infinity;
-    return clock.maxEventTime - allowedLatenessMs + Math.max(0, at - clock.lastArrival);
-  }
-
-  /** When (wall time) the watermark of `partition` passed `end`, assuming it has. */
-  function crossingTime(partition: number, end: number): number {
-    const clock = clocks.get(partition)!;
-    const base = clock.maxEventTime - allowedLatenessMs;
-    return clock.lastArrival + Math.max(0, end - base);
+    return watermarkAt(clocks.get(partition), at, allowedLatenessMs);
   }
 
   async function load(keys: readonly [Interval, string, number][]): Promise<void> {
@@ -170,7 +155,11 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       if (partition !== undefined && entry.partition !== partition) continue;
       if (entry.candle.windowEnd <= watermark(entry.partition, at)) {
         entry.candle = finalize(entry.candle);
-        entry.crossedAt = crossingTime(entry.partition, entry.candle.windowEnd);
+        entry.crossedAt = reachedAt(
+          clocks.get(entry.partition)!,
+          entry.candle.windowEnd,
+          allowedLatenessMs,
+        );
         entry.dirty = true;
       }
     }
@@ -251,7 +240,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       }
       await load([...missing.values()]);
       const arrival = now();
-      let clock = clocks.get(batch.partition);
       for (const trade of trades) {
         for (const interval of INTERVALS) {
           const start = windowStart(trade.eventTime, interval);
@@ -278,12 +266,8 @@ export function createGoldStage(options: GoldStageOptions): Stage {
             cache.set(key, { candle: after, dirty: true, partition: batch.partition });
           }
         }
-        const seen = Math.min(trade.eventTime, trade.ingestTime);
-        if (!clock) {
-          clocks.set(batch.partition, clock = { maxEventTime: seen, lastArrival: arrival });
-        } else if (seen > clock.maxEventTime) clock.maxEventTime = seen;
+        clocks.set(batch.partition, observe(clocks.get(batch.partition), trade, arrival));
       }
-      if (clock) clock.lastArrival = arrival;
       finalizeDue(batch.partition, arrival);
       await flush(batch.partition);
       await publishDeadLetters(producer, options.deadLetterTopic, letters);
