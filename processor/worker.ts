@@ -9,6 +9,7 @@ import type cassandra from "cassandra-driver";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
+import { startReporter } from "../shared/reporter.ts";
 import type { Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
 import { createBronzeStage } from "./bronze/bronze_stage.ts";
@@ -117,15 +118,26 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
       metrics,
       ...(options.onCandle ? { onCandle: options.onCandle } : {}),
     });
-    await runStage(built, {
-      consumer,
-      topic: inputTopicOf(config, stage),
+    const reporter = startReporter({
+      producer,
+      topic: config.kafka.topics.metrics,
+      role: stage,
+      snapshot: () => metrics.snapshot(),
       log,
-      metrics,
-      signal,
-      partitionsConsumedConcurrently: stage === "gold" ? 1 : 2,
-      tickMs: Math.min(config.gold.flushIntervalMs, 1000),
     });
+    try {
+      await runStage(built, {
+        consumer,
+        topic: inputTopicOf(config, stage),
+        log,
+        metrics,
+        signal,
+        partitionsConsumedConcurrently: stage === "gold" ? 1 : 2,
+        tickMs: Math.min(config.gold.flushIntervalMs, 1000),
+      });
+    } finally {
+      await reporter.stop();
+    }
   } finally {
     await producer.disconnect().catch((error) => log.warn("producer disconnect failed", { error }));
     await session.shutdown().catch((error) => log.warn("cassandra shutdown failed", { error }));

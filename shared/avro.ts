@@ -10,22 +10,24 @@
  */
 import { Buffer } from "node:buffer";
 import avro from "avsc";
-import type { DeadLetter, RawTrade, SilverTrade } from "./types.ts";
+import type { DeadLetter, RawTrade, SilverTrade, WorkerReport } from "./types.ts";
 
 /** The schemas this module knows, by record name. */
-export type SchemaName = "Trade" | "SilverTrade" | "DeadLetter";
+export type SchemaName = "Trade" | "SilverTrade" | "DeadLetter" | "WorkerReport";
 
 /** The TypeScript type of each schema's records. */
 export interface RecordTypes {
   Trade: RawTrade;
   SilverTrade: SilverTrade;
   DeadLetter: DeadLetter;
+  WorkerReport: WorkerReport;
 }
 
 const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
   Trade: "trade.avsc",
   SilverTrade: "silver_trade.avsc",
   DeadLetter: "dead_letter.avsc",
+  WorkerReport: "worker_report.avsc",
 };
 
 /** Marker that starts every single-object encoded message. */

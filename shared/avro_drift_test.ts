@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { avroType, type SchemaName } from "./avro.ts";
-import type { DeadLetter, RawTrade, SilverTrade, TradingSession } from "./types.ts";
+import type { DeadLetter, RawTrade, SilverTrade, TradingSession, WorkerReport } from "./types.ts";
 
 type FieldTypes<T> = { readonly [K in keyof Required<T>]: string };
 
@@ -46,6 +46,17 @@ const DEAD_LETTER: FieldTypes<DeadLetter> = {
   sourceOffset: "null|long",
 };
 
+const WORKER_REPORT: FieldTypes<WorkerReport> = {
+  workerId: "string",
+  role: "string",
+  host: "string",
+  pid: "int",
+  startedAt: "long",
+  time: "long",
+  state: "string",
+  metrics: "string",
+};
+
 const SESSIONS = ["PRE_MARKET", "REGULAR", "AFTER_HOURS", "CLOSED"] as const;
 // Compile-time: every TradingSession is listed, and nothing else.
 const _sessionsComplete: Exclude<TradingSession, typeof SESSIONS[number]> extends never ? true
@@ -77,4 +88,8 @@ Deno.test("SilverTrade matches schemas/avro/silver_trade.avsc field for field", 
 
 Deno.test("DeadLetter matches schemas/avro/dead_letter.avsc field for field", () => {
   assert.deepEqual(fieldsOf("DeadLetter"), { ...DEAD_LETTER });
+});
+
+Deno.test("WorkerReport matches schemas/avro/worker_report.avsc field for field", () => {
+  assert.deepEqual(fieldsOf("WorkerReport"), { ...WORKER_REPORT });
 });

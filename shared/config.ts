@@ -101,6 +101,11 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Topic of rejected input with the reason (Avro DeadLetter).",
   },
   {
+    name: "KAFKA_TOPIC_METRICS",
+    default: "market.pipeline.metrics",
+    description: "Topic of worker reports (Avro WorkerReport) the status endpoint reads.",
+  },
+  {
     name: "KAFKA_PARTITIONS",
     default: "6",
     description:
@@ -222,7 +227,12 @@ export interface Config {
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
-    readonly topics: { readonly raw: string; readonly silver: string; readonly deadLetter: string };
+    readonly topics: {
+      readonly raw: string;
+      readonly silver: string;
+      readonly deadLetter: string;
+      readonly metrics: string;
+    };
     readonly partitions: number;
     readonly replicationFactor: number;
     readonly retentionHours: number;
@@ -330,6 +340,7 @@ export function loadConfig(env: Env): Config {
         raw: read.matching("KAFKA_TOPIC_RAW", TOPIC, "a Kafka topic name"),
         silver: read.matching("KAFKA_TOPIC_SILVER", TOPIC, "a Kafka topic name"),
         deadLetter: read.matching("KAFKA_TOPIC_DEAD_LETTER", TOPIC, "a Kafka topic name"),
+        metrics: read.matching("KAFKA_TOPIC_METRICS", TOPIC, "a Kafka topic name"),
       },
       partitions: read.int("KAFKA_PARTITIONS", 1, 10_000),
       replicationFactor: read.int("KAFKA_REPLICATION_FACTOR", 1, 100),

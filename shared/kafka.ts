@@ -42,9 +42,24 @@ export function createKafka(
   });
 }
 
-/** The topics of the pipeline, with the settings `ensureTopics` gives them. */
+/** The topics of the pipeline, in the order `ensureTopics` reports them. */
 export function pipelineTopics(config: Config["kafka"]): string[] {
-  return [config.topics.raw, config.topics.silver, config.topics.deadLetter];
+  return [config.topics.raw, config.topics.silver, config.topics.deadLetter, config.topics.metrics];
+}
+
+/** Retention of the metrics topic: reports are only read live. */
+export const METRICS_RETENTION_MS = 3_600_000;
+
+/**
+ * Partitions and retention a topic gets: the configured ones, except for the metrics topic,
+ * which needs one partition (reports of all workers in one order) and an hour of retention.
+ */
+export function topicSettings(
+  config: Config["kafka"],
+  topic: string,
+): { partitions: number; retentionMs: number } {
+  if (topic === config.topics.metrics) return { partitions: 1, retentionMs: METRICS_RETENTION_MS };
+  return { partitions: config.partitions, retentionMs: config.retentionHours * 3_600_000 };
 }
 
 /** What {@linkcode ensureTopics} did to each topic. */
@@ -63,7 +78,6 @@ export async function ensureTopics(
   config: Config["kafka"],
   topics: readonly string[] = pipelineTopics(config),
 ): Promise<TopicOutcome[]> {
-  const retentionMs = String(config.retentionHours * 3_600_000);
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t));
   if (missing.length > 0) {
@@ -71,10 +85,10 @@ export async function ensureTopics(
       waitForLeaders: true,
       topics: missing.map((topic) => ({
         topic,
-        numPartitions: config.partitions,
+        numPartitions: topicSettings(config, topic).partitions,
         replicationFactor: config.replicationFactor,
         configEntries: [
-          { name: "retention.ms", value: retentionMs },
+          { name: "retention.ms", value: String(topicSettings(config, topic).retentionMs) },
           { name: "cleanup.policy", value: "delete" },
           { name: "min.insync.replicas", value: String(Math.min(2, config.replicationFactor)) },
         ],
@@ -84,7 +98,7 @@ export async function ensureTopics(
   const outcomes: TopicOutcome[] = missing.map((topic) => ({
     topic,
     action: "created",
-    partitions: config.partitions,
+    partitions: topicSettings(config, topic).partitions,
   }));
   const present = topics.filter((t) => existing.has(t));
   if (present.length === 0) return outcomes;
@@ -94,10 +108,12 @@ export async function ensureTopics(
     resources: present.map((name) => ({ type: 2, name, configNames: ["retention.ms"] })),
   });
   for (const topic of present) {
+    const settings = topicSettings(config, topic);
+    const retentionMs = String(settings.retentionMs);
     const count = metadata.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
     let action: TopicOutcome["action"] = "unchanged";
-    if (count < config.partitions) {
-      await admin.createPartitions({ topicPartitions: [{ topic, count: config.partitions }] });
+    if (count < settings.partitions) {
+      await admin.createPartitions({ topicPartitions: [{ topic, count: settings.partitions }] });
       action = "partitions-increased";
     }
     const retention = described.resources.find((r) => r.resourceName === topic)?.configEntries
@@ -113,7 +129,7 @@ export async function ensureTopics(
       });
       if (action === "unchanged") action = "retention-updated";
     }
-    outcomes.push({ topic, action, partitions: Math.max(count, config.partitions) });
+    outcomes.push({ topic, action, partitions: Math.max(count, settings.partitions) });
   }
   return outcomes;
 }

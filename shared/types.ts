@@ -70,3 +70,22 @@ export interface DeadLetter {
   readonly sourcePartition: number | null;
   readonly sourceOffset: number | null;
 }
+
+/** The roles of the pipeline's workers. */
+export type WorkerRole = "producer" | "bronze" | "silver" | "gold";
+
+/** A worker's periodic report on the metrics topic (`schemas/avro/worker_report.avsc`). */
+export interface WorkerReport {
+  /** Unique per process run. */
+  readonly workerId: string;
+  readonly role: WorkerRole;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  /** When the report was made, epoch milliseconds. */
+  readonly time: number;
+  /** `running`, or `stopped` in the last report of a clean shutdown. */
+  readonly state: "running" | "stopped";
+  /** The metrics snapshot as JSON. */
+  readonly metrics: string;
+}

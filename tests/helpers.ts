@@ -9,7 +9,12 @@ import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
-import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import {
+  createKafka,
+  ensureTopics,
+  hideKafkajsTimeoutWarning,
+  pipelineTopics,
+} from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 
 let servicesReady: Promise<void> | undefined;
@@ -39,6 +44,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     KAFKA_TOPIC_RAW: `test.${id}.raw`,
     KAFKA_TOPIC_SILVER: `test.${id}.silver`,
     KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
+    KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
     KAFKA_GROUP_PREFIX: `test.${id}`,
     KAFKA_PARTITIONS: "3",
     CASSANDRA_KEYSPACE: `test_${id}`,
@@ -79,7 +85,7 @@ export async function cleanup(config: Config): Promise<void> {
   try {
     await admin.connect();
     await admin.deleteTopics({
-      topics: [config.kafka.topics.raw, config.kafka.topics.silver, config.kafka.topics.deadLetter],
+      topics: pipelineTopics(config.kafka),
     });
   } catch {
     /* best effort */
