@@ -9,6 +9,10 @@
  * @module
  */
 import { Secret } from "./secret.ts";
+import type { WorkerRole } from "./types.ts";
+
+/** Every worker role. */
+export const WORKER_ROLES: readonly WorkerRole[] = ["producer", "bronze", "silver", "gold"];
 
 /** One environment variable the pipeline reads. */
 export interface ConfigVariable {
@@ -190,6 +194,11 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Bearer token that protects every status route but /healthz (empty: open).",
   },
   {
+    name: "STATUS_EXPECTED_WORKERS",
+    default: "producer,bronze,silver,gold",
+    description: "Worker roles that must be reporting for /readyz to say ready.",
+  },
+  {
     name: "LOG_LEVEL",
     default: "info",
     description: "debug, info, warn or error.",
@@ -249,7 +258,12 @@ export interface Config {
   };
   readonly silver: { readonly maxFutureMs: number; readonly minEventTime: number };
   readonly gold: { readonly allowedLatenessMs: number; readonly flushIntervalMs: number };
-  readonly status: { readonly host: string; readonly port: number; readonly token: Secret };
+  readonly status: {
+    readonly host: string;
+    readonly port: number;
+    readonly token: Secret;
+    readonly expectedWorkers: readonly WorkerRole[];
+  };
   readonly logLevel: LogLevel;
 }
 
@@ -376,6 +390,16 @@ export function loadConfig(env: Env): Config {
       host: read.matching("STATUS_HOST", /^[A-Za-z0-9.:\-\[\]]{1,253}$/, "a host name or address"),
       port: read.int("STATUS_PORT", 0, 65_535),
       token: new Secret(read.raw("STATUS_TOKEN")),
+      expectedWorkers: read.list("STATUS_EXPECTED_WORKERS").map((role) => {
+        if (!(WORKER_ROLES as readonly string[]).includes(role)) {
+          throw new RangeError(
+            `STATUS_EXPECTED_WORKERS must list roles of ${WORKER_ROLES.join(", ")}, got ${
+              JSON.stringify(role)
+            }`,
+          );
+        }
+        return role as WorkerRole;
+      }),
     },
     logLevel: read.oneOf("LOG_LEVEL", ["debug", "info", "warn", "error"] as const),
   };

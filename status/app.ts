@@ -1,0 +1,185 @@
+/**
+ * The status endpoint's routes, on Hono:
+ * - `GET /healthz`: the process is alive (never needs the token);
+ * - `GET /readyz`: Kafka and Cassandra reachable and every expected worker reporting;
+ * - `GET /metrics`: Prometheus text exposition of every worker's metrics plus consumer lag;
+ * - `GET /status`: the same facts as JSON for people and scripts.
+ * With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>`.
+ * Responses never contain a secret.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { WorkerRole } from "../shared/types.ts";
+import { type Labels, MetricsRegistry, renderPrometheus } from "../shared/metrics.ts";
+import type { Secret } from "../shared/secret.ts";
+import type { WorkerView } from "./collector.ts";
+import type { PartitionLag } from "./lag.ts";
+
+/** What the app reads; `main.ts` wires the real sources, tests pass their own. */
+export interface StatusSources {
+  workers(): WorkerView[];
+  lag(): Promise<PartitionLag[]>;
+  kafkaUp(): Promise<boolean>;
+  cassandraUp(): Promise<boolean>;
+}
+
+/** Options of {@linkcode createStatusApp}. */
+export interface StatusAppOptions {
+  readonly sources: StatusSources;
+  readonly token: Secret;
+  readonly expectedWorkers: readonly WorkerRole[];
+  /** Clock, for tests. Default `Date.now`. */
+  readonly now?: () => number;
+  /** Extra routes (the market page) mounted after auth. */
+  readonly extend?: (app: Hono) => void;
+}
+
+/** Compares two strings in time that does not depend on where they differ. */
+export function safeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** Throughput of each stage, records per second, from the workers' counter rates. */
+export function throughput(
+  workers: readonly WorkerView[],
+): Record<string, { in: number; out: number }> {
+  const out: Record<string, { in: number; out: number }> = {};
+  for (const worker of workers) {
+    if (!worker.up) continue;
+    const entry = out[worker.role] ??= { in: 0, out: 0 };
+    for (const [key, rate] of Object.entries(worker.rates)) {
+      if (
+        key.startsWith("pipeline_stage_messages_in_total") ||
+        key.startsWith("pipeline_producer_frames_trades_total")
+      ) entry.in += rate;
+      if (
+        key.startsWith("pipeline_stage_rows_written_total") ||
+        key.startsWith("pipeline_producer_trades_acked_total")
+      ) entry.out += rate;
+    }
+  }
+  return out;
+}
+
+/** Builds the app. */
+export function createStatusApp(options: StatusAppOptions): Hono {
+  const { sources, token, expectedWorkers } = options;
+  const now = options.now ?? Date.now;
+  const app = new Hono();
+
+  app.get("/healthz", (c) => c.text("ok\n"));
+
+  app.use("*", async (c, next) => {
+    if (!token.isSet) return await next();
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer (.+)$/.exec(header);
+    if (!match || !safeEqual(match[1]!, token.reveal())) {
+      c.header("WWW-Authenticate", 'Bearer realm="market-pipeline"');
+      return c.json(
+        { error: "a bearer token is required (Authorization: Bearer <STATUS_TOKEN>)" },
+        401,
+      );
+    }
+    return await next();
+  });
+
+  async function readiness() {
+    const [kafka, cassandra] = await Promise.all([
+      sources.kafkaUp().catch(() => false),
+      sources.cassandraUp().catch(() => false),
+    ]);
+    const workers = sources.workers();
+    const missing = expectedWorkers.filter((role) => !workers.some((w) => w.role === role && w.up));
+    const reasons: string[] = [];
+    if (!kafka) reasons.push("Kafka is not reachable");
+    if (!cassandra) reasons.push("Cassandra is not reachable");
+    for (const role of missing) reasons.push(`no ${role} worker is reporting`);
+    return { ready: reasons.length === 0, kafka, cassandra, missing, reasons };
+  }
+
+  app.get("/readyz", async (c) => {
+    const result = await readiness();
+    return c.json(result, result.ready ? 200 : 503);
+  });
+
+  app.get("/metrics", async (c) => {
+    const workers = sources.workers();
+    const own = new MetricsRegistry();
+    const up = own.gauge("pipeline_worker_up", "1 while a worker reports, 0 once it stopped.");
+    const age = own.gauge(
+      "pipeline_worker_last_report_age_seconds",
+      "Seconds since a worker's last report.",
+    );
+    const at = now();
+    for (const w of workers) {
+      up.set(w.up ? 1 : 0, { worker: w.workerId, role: w.role });
+      age.set((at - w.lastReport) / 1000, { worker: w.workerId, role: w.role });
+    }
+    const lagGauge = own.gauge(
+      "pipeline_consumer_lag_records",
+      "Log end offset minus the group's committed offset, per partition.",
+    );
+    const kafkaUp = own.gauge("pipeline_kafka_up", "1 when the status endpoint reaches Kafka.");
+    const cassandraUp = own.gauge(
+      "pipeline_cassandra_up",
+      "1 when the status endpoint reaches Cassandra.",
+    );
+    const [lag, kafka, cassandra] = await Promise.all([
+      sources.lag().catch(() => [] as PartitionLag[]),
+      sources.kafkaUp().catch(() => false),
+      sources.cassandraUp().catch(() => false),
+    ]);
+    for (const l of lag) {
+      lagGauge.set(l.lag, { group: l.group, topic: l.topic, partition: String(l.partition) });
+    }
+    kafkaUp.set(kafka ? 1 : 0);
+    cassandraUp.set(cassandra ? 1 : 0);
+    const snapshots: { snapshot: ReturnType<MetricsRegistry["snapshot"]>; labels?: Labels }[] = [
+      { snapshot: own.snapshot() },
+    ];
+    for (const w of workers) {
+      if (w.up) {
+        snapshots.push({ snapshot: w.snapshot, labels: { worker: w.workerId, role: w.role } });
+      }
+    }
+    return c.body(renderPrometheus(snapshots), 200, {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  });
+
+  app.get("/status", async (c) => {
+    const workers = sources.workers();
+    const [lag, ready] = await Promise.all([sources.lag().catch(() => []), readiness()]);
+    const at = now();
+    const lagByGroup: Record<string, number> = {};
+    for (const l of lag) lagByGroup[l.group] = (lagByGroup[l.group] ?? 0) + l.lag;
+    return c.json({
+      time: new Date(at).toISOString(),
+      ready: ready.ready,
+      reasons: ready.reasons,
+      kafka: ready.kafka,
+      cassandra: ready.cassandra,
+      throughput: throughput(workers),
+      lag: { total: lagByGroup, partitions: lag },
+      workers: workers.map((w) => ({
+        workerId: w.workerId,
+        role: w.role,
+        host: w.host,
+        pid: w.pid,
+        up: w.up,
+        state: w.state,
+        startedAt: new Date(w.startedAt).toISOString(),
+        lastReportAgeSeconds: (at - w.lastReport) / 1000,
+        rates: w.rates,
+      })),
+    });
+  });
+
+  options.extend?.(app);
+  return app;
+}

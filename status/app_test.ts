@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { MetricsRegistry } from "../shared/metrics.ts";
+import { Secret } from "../shared/secret.ts";
+import { createStatusApp, safeEqual, type StatusSources } from "./app.ts";
+import type { WorkerView } from "./collector.ts";
+
+const NOW = Date.parse("2026-11-24T15:00:00Z");
+
+function worker(role: WorkerView["role"], overrides: Partial<WorkerView> = {}): WorkerView {
+  const registry = new MetricsRegistry();
+  registry.counter("pipeline_stage_messages_in_total", "in").inc({ stage: role }, 42);
+  return {
+    workerId: `${role}-1`,
+    role,
+    host: "h",
+    pid: 1,
+    startedAt: NOW - 60_000,
+    lastReport: NOW - 1000,
+    state: "running",
+    up: true,
+    snapshot: registry.snapshot(),
+    rates: { [`pipeline_stage_messages_in_total{stage="${role}"}`]: 100 },
+    ...overrides,
+  };
+}
+
+function sources(workers: WorkerView[], up = true): StatusSources {
+  return {
+    workers: () => workers,
+    lag: () =>
+      Promise.resolve([{
+        group: "g.silver",
+        topic: "raw",
+        partition: 0,
+        logEnd: 10,
+        committed: 4,
+        lag: 6,
+      }]),
+    kafkaUp: () => Promise.resolve(up),
+    cassandraUp: () => Promise.resolve(up),
+  };
+}
+
+const all = () =>
+  ["producer", "bronze", "silver", "gold"].map((r) => worker(r as WorkerView["role"]));
+
+Deno.test("/healthz answers without a token; every other route needs it when one is set", async () => {
+  const app = createStatusApp({
+    sources: sources(all()),
+    token: new Secret("s3cret-token"),
+    expectedWorkers: ["bronze"],
+    now: () => NOW,
+  });
+  assert.equal((await app.request("/healthz")).status, 200);
+  for (const path of ["/readyz", "/metrics", "/status"]) {
+    const refused = await app.request(path);
+    assert.equal(refused.status, 401, path);
+    assert.ok(!(await refused.text()).includes("s3cret-token"));
+    const wrong = await app.request(path, { headers: { Authorization: "Bearer nope" } });
+    assert.equal(wrong.status, 401, path);
+    const ok = await app.request(path, { headers: { Authorization: "Bearer s3cret-token" } });
+    assert.equal(ok.status, 200, path);
+    assert.ok(!(await ok.text()).includes("s3cret-token"), `${path} leaks the token`);
+  }
+});
+
+Deno.test("/readyz is 503 naming what is missing, 200 when all is there", async () => {
+  const open = new Secret("");
+  const down = createStatusApp({
+    sources: sources([worker("bronze"), worker("silver", { up: false })], false),
+    token: open,
+    expectedWorkers: ["producer", "bronze", "silver", "gold"],
+  });
+  const response = await down.request("/readyz");
+  assert.equal(response.status, 503);
+  const body = await response.json();
+  assert.deepEqual(body.reasons, [
+    "Kafka is not reachable",
+    "Cassandra is not reachable",
+    "no producer worker is reporting",
+    "no silver worker is reporting",
+    "no gold worker is reporting",
+  ]);
+  const up = createStatusApp({
+    sources: sources(all()),
+    token: open,
+    expectedWorkers: ["producer", "bronze", "silver", "gold"],
+  });
+  assert.equal((await up.request("/readyz")).status, 200);
+});
+
+Deno.test("/metrics has lag, worker liveness and each live worker's series labelled", async () => {
+  const app = createStatusApp({
+    sources: sources([worker("silver"), worker("gold", { up: false, state: "stopped" })]),
+    token: new Secret(""),
+    expectedWorkers: [],
+    now: () => NOW,
+  });
+  const response = await app.request("/metrics");
+  assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0.0.4/);
+  const text = await response.text();
+  assert.match(
+    text,
+    /^pipeline_consumer_lag_records\{group="g.silver",topic="raw",partition="0"\} 6$/m,
+  );
+  assert.match(text, /^pipeline_worker_up\{worker="silver-1",role="silver"\} 1$/m);
+  assert.match(text, /^pipeline_worker_up\{worker="gold-1",role="gold"\} 0$/m);
+  assert.match(
+    text,
+    /^pipeline_worker_last_report_age_seconds\{worker="silver-1",role="silver"\} 1$/m,
+  );
+  assert.match(
+    text,
+    /^pipeline_stage_messages_in_total\{stage="silver",worker="silver-1",role="silver"\} 42$/m,
+  );
+  assert.ok(!text.includes('stage="gold",worker="gold-1"'), "a down worker's series are left out");
+  assert.match(text, /^pipeline_kafka_up 1$/m);
+});
+
+Deno.test("/status reports throughput per stage and lag per group", async () => {
+  const app = createStatusApp({
+    sources: sources(all()),
+    token: new Secret(""),
+    expectedWorkers: [],
+  });
+  const body = await (await app.request("/status")).json();
+  assert.equal(body.throughput.silver.in, 100);
+  assert.deepEqual(body.lag.total, { "g.silver": 6 });
+  assert.equal(body.workers.length, 4);
+});
+
+Deno.test("safeEqual() compares whole strings", () => {
+  assert.ok(safeEqual("abc", "abc"));
+  assert.ok(!safeEqual("abc", "abd"));
+  assert.ok(!safeEqual("abc", "abcd"));
+  assert.ok(!safeEqual("", "a"));
+});

@@ -1,0 +1,96 @@
+/**
+ * `deno task status`: the status endpoint (Hono) on STATUS_HOST:STATUS_PORT. Reads worker
+ * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes.
+ *
+ * @module
+ */
+import { ensureServices } from "../local_services/services.ts";
+import { createCassandraClient } from "../shared/cassandra.ts";
+import { loadConfig } from "../shared/config.ts";
+import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { createLogger, describeError } from "../shared/log.ts";
+import { redact } from "../shared/secret.ts";
+import { createStatusApp } from "./app.ts";
+import { createCollector } from "./collector.ts";
+import { consumerLag } from "./lag.ts";
+import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
+
+/** Caches an async value for `ms`, so a burst of scrapes asks Kafka once. */
+function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  let at = 0;
+  return () => {
+    if (!value || Date.now() - at > ms) {
+      at = Date.now();
+      value = load();
+      value.catch(() => (value = undefined));
+    }
+    return value;
+  };
+}
+
+async function main(): Promise<number> {
+  hideKafkajsTimeoutWarning();
+  const env = Deno.env.toObject();
+  const config = loadConfig(env);
+  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const log = createLogger("status", { level: config.logLevel, secrets });
+  const controller = new AbortController();
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(name, () => controller.abort());
+  }
+  await ensureServices(env, { log: (line) => log.info(line) });
+  const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
+  const admin = kafka.admin();
+  const session = createCassandraClient(config.cassandra, { applicationName: "market-status" });
+  const collector = createCollector({
+    kafka,
+    topic: config.kafka.topics.metrics,
+    groupId: `${config.kafka.groupPrefix}.status-${crypto.randomUUID().slice(0, 8)}`,
+    log,
+  });
+  await admin.connect();
+  await collector.start();
+  const subscriptions = STAGES.map((stage) => ({
+    group: groupIdOf(config, stage),
+    topic: inputTopicOf(config, stage),
+  }));
+  const app = createStatusApp({
+    token: config.status.token,
+    expectedWorkers: config.status.expectedWorkers,
+    sources: {
+      workers: () => collector.workers(),
+      lag: cached(1000, () => consumerLag(admin, subscriptions)),
+      kafkaUp: cached(2000, async () => (await admin.describeCluster()).brokers.length > 0),
+      cassandraUp: cached(2000, async () => {
+        await session.execute("SELECT release_version FROM system.local");
+        return true;
+      }),
+    },
+  });
+  const server = Deno.serve({
+    hostname: config.status.host,
+    port: config.status.port,
+    signal: controller.signal,
+    onListen: ({ hostname, port }) => log.info(`listening on http://${hostname}:${port}`),
+    onError: (error) => {
+      log.error("request failed", { error: describeError(error) });
+      return new Response(redact("internal error", secrets), { status: 500 });
+    },
+  }, app.fetch);
+  await server.finished;
+  await collector.stop().catch(() => {});
+  await admin.disconnect().catch(() => {});
+  await session.shutdown().catch(() => {});
+  log.info("stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (error) {
+    console.error(`status: ${describeError(error)}`);
+    Deno.exit(1);
+  }
+}
