@@ -146,11 +146,7 @@ export async function ensureServices(
   env: Record<string, string | undefined>,
   options: Omit<ServicesOptions, "kafkaPort" | "cassandraPort"> = {},
 ): Promise<void> {
-  const names: ServiceName[] = [];
-  if (isLocalList(env["KAFKA_BROKERS"], LOCAL_KAFKA_BROKERS)) names.push("kafka");
-  if (isLocalList(env["CASSANDRA_CONTACT_POINTS"], LOCAL_CASSANDRA_CONTACT_POINTS)) {
-    names.push("cassandra");
-  }
+  const names = localServices(env);
   if (names.length === 0) return;
   const reachable = await Promise.all(names.map((name) => probe(name, {})));
   if (reachable.every(Boolean)) return;
@@ -509,6 +505,16 @@ async function cassandraReleaseVersion(
   } finally {
     await client.shutdown().catch(() => {});
   }
+}
+
+/** Which servers `env` leaves on the local default (the ones `ensureServices` manages). */
+export function localServices(env: Record<string, string | undefined>): ServiceName[] {
+  const names: ServiceName[] = [];
+  if (isLocalList(env["KAFKA_BROKERS"], LOCAL_KAFKA_BROKERS)) names.push("kafka");
+  if (isLocalList(env["CASSANDRA_CONTACT_POINTS"], LOCAL_CASSANDRA_CONTACT_POINTS)) {
+    names.push("cassandra");
+  }
+  return names;
 }
 
 function isLocalList(value: string | undefined, local: ReadonlySet<string>): boolean {

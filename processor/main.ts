@@ -8,7 +8,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ensureServices } from "../local_services/services.ts";
+import { prepareLocal } from "../admin/prepare.ts";
 import { loadConfig } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
@@ -50,7 +50,7 @@ async function main(): Promise<number> {
       controller.abort();
     });
   }
-  await ensureServices(env, { log: (line) => log.info(line) });
+  await prepareLocal(env, config, log);
   if (stage) {
     await runStageWorker({
       config,

@@ -55,7 +55,7 @@ export function throughput(
     for (const [key, rate] of Object.entries(worker.rates)) {
       if (
         key.startsWith("pipeline_stage_messages_in_total") ||
-        key.startsWith("pipeline_producer_frames_trades_total")
+        key.startsWith("pipeline_producer_trades_received_total")
       ) entry.in += rate;
       if (
         key.startsWith("pipeline_stage_rows_written_total") ||

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ensureServices } from "../local_services/services.ts";
+import { prepareLocal } from "../admin/prepare.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
@@ -39,7 +39,7 @@ async function main(): Promise<number> {
   for (const name of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(name, () => controller.abort());
   }
-  await ensureServices(env, { log: (line) => log.info(line) });
+  await prepareLocal(env, config, log);
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
   const admin = kafka.admin();
   const session = createCassandraClient(config.cassandra, { applicationName: "market-status" });
