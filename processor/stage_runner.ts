@@ -167,10 +167,17 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   log.info("consuming", { topic });
 
   const tickMs = options.tickMs ?? 500;
+  let tickFailures = 0;
   const timer = stage.tick
     ? setInterval(() => {
-      serial(() => stage.tick!()).catch((error) => {
-        log.warn("tick failed", { error: describeError(error) });
+      serial(() => stage.tick!()).then(() => {
+        if (tickFailures > 0) log.info("tick recovered", { afterFailures: tickFailures });
+        tickFailures = 0;
+      }, (error) => {
+        // Once, then every 60th (about every 30 s): an outage must not flood the log.
+        if (tickFailures++ % 60 === 0) {
+          log.warn("tick failed", { failures: tickFailures, error: describeError(error) });
+        }
       });
     }, tickMs)
     : undefined;

@@ -26,8 +26,10 @@ export function createCassandraClient(
     applicationName: options.applicationName ?? "market-pipeline",
     socketOptions: { connectTimeout: 5_000, readTimeout: 12_000 },
     pooling: { heartBeatInterval: 10_000 },
-    // bigint columns are JavaScript BigInts both ways.
-    encoding: { useBigIntAsLong: true, useBigIntAsVarint: true },
+    // bigint columns are JavaScript BigInts both ways, and map columns are JavaScript Maps both
+    // ways. Without `map`, the driver encodes a Map parameter by iterating its own enumerable
+    // properties, of which it has none: an empty map, stored as null, without an error.
+    encoding: { useBigIntAsLong: true, useBigIntAsVarint: true, map: Map },
     queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum },
     // Cassandra down must not make the driver give up on a host for minutes.
     policies: {

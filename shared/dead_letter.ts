@@ -6,6 +6,7 @@
 import { Buffer } from "node:buffer";
 import type { Message, Producer } from "kafkajs";
 import { encode } from "./avro.ts";
+import { sendInChunks } from "./chunked_send.ts";
 import type { DeadLetter } from "./types.ts";
 
 /** The Kafka message of a dead letter, keyed by `key` (a symbol) when there is one. */
@@ -13,18 +14,20 @@ export function deadLetterMessage(letter: DeadLetter, key?: string | null): Mess
   return { key: key ? Buffer.from(key) : null, value: encode("DeadLetter", letter) };
 }
 
-/** Sends dead letters in one acknowledged request (acks = all). */
+/**
+ * Sends dead letters acknowledged (acks = all), in as few requests as the broker's size limit
+ * allows (a batch of rejected records can be as large as the batch consumed).
+ */
 export async function publishDeadLetters(
   producer: Producer,
   topic: string,
   letters: readonly { readonly letter: DeadLetter; readonly key?: string | null }[],
 ): Promise<void> {
-  if (letters.length === 0) return;
-  await producer.send({
+  await sendInChunks(
+    producer,
     topic,
-    acks: -1,
-    messages: letters.map(({ letter, key }) => deadLetterMessage(letter, key)),
-  });
+    letters.map(({ letter, key }) => deadLetterMessage(letter, key)),
+  );
 }
 
 /** Shortens an error message for a dead letter's reason. */

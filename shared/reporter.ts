@@ -60,7 +60,9 @@ export function startReporter(options: ReporterOptions): Reporter {
     };
     await options.producer.send({
       topic: options.topic,
-      acks: 1,
+      // acks = all: the stages' producer is idempotent, and kafkajs refuses any other acks on
+      // one ("Not requiring ack for all messages invalidates the idempotent producer's EoS").
+      acks: -1,
       messages: [{ key: Buffer.from(workerId), value: encode("WorkerReport", report) }],
     });
   }

@@ -5,20 +5,20 @@
  * (`tests/reference.py`, Python's decimal module) computed from the same feed.
  */
 import assert from "node:assert/strict";
-import cassandra from "cassandra-driver";
-import type { Config } from "../shared/config.ts";
-import { decode } from "../shared/avro.ts";
 import { hourBucket } from "../shared/buckets.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
-import type { DeadLetter } from "../shared/types.ts";
-import { formatDecimal, parseDecimal } from "../processor/gold/decimal.ts";
-import { GOLD_TABLE, goldBucketsBetween, type Interval } from "../processor/gold/window.ts";
 import { runStageWorker, STAGES } from "../processor/worker.ts";
-import { cleanup, provision, randomId, session, testConfig, waitFor } from "./helpers.ts";
-import { computeReference, type Reference } from "./reference.ts";
-import { generateFeed, groundTruthNdjson, produceFeed, type SentTrade } from "./trade_feed.ts";
+import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
+import {
+  assertGoldMatches,
+  countRows,
+  eventHours,
+  readDeadLetters,
+} from "./pipeline_assertions.ts";
+import { computeReference } from "./reference.ts";
+import { generateFeed, groundTruthNdjson, produceFeed } from "./trade_feed.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -26,109 +26,6 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 function testLogger(name: string): Logger {
   const level = Deno.env.get("TEST_LOG_LEVEL");
   return level ? createLogger(name, { level: level as "warn" }) : silentLogger();
-}
-
-/** Every gold row of the reference's symbols in [from, to), as comparable candles. */
-export async function readGold(
-  client: cassandra.Client,
-  interval: Interval,
-  symbols: readonly string[],
-  from: number,
-  to: number,
-): Promise<Record<string, Record<string, Record<string, unknown>>>> {
-  const out: Record<string, Record<string, Record<string, unknown>>> = {};
-  for (const symbol of symbols) {
-    for (const bucket of goldBucketsBetween(from, to, interval)) {
-      const result = await client.execute(
-        `SELECT * FROM ${GOLD_TABLE[interval]} WHERE symbol = ? AND bucket = ?`,
-        [symbol, cassandra.types.LocalDate.fromString(bucket)],
-        { prepare: true, fetchSize: 10_000 },
-      );
-      for (const row of result.rows) {
-        const vwap = row.get("vwap");
-        (out[symbol] ??= {})[String((row.get("window_start") as Date).getTime())] = {
-          open: row.get("open"),
-          close: row.get("close"),
-          high: row.get("high"),
-          low: row.get("low"),
-          volume: formatDecimal(parseDecimal(String(row.get("volume")))),
-          vwap: vwap === null ? null : formatDecimal(parseDecimal(String(vwap))),
-          count: Number(row.get("trade_count")),
-        };
-      }
-    }
-  }
-  return out;
-}
-
-/** Counts rows of an hour-bucketed table per symbol over the given hours. */
-export async function countRows(
-  client: cassandra.Client,
-  table: "trades_bronze" | "trades_silver",
-  symbols: readonly string[],
-  hours: readonly number[],
-): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const symbol of symbols) {
-    for (const hour of hours) {
-      const result = await client.execute(
-        `SELECT COUNT(*) AS n FROM ${table} WHERE symbol = ? AND bucket = ?`,
-        [symbol, new Date(hour)],
-        { prepare: true },
-      );
-      const n = Number(result.first().get("n"));
-      if (n > 0) counts.set(symbol, (counts.get(symbol) ?? 0) + n);
-    }
-  }
-  return counts;
-}
-
-/** Reads every dead letter on the config's topic. */
-export async function readDeadLetters(config: Config, expected: number): Promise<DeadLetter[]> {
-  const kafka = createKafka(config.kafka, silentLogger());
-  const consumer = kafka.consumer({
-    groupId: `${config.kafka.groupPrefix}.dlq-reader-${randomId()}`,
-  });
-  const letters: DeadLetter[] = [];
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topic: config.kafka.topics.deadLetter, fromBeginning: true });
-    await consumer.run({
-      eachMessage: ({ message }) => {
-        letters.push(decode("DeadLetter", message.value!));
-        return Promise.resolve();
-      },
-    });
-    await waitFor(`${expected} dead letters`, () => letters.length >= expected, {
-      timeoutMs: 60_000,
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return letters;
-}
-
-/** Hours (bucket starts) spanned by the feed's event times. */
-export function eventHours(feed: readonly SentTrade[]): number[] {
-  const hours = new Set<number>();
-  for (const { trade } of feed) {
-    if (Number.isSafeInteger(trade.t)) hours.add(hourBucket(trade.t));
-  }
-  return [...hours];
-}
-
-/** Asserts gold equals the reference, candle by candle, for both intervals. */
-export async function assertGoldMatches(
-  client: cassandra.Client,
-  reference: Reference,
-  from: number,
-  to: number,
-): Promise<void> {
-  for (const interval of ["5m", "1h"] as Interval[]) {
-    const expected = reference.candles[interval];
-    const actual = await readGold(client, interval, Object.keys(expected), from, to);
-    assert.deepEqual(actual, expected, `${interval} candles differ from the reference`);
-  }
 }
 
 Deno.test({

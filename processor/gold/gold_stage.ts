@@ -27,7 +27,7 @@ import { decode } from "../../shared/avro.ts";
 import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
 import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
-import type { MetricsRegistry } from "../../shared/metrics.ts";
+import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
 import type { DeadLetter, SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
@@ -105,6 +105,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   const finalDelay = metrics.histogram(
     "pipeline_gold_watermark_to_final_seconds",
     "Time from the watermark passing a window's end to its final gold row being written.",
+    END_TO_END_LATENCY_BUCKETS,
   );
   const openWindows = metrics.gauge(
     "pipeline_gold_open_windows",

@@ -12,9 +12,10 @@ import type { Producer } from "kafkajs";
 import { decode, encode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
+import { sendInChunks } from "../../shared/chunked_send.ts";
 import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
-import type { MetricsRegistry } from "../../shared/metrics.ts";
+import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
 import type { DeadLetter, RawTrade, SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { toSilverTrade, TradeRejection } from "./validate.ts";
@@ -67,10 +68,17 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   const latency = metrics.histogram(
     "pipeline_ingest_to_silver_seconds",
     "Time from the producer receiving a trade to its silver row being written.",
+    END_TO_END_LATENCY_BUCKETS,
   );
+
+  /** Per partition, the batch whose silver records are published while its writes are retried. */
+  const publishedBeforeRetry = new Map<number, string>();
 
   return {
     name: "silver",
+    onRebalance() {
+      publishedBeforeRetry.clear();
+    },
     async processBatch(batch: StageBatch) {
       const storedAt = new Date(now());
       const rows: RowWrite<number>[] = [];
@@ -154,20 +162,29 @@ export function createSilverStage(options: SilverStageOptions): Stage {
           ],
         });
       }
+      // The same batch comes back while a retry is under way (Cassandra down): what was already
+      // published for it is not published again, so an outage does not multiply silver records.
+      const batchKey = `${batch.partition}:${batch.messages[0]?.offset}:${
+        batch.messages.at(-1)?.offset
+      }`;
+      const alreadySent = publishedBeforeRetry.get(batch.partition) === batchKey;
       const [written, sent] = await Promise.allSettled([
         writeRows(session, rows, { concurrency: options.concurrency ?? 32 }),
-        trades.length === 0 ? Promise.resolve() : producer.send({
-          topic: options.silverTopic,
-          acks: -1,
-          messages: trades.map((t) => ({
+        // In chunks: a whole consumed batch can be over the broker's size limit for one send.
+        alreadySent ? Promise.resolve() : sendInChunks(
+          producer,
+          options.silverTopic,
+          trades.map((t) => ({
             key: Buffer.from(t.symbol),
             value: encode("SilverTrade", t),
             timestamp: String(t.eventTime),
           })),
-        }),
+        ),
       ]);
+      if (sent.status === "fulfilled") publishedBeforeRetry.set(batch.partition, batchKey);
       if (written.status === "rejected") throw written.reason;
       if (sent.status === "rejected") throw sent.reason;
+      publishedBeforeRetry.delete(batch.partition);
       // A row Cassandra refuses on its own merits (never seen so far) is dead-lettered too:
       // it must not block the partition.
       for (const failure of written.value) {

@@ -1,0 +1,937 @@
+/**
+ * The processor under faults, against real Kafka and Cassandra and real OS processes: each stage
+ * runs as `deno run -A processor/main.ts --stage <s>`, exactly as deployed, and is killed with
+ * SIGKILL mid-stream, run twice in one group, or left running while Cassandra is stopped and
+ * started again. Whatever happens, bronze, silver and gold must end equal to the independent
+ * reference (`tests/reference.py`) with no trade lost and none counted twice.
+ *
+ * Every random choice (the feed, which moments to kill at, which instance dies) comes from one
+ * seed, printed at the start of each test; `PROCESSOR_FAULTS_SEED=<n>` replays it. Each child's
+ * stderr goes to a file in a temporary directory that is printed, with the last lines of every
+ * log, when a test fails.
+ *
+ * Note: a process killed with SIGKILL stays a member of its consumer group until its session
+ * times out (30 s, `processor/worker.ts`), and the group does not rebalance before that; most of
+ * this file's running time is those waits.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { type Admin, AssignerProtocol, type KafkaMessage, type Producer } from "kafkajs";
+import type cassandra from "cassandra-driver";
+import {
+  cassandraReachable,
+  servicesStatus,
+  startService,
+  stopService,
+} from "../local_services/services.ts";
+import { decode, encode } from "../shared/avro.ts";
+import { hourBucket } from "../shared/buckets.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
+import { createKafka } from "../shared/kafka.ts";
+import { silentLogger } from "../shared/log.ts";
+import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
+import type { DeadLetter, SilverTrade } from "../shared/types.ts";
+import { createGoldStage } from "../processor/gold/gold_stage.ts";
+import type { StageName } from "../processor/stage_runner.ts";
+import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
+import { cleanup, provision, randomId, session, testConfig, waitFor } from "./helpers.ts";
+import {
+  assertGoldMatches,
+  countRows,
+  eventHours,
+  goldTradeCount,
+  readDeadLetters,
+  readGold,
+  total,
+} from "./pipeline_assertions.ts";
+import { computeReference, type Reference } from "./reference.ts";
+import {
+  generateFeed,
+  groundTruthNdjson,
+  produceFeed,
+  seededRandom,
+  type SentTrade,
+} from "./trade_feed.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const MAIN = new URL("../processor/main.ts", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const HOUR = 3_600_000;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration shared with the child processes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A fresh test config (`testConfig()`: new topics, groups and keyspace) and the environment
+ * that makes `loadConfig` in a child process resolve to the same names and settings.
+ */
+function configEnv(
+  overrides: Record<string, string> = {},
+): { env: Record<string, string>; config: Config } {
+  const config = testConfig({
+    KAFKA_PARTITIONS: "3",
+    GOLD_ALLOWED_LATENESS_MS: "1000",
+    LOG_LEVEL: "warn",
+    ...overrides,
+  });
+  const { kafka, cassandra: db, silver, gold } = config;
+  const replication = db.replication.class === "SimpleStrategy"
+    ? `SimpleStrategy:${db.replication.replicationFactor}`
+    : `NetworkTopologyStrategy:${
+      Object.entries(db.replication.dataCenters).map(([dc, n]) => `${dc}=${n}`).join(",")
+    }`;
+  const env: Record<string, string> = {
+    KAFKA_BROKERS: kafka.brokers.join(","),
+    KAFKA_CLIENT_ID: kafka.clientId,
+    KAFKA_TOPIC_RAW: kafka.topics.raw,
+    KAFKA_TOPIC_SILVER: kafka.topics.silver,
+    KAFKA_TOPIC_DEAD_LETTER: kafka.topics.deadLetter,
+    KAFKA_TOPIC_METRICS: kafka.topics.metrics,
+    KAFKA_PARTITIONS: String(kafka.partitions),
+    KAFKA_REPLICATION_FACTOR: String(kafka.replicationFactor),
+    KAFKA_RETENTION_HOURS: String(kafka.retentionHours),
+    KAFKA_GROUP_PREFIX: kafka.groupPrefix,
+    CASSANDRA_CONTACT_POINTS: db.contactPoints.join(","),
+    CASSANDRA_LOCAL_DC: db.localDataCenter,
+    CASSANDRA_KEYSPACE: db.keyspace,
+    CASSANDRA_REPLICATION: replication,
+    CASSANDRA_MAX_CONCURRENCY: String(db.maxConcurrency),
+    SILVER_MAX_FUTURE_MS: String(silver.maxFutureMs),
+    SILVER_MIN_EVENT_TIME: new Date(silver.minEventTime).toISOString(),
+    GOLD_ALLOWED_LATENESS_MS: String(gold.allowedLatenessMs),
+    GOLD_FLUSH_INTERVAL_MS: String(gold.flushIntervalMs),
+    LOG_LEVEL: config.logLevel,
+  };
+  const child = loadConfig(env);
+  assert.deepEqual(
+    [child.kafka, child.cassandra.keyspace, child.cassandra.replication, child.silver, child.gold],
+    [kafka, db.keyspace, db.replication, silver, gold],
+    "the child environment must resolve to the test's config",
+  );
+  return { env, config };
+}
+
+/** Prints a test's progress lines, each with the seconds since the test started. */
+function progress(test: string): (line: string) => void {
+  const started = performance.now();
+  return (line) => {
+    console.log(`[${test} +${((performance.now() - started) / 1000).toFixed(1)} s] ${line}`);
+  };
+}
+
+/** The seed of a test: `PROCESSOR_FAULTS_SEED` when set, else the test's own default. */
+function seedOf(log: (line: string) => void, fallback: number): number {
+  const text = Deno.env.get("PROCESSOR_FAULTS_SEED");
+  const seed = text ? Number(text) : fallback;
+  if (!Number.isSafeInteger(seed)) {
+    throw new RangeError(`PROCESSOR_FAULTS_SEED must be an integer, got ${JSON.stringify(text)}`);
+  }
+  log(`seed ${seed} (replay: PROCESSOR_FAULTS_SEED=${seed})`);
+  return seed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage processes
+// ---------------------------------------------------------------------------------------------
+
+/** One run of `processor/main.ts --stage <stage>`. */
+interface StageProcess {
+  readonly stage: StageName;
+  /** Names the instance; its restarts append to the same log file. */
+  readonly label: string;
+  readonly pid: number;
+  readonly child: Deno.ChildProcess;
+  /** Resolves once the process exited and its stderr is in the log file. */
+  readonly ended: Promise<Deno.CommandStatus>;
+  /** Set when the process exited. */
+  status?: Deno.CommandStatus;
+  /** Set when the test killed it. */
+  killed: boolean;
+}
+
+/** Every stage process of one test, and where their logs go. */
+interface Fleet {
+  readonly env: Record<string, string>;
+  readonly dir: string;
+  readonly processes: StageProcess[];
+  /** Rejects when a process exits that the test did not kill. */
+  readonly failed: Promise<never>;
+  readonly fail: (error: Error) => void;
+}
+
+async function createFleet(env: Record<string, string>, name: string): Promise<Fleet> {
+  const dir = await Deno.makeTempDir({ prefix: `processor-faults-${name}-` });
+  const failed = Promise.withResolvers<never>();
+  failed.promise.catch(() => {}); // observed through Promise.race; never unhandled
+  return { env, dir, processes: [], failed: failed.promise, fail: failed.reject };
+}
+
+/** Starts one stage process; its stderr is appended to `<dir>/<label>.log`. */
+async function spawnStage(fleet: Fleet, stage: StageName, label: string): Promise<StageProcess> {
+  const path = `${fleet.dir}/${label}.log`;
+  await Deno.writeTextFile(path, `--- ${new Date().toISOString()} test: starting ${label}\n`, {
+    append: true,
+  });
+  const file = await Deno.open(path, { append: true, create: true });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--stage", stage],
+    cwd: ROOT,
+    env: fleet.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const piped = child.stderr.pipeTo(file.writable).catch(() => {});
+  const proc: StageProcess = {
+    stage,
+    label,
+    pid: child.pid,
+    child,
+    killed: false,
+    ended: Promise.all([child.status, piped]).then(([status]) => {
+      proc.status = status;
+      if (!proc.killed) {
+        fleet.fail(
+          new Error(
+            `${label} (pid ${child.pid}) exited by itself: code ${status.code}, signal ${status.signal}`,
+          ),
+        );
+      }
+      return status;
+    }),
+  };
+  fleet.processes.push(proc);
+  return proc;
+}
+
+/** `kill -9`, and waits until the process is gone. */
+async function killStage(proc: StageProcess): Promise<void> {
+  proc.killed = true;
+  try {
+    proc.child.kill("SIGKILL");
+  } catch {
+    /* already gone */
+  }
+  await proc.ended;
+}
+
+/** Kills every process still running; on failure prints where the logs are and their tails. */
+async function stopFleet(fleet: Fleet, passed: boolean): Promise<void> {
+  await Promise.all(fleet.processes.filter((p) => p.status === undefined).map(killStage));
+  if (passed) {
+    await Deno.remove(fleet.dir, { recursive: true });
+    return;
+  }
+  const labels = [...new Set(fleet.processes.map((p) => p.label))];
+  console.error(`stage logs are kept in ${fleet.dir}`);
+  for (const label of labels) {
+    const text = await Deno.readTextFile(`${fleet.dir}/${label}.log`).catch(() => "");
+    const lines = text.trimEnd().split("\n");
+    console.error(
+      `----- ${label}.log (last ${Math.min(lines.length, 40)} of ${lines.length}) -----`,
+    );
+    console.error(lines.slice(-40).join("\n"));
+  }
+}
+
+/**
+ * Drops the test's topics and keyspace; after a failure, keeps them when
+ * `PROCESSOR_FAULTS_KEEP=1`, to look into.
+ */
+async function cleanupUnlessKept(config: Config, passed: boolean): Promise<void> {
+  if (!passed && Deno.env.get("PROCESSOR_FAULTS_KEEP") === "1") {
+    console.error(
+      `kept keyspace ${config.cassandra.keyspace} and topics ${config.kafka.topics.raw}, ...`,
+    );
+    return;
+  }
+  await cleanup(config);
+}
+
+/** Runs `work`, failing at once when a stage process exits that the test did not kill. */
+function guarded<T>(fleet: Fleet, work: Promise<T>): Promise<T> {
+  return Promise.race([work, fleet.failed]);
+}
+
+/** Fails when any log line of the fleet says the consumer crashed. */
+async function assertNoConsumerCrash(fleet: Fleet): Promise<void> {
+  for (const label of new Set(fleet.processes.map((p) => p.label))) {
+    const text = await Deno.readTextFile(`${fleet.dir}/${label}.log`);
+    const crash = text.split("\n").find((line) => line.includes("consumer crashed"));
+    assert.equal(crash, undefined, `${label} logged a consumer crash`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kafka positions
+// ---------------------------------------------------------------------------------------------
+
+/** The offset the group of `stage` has committed on each partition of its input topic. */
+async function committedOffsets(
+  admin: Admin,
+  config: Config,
+  stage: StageName,
+): Promise<Map<number, number>> {
+  const [topic] = await admin.fetchOffsets({
+    groupId: groupIdOf(config, stage),
+    topics: [inputTopicOf(config, stage)],
+  });
+  return new Map(
+    (topic?.partitions ?? []).map((p) => [p.partition, Math.max(0, Number(p.offset))]),
+  );
+}
+
+/** Records the group of `stage` has committed on its input topic, summed over partitions. */
+async function committed(admin: Admin, config: Config, stage: StageName): Promise<number> {
+  return sum(await committedOffsets(admin, config, stage));
+}
+
+/**
+ * The silver topic as raw positions (`<raw partition>/<raw offset>` of each record), per
+ * partition in offset order, up to its current end.
+ */
+async function readSilverTopic(admin: Admin, config: Config): Promise<Map<number, string[]>> {
+  const topic = config.kafka.topics.silver;
+  const ends = new Map(
+    (await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]),
+  );
+  const out = new Map([...ends.keys()].map((p) => [p, [] as string[]]));
+  const consumer = createKafka(config.kafka, silentLogger()).consumer({
+    groupId: `${config.kafka.groupPrefix}.silver-reader-${randomId()}`,
+  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ partition, message }) => {
+        const list = out.get(partition)!;
+        if (Number(message.offset) === list.length) {
+          const trade = decode("SilverTrade", message.value!);
+          list.push(`${trade.rawPartition}/${trade.rawOffset}`);
+        }
+        return Promise.resolve();
+      },
+    });
+    await waitFor("the silver topic to be read", () => {
+      return [...ends].every(([p, end]) => out.get(p)!.length >= end);
+    }, { timeoutMs: 60_000 });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+/** The latest metrics snapshot each stage process reported on the metrics topic. */
+async function readReports(config: Config, signal: AbortSignal) {
+  const latest = new Map<string, { role: string; metrics: MetricsSnapshot }>();
+  const kafka = createKafka(config.kafka, silentLogger());
+  const consumer = kafka.consumer({ groupId: `${config.kafka.groupPrefix}.reports-${randomId()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: config.kafka.topics.metrics, fromBeginning: true });
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      const report = decode("WorkerReport", message.value!);
+      latest.set(report.workerId, { role: report.role, metrics: JSON.parse(report.metrics) });
+      return Promise.resolve();
+    },
+  });
+  signal.addEventListener("abort", () => void consumer.disconnect().catch(() => {}));
+  return {
+    /** Batch attempts `stage` retried, summed over its processes' latest reports. */
+    retries(stage: StageName): number {
+      let sum = 0;
+      for (const { role, metrics } of latest.values()) {
+        if (role !== stage) continue;
+        const family = metrics.families.find((f) => f.name === "pipeline_stage_retries_total");
+        for (const series of family?.series ?? []) sum += series.value;
+      }
+      return sum;
+    },
+  };
+}
+
+/** Records in the input topic of `stage`, summed over partitions. */
+async function inputEnd(admin: Admin, config: Config, stage: StageName): Promise<number> {
+  const offsets = await admin.fetchTopicOffsets(inputTopicOf(config, stage));
+  return offsets.reduce((sum, p) => sum + Number(p.high), 0);
+}
+
+/** The members of a stage's group and the partitions each holds. */
+async function groupMembers(
+  admin: Admin,
+  config: Config,
+  stage: StageName,
+): Promise<{ state: string; members: string[]; partitions: number[][] }> {
+  const { groups } = await admin.describeGroups([groupIdOf(config, stage)]);
+  const group = groups[0]!;
+  return {
+    state: group.state,
+    members: group.members.map((m) => m.memberId),
+    partitions: group.members.map((m) => {
+      const decoded = AssignerProtocol.MemberAssignment.decode(m.memberAssignment);
+      return [...(decoded?.assignment[inputTopicOf(config, stage)] ?? [])].sort();
+    }),
+  };
+}
+
+/**
+ * Produces the feed in chunks at a steady rate, like a live source (a rate, not a wait for a
+ * state). Once `until` is done, the rest goes out at once.
+ */
+async function produceLive(
+  producer: Producer,
+  topic: string,
+  feed: readonly SentTrade[],
+  options: { readonly chunk: number; readonly everyMs: number; readonly until?: Promise<unknown> },
+): Promise<void> {
+  let live = true;
+  options.until?.finally(() => live = false).catch(() => {});
+  for (let i = 0; i < feed.length; i += options.chunk) {
+    const began = Date.now();
+    await produceFeed(producer, topic, feed.slice(i, i + options.chunk));
+    const rest = options.everyMs - (Date.now() - began);
+    if (live && i + options.chunk < feed.length && rest > 0) await delay(rest);
+  }
+}
+
+function sum(offsets: ReadonlyMap<number, number>): number {
+  return [...offsets.values()].reduce((a, b) => a + b, 0);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The feed, the reference and the final comparison
+// ---------------------------------------------------------------------------------------------
+
+/** A feed, its reference, and what the tables must hold in the end. */
+interface Scenario {
+  readonly feed: SentTrade[];
+  readonly reference: Reference;
+  readonly ingestTime: number;
+  /** Symbols of the feed that bronze can store (not empty). */
+  readonly symbols: string[];
+  /** Rows bronze must hold. */
+  readonly storable: number;
+  /** Records bronze dead-letters (an empty symbol cannot be a partition key). */
+  readonly emptySymbols: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+async function scenario(seed: number, count: number, dir: string, config: Config) {
+  const ingestTime = Date.now();
+  // Event times start at hh:35 three hours back, so windows cross an hour boundary and every
+  // valid trade is older than its ingest time.
+  const start = hourBucket(ingestTime) - 3 * HOUR + 35 * 60_000;
+  const feed = generateFeed({ seed, count, start, stepMs: 350, ingestTime });
+  const truthPath = `${dir}/ground_truth.ndjson`;
+  await Deno.writeTextFile(truthPath, groundTruthNdjson(feed));
+  const reference = await computeReference(truthPath, config.silver);
+  const storable = feed.filter((f) => f.trade.s !== "").length;
+  const hours = Object.values(reference.candles["1h"]).flatMap((w) => Object.keys(w).map(Number));
+  assert.ok(Math.max(...hours) + HOUR < ingestTime, "every valid event time is in the past");
+  assert.ok(reference.invalid > 0 && reference.valid > count * 0.9, "both paths are exercised");
+  return {
+    feed,
+    reference,
+    ingestTime,
+    symbols: [...new Set(feed.map((f) => f.trade.s))].filter((s) => s !== ""),
+    storable,
+    emptySymbols: feed.length - storable,
+    from: Math.min(...hours),
+    to: Math.max(...hours) + HOUR,
+  } satisfies Scenario;
+}
+
+/** Throws, saying what differs, unless every table equals the reference. */
+async function compareTables(client: cassandra.Client, s: Scenario): Promise<void> {
+  const bronze = total(
+    await countRows(client, "trades_bronze", s.symbols, [hourBucket(s.ingestTime)]),
+  );
+  if (bronze !== s.storable) throw new Error(`bronze holds ${bronze} of ${s.storable} rows`);
+  const silverSymbols = Object.keys(s.reference.candles["5m"]);
+  const silver = total(await countRows(client, "trades_silver", silverSymbols, eventHours(s.feed)));
+  if (silver !== s.reference.valid) {
+    throw new Error(`silver holds ${silver} of ${s.reference.valid} rows`);
+  }
+  await assertGoldMatches(client, s.reference, s.from, s.to);
+}
+
+/**
+ * Waits until the tables equal the reference, then asserts it in detail: bronze rows per
+ * symbol, silver rows, every 5m and 1h candle, trade counts summing to the valid trades, and
+ * one dead letter (at least) for every rejected record.
+ */
+async function assertTablesEqualReference(
+  client: cassandra.Client,
+  config: Config,
+  s: Scenario,
+  options: { readonly timeoutMs: number },
+): Promise<void> {
+  await waitFor("bronze, silver and gold to equal the reference", async () => {
+    await compareTables(client, s);
+    return true;
+  }, { timeoutMs: options.timeoutMs, intervalMs: 1000 });
+  const bronze = await countRows(client, "trades_bronze", s.symbols, [hourBucket(s.ingestTime)]);
+  for (const symbol of s.symbols) {
+    assert.equal(
+      bronze.get(symbol) ?? 0,
+      s.feed.filter((f) => f.trade.s === symbol).length,
+      `bronze rows of ${JSON.stringify(symbol)}`,
+    );
+  }
+  const silverSymbols = Object.keys(s.reference.candles["5m"]);
+  const silver = await countRows(client, "trades_silver", silverSymbols, eventHours(s.feed));
+  assert.equal(total(silver), s.reference.valid, "silver rows: every valid trade exactly once");
+  await assertGoldMatches(client, s.reference, s.from, s.to);
+  for (const interval of ["5m", "1h"] as const) {
+    const rows = await readGold(client, interval, silverSymbols, s.from, s.to);
+    assert.equal(goldTradeCount(rows), s.reference.valid, `${interval} trade counts sum`);
+  }
+  // Stages are at-least-once towards the dead-letter topic: a replayed batch repeats its
+  // letters. Every rejected record must be there, once or more, and nothing else.
+  const positions = (letters: readonly DeadLetter[], source: DeadLetter["source"]) =>
+    new Set(
+      letters.filter((l) => l.source === source).map((l) =>
+        `${l.sourcePartition}/${l.sourceOffset}`
+      ),
+    );
+  const letters = await readDeadLetters(config, s.reference.invalid + s.emptySymbols, {
+    done: (all) =>
+      positions(all, "silver").size >= s.reference.invalid &&
+      positions(all, "bronze").size >= s.emptySymbols,
+  });
+  assert.equal(positions(letters, "silver").size, s.reference.invalid, "silver dead letters");
+  assert.equal(positions(letters, "bronze").size, s.emptySymbols, "bronze dead letters");
+  assert.ok(letters.every((l) => l.source !== "gold"), "gold dead-letters nothing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------------
+
+Deno.test({
+  name: "kill -9 of each stage at several moments mid-stream leaves tables equal to the reference",
+  ...opts,
+  async fn() {
+    const log = progress("kill -9");
+    const seed = seedOf(log, 20261124);
+    const rand = seededRandom(seed);
+    const { env, config } = configEnv();
+    await provision(config);
+    const fleet = await createFleet(env, "kill");
+    const s = await scenario(Math.floor(rand() * 2 ** 31), 40_000, fleet.dir, config);
+    // Three moments per stage, each plus a delay so the kill lands at a different point of the
+    // batches in hand. The first: some records committed, while trades arrive live (early, so
+    // that every stage is killed within seconds and their waits for the group overlap; gold
+    // before silver, which it then waits for anyway). Each later one: the group has handed the
+    // partitions to the restarted process (after the 30 s it takes to drop the killed member),
+    // which is then catching up on what arrived meanwhile.
+    const moments = new Map(STAGES.map((stage) => [
+      stage,
+      [0, 1, 2].map((k) => ({
+        records: k > 0
+          ? 0
+          : stage === "gold"
+          ? 200 + Math.floor(rand() * 800)
+          : 1500 + Math.floor(rand() * 1500),
+        afterMs: Math.floor(rand() * (k === 0 ? 1500 : 500)),
+      })),
+    ]));
+    for (const [stage, list] of moments) {
+      log(
+        `${stage} kills: ${
+          list.map((m, k) =>
+            `${k === 0 ? `${m.records} records committed` : "restart assigned"} +${m.afterMs} ms`
+          ).join(", ")
+        }`,
+      );
+    }
+    const admin = createKafka(config.kafka, silentLogger()).admin();
+    const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
+    const client = session(config);
+    let passed = false;
+    try {
+      await admin.connect();
+      await producer.connect();
+      const kills = new Map<StageName, number>();
+      const goldKilled = Promise.withResolvers<void>();
+      let produced = false;
+      const killRepeatedly = async (stage: StageName): Promise<void> => {
+        let proc = await spawnStage(fleet, stage, stage);
+        let killed: string[] = [];
+        for (const [k, moment] of moments.get(stage)!.entries()) {
+          if (k === 0) {
+            await waitFor(`${stage} to commit ${moment.records} records`, async () => {
+              return (await committed(admin, config, stage)) >= moment.records;
+            }, { timeoutMs: 60_000, intervalMs: 50 });
+            if (stage === "silver") await goldKilled.promise;
+          } else {
+            await waitFor(`the ${stage} group to assign the restarted process`, async () => {
+              const group = await groupMembers(admin, config, stage);
+              return group.state === "Stable" && group.members.length === 1 &&
+                !killed.includes(group.members[0]!);
+            }, { timeoutMs: 90_000, intervalMs: 50 });
+          }
+          // ...and it has input it has not committed (gold may wait for silver to resume).
+          await waitFor(`${stage} to have input to work on`, async () => {
+            const pending = (await inputEnd(admin, config, stage)) -
+              await committed(admin, config, stage);
+            return pending > 0 || produced;
+          }, { timeoutMs: 90_000, intervalMs: 50 });
+          await delay(moment.afterMs);
+          killed = (await groupMembers(admin, config, stage)).members;
+          await killStage(proc);
+          const done = await committed(admin, config, stage);
+          const end = await inputEnd(admin, config, stage);
+          kills.set(stage, k + 1);
+          log(`${stage} pid ${proc.pid} killed: ${done} records committed, ${end - done} not`);
+          if (stage === "gold") goldKilled.resolve();
+          proc = await spawnStage(fleet, stage, stage);
+        }
+      };
+      const killing = Promise.all(STAGES.map(killRepeatedly));
+      await guarded(
+        fleet,
+        Promise.all([
+          // About 330 trades a second until every kill is done, so kills land mid-stream.
+          produceLive(producer, config.kafka.topics.raw, s.feed, {
+            chunk: 250,
+            everyMs: 750,
+            until: killing,
+          }).then(() => produced = true),
+          killing,
+        ]),
+      );
+      assert.deepEqual(Object.fromEntries(kills), { bronze: 3, silver: 3, gold: 3 });
+      log("every kill done and the feed produced: waiting for the tables");
+      await guarded(fleet, assertTablesEqualReference(client, config, s, { timeoutMs: 120_000 }));
+      log("tables equal the reference");
+      await assertNoConsumerCrash(fleet);
+      passed = true;
+    } finally {
+      await stopFleet(fleet, passed);
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      await client.shutdown();
+      await cleanupUnlessKept(config, passed);
+    }
+  },
+});
+
+Deno.test({
+  name: "two instances of one stage in one group give the same tables as one",
+  ...opts,
+  async fn() {
+    const log = progress("two instances");
+    const seed = seedOf(log, 4242);
+    const rand = seededRandom(seed);
+    const { env, config } = configEnv();
+    await provision(config);
+    const fleet = await createFleet(env, "pair");
+    const s = await scenario(Math.floor(rand() * 2 ** 31), 24_000, fleet.dir, config);
+    const plan = STAGES.map((stage) => ({
+      stage,
+      victim: rand() < 0.5 ? "a" : "b",
+      share: Math.round((0.2 + rand() * 0.3) * 1000) / 1000,
+    }));
+    for (const p of plan) {
+      log(
+        `kill ${p.stage}-${p.victim} after ${(p.share * 100).toFixed(1)}% committed`,
+      );
+    }
+    const admin = createKafka(config.kafka, silentLogger()).admin();
+    const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
+    const client = session(config);
+    let passed = false;
+    try {
+      await admin.connect();
+      await producer.connect();
+      const instances = new Map<string, StageProcess>();
+      for (const stage of STAGES) {
+        for (const which of ["a", "b"]) {
+          instances.set(`${stage}-${which}`, await spawnStage(fleet, stage, `${stage}-${which}`));
+        }
+      }
+      // Both instances hold partitions before any trade arrives.
+      log("six processes started");
+      for (const stage of STAGES) {
+        await guarded(
+          fleet,
+          waitFor(`two members of the ${stage} group to share the partitions`, async () => {
+            const group = await groupMembers(admin, config, stage);
+            return group.state === "Stable" && group.partitions.length === 2 &&
+              group.partitions.every((p) => p.length > 0);
+          }, { timeoutMs: 60_000, intervalMs: 250 }),
+        );
+      }
+      const killOne = async (p: (typeof plan)[number]): Promise<void> => {
+        const of = p.stage === "gold" ? s.reference.valid : s.feed.length;
+        const goal = Math.ceil(p.share * of);
+        await waitFor(`${p.stage} to commit ${goal} records`, async () => {
+          return (await committed(admin, config, p.stage)) >= goal;
+        }, { timeoutMs: 120_000, intervalMs: 50 });
+        const victim = instances.get(`${p.stage}-${p.victim}`)!;
+        await killStage(victim);
+        log(`${victim.label} pid ${victim.pid} killed`);
+        // The survivor takes every partition over once the group drops the dead member.
+        await waitFor(`the other ${p.stage} instance to hold every partition`, async () => {
+          const group = await groupMembers(admin, config, p.stage);
+          return group.state === "Stable" && group.partitions.length === 1 &&
+            group.partitions[0]!.length === config.kafka.partitions;
+        }, { timeoutMs: 90_000, intervalMs: 250 });
+        log(`the other ${p.stage} instance holds every partition`);
+      };
+      await guarded(
+        fleet,
+        Promise.all([
+          produceLive(producer, config.kafka.topics.raw, s.feed, { chunk: 1000, everyMs: 400 }),
+          ...plan.map(killOne),
+        ]),
+      );
+      await guarded(fleet, assertTablesEqualReference(client, config, s, { timeoutMs: 120_000 }));
+      log("tables equal the reference");
+      await assertNoConsumerCrash(fleet);
+      passed = true;
+    } finally {
+      await stopFleet(fleet, passed);
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      await client.shutdown();
+      await cleanupUnlessKept(config, passed);
+    }
+  },
+});
+
+Deno.test({
+  name: "gold restarted after writing a batch it had not committed counts none of it twice",
+  ...opts,
+  async fn() {
+    // The mechanism the kill tests depend on, deterministically: a candle row's
+    // `folded_offsets` must survive the round trip through Cassandra, or a restarted gold folds
+    // every redelivered trade a second time.
+    const { config } = configEnv();
+    await provision(config);
+    const client = session(config);
+    const producer = createKafka(config.kafka, silentLogger()).producer(); // never used: no letters
+    const window = Date.UTC(2026, 10, 24, 9, 30);
+    const messages: KafkaMessage[] = Array.from({ length: 100 }, (_, i) => {
+      const trade: SilverTrade = {
+        symbol: "AAPL",
+        price: 100 + (i % 7),
+        eventTime: window + i * 1000,
+        volume: 1 + (i % 3),
+        priceOnly: false,
+        conditions: [],
+        session: "REGULAR",
+        ingestTime: window + 200_000,
+        rawTopic: config.kafka.topics.raw,
+        rawPartition: 1,
+        rawOffset: 500 + i,
+      };
+      return {
+        key: Buffer.from(trade.symbol),
+        value: Buffer.from(encode("SilverTrade", trade)),
+        timestamp: String(trade.eventTime),
+        attributes: 0,
+        offset: String(i),
+        headers: {},
+      };
+    });
+    const gold = () =>
+      createGoldStage({
+        session: client,
+        keyspace: config.cassandra.keyspace,
+        producer,
+        deadLetterTopic: config.kafka.topics.deadLetter,
+        allowedLatenessMs: 1000,
+        log: silentLogger(),
+        metrics: new MetricsRegistry(),
+      });
+    const batch = (from: number, to: number) => ({
+      topic: config.kafka.topics.silver,
+      partition: 0,
+      messages: messages.slice(from, to),
+    });
+    let passed = false;
+    try {
+      // The first process writes trades 0..59 and dies before committing; the next one gets
+      // 30..99 (30..59 again) from the committed offset, with nothing in memory.
+      await gold().processBatch(batch(0, 60));
+      const restarted = gold();
+      await restarted.processBatch(batch(30, 100));
+      await restarted.close?.();
+      const rows = await readGold(client, "5m", ["AAPL"], window, window + 300_000);
+      assert.equal(rows["AAPL"]?.[String(window)]?.["count"], 100);
+      const row = (await client.execute(
+        "SELECT folded_offsets FROM trades_gold_5m WHERE symbol = 'AAPL' AND bucket = '2026-11-01'",
+      )).first();
+      assert.deepEqual(row.get("folded_offsets"), new Map([[1, 599n]]));
+      passed = true;
+    } finally {
+      await client.shutdown();
+      await cleanupUnlessKept(config, passed);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Cassandra stopped mid-stream: stages pause, commit nothing, resume by themselves and lose nothing",
+  ...opts,
+  async fn() {
+    const log = progress("cassandra down");
+    const seed = seedOf(log, 777);
+    const { env, config } = configEnv();
+    await provision(config);
+    const fleet = await createFleet(env, "cassandra");
+    const s = await scenario(seed, 24_000, fleet.dir, config);
+    const [before, during, after] = [
+      s.feed.slice(0, 8000),
+      s.feed.slice(8000, 16_000),
+      s.feed.slice(16_000),
+    ];
+    const contactPoints = [...config.cassandra.contactPoints];
+    const admin = createKafka(config.kafka, silentLogger()).admin();
+    const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
+    const client = session(config);
+    const stopReports = new AbortController();
+    let passed = false;
+    try {
+      await admin.connect();
+      await producer.connect();
+      const reports = await readReports(config, stopReports.signal);
+      for (const stage of STAGES) await spawnStage(fleet, stage, stage);
+      await guarded(
+        fleet,
+        (async () => {
+          await produceLive(producer, config.kafka.topics.raw, before, {
+            chunk: 1000,
+            everyMs: 500,
+          });
+          for (const stage of STAGES) {
+            await waitFor(`${stage} to be mid-stream`, async () => {
+              return (await committed(admin, config, stage)) >= 2000;
+            }, { timeoutMs: 60_000, intervalMs: 100 });
+          }
+        })(),
+      );
+
+      // Stop Cassandra while trades keep arriving, and watch the stages through the outage.
+      // Another process of this checkout that calls ensureServices() meanwhile (another test
+      // run) starts Cassandra again: such a window proves nothing and is tried again.
+      const outage = async (trades: readonly SentTrade[]): Promise<boolean> => {
+        log("stopping Cassandra");
+        const producing = produceLive(producer, config.kafka.topics.raw, trades, {
+          chunk: 500,
+          everyMs: 700,
+        });
+        await stopService("cassandra", { log });
+        assert.equal(await cassandraReachable(contactPoints), false, "Cassandra is down");
+        let interfered = false;
+        // Each stage with something to read keeps retrying it (gold may have nothing to read).
+        const allRetried = (since: ReadonlyMap<StageName, number>, more: number) => async () => {
+          if (await cassandraReachable(contactPoints, { timeoutMs: 1000 })) {
+            return interfered = true;
+          }
+          for (const stage of STAGES) {
+            const retried = reports.retries(stage) >= since.get(stage)! + more;
+            const idle = stage === "gold" &&
+              (await committed(admin, config, stage)) >= await inputEnd(admin, config, stage);
+            if (!retried && !idle) return false;
+          }
+          return true;
+        };
+        const retries = () => new Map(STAGES.map((stage) => [stage, reports.retries(stage)]));
+        await waitFor("every stage to retry while Cassandra is down", allRetried(retries(), 1), {
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        });
+        const held = new Map<StageName, Map<number, number>>();
+        for (const stage of STAGES) held.set(stage, await committedOffsets(admin, config, stage));
+        const retriedAtHeld = retries();
+        await producing;
+        await waitFor("every stage to retry twice more", allRetried(retriedAtHeld, 2), {
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        });
+        const now = new Map<StageName, Map<number, number>>();
+        for (const stage of STAGES) now.set(stage, await committedOffsets(admin, config, stage));
+        const status = await servicesStatus({ log: () => {} });
+        if (interfered || status.cassandra.running || status.cassandra.reachable) {
+          log("another process started Cassandra during the outage: once more");
+          return false;
+        }
+        for (const stage of ["bronze", "silver"] as const) {
+          assert.deepEqual(
+            now.get(stage),
+            held.get(stage),
+            `${stage} committed nothing while Cassandra was down`,
+          );
+          assert.ok(
+            (await inputEnd(admin, config, stage)) > sum(held.get(stage)!),
+            `${stage} has trades waiting`,
+          );
+        }
+        // Gold may commit while Cassandra is down, but only silver records that repeat trades
+        // it had already made durable (silver publishes a batch again each time it retries it):
+        // those need no write. Nothing it committed may be a trade it sees for the first time.
+        const silverTopic = await readSilverTopic(admin, config);
+        for (const [partition, offset] of now.get("gold")!) {
+          const from = held.get("gold")!.get(partition) ?? 0;
+          const records = silverTopic.get(partition)!;
+          const durable = new Set(records.slice(0, from));
+          const fresh = records.slice(from, offset).filter((position) => !durable.has(position));
+          assert.deepEqual(fresh, [], `gold committed new trades of partition ${partition}`);
+        }
+        for (const proc of fleet.processes) {
+          assert.equal(proc.status, undefined, `${proc.label} is still running`);
+        }
+        const total = (offsets: Map<StageName, Map<number, number>>) =>
+          JSON.stringify(Object.fromEntries(STAGES.map((x) => [x, sum(offsets.get(x)!)])));
+        log(
+          `paused: committed ${total(held)}, then ${total(now)}; batch retries ${
+            JSON.stringify(Object.fromEntries(retries()))
+          }`,
+        );
+        return true;
+      };
+      const windows = [during.slice(0, 3000), during.slice(3000, 5500), during.slice(5500)];
+      let attempt = 0;
+      while (!await guarded(fleet, outage(windows[attempt]!))) {
+        assert.ok(++attempt < windows.length, "Cassandra stayed down for a whole outage window");
+      }
+      const rest = [...windows.slice(attempt + 1).flat(), ...after];
+
+      log("starting Cassandra");
+      await guarded(
+        fleet,
+        Promise.all([
+          startService("cassandra", { log }),
+          produceLive(producer, config.kafka.topics.raw, rest, { chunk: 1000, everyMs: 500 }),
+        ]),
+      );
+      await guarded(fleet, assertTablesEqualReference(client, config, s, { timeoutMs: 180_000 }));
+      log("tables equal the reference");
+      for (const proc of fleet.processes) {
+        assert.equal(proc.status, undefined, `${proc.label} ran through the outage`);
+      }
+      await assertNoConsumerCrash(fleet);
+      passed = true;
+    } finally {
+      stopReports.abort();
+      await stopFleet(fleet, passed);
+      if (!await cassandraReachable(contactPoints)) await startService("cassandra");
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      await client.shutdown();
+      await cleanupUnlessKept(config, passed);
+    }
+  },
+});
