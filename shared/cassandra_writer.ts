@@ -12,6 +12,7 @@
  */
 import cassandra from "cassandra-driver";
 import { isRetriableCassandraError } from "./errors.ts";
+import type { MetricsRegistry } from "./metrics.ts";
 
 /** One row to write. */
 export interface RowWrite<R = unknown> {
@@ -38,6 +39,34 @@ export interface WriteRowsOptions {
   readonly concurrency?: number;
   /** Most rows in one unlogged batch. Default 50. */
   readonly batchSize?: number;
+  /** Called after every request with its duration and outcome. Default none. */
+  readonly observe?: (seconds: number, outcome: WriteOutcome) => void;
+}
+
+/** How one Cassandra request ended. */
+export type WriteOutcome = "ok" | "retriable_error" | "error";
+
+/**
+ * An `observe` for {@linkcode writeRows} that records every request of `stage` in
+ * `pipeline_cassandra_write_duration_seconds` and failures in
+ * `pipeline_cassandra_write_errors_total`.
+ */
+export function writeMetrics(
+  metrics: MetricsRegistry,
+  stage: string,
+): (seconds: number, outcome: WriteOutcome) => void {
+  const duration = metrics.histogram(
+    "pipeline_cassandra_write_duration_seconds",
+    "Duration of one Cassandra write request (a row or a one-partition batch).",
+  );
+  const errors = metrics.counter(
+    "pipeline_cassandra_write_errors_total",
+    "Cassandra write requests that failed, by kind (retriable or not).",
+  );
+  return (seconds, outcome) => {
+    duration.observe(seconds, { stage });
+    if (outcome !== "ok") errors.inc({ stage, kind: outcome });
+  };
 }
 
 /**
@@ -68,7 +97,7 @@ export async function writeRows<R>(
   let retriable: unknown;
   await forEachLimited(units, options.concurrency ?? 32, async (unit) => {
     try {
-      await execute(client, unit);
+      await execute(client, unit, options.observe);
     } catch (error) {
       if (isRetriableCassandraError(error)) {
         retriable ??= error;
@@ -80,7 +109,7 @@ export async function writeRows<R>(
       }
       for (const row of unit) {
         try {
-          await execute(client, [row]);
+          await execute(client, [row], options.observe);
         } catch (rowError) {
           if (isRetriableCassandraError(rowError)) retriable ??= rowError;
           else failures.push({ ref: row.ref, error: rowError as Error });
@@ -92,7 +121,24 @@ export async function writeRows<R>(
   return failures;
 }
 
-async function execute(client: cassandra.Client, unit: readonly RowWrite[]): Promise<void> {
+async function execute(
+  client: cassandra.Client,
+  unit: readonly RowWrite[],
+  observe?: (seconds: number, outcome: WriteOutcome) => void,
+): Promise<void> {
+  if (!observe) return await request(client, unit);
+  const started = performance.now();
+  try {
+    await request(client, unit);
+    observe((performance.now() - started) / 1000, "ok");
+  } catch (error) {
+    const outcome = isRetriableCassandraError(error) ? "retriable_error" : "error";
+    observe((performance.now() - started) / 1000, outcome);
+    throw error;
+  }
+}
+
+async function request(client: cassandra.Client, unit: readonly RowWrite[]): Promise<void> {
   const first = unit[0]!;
   if (unit.length === 1) {
     await client.execute(first.query, [...first.params], {

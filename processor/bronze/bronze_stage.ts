@@ -10,7 +10,7 @@ import type { Producer } from "kafkajs";
 import type cassandra from "cassandra-driver";
 import { decode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
-import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
+import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
@@ -45,6 +45,7 @@ export function conditionsColumns(c: RawTrade["c"]): [string[] | null, string] {
 export function createBronzeStage(options: BronzeStageOptions): Stage {
   const { session, keyspace, producer, deadLetterTopic, metrics } = options;
   const now = options.now ?? Date.now;
+  const observeWrites = writeMetrics(metrics, "bronze");
   const insert = `INSERT INTO ${keyspace}.trades_bronze (symbol, bucket, source_partition,
     source_offset, source_topic, price, event_time, volume, conditions, conditions_kind,
     ingest_time, connection_id, frame_seq, trade_index, stored_at)
@@ -119,7 +120,10 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
           ],
         });
       });
-      const failures = await writeRows(session, rows, { concurrency: options.concurrency ?? 32 });
+      const failures = await writeRows(session, rows, {
+        concurrency: options.concurrency ?? 32,
+        observe: observeWrites,
+      });
       for (const failure of failures) {
         letter(
           failure.ref,

@@ -24,7 +24,7 @@
 import cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
 import { decode } from "../../shared/avro.ts";
-import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
+import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
@@ -71,6 +71,7 @@ function entryKey(interval: Interval, symbol: string, start: number): string {
 export function createGoldStage(options: GoldStageOptions): Stage {
   const { session, keyspace, producer, metrics, allowedLatenessMs } = options;
   const now = options.now ?? Date.now;
+  const observeWrites = writeMetrics(metrics, "gold");
   const cache = new Map<string, Entry>();
   const clocks = new Map<number, PartitionClock>();
   const upserts = new Map<Interval, string>();
@@ -183,7 +184,10 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       ref: i,
       params: rowParams(entry.candle, at),
     }));
-    const failures = await writeRows(session, rows, { concurrency: options.concurrency ?? 32 });
+    const failures = await writeRows(session, rows, {
+      concurrency: options.concurrency ?? 32,
+      observe: observeWrites,
+    });
     if (failures.length > 0) {
       // Candle rows are built by us from validated trades: a refusal is a bug, not bad input.
       throw failures[0]!.error;

@@ -11,7 +11,7 @@ import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
 import { decode, encode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
-import { type RowWrite, writeRows } from "../../shared/cassandra_writer.ts";
+import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { sendInChunks } from "../../shared/chunked_send.ts";
 import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
@@ -46,6 +46,7 @@ function later(a: SilverTrade, b: SilverTrade): boolean {
 export function createSilverStage(options: SilverStageOptions): Stage {
   const { session, keyspace, producer, metrics, rules } = options;
   const now = options.now ?? Date.now;
+  const observeWrites = writeMetrics(metrics, "silver");
   const insertSilver = `INSERT INTO ${keyspace}.trades_silver (symbol, bucket, event_time,
     raw_partition, raw_offset, raw_topic, price, volume, price_only, conditions, session,
     ingest_time, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -169,7 +170,10 @@ export function createSilverStage(options: SilverStageOptions): Stage {
       }`;
       const alreadySent = publishedBeforeRetry.get(batch.partition) === batchKey;
       const [written, sent] = await Promise.allSettled([
-        writeRows(session, rows, { concurrency: options.concurrency ?? 32 }),
+        writeRows(session, rows, {
+          concurrency: options.concurrency ?? 32,
+          observe: observeWrites,
+        }),
         // In chunks: a whole consumed batch can be over the broker's size limit for one send.
         alreadySent ? Promise.resolve() : sendInChunks(
           producer,
