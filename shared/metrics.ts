@@ -82,6 +82,34 @@ export const LATENCY_BUCKETS: readonly number[] = [
   10,
 ];
 
+/**
+ * Finer buckets for the end-to-end latencies that have targets (ingest to silver row under
+ * 250 ms, watermark to final gold row under 1 s): around 10-300 ms a bucket is 10-50 ms wide, so
+ * a p99 near a target is decided by the data, not by the width of the bucket it falls in.
+ */
+export const END_TO_END_LATENCY_BUCKETS: readonly number[] = [
+  0.005,
+  0.01,
+  0.02,
+  0.03,
+  0.04,
+  0.05,
+  0.075,
+  0.1,
+  0.125,
+  0.15,
+  0.2,
+  0.25,
+  0.3,
+  0.4,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  10,
+];
+
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 function keyOf(labels: Labels): string {

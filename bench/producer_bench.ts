@@ -1,0 +1,321 @@
+/**
+ * Producer benchmark: the simulator (a separate process) at increasing rates into the producer
+ * (this process) and the real local Kafka. Each step holds a rate for `--duration-s` seconds
+ * after a warm-up and reports what the simulator offered, what Kafka acknowledged (acks = all),
+ * drops, buffer depth, produce latency, CPU of the producer, the simulator, Kafka and the whole
+ * machine, and the producer's resident memory. A step is "sustained" when Kafka acknowledged at
+ * least 98% of the target rate, nothing was dropped, and the buffer stayed under a quarter of its
+ * bound and ended under one second's worth of trades. Stops after the first step that is not.
+ * CPU: process figures are percent of one core; machine and "other" (everything else running on
+ * the box: Cassandra, other people's work) are percent of all cores. Run it on a quiet machine.
+ *
+ *   deno run -A bench/producer_bench.ts [--rates 25000,50000,75000] [--duration-s 60]
+ *     [--warmup-s 5] [--symbols 40] [--kafka-workers 2 (0: send from the main thread)]
+ *
+ * Uses the producer's defaults (PRODUCER_* and KAFKA_* from the environment, if set) on fresh
+ * topics that it deletes at the end. Writes the figures to `.artifacts/producer_bench.json`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ensureServices } from "../local_services/services.ts";
+import { loadConfig } from "../shared/config.ts";
+import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { createLogger } from "../shared/log.ts";
+import { createProducer } from "../producer/producer.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const CLOCK_TICKS = 100; // USER_HZ on Linux.
+
+interface StepResult {
+  targetRate: number;
+  seconds: number;
+  offeredRate: number;
+  receivedRate: number;
+  ackedRate: number;
+  dropped: number;
+  bufferMax: number;
+  bufferEnd: number;
+  produceLatencyMs: { p50: number | null; p99: number | null; max: number | null };
+  cpuProducerPct: number;
+  cpuSimulatorPct: number;
+  cpuKafkaPct: number;
+  cpuMachinePct: number;
+  /** Machine CPU not used by the producer, the simulator or Kafka (other work on the box). */
+  cpuOtherPct: number;
+  rssMaxMiB: number;
+  simulatorBackpressureSkips: number;
+  sustained: boolean;
+  why: string;
+}
+
+function cpuTicks(pid: number | "self"): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based, whole line).
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+  const values = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = values[3]! + (values[4] ?? 0);
+  const total = values.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function kafkaPid(): number | null {
+  try {
+    return Number(Deno.readTextFileSync(new URL(".local/kafka/pid", ROOT)).trim()) || null;
+  } catch {
+    return null;
+  }
+}
+
+async function startSimulatorProcess(symbolsLimit: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("simulator/main.ts", ROOT).pathname,
+      "--port",
+      "0",
+      "--rate",
+      "0",
+      "--symbols-limit",
+      String(symbolsLimit),
+      "--max-trades-per-frame",
+      "50",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`the simulator exited before listening:\n${buffered}`);
+    buffered += value;
+    const match = /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/.exec(buffered);
+    if (match) {
+      // Keep draining its log so the pipe never fills.
+      (async () => {
+        while (!(await lines.read()).done) { /* discard */ }
+      })();
+      return { child, url: match[1]!, control: match[2]! };
+    }
+  }
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      rates: { type: "string", default: "25000,50000,75000,100000,125000,150000" },
+      "duration-s": { type: "string", default: "60" },
+      "warmup-s": { type: "string", default: "5" },
+      symbols: { type: "string", default: "40" },
+      "kafka-workers": { type: "string", default: "2" },
+    },
+  });
+  const rates = values.rates.split(",").map(Number);
+  const durationMs = Number(values["duration-s"]) * 1000;
+  const warmupMs = Number(values["warmup-s"]) * 1000;
+  const symbolCount = Number(values.symbols);
+  const kafkaWorkers = Number(values["kafka-workers"]);
+  const symbols = [
+    "BINANCE:BTCUSDT",
+    "BINANCE:ETHUSDT",
+    "OANDA:EUR_USD",
+    ...Array.from({ length: Math.max(0, symbolCount - 3) }, (_, i) => `BENCH${i}`),
+  ].slice(0, symbolCount);
+
+  hideKafkajsTimeoutWarning();
+  const env = Deno.env.toObject();
+  await ensureServices(env);
+  const sim = await startSimulatorProcess(symbols.length);
+  const id = crypto.randomUUID().slice(0, 8);
+  const config = loadConfig({
+    ...env,
+    FINNHUB_WS_URL: sim.url,
+    FINNHUB_SYMBOLS: symbols.join(","),
+    KAFKA_TOPIC_RAW: `bench.${id}.raw`,
+    KAFKA_TOPIC_DEAD_LETTER: `bench.${id}.dlq`,
+    LOG_LEVEL: env["LOG_LEVEL"] ?? "warn",
+  });
+  const log = createLogger("bench", { level: config.logLevel, secrets: [config.finnhub.apiKey] });
+  const kafka = createKafka(config.kafka, log, { clientIdSuffix: "bench" });
+  const admin = kafka.admin();
+  await admin.connect();
+  const topics = [config.kafka.topics.raw, config.kafka.topics.deadLetter];
+  await ensureTopics(admin, config.kafka, topics);
+
+  const controller = new AbortController();
+  // As `deno task producer` runs it: sending from its Kafka workers.
+  const producer = createProducer({
+    config,
+    log,
+    signal: controller.signal,
+    statsIntervalMs: 0,
+    // 0 workers: send from this thread on the bench's own client.
+    ...(kafkaWorkers > 0 ? { kafkaWorkers } : { kafka }),
+  });
+  const running = producer.run();
+  const metrics = producer.metrics;
+  const control = async (path: string, body?: unknown) => {
+    const response = await fetch(
+      `${sim.control}${path}`,
+      body === undefined ? {} : {
+        method: "POST",
+        body: JSON.stringify(body),
+      },
+    );
+    return await response.json();
+  };
+  const simStats = () => control("stats");
+  const waitUntil = async (condition: () => boolean) => {
+    const deadline = Date.now() + 30_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for the producer to connect");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await waitUntil(() => metrics.connectionState === "open");
+
+  console.log(
+    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, gzip, acks=all, idempotent; ${
+      Deno.env.get("HOSTNAME") ?? ""
+    } ${navigator.hardwareConcurrency} cores`,
+  );
+  const kpid = kafkaPid();
+  const results: StepResult[] = [];
+  for (const rate of rates) {
+    await control("rate", { rate });
+    await new Promise((r) => setTimeout(r, warmupMs));
+    const start = {
+      time: performance.now(),
+      sent: (await simStats()).tradesSent as number,
+      skips: (await simStats()).backpressureSkips as number,
+      received: metrics.tradesReceived,
+      produced: metrics.tradesProduced,
+      dropped: metrics.tradesDropped,
+      cpu: cpuTicks("self"),
+      simCpu: cpuTicks(sim.child.pid),
+      kafkaCpu: kpid ? cpuTicks(kpid) : NaN,
+      machine: machineTicks(),
+    };
+    let bufferMax = 0;
+    let rssMax = 0;
+    while (performance.now() - start.time < durationMs) {
+      await new Promise((r) => setTimeout(r, 250));
+      bufferMax = Math.max(bufferMax, metrics.bufferDepth);
+      rssMax = Math.max(rssMax, Deno.memoryUsage().rss);
+    }
+    const stats = await simStats();
+    const seconds = (performance.now() - start.time) / 1000;
+    const machine = machineTicks();
+    const snapshot = metrics.snapshot();
+    const result: StepResult = {
+      targetRate: rate,
+      seconds: Math.round(seconds * 10) / 10,
+      offeredRate: Math.round((stats.tradesSent - start.sent) / seconds),
+      receivedRate: Math.round((snapshot.tradesReceived - start.received) / seconds),
+      ackedRate: Math.round((snapshot.tradesProduced - start.produced) / seconds),
+      dropped: snapshot.tradesDropped - start.dropped,
+      bufferMax,
+      bufferEnd: snapshot.bufferDepth,
+      produceLatencyMs: {
+        p50: snapshot.produceLatencyMs.p50,
+        p99: snapshot.produceLatencyMs.p99,
+        max: snapshot.produceLatencyMs.max,
+      },
+      cpuProducerPct: Math.round((cpuTicks("self") - start.cpu) / CLOCK_TICKS / seconds * 100),
+      cpuSimulatorPct: Math.round(
+        (cpuTicks(sim.child.pid) - start.simCpu) / CLOCK_TICKS / seconds * 100,
+      ),
+      cpuKafkaPct: kpid
+        ? Math.round((cpuTicks(kpid) - start.kafkaCpu) / CLOCK_TICKS / seconds * 100)
+        : NaN,
+      cpuMachinePct: Math.round(
+        (machine.busy - start.machine.busy) / (machine.total - start.machine.total) * 100,
+      ),
+      cpuOtherPct: 0,
+      rssMaxMiB: Math.round(rssMax / 1048576),
+      simulatorBackpressureSkips: stats.backpressureSkips - start.skips,
+      sustained: false,
+      why: "",
+    };
+    // Machine percentages are of all cores; process percentages of one core.
+    result.cpuOtherPct = Math.max(
+      0,
+      Math.round(
+        result.cpuMachinePct -
+          (result.cpuProducerPct + result.cpuSimulatorPct + (result.cpuKafkaPct || 0)) /
+            navigator.hardwareConcurrency,
+      ),
+    );
+    const reasons: string[] = [];
+    if (result.ackedRate < rate * 0.98) reasons.push(`acked ${result.ackedRate}/s < 98% of target`);
+    if (result.dropped > 0) reasons.push(`${result.dropped} dropped`);
+    if (result.bufferMax > config.producer.bufferMaxTrades / 4) {
+      reasons.push(`buffer reached ${result.bufferMax}`);
+    }
+    if (result.bufferEnd > rate) reasons.push(`buffer ended at ${result.bufferEnd}`);
+    if (result.offeredRate < rate * 0.98) {
+      reasons.push(`simulator offered only ${result.offeredRate}/s`);
+    }
+    result.sustained = reasons.length === 0;
+    result.why = reasons.join("; ") || "ok";
+    results.push(result);
+    console.log(JSON.stringify(result));
+    if (!result.sustained) break;
+  }
+
+  await control("rate", { rate: 0 });
+  controller.abort();
+  const report = await running;
+  const offsets = await admin.fetchTopicOffsets(config.kafka.topics.raw);
+  const onTopic = offsets.reduce((n, p) => n + Number(p.high), 0);
+  const best = results.filter((r) => r.sustained).at(-1);
+  const summary = {
+    machine: {
+      cores: navigator.hardwareConcurrency,
+      memoryMiB: Math.round(Deno.systemMemoryInfo().total / 1048576),
+    },
+    settings: {
+      symbols: symbols.length,
+      kafkaWorkers,
+      partitions: config.kafka.partitions,
+      batchMaxTrades: config.producer.batchMaxTrades,
+      lingerMs: config.producer.lingerMs,
+      bufferMaxTrades: config.producer.bufferMaxTrades,
+      durationS: durationMs / 1000,
+      warmupS: warmupMs / 1000,
+    },
+    results,
+    highestSustainedRate: best?.targetRate ?? null,
+    acked: {
+      producedByProducer: report.metrics.tradesProduced,
+      recordsOnTopic: onTopic,
+      match: onTopic === report.metrics.tradesProduced,
+      unflushed: report.unflushed,
+    },
+  };
+  console.log(JSON.stringify(summary, null, 2));
+  await Deno.mkdir(new URL(".artifacts/", ROOT), { recursive: true });
+  await Deno.writeTextFile(
+    new URL(".artifacts/producer_bench.json", ROOT),
+    JSON.stringify(summary, null, 2) + "\n",
+  );
+  await admin.deleteTopics({ topics }).catch(() => {});
+  await admin.disconnect();
+  sim.child.kill("SIGTERM");
+  await sim.child.status;
+  Deno.exit(summary.acked.match ? 0 : 1);
+}
+
+await main();

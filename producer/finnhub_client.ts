@@ -1,0 +1,363 @@
+/**
+ * The WebSocket side of the producer: one connection to Finnhub (or the simulator) at a time,
+ * every symbol subscribed on every connection, a watchdog that replaces a silent socket, and
+ * reconnects with exponential backoff, jitter and a cap. A handshake refused with 401 or 429
+ * backs off hard and says why. Frames are handed on untouched with where they came from; what
+ * they mean is the producer's business.
+ *
+ * Never two open connections for one key: a new connection is only opened once the previous one
+ * has closed (or did not finish closing within `closeTimeoutMs`, which only a dead peer does).
+ *
+ * The API key is sent in the URL, as Finnhub requires; every URL or error text that reaches a
+ * log line has the key removed.
+ *
+ * @module
+ */
+import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
+import type { Logger } from "../shared/log.ts";
+import { redact, type Secret } from "../shared/secret.ts";
+import { reconnectDelay, refusedHandshakeDelay } from "./backoff.ts";
+import type { ProducerMetrics } from "./metrics.ts";
+
+/** The part of the WebSocket API the client uses, so tests can pass a fake. */
+export interface WebSocketLike {
+  binaryType: BinaryType;
+  onopen: ((event: Event) => void) | null;
+  onmessage: ((event: MessageEvent) => void) | null;
+  onerror: ((event: Event) => void) | null;
+  onclose: ((event: CloseEvent) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** Opens a WebSocket to `url`. Default: Deno's native `WebSocket`. */
+export type WebSocketFactory = (url: string) => WebSocketLike;
+
+/** Where a frame came from. */
+export interface FrameMeta {
+  /** `<run id>-<connection number>`, the connection number counting opened connections from 1. */
+  readonly connectionId: string;
+  /** Frame number on this connection, from 1, pings and errors included. */
+  readonly frameSeq: number;
+  /** When the frame was received, epoch ms. */
+  readonly receivedAt: number;
+}
+
+/** Options of {@linkcode runFinnhubClient}. */
+export interface FinnhubClientOptions {
+  /** `ws://` or `wss://` URL without the token. */
+  readonly url: string;
+  /** Sent as `?token=`; omitted when empty. */
+  readonly apiKey: Secret;
+  readonly symbols: readonly string[];
+  /** Replace the connection when no frame (ping included) arrived for this long, ms. */
+  readonly watchdogMs: number;
+  readonly reconnectBaseMs: number;
+  readonly reconnectMaxMs: number;
+  /** Base delay after a 401 or 429 at the handshake, ms. */
+  readonly authBackoffMs: number;
+  readonly log: Logger;
+  readonly metrics: ProducerMetrics;
+  /** Called for every frame, in order. Must not throw. */
+  readonly onFrame: (data: string | ArrayBuffer, meta: FrameMeta) => void;
+  /** Stops the client: no more frames are read, the socket is closed. */
+  readonly signal: AbortSignal;
+  /** Prefix of connection ids. Default: 8 random hex digits. */
+  readonly runId?: string;
+  /** Give up on a handshake after this long, ms. Default 10 000. */
+  readonly connectTimeoutMs?: number;
+  /** Wait this long for a socket we closed to finish closing, ms. Default 5 000. */
+  readonly closeTimeoutMs?: number;
+  /** Default {@linkcode systemClock}. */
+  readonly clock?: Clock;
+  /** Default `Math.random` (backoff jitter). */
+  readonly random?: () => number;
+  /** Default: `new WebSocket(url)`. */
+  readonly webSocket?: WebSocketFactory;
+}
+
+/** A random 8-hex-digit id for one producer run. */
+export function newRunId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(4));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The URL with the token set (what is dialled) and without it (what may be logged). */
+export function feedUrls(url: string, apiKey: Secret): { dial: string; display: string } {
+  const parsed = new URL(url);
+  parsed.searchParams.delete("token");
+  const display = parsed.href;
+  if (apiKey.isSet) parsed.searchParams.set("token", apiKey.reveal());
+  return { dial: parsed.href, display };
+}
+
+const REFUSED_STATUS = /\b(?:status(?: code)?:?\s*)(401|429)\b/i;
+
+/**
+ * Connects, subscribes and keeps the connection alive until `signal` aborts. Resolves once the
+ * last socket is closed. Never rejects: every failure becomes a reconnect.
+ */
+export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
+  const {
+    symbols,
+    watchdogMs,
+    log,
+    metrics,
+    onFrame,
+    signal,
+  } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const openSocket = options.webSocket ?? ((url: string) => new WebSocket(url));
+  const runId = options.runId ?? newRunId();
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+  const secrets = [options.apiKey];
+  const { dial, display } = feedUrls(options.url, options.apiKey);
+  const backoff = {
+    baseMs: options.reconnectBaseMs,
+    maxMs: options.reconnectMaxMs,
+    random,
+  };
+
+  let attempts = 0;
+  let failures = 0;
+  let refusals = 0;
+  let opened = 0;
+  let reconnectTimer: TimerId | undefined;
+
+  return new Promise<void>((resolve) => {
+    let stopped = false;
+    /** The one socket that exists, from dialling until it has closed. */
+    let current: Connection | undefined;
+
+    interface Connection {
+      readonly socket: WebSocketLike;
+      id: string | null;
+      frameSeq: number;
+      lastFrameAt: number;
+      open: boolean;
+      closing: boolean;
+      /** Why we are closing it ourselves, for the log. */
+      closeReason: string | null;
+      refusedStatus: number | null;
+      errorText: string | null;
+      timer: TimerId | undefined;
+    }
+
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
+      reconnectTimer = undefined;
+      if (current) {
+        closeConnection(current, 1000, "producer shutting down");
+      } else {
+        finish();
+      }
+    };
+
+    function finish() {
+      metrics.connectionState = "stopped";
+      signal.removeEventListener("abort", stop);
+      resolve();
+    }
+
+    function connect() {
+      reconnectTimer = undefined;
+      if (stopped) return;
+      attempts++;
+      if (attempts > 1) metrics.reconnects++;
+      metrics.connectionState = "connecting";
+      let socket: WebSocketLike;
+      try {
+        socket = openSocket(dial);
+      } catch (error) {
+        log.error("cannot open the WebSocket", {
+          url: display,
+          error: redact(String(error), secrets),
+        });
+        scheduleReconnect(null);
+        return;
+      }
+      const connection: Connection = {
+        socket,
+        id: null,
+        frameSeq: 0,
+        lastFrameAt: clock.now(),
+        open: false,
+        closing: false,
+        closeReason: null,
+        refusedStatus: null,
+        errorText: null,
+        timer: undefined,
+      };
+      current = connection;
+      socket.binaryType = "arraybuffer";
+      connection.timer = clock.setTimeout(() => {
+        connection.timer = undefined;
+        log.warn("handshake timed out; abandoning the connection", {
+          url: display,
+          timeoutMs: connectTimeoutMs,
+        });
+        closeConnection(connection, 4000, "handshake timeout");
+      }, connectTimeoutMs);
+
+      socket.onopen = () => {
+        if (current !== connection || connection.closing) return;
+        opened++;
+        connection.open = true;
+        connection.id = `${runId}-${opened}`;
+        connection.lastFrameAt = clock.now();
+        refusals = 0;
+        metrics.connectionsOpened++;
+        metrics.connectionState = "open";
+        metrics.connectionId = connection.id;
+        try {
+          for (const symbol of symbols) socket.send(JSON.stringify({ type: "subscribe", symbol }));
+        } catch (error) {
+          log.warn("subscribing failed; replacing the connection", {
+            connectionId: connection.id,
+            error: redact(String(error), secrets),
+          });
+          closeConnection(connection, 4000, "subscribe failed");
+          return;
+        }
+        log.info("connected and subscribed", {
+          url: display,
+          connectionId: connection.id,
+          symbols: symbols.length,
+        });
+        armWatchdog(connection, watchdogMs);
+      };
+
+      socket.onmessage = (event: MessageEvent) => {
+        if (current !== connection || stopped || !connection.open) return;
+        const now = clock.now();
+        connection.lastFrameAt = now;
+        connection.frameSeq++;
+        if (connection.frameSeq === 1) failures = 0;
+        metrics.lastFrameTime = now;
+        onFrame(event.data as string | ArrayBuffer, {
+          connectionId: connection.id!,
+          frameSeq: connection.frameSeq,
+          receivedAt: now,
+        });
+      };
+
+      socket.onerror = (event: Event) => {
+        const text = redact(
+          (event as ErrorEvent).message ?? String((event as ErrorEvent).error ?? "error"),
+          secrets,
+        );
+        connection.errorText = text;
+        const match = REFUSED_STATUS.exec(text);
+        if (match && !connection.open) connection.refusedStatus = Number(match[1]);
+      };
+
+      socket.onclose = (event: CloseEvent) => {
+        if (current !== connection) return;
+        closed(connection, event.code, redact(event.reason ?? "", secrets));
+      };
+    }
+
+    function armWatchdog(connection: Connection, delay: number) {
+      if (connection.timer !== undefined) clock.clearTimeout(connection.timer);
+      connection.timer = clock.setTimeout(() => {
+        connection.timer = undefined;
+        if (current !== connection || connection.closing) return;
+        const silentFor = clock.now() - connection.lastFrameAt;
+        if (silentFor < watchdogMs) {
+          armWatchdog(connection, watchdogMs - silentFor);
+          return;
+        }
+        metrics.watchdogTimeouts++;
+        log.warn("no frame from the feed for too long; replacing the connection", {
+          connectionId: connection.id,
+          silentMs: silentFor,
+          watchdogMs,
+        });
+        closeConnection(connection, 4000, "watchdog: feed silent");
+      }, delay);
+    }
+
+    /** Closes a connection ourselves and waits (bounded) for it to finish closing. */
+    function closeConnection(connection: Connection, code: number, reason: string) {
+      if (connection.closing) return;
+      connection.closing = true;
+      connection.closeReason = reason;
+      if (connection.timer !== undefined) clock.clearTimeout(connection.timer);
+      connection.timer = clock.setTimeout(() => {
+        connection.timer = undefined;
+        if (current !== connection) return;
+        log.warn("the socket did not finish closing; treating it as closed", {
+          connectionId: connection.id,
+          closeTimeoutMs,
+        });
+        closed(connection, 1006, "close timed out");
+      }, closeTimeoutMs);
+      try {
+        connection.socket.close(code, reason);
+      } catch {
+        // Closing an unopened or already closed socket: its close event still comes, or the
+        // timeout above stands in for it.
+      }
+    }
+
+    /** The connection is gone: clean up, then stop or schedule the next one. */
+    function closed(connection: Connection, code: number, reason: string) {
+      if (connection.timer !== undefined) clock.clearTimeout(connection.timer);
+      connection.timer = undefined;
+      const { socket } = connection;
+      socket.onopen = socket.onmessage = socket.onerror = null;
+      socket.onclose = null;
+      current = undefined;
+      if (stopped) {
+        log.info("disconnected", { connectionId: connection.id });
+        finish();
+        return;
+      }
+      if (connection.closeReason === null) {
+        log.warn(connection.open ? "the feed closed the connection" : "could not connect", {
+          url: display,
+          connectionId: connection.id,
+          code,
+          reason: reason || undefined,
+          error: connection.errorText ?? undefined,
+        });
+      }
+      scheduleReconnect(connection.refusedStatus);
+    }
+
+    function scheduleReconnect(refusedStatus: number | null) {
+      metrics.connectionState = "backoff";
+      let delay: number;
+      if (refusedStatus !== null) {
+        refusals++;
+        metrics.handshakeRefusals++;
+        delay = refusedHandshakeDelay(refusals, options.authBackoffMs, backoff);
+        const why = refusedStatus === 401
+          ? "the API key was refused (HTTP 401): check FINNHUB_API_KEY"
+          : "rate limited (HTTP 429): too many connections or requests for this key";
+        metrics.lastError = `handshake refused: ${why}`;
+        log.error(`Finnhub refused the handshake: ${why}; backing off hard`, {
+          url: display,
+          status: refusedStatus,
+          retryInMs: delay,
+        });
+      } else {
+        delay = reconnectDelay(failures, backoff);
+        failures++;
+        log.info("reconnecting after backoff", { retryInMs: delay, attempt: failures });
+      }
+      reconnectTimer = clock.setTimeout(connect, delay);
+    }
+
+    if (signal.aborted) {
+      finish();
+      return;
+    }
+    signal.addEventListener("abort", stop, { once: true });
+    connect();
+  });
+}

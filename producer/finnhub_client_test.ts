@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { FakeClock } from "../shared/clock.ts";
+import { createLogger } from "../shared/log.ts";
+import { Secret } from "../shared/secret.ts";
+import {
+  feedUrls,
+  type FinnhubClientOptions,
+  type FrameMeta,
+  runFinnhubClient,
+} from "./finnhub_client.ts";
+import { createProducerMetrics } from "./metrics.ts";
+import { FakeSocket } from "./test_doubles.ts";
+
+const KEY = "sk-test-7f3a9c";
+
+function setup(overrides: Partial<FinnhubClientOptions> = {}) {
+  const clock = new FakeClock();
+  const sockets: FakeSocket[] = [];
+  const frames: { data: string; meta: FrameMeta }[] = [];
+  const lines: string[] = [];
+  const metrics = createProducerMetrics();
+  const controller = new AbortController();
+  const options: FinnhubClientOptions = {
+    url: "wss://feed.example/?x=1",
+    apiKey: new Secret(KEY),
+    symbols: ["AAPL", "BINANCE:BTCUSDT", "OANDA:EUR_USD"],
+    watchdogMs: 10_000,
+    reconnectBaseMs: 500,
+    reconnectMaxMs: 30_000,
+    authBackoffMs: 60_000,
+    // No secrets given to the logger: the client itself must keep the key out.
+    log: createLogger("test", { level: "debug", write: (line) => lines.push(line) }),
+    metrics,
+    onFrame: (data, meta) => frames.push({ data: data as string, meta }),
+    signal: controller.signal,
+    runId: "abcd1234",
+    clock,
+    random: () => 0,
+    webSocket: (url) => {
+      const socket = new FakeSocket(url);
+      sockets.push(socket);
+      return socket;
+    },
+    ...overrides,
+  };
+  const done = runFinnhubClient(options);
+  const last = () => sockets[sockets.length - 1]!;
+  const alive = () => sockets.filter((s) => s.alive).length;
+  return { clock, sockets, frames, lines, metrics, controller, done, last, alive };
+}
+
+Deno.test("the client dials with the token but never logs it", () => {
+  const { dial, display } = feedUrls("wss://ws.finnhub.io", new Secret(KEY));
+  assert.equal(dial, `wss://ws.finnhub.io/?token=${KEY}`);
+  assert.equal(display, "wss://ws.finnhub.io/");
+  assert.equal(feedUrls("ws://127.0.0.1:1/", new Secret("")).dial, "ws://127.0.0.1:1/");
+});
+
+Deno.test("the client subscribes every symbol on open and numbers frames from 1", async () => {
+  const t = setup();
+  assert.equal(t.sockets.length, 1);
+  assert.equal(t.last().url, `wss://feed.example/?x=1&token=${KEY}`);
+  assert.equal(t.last().binaryType, "arraybuffer");
+  t.last().accept();
+  assert.deepEqual(t.last().subscribed(), ["AAPL", "BINANCE:BTCUSDT", "OANDA:EUR_USD"]);
+  t.last().message('{"type":"ping"}');
+  t.last().message('{"type":"trade","data":[]}');
+  assert.deepEqual(t.frames.map((f) => [f.meta.connectionId, f.meta.frameSeq]), [
+    ["abcd1234-1", 1],
+    ["abcd1234-1", 2],
+  ]);
+  assert.equal(t.metrics.connectionState, "open");
+  assert.equal(t.metrics.lastFrameTime, t.clock.now());
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+  assert.ok(t.lines.every((line) => !line.includes(KEY)), t.lines.join("\n"));
+});
+
+Deno.test("the client reconnects after the server closes, resubscribes everything and restarts frame numbers", async () => {
+  const t = setup();
+  t.last().accept();
+  t.last().message('{"type":"ping"}');
+  t.last().finishClose(1001, "going away");
+  assert.equal(t.metrics.connectionState, "backoff");
+  assert.equal(t.sockets.length, 1);
+  t.clock.tick(249);
+  assert.equal(t.sockets.length, 1, "waits the backoff");
+  t.clock.tick(1);
+  assert.equal(t.sockets.length, 2);
+  t.last().accept();
+  assert.deepEqual(t.last().subscribed(), ["AAPL", "BINANCE:BTCUSDT", "OANDA:EUR_USD"]);
+  t.last().message('{"type":"ping"}');
+  assert.deepEqual(t.frames.map((f) => [f.meta.connectionId, f.meta.frameSeq]), [
+    ["abcd1234-1", 1],
+    ["abcd1234-2", 1],
+  ]);
+  assert.equal(t.metrics.reconnects, 1);
+  assert.equal(t.metrics.connectionsOpened, 2);
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("the client backs off exponentially with a cap while it cannot connect, and resets after a frame", async () => {
+  const t = setup({ reconnectMaxMs: 4_000 });
+  const waits: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const before = t.sockets.length;
+    t.last().finishClose(1006);
+    let waited = 0;
+    while (t.sockets.length === before) {
+      t.clock.tick(1);
+      waited++;
+    }
+    waits.push(waited);
+  }
+  assert.deepEqual(waits, [250, 500, 1000, 2000, 2000, 2000]);
+  t.last().accept();
+  t.last().message('{"type":"ping"}');
+  t.last().finishClose(1006);
+  t.clock.tick(250);
+  assert.equal(t.sockets.length, 8, "the delay starts over once a frame arrived");
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("the watchdog replaces a silent connection, and only after the old one closed", async () => {
+  const t = setup();
+  t.last().accept();
+  t.clock.tick(9_000);
+  t.last().message('{"type":"ping"}');
+  t.clock.tick(9_999);
+  assert.equal(t.last().closedBy, null, "a ping resets the watchdog");
+  t.clock.tick(1);
+  assert.deepEqual(t.last().closedBy, { code: 4000, reason: "watchdog: feed silent" });
+  assert.equal(t.metrics.watchdogTimeouts, 1);
+  t.clock.tick(3_000);
+  assert.equal(t.sockets.length, 1, "no second socket while the first is still closing");
+  t.last().finishClose(4000);
+  t.clock.tick(250);
+  assert.equal(t.sockets.length, 2);
+  assert.ok(t.sockets.every((s, i) => i === t.sockets.length - 1 || !s.alive));
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("the watchdog gives up waiting for a dead socket to close after the close timeout", async () => {
+  const t = setup({ closeTimeoutMs: 5_000 });
+  t.last().accept();
+  t.clock.tick(10_000);
+  assert.ok(t.last().closedBy);
+  t.clock.tick(4_999);
+  assert.equal(t.sockets.length, 1);
+  t.clock.tick(1 + 250);
+  assert.equal(t.sockets.length, 2);
+  t.sockets[0]!.finishClose();
+  assert.equal(
+    t.metrics.connectionState,
+    "connecting",
+    "a late close of the old socket is ignored",
+  );
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("a handshake refused with 401 backs off hard and says why", async () => {
+  const t = setup();
+  t.last().refuse(401);
+  assert.equal(t.metrics.handshakeRefusals, 1);
+  assert.match(t.metrics.lastError ?? "", /API key was refused \(HTTP 401\)/);
+  const line = t.lines.find((l) => l.includes("refused the handshake"));
+  assert.ok(line?.includes("ERROR"), t.lines.join("\n"));
+  assert.ok(line?.includes("retryInMs=60000"));
+  t.clock.tick(59_999);
+  assert.equal(t.sockets.length, 1);
+  t.clock.tick(1);
+  assert.equal(t.sockets.length, 2);
+  t.last().refuse(429);
+  assert.match(t.metrics.lastError ?? "", /rate limited \(HTTP 429\)/);
+  t.clock.tick(119_999);
+  assert.equal(t.sockets.length, 2, "a second refusal in a row waits twice as long");
+  t.clock.tick(1);
+  assert.equal(t.sockets.length, 3);
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+  assert.ok(t.lines.every((l) => !l.includes(KEY)));
+});
+
+Deno.test("a handshake that hangs is abandoned after the connect timeout", async () => {
+  const t = setup({ connectTimeoutMs: 2_000 });
+  t.clock.tick(2_000);
+  assert.deepEqual(t.last().closedBy, { code: 4000, reason: "handshake timeout" });
+  t.last().finishClose(1006);
+  t.clock.tick(250);
+  assert.equal(t.sockets.length, 2);
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("abort stops reading at once, closes the socket and resolves once it closed", async () => {
+  const t = setup();
+  t.last().accept();
+  t.last().message('{"type":"ping"}');
+  t.controller.abort();
+  assert.deepEqual(t.last().closedBy, { code: 1000, reason: "producer shutting down" });
+  t.last().message('{"type":"trade","data":[]}');
+  assert.equal(t.frames.length, 1, "nothing is read after the signal");
+  let resolved = false;
+  t.done.then(() => resolved = true);
+  await Promise.resolve();
+  assert.equal(resolved, false);
+  t.last().finishClose();
+  await t.done;
+  assert.equal(t.metrics.connectionState, "stopped");
+  assert.equal(t.clock.pending, 0, "no timer left behind");
+});
+
+Deno.test("abort during backoff resolves without dialling again", async () => {
+  const t = setup();
+  t.last().finishClose(1006);
+  t.controller.abort();
+  await t.done;
+  t.clock.tick(60_000);
+  assert.equal(t.sockets.length, 1);
+  assert.equal(t.clock.pending, 0);
+});

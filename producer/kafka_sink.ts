@@ -1,0 +1,339 @@
+/**
+ * The Kafka side of the producer. Trades wait in a bounded {@linkcode TradeBuffer} and go to the
+ * raw topic in batches (one send in flight, so each partition's order is the buffer's order);
+ * dead letters wait in a small bounded queue of their own and go in separate sends, so a
+ * rejected frame can never hold up or fail a batch of trades.
+ *
+ * Every send is `acks = all` and gzip-compressed, through a kafkajs producer built with
+ * `idempotent: true` (see {@linkcode PRODUCER_CONFIG}). A retriable failure keeps the batch and
+ * retries it with backoff; a non-retriable one is logged, counted and the batch given up. While
+ * Kafka is away the buffer fills; a full buffer refuses new trades, and every refused trade is
+ * counted and logged in aggregate.
+ *
+ * @module
+ */
+import {
+  CompressionTypes,
+  type ICustomPartitioner,
+  type Message,
+  type ProducerConfig,
+  type ProducerRecord,
+} from "kafkajs";
+import { Partitioners } from "kafkajs";
+import { Buffer } from "node:buffer";
+import { type Clock, systemClock } from "../shared/clock.ts";
+import { isRetriableKafkaError } from "../shared/errors.ts";
+import { describeError, type Logger } from "../shared/log.ts";
+import { reconnectDelay } from "./backoff.ts";
+import { DropLog } from "./drop_log.ts";
+import type { ProducerMetrics } from "./metrics.ts";
+import type { TradeBuffer } from "./trade_buffer.ts";
+
+/**
+ * How the producer's kafkajs producer is built: idempotent, with kafkajs retrying retriable
+ * errors without limit (the idempotent mode kafkajs documents: a resent batch keeps its sequence
+ * numbers, so the broker drops what it already has; a Kafka outage holds the one send in flight
+ * while the buffer absorbs, then drops and counts), one request in flight per broker (order per
+ * partition), no topic auto-creation, and the Java client's murmur2 partitioner so a symbol lands
+ * on the same partition as from any other client (see {@linkcode cachingPartitioner}).
+ */
+export const PRODUCER_CONFIG: ProducerConfig = {
+  idempotent: true,
+  maxInFlightRequests: 1,
+  allowAutoTopicCreation: false,
+  createPartitioner: cachingPartitioner(Partitioners.DefaultPartitioner),
+  retry: { retries: Number.MAX_SAFE_INTEGER },
+};
+
+/**
+ * Wraps a partitioner so a keyed message's partition is computed once per key object, topic and
+ * partition count. kafkajs's murmur2 runs on 64-bit `Long` objects, one of the costlier steps of
+ * encoding a record; the sink reuses one key `Buffer` per symbol, so this makes the hash a
+ * lookup. Results are the wrapped partitioner's own, which for a keyed message depend only on
+ * the key and the partition count; unkeyed messages always go to the wrapped partitioner.
+ */
+export function cachingPartitioner(inner: ICustomPartitioner): ICustomPartitioner {
+  return () => {
+    const partition = inner();
+    const cache = new WeakMap<object, { topic: string; count: number; partition: number }>();
+    return (args) => {
+      const { key, partition: explicit } = args.message;
+      if (explicit !== undefined && explicit !== null) return explicit;
+      if (typeof key !== "object" || key === null) return partition(args);
+      const hit = cache.get(key);
+      const count = args.partitionMetadata.length;
+      if (hit && hit.topic === args.topic && hit.count === count) return hit.partition;
+      const computed = partition(args);
+      cache.set(key, { topic: args.topic, count, partition: computed });
+      return computed;
+    };
+  };
+}
+
+/**
+ * Where the producer puts what it has to send: {@linkcode KafkaSink} in this thread, or
+ * `WorkerSink`, the same sink in a worker.
+ */
+export interface TradeSink {
+  /** Trades and dead letters accepted and not yet confirmed by Kafka. */
+  readonly pending: number;
+  /**
+   * Queues one trade for the raw topic, keyed by `symbol` with record time `ingestTime`.
+   * `encodeValue` is called only when there is room, so an overloaded producer spends nothing on
+   * trades it must drop. Returns `false` when the buffer is full: the drop is counted and logged.
+   */
+  offerTrade(symbol: string, ingestTime: number, encodeValue: () => Buffer): boolean;
+  /** Queues one dead letter (an encoded `DeadLetter`), keyed by a symbol or not at all. */
+  offerDeadLetter(key: string | null, value: Buffer): void;
+  /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
+  close(): void;
+  /** Gives up on what is not sent yet (shutdown ran out of time); returns how many trades. */
+  abandon(): number;
+  /** Sends until closed and drained, or abandoned. */
+  run(): Promise<void>;
+}
+
+/** The part of a kafkajs producer the sink uses. */
+export interface SendingProducer {
+  send(record: ProducerRecord): Promise<unknown>;
+}
+
+/** Options of {@linkcode KafkaSink}. */
+export interface KafkaSinkOptions {
+  readonly producer: SendingProducer;
+  readonly rawTopic: string;
+  readonly deadLetterTopic: string;
+  /** Holds the raw-topic messages; its bound is the producer's memory bound. */
+  readonly buffer: TradeBuffer<Message>;
+  readonly metrics: ProducerMetrics;
+  readonly log: Logger;
+  /** Most dead letters waiting. Default 1 000. */
+  readonly deadLetterMaxRecords?: number;
+  /** Most payload bytes in one dead-letter send. Default 768 KiB (under Kafka's 1 MiB batch). */
+  readonly deadLetterMaxBatchBytes?: number;
+  /** First and largest delay between retries of a failed send, ms. Default 200 and 5 000. */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  /** Time between aggregate "dropped" log lines while the buffer stays full, ms. Default 5 000. */
+  readonly dropLogIntervalMs?: number;
+  /** Called after every send that ended (acknowledged or given up). */
+  readonly onSent?: () => void;
+  /** Default {@linkcode systemClock}. */
+  readonly clock?: Clock;
+}
+
+/** Batches trades and dead letters to Kafka; see the module doc. */
+export class KafkaSink implements TradeSink {
+  readonly #producer: SendingProducer;
+  readonly #rawTopic: string;
+  readonly #deadLetterTopic: string;
+  readonly #buffer: TradeBuffer<Message>;
+  readonly #metrics: ProducerMetrics;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #deadLetterMaxRecords: number;
+  readonly #deadLetterMaxBatchBytes: number;
+  readonly #retry: { baseMs: number; maxMs: number };
+  #deadLetters: Message[] = [];
+  #wake: AbortController = new AbortController();
+  #abandoned = false;
+  #onAbandon: (() => void) | undefined;
+  readonly #drops: DropLog;
+  readonly #onSent: () => void;
+  /** One key Buffer per symbol, reused: the partitioner then hashes each symbol once. */
+  readonly #keys = new Map<string, Buffer>();
+  #lastTime = NaN;
+  #lastTimestamp = "";
+
+  constructor(options: KafkaSinkOptions) {
+    this.#producer = options.producer;
+    this.#rawTopic = options.rawTopic;
+    this.#deadLetterTopic = options.deadLetterTopic;
+    this.#buffer = options.buffer;
+    this.#metrics = options.metrics;
+    this.#log = options.log;
+    this.#clock = options.clock ?? systemClock;
+    this.#deadLetterMaxRecords = options.deadLetterMaxRecords ?? 1_000;
+    this.#deadLetterMaxBatchBytes = options.deadLetterMaxBatchBytes ?? 768 * 1024;
+    this.#retry = { baseMs: options.retryBaseMs ?? 200, maxMs: options.retryMaxMs ?? 5_000 };
+    this.#onSent = options.onSent ?? (() => {});
+    this.#drops = new DropLog(this.#metrics, this.#log, {
+      clock: this.#clock,
+      intervalMs: options.dropLogIntervalMs ?? 5_000,
+      capacity: this.#buffer.maxItems,
+    });
+  }
+
+  /** Trades waiting for Kafka, plus dead letters. */
+  get pending(): number {
+    return this.#buffer.size + this.#deadLetters.length;
+  }
+
+  /** As {@linkcode TradeSink.offerTrade}; `partition` pins the record's partition. */
+  offerTrade(
+    symbol: string,
+    ingestTime: number,
+    encodeValue: () => Buffer,
+    _partition?: number,
+  ): boolean {
+    if (this.#buffer.size >= this.#buffer.maxItems) {
+      this.#drops.dropped();
+      return false;
+    }
+    if (ingestTime !== this.#lastTime) {
+      this.#lastTime = ingestTime;
+      this.#lastTimestamp = String(ingestTime);
+    }
+    this.#buffer.push({
+      key: this.#key(symbol),
+      value: encodeValue(),
+      timestamp: this.#lastTimestamp,
+    });
+    this.#metrics.bufferDepth = this.#buffer.size;
+    this.#drops.accepted();
+    return true;
+  }
+
+  #key(symbol: string): Buffer {
+    let key = this.#keys.get(symbol);
+    if (key === undefined) {
+      if (this.#keys.size >= 100_000) this.#keys.clear();
+      key = Buffer.from(symbol, "utf8");
+      this.#keys.set(symbol, key);
+    }
+    return key;
+  }
+
+  /** Queues one dead letter; when its queue is full the letter is counted and dropped. */
+  offerDeadLetter(key: string | null, value: Buffer): void {
+    if (this.#deadLetters.length >= this.#deadLetterMaxRecords) {
+      this.#metrics.deadLettersDropped++;
+      if (this.#metrics.deadLettersDropped === 1 || this.#metrics.deadLettersDropped % 1000 === 0) {
+        this.#log.error("dead-letter queue full: dead letters dropped", {
+          droppedTotal: this.#metrics.deadLettersDropped,
+        });
+      }
+      return;
+    }
+    this.#deadLetters.push({ key: key === null ? null : Buffer.from(key, "utf8"), value });
+    this.#wake.abort();
+  }
+
+  /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
+  close(): void {
+    this.#buffer.close();
+    this.#wake.abort();
+  }
+
+  /**
+   * Gives up on what is still buffered (shutdown took too long): counts it as failed, and makes
+   * `run()` resolve at once even if a send is still waiting on Kafka. Returns how many trades
+   * were given up.
+   */
+  abandon(): number {
+    if (this.#abandoned) return 0;
+    this.#abandoned = true;
+    const lost = this.#buffer.size;
+    this.#metrics.tradesFailed += lost;
+    this.#metrics.deadLettersDropped += this.#deadLetters.length;
+    this.#buffer.commit(lost);
+    this.#deadLetters = [];
+    this.#metrics.bufferDepth = 0;
+    this.#buffer.close();
+    this.#wake.abort();
+    this.#onAbandon?.();
+    return lost;
+  }
+
+  /** Sends until {@linkcode close} was called and everything is sent, or until abandoned. */
+  async run(): Promise<void> {
+    const abandoned = new Promise<void>((resolve) => this.#onAbandon = resolve);
+    while (!this.#abandoned) {
+      if (this.#deadLetters.length > 0) {
+        await Promise.race([this.#sendDeadLetters(), abandoned]);
+        continue;
+      }
+      if (this.#wake.signal.aborted) this.#wake = new AbortController();
+      const batch = await this.#buffer.nextBatch(this.#wake.signal);
+      if (batch.length === 0) {
+        if (this.#buffer.closed && this.#buffer.size === 0 && this.#deadLetters.length === 0) {
+          break;
+        }
+        continue;
+      }
+      await Promise.race([this.#sendTrades(batch), abandoned]);
+    }
+    this.#drops.end();
+  }
+
+  async #sendTrades(batch: Message[]): Promise<void> {
+    const ok = await this.#send(this.#rawTopic, batch);
+    if (this.#abandoned) return;
+    if (ok) {
+      this.#metrics.tradesProduced += batch.length;
+    } else {
+      this.#metrics.tradesFailed += batch.length;
+    }
+    this.#buffer.commit(batch.length);
+    this.#metrics.bufferDepth = this.#buffer.size;
+    this.#onSent();
+  }
+
+  async #sendDeadLetters(): Promise<void> {
+    let bytes = 0;
+    let count = 0;
+    for (const message of this.#deadLetters) {
+      const size = (message.value as Uint8Array | null)?.length ?? 0;
+      if (count > 0 && bytes + size > this.#deadLetterMaxBatchBytes) break;
+      bytes += size;
+      count++;
+    }
+    const batch = this.#deadLetters.slice(0, count);
+    const ok = await this.#send(this.#deadLetterTopic, batch);
+    if (this.#abandoned) return;
+    this.#deadLetters.splice(0, count);
+    if (ok) this.#metrics.deadLettersProduced += count;
+    else this.#metrics.deadLettersDropped += count;
+    this.#onSent();
+  }
+
+  /** Sends one batch, retrying retriable failures; `false` when Kafka refused it for good. */
+  async #send(topic: string, messages: Message[]): Promise<boolean> {
+    for (let attempt = 0;; attempt++) {
+      const started = performance.now();
+      try {
+        await this.#producer.send({
+          topic,
+          messages,
+          acks: -1,
+          compression: CompressionTypes.GZIP,
+        });
+        this.#metrics.recordProduceLatency(Math.round((performance.now() - started) * 10) / 10);
+        this.#metrics.batchesProduced++;
+        return true;
+      } catch (error) {
+        this.#metrics.kafkaErrors++;
+        this.#metrics.lastError = `kafka: ${describeError(error)}`;
+        if (this.#abandoned) return false;
+        if (!isRetriableKafkaError(error)) {
+          this.#log.error("Kafka refused a batch for good; it is lost", {
+            topic,
+            records: messages.length,
+            error,
+          });
+          return false;
+        }
+        const delay = reconnectDelay(attempt, { ...this.#retry });
+        this.#log.warn("Kafka send failed; retrying the batch", {
+          topic,
+          records: messages.length,
+          attempt: attempt + 1,
+          retryInMs: delay,
+          error,
+        });
+        await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, delay));
+        if (this.#abandoned) return false;
+      }
+    }
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * One of the producer's Kafka workers (see `worker_sink.ts`): builds its own kafkajs client and
+ * idempotent producer from the config it is sent, reports the raw topic's partition count, runs
+ * a {@linkcode KafkaSink} on the trades (partition pinned) and dead letters it receives, reports
+ * the sink's counters after every send, and on `close` flushes, disconnects and reports a last
+ * time.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { Buffer } from "node:buffer";
+import type { Kafka, Message } from "kafkajs";
+import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { createLogger, describeError } from "../shared/log.ts";
+import { KafkaSink, PRODUCER_CONFIG } from "./kafka_sink.ts";
+import { createProducerMetrics } from "./metrics.ts";
+import { TradeBuffer } from "./trade_buffer.ts";
+import { unpackTrades } from "./trade_packing.ts";
+import type { FromWorker, SinkCounters, ToWorker } from "./worker_sink.ts";
+
+let sink: KafkaSink | undefined;
+
+function post(message: FromWorker): void {
+  self.postMessage(message);
+}
+
+async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
+  hideKafkajsTimeoutWarning();
+  const log = createLogger(`producer.kafka${message.index}`, { level: message.logLevel });
+  const kafka = createKafka(message.kafka, log, { clientIdSuffix: `producer-${message.index}` });
+  const producer = kafka.producer(PRODUCER_CONFIG);
+  let partitions: number;
+  try {
+    await producer.connect();
+    partitions = await partitionCount(kafka, message.kafka.topics.raw);
+  } catch (error) {
+    post({ type: "failed", error: `cannot connect to Kafka: ${describeError(error)}` });
+    await producer.disconnect().catch(() => {});
+    return;
+  }
+  const metrics = createProducerMetrics(message.producer.bufferMaxTrades);
+  let latencies: number[] = [];
+  const record = metrics.recordProduceLatency;
+  metrics.recordProduceLatency = (ms) => {
+    latencies.push(ms);
+    record(ms);
+  };
+  const report = (type: "progress" | "closed") => {
+    const counters: SinkCounters = {
+      tradesProduced: metrics.tradesProduced,
+      tradesFailed: metrics.tradesFailed,
+      tradesDropped: metrics.tradesDropped,
+      deadLettersProduced: metrics.deadLettersProduced,
+      deadLettersDropped: metrics.deadLettersDropped,
+      batchesProduced: metrics.batchesProduced,
+      kafkaErrors: metrics.kafkaErrors,
+      lastError: metrics.lastError,
+    };
+    post({ type, counters, latencies });
+    latencies = [];
+  };
+  const buffer = new TradeBuffer<Message>({
+    maxItems: message.producer.bufferMaxTrades,
+    batchMaxItems: message.producer.batchMaxTrades,
+    lingerMs: message.producer.lingerMs,
+  });
+  sink = new KafkaSink({
+    producer,
+    rawTopic: message.kafka.topics.raw,
+    deadLetterTopic: message.kafka.topics.deadLetter,
+    buffer,
+    metrics,
+    log,
+    onSent: () => report("progress"),
+  });
+  sink.run().then(async () => {
+    await Promise.race([
+      producer.disconnect().catch((error) =>
+        log.warn("Kafka producer did not disconnect cleanly", { error })
+      ),
+      new Promise((resolve) => setTimeout(resolve, 5_000)),
+    ]);
+    report("closed");
+  });
+  post({ type: "ready", partitions });
+}
+
+async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    const count = metadata.topics[0]?.partitions.length ?? 0;
+    if (count === 0) throw new Error(`topic ${topic} has no partitions`);
+    return count;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  switch (message.type) {
+    case "start":
+      start(message);
+      return;
+    case "trades": {
+      const target = sink;
+      if (!target) return;
+      unpackTrades(message.buffer, (symbol, ingestTime, value, partition) => {
+        target.offerTrade(symbol, ingestTime, () => value, partition);
+      });
+      return;
+    }
+    case "deadLetter":
+      sink?.offerDeadLetter(
+        message.key,
+        Buffer.from(message.value.buffer, message.value.byteOffset, message.value.length),
+      );
+      return;
+    case "close":
+      sink?.close();
+      return;
+  }
+};
+
+export {};

@@ -1,0 +1,97 @@
+/**
+ * `deno task producer`: reads the config, checks the topics exist, runs the producer until
+ * SIGINT or SIGTERM, flushes, and exits 0 (1 if trades accepted from the feed could not be
+ * confirmed by Kafka, or on a start-up error; a second signal exits at once with 130).
+ *
+ * @module
+ */
+import { Partitioners } from "kafkajs";
+import { prepareLocal } from "../admin/prepare.ts";
+import { loadConfig } from "../shared/config.ts";
+import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { createLogger, describeError } from "../shared/log.ts";
+import { startReporter } from "../shared/reporter.ts";
+import { redact } from "../shared/secret.ts";
+import { createProducer } from "./producer.ts";
+import { producerMetricsSnapshot } from "./prometheus.ts";
+
+async function main(): Promise<number> {
+  const env = Deno.env.toObject();
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    console.error(`producer: cannot start: ${(error as Error).message}`);
+    return 1;
+  }
+  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const log = createLogger("producer", { level: config.logLevel, secrets });
+  hideKafkajsTimeoutWarning();
+  try {
+    // On this machine's own services: start them, create topics and schema, when needed.
+    await prepareLocal(env, config, log);
+    const kafka = createKafka(config.kafka, log, { clientIdSuffix: "producer" });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const missing = [config.kafka.topics.raw, config.kafka.topics.deadLetter].filter((t) =>
+        !existing.has(t)
+      );
+      if (missing.length > 0) {
+        log.error("cannot start: Kafka topics are missing; run `deno task topics` first", {
+          missing,
+        });
+        return 1;
+      }
+    } finally {
+      await admin.disconnect();
+    }
+
+    const controller = new AbortController();
+    const onSignal = (name: string) => () => {
+      if (controller.signal.aborted) {
+        log.error(`second ${name}: exiting without flushing`);
+        Deno.exit(130);
+      }
+      log.info(`${name}: stopping`);
+      controller.abort();
+    };
+    Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+    Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+
+    log.info("starting", {
+      url: new URL(config.finnhub.url).origin,
+      symbols: config.finnhub.symbols.length,
+      brokers: config.kafka.brokers.join(","),
+      topic: config.kafka.topics.raw,
+    });
+    // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
+    const producer = createProducer({ config, log, signal: controller.signal });
+    // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
+    // that fails is logged and never stops the producer.
+    const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await reportProducer.connect();
+    const reporter = startReporter({
+      producer: reportProducer,
+      topic: config.kafka.topics.metrics,
+      role: "producer",
+      snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
+      log: log.child("reporter"),
+    });
+    let report;
+    try {
+      report = await producer.run();
+    } finally {
+      await reporter.stop();
+      await reportProducer.disconnect().catch(() => {});
+    }
+    log.info("stopped", { ...report.metrics, produceLatencyMs: report.metrics.produceLatencyMs });
+    return report.unflushed > 0 ? 1 : 0;
+  } catch (error) {
+    log.error("producer failed", { error: redact(describeError(error), secrets) });
+    return 1;
+  }
+}
+
+Deno.exit(await main());

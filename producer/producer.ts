@@ -1,0 +1,371 @@
+/**
+ * The producer: Finnhub frames in, one Kafka record per trade out. Wires the WebSocket client,
+ * the frame parser, the bounded buffer and the Kafka sink, and owns what a frame means:
+ * trades are encoded (Avro `Trade`, keyed by symbol, with the ingest time and where the frame came
+ * from), pings and errors are counted, anything that cannot be parsed goes to the dead-letter
+ * topic with the reason. Nothing is dropped silently: every loss has a counter.
+ *
+ * Sending runs in worker threads by default (`worker_sink.ts`: kafkajs costs more CPU per record
+ * than everything else here); given a kafkajs client, it runs in this thread instead.
+ *
+ * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
+ * accepted before the signal, then the Kafka producer disconnects.
+ *
+ * @module
+ */
+import type { Kafka, Message } from "kafkajs";
+import { Buffer } from "node:buffer";
+import { encode } from "../shared/avro.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
+import type { Config } from "../shared/config.ts";
+import { describeError, type Logger } from "../shared/log.ts";
+import type { DeadLetter, RawTrade } from "../shared/types.ts";
+import { type FrameMeta, runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
+import { BAD_TRADE_SHAPE, DEFAULT_MAX_FRAME_BYTES, parseFrame } from "./frame_parser.ts";
+import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
+import {
+  createProducerMetrics,
+  type ProducerMetrics,
+  type ProducerMetricsSnapshot,
+} from "./metrics.ts";
+import { TradeBuffer } from "./trade_buffer.ts";
+import { type WorkerLike, WorkerSink } from "./worker_sink.ts";
+
+/** Options of {@linkcode createProducer}. */
+export interface ProducerOptions {
+  /** Uses `finnhub`, `producer`, `kafka` and `logLevel`. */
+  readonly config: Pick<Config, "finnhub" | "producer" | "kafka" | "logLevel">;
+  /**
+   * Send from this thread with this kafkajs client (the producer makes and closes its own kafkajs
+   * producer on it). Default: send from a worker that builds its client from `config.kafka`.
+   */
+  readonly kafka?: Pick<Kafka, "producer">;
+  /** How many workers send (each owns a share of the partitions). Default 2. */
+  readonly kafkaWorkers?: number;
+  /** Makes the sending workers, for tests. Default: `kafka_worker.ts`. */
+  readonly worker?: (index: number) => WorkerLike;
+  readonly log: Logger;
+  /** Abort to stop: stop reading, flush, disconnect. */
+  readonly signal: AbortSignal;
+  /** How long shutdown may spend flushing before it gives up on the rest, ms. Default 30 000. */
+  readonly shutdownTimeoutMs?: number;
+  /** Largest frame accepted, bytes. Default {@linkcode DEFAULT_MAX_FRAME_BYTES}. */
+  readonly maxFrameBytes?: number;
+  /** How often a summary line is logged, ms; 0 for never. Default 60 000. */
+  readonly statsIntervalMs?: number;
+  /** Prefix of connection ids. Default: random. */
+  readonly runId?: string;
+  /** Default: Deno's `WebSocket`. */
+  readonly webSocket?: WebSocketFactory;
+  /** Default {@linkcode systemClock}. */
+  readonly clock?: Clock;
+}
+
+/** What a stopped producer reports. */
+export interface ProducerReport {
+  /** Trades accepted but not confirmed by Kafka when shutdown gave up (0 after a clean flush). */
+  readonly unflushed: number;
+  readonly metrics: ProducerMetricsSnapshot;
+}
+
+/** A producer ready to run. */
+export interface Producer {
+  /** Live counters; `metrics.snapshot()` for the status endpoint. */
+  readonly metrics: ProducerMetrics;
+  /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
+  run(): Promise<ProducerReport>;
+}
+
+const encoder = new TextEncoder();
+const THROTTLE_MS = 10_000;
+
+/** Builds the producer. Nothing connects until `run()`. */
+export function createProducer(options: ProducerOptions): Producer {
+  const { config, log, signal } = options;
+  const clock = options.clock ?? systemClock;
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
+  const topics = config.kafka.topics;
+  const throttle = createThrottle(clock, THROTTLE_MS);
+  const unknownTypes = new Set<string>();
+  async function run(): Promise<ProducerReport> {
+    const { sink, disconnect } = await openSink();
+    const sinkDone = sink.run();
+    const stopStats = startStats();
+    let previous: { connectionId: string; data: string | ArrayBuffer } | undefined;
+
+    function deadLetter(
+      payload: Uint8Array,
+      reason: string,
+      reasonCode: string,
+      key: string | null,
+    ): void {
+      const letter: DeadLetter = {
+        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.length),
+        reason,
+        reasonCode,
+        source: "producer",
+        time: clock.now(),
+        sourceTopic: null,
+        sourcePartition: null,
+        sourceOffset: null,
+      };
+      sink.offerDeadLetter(key, encode("DeadLetter", letter));
+      if (throttle(reasonCode)) {
+        log.warn("sent input to the dead-letter topic", {
+          reasonCode,
+          reason,
+          topic: topics.deadLetter,
+        });
+      }
+    }
+
+    /** Never throws: a frame the code cannot handle is dead-lettered, not a crash. */
+    function onFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
+      metrics.framesReceived++;
+      try {
+        handleFrame(data, meta);
+      } catch (error) {
+        metrics.invalidFrames++;
+        log.error("could not handle a frame; sending it to the dead-letter topic", { error });
+        deadLetter(
+          (typeof data === "string" ? encoder.encode(data) : new Uint8Array(data)).subarray(
+            0,
+            maxFrameBytes,
+          ),
+          `the producer failed on this frame: ${
+            describeError(error)
+          } (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
+          "producer_error",
+          null,
+        );
+      }
+    }
+
+    function handleFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
+      const frame = parseFrame(data, { maxFrameBytes });
+      const repeated = previous !== undefined && previous.connectionId === meta.connectionId &&
+        sameFrame(previous.data, data);
+      previous = { connectionId: meta.connectionId, data };
+      switch (frame.kind) {
+        case "trades": {
+          if (repeated) metrics.feedDuplicateFramesSuspected++;
+          for (const trade of frame.trades) {
+            metrics.tradesReceived++;
+            sink.offerTrade(trade.s, meta.receivedAt, () => {
+              const raw: RawTrade = {
+                s: trade.s,
+                p: trade.p,
+                t: trade.t,
+                v: trade.v,
+                c: trade.c,
+                ingestTime: meta.receivedAt,
+                connectionId: meta.connectionId,
+                frameSeq: meta.frameSeq,
+                tradeIndex: trade.index,
+              };
+              return encode("Trade", raw);
+            });
+          }
+          for (const rejected of frame.rejected) {
+            metrics.tradesRejected++;
+            deadLetter(
+              encoder.encode(rejected.payload),
+              `${rejected.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
+              BAD_TRADE_SHAPE,
+              rejected.symbol,
+            );
+          }
+          return;
+        }
+        case "ping":
+          metrics.pings++;
+          return;
+        case "error":
+          metrics.errorFrames++;
+          metrics.lastError = `feed: ${frame.message}`;
+          if (frame.tooManySymbols) {
+            metrics.tooManySymbolsErrors++;
+            log.error(
+              "FINNHUB REFUSED SUBSCRIPTIONS: too many symbols for this key's plan; trades of the symbols past the limit will not arrive. Lower FINNHUB_SYMBOLS or FINNHUB_SYMBOL_LIMIT.",
+              {
+                feedMessage: frame.message,
+                symbols: config.finnhub.symbols.length,
+                symbolLimit: config.finnhub.symbolLimit,
+                connectionId: meta.connectionId,
+              },
+            );
+          } else {
+            log.error("the feed sent an error", {
+              feedMessage: frame.message,
+              connectionId: meta.connectionId,
+            });
+          }
+          return;
+        case "unknown":
+          metrics.unknownFrames++;
+          if (!unknownTypes.has(frame.frameType) && unknownTypes.size < 100) {
+            unknownTypes.add(frame.frameType);
+            log.warn("the feed sent a frame of an unknown type; counting and ignoring it", {
+              type: frame.frameType,
+            });
+          }
+          return;
+        case "invalid":
+          metrics.invalidFrames++;
+          deadLetter(
+            frame.payload,
+            `${frame.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
+            frame.reasonCode,
+            null,
+          );
+          return;
+      }
+    }
+
+    function startStats(): () => void {
+      const interval = options.statsIntervalMs ?? 60_000;
+      if (interval <= 0) return () => {};
+      let timer = clock.setTimeout(function tick() {
+        const s = metrics.snapshot();
+        log.info("stats", {
+          state: s.connectionState,
+          frames: s.framesReceived,
+          trades: s.tradesReceived,
+          produced: s.tradesProduced,
+          dropped: s.tradesDropped,
+          failed: s.tradesFailed,
+          rejected: s.tradesRejected,
+          deadLetters: s.deadLettersProduced,
+          reconnects: s.reconnects,
+          bufferDepth: s.bufferDepth,
+          produceP99Ms: s.produceLatencyMs.p99,
+        });
+        timer = clock.setTimeout(tick, interval);
+      }, interval);
+      return () => clock.clearTimeout(timer);
+    }
+
+    // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
+    // to send would only fill the buffer and drop.
+    const sinkFailed = new AbortController();
+    let sinkFailure: unknown;
+    const sinkSettled = sinkDone.then(() => "done" as const, (error) => {
+      sinkFailure = error;
+      sinkFailed.abort();
+      return "failed" as const;
+    });
+    let unflushed = 0;
+    try {
+      await runFinnhubClient({
+        url: config.finnhub.url,
+        apiKey: config.finnhub.apiKey,
+        symbols: config.finnhub.symbols,
+        watchdogMs: config.finnhub.watchdogMs,
+        reconnectBaseMs: config.finnhub.reconnectBaseMs,
+        reconnectMaxMs: config.finnhub.reconnectMaxMs,
+        authBackoffMs: config.finnhub.authBackoffMs,
+        log: log.child("feed"),
+        metrics,
+        onFrame,
+        signal: AbortSignal.any([signal, sinkFailed.signal]),
+        clock,
+        ...(options.runId === undefined ? {} : { runId: options.runId }),
+        ...(options.webSocket === undefined ? {} : { webSocket: options.webSocket }),
+      });
+    } finally {
+      stopStats();
+      log.info("stopped reading the feed; flushing", { buffered: sink.pending });
+      sink.close();
+      const timeoutMs = options.shutdownTimeoutMs ?? 30_000;
+      let timer: unknown;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = clock.setTimeout(() => resolve("timeout"), timeoutMs);
+      });
+      const outcome = await Promise.race([sinkSettled, timedOut]);
+      clock.clearTimeout(timer);
+      if (outcome !== "done") {
+        unflushed = sink.abandon();
+        log.error(
+          outcome === "timeout"
+            ? "shutdown gave up flushing: trades not confirmed by Kafka"
+            : "the Kafka sink failed: trades not confirmed by Kafka",
+          { unflushed, timeoutMs, error: sinkFailure },
+        );
+      }
+      await Promise.race([
+        disconnect().catch((error) =>
+          log.warn("Kafka producer did not disconnect cleanly", { error })
+        ),
+        new Promise((resolve) => {
+          timer = clock.setTimeout(() => resolve(undefined), 5_000);
+        }),
+      ]);
+      clock.clearTimeout(timer);
+    }
+    if (sinkFailure !== undefined) {
+      throw new Error("the producer stopped: its Kafka sink failed", { cause: sinkFailure });
+    }
+    return { unflushed, metrics: metrics.snapshot() };
+  }
+
+  /** The sink, connected: in a worker, or in this thread on `options.kafka`. */
+  async function openSink(): Promise<{ sink: TradeSink; disconnect(): Promise<void> }> {
+    const sinkLog = log.child("kafka");
+    if (options.kafka === undefined) {
+      const sink = new WorkerSink({
+        config,
+        metrics,
+        log: sinkLog,
+        clock,
+        ...(options.kafkaWorkers === undefined ? {} : { workers: options.kafkaWorkers }),
+        ...(options.worker === undefined ? {} : { worker: options.worker }),
+      });
+      await sink.start();
+      // The worker disconnects its own producer once it has flushed.
+      return { sink, disconnect: () => Promise.resolve() };
+    }
+    const kafkaProducer = options.kafka.producer(PRODUCER_CONFIG);
+    await kafkaProducer.connect();
+    const buffer = new TradeBuffer<Message>({
+      maxItems: config.producer.bufferMaxTrades,
+      batchMaxItems: config.producer.batchMaxTrades,
+      lingerMs: config.producer.lingerMs,
+      clock,
+    });
+    const sink = new KafkaSink({
+      producer: kafkaProducer,
+      rawTopic: topics.raw,
+      deadLetterTopic: topics.deadLetter,
+      buffer,
+      metrics,
+      log: sinkLog,
+      clock,
+    });
+    return { sink, disconnect: () => kafkaProducer.disconnect() };
+  }
+
+  return { metrics, run };
+}
+
+function sameFrame(a: string | ArrayBuffer, b: string | ArrayBuffer): boolean {
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  if (a.byteLength !== b.byteLength) return false;
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** `true` the first time a key is seen and then at most once per `intervalMs` per key. */
+function createThrottle(clock: Clock, intervalMs: number): (key: string) => boolean {
+  const last = new Map<string, number>();
+  return (key) => {
+    const now = clock.now();
+    const previous = last.get(key);
+    if (previous !== undefined && now - previous < intervalMs) return false;
+    if (last.size > 1_000) last.clear();
+    last.set(key, now);
+    return true;
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * The producer's metrics in the shape every worker reports (`shared/metrics.ts`), with
+ * Prometheus names: counters end in `_total`, times are seconds.
+ *
+ * @module
+ */
+import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
+import type { ConnectionState, ProducerMetricsSnapshot } from "./metrics.ts";
+
+const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
+  ["framesReceived", "pipeline_producer_frames_total", "WebSocket frames received, of every type."],
+  ["tradesReceived", "pipeline_producer_trades_received_total", "Trades parsed from trade frames."],
+  ["tradesProduced", "pipeline_producer_trades_acked_total", "Trades acknowledged by Kafka."],
+  [
+    "tradesDropped",
+    "pipeline_producer_trades_dropped_total",
+    "Trades dropped: the buffer was full.",
+  ],
+  [
+    "tradesFailed",
+    "pipeline_producer_trades_failed_total",
+    "Trades lost to a non-retriable Kafka error.",
+  ],
+  [
+    "tradesRejected",
+    "pipeline_producer_trades_rejected_total",
+    "Trades that could not be parsed (dead-lettered).",
+  ],
+  ["pings", "pipeline_producer_pings_total", "Ping frames."],
+  ["errorFrames", "pipeline_producer_error_frames_total", "Error frames from the feed."],
+  [
+    "tooManySymbolsErrors",
+    "pipeline_producer_too_many_symbols_errors_total",
+    "'Subscribing to too many symbols' errors.",
+  ],
+  ["unknownFrames", "pipeline_producer_unknown_frames_total", "Frames of an unknown type."],
+  [
+    "invalidFrames",
+    "pipeline_producer_invalid_frames_total",
+    "Whole frames dead-lettered (not JSON, bad shape, too large).",
+  ],
+  [
+    "feedDuplicateFramesSuspected",
+    "pipeline_producer_feed_duplicate_frames_total",
+    "Trade frames byte-identical to the previous one (kept).",
+  ],
+  [
+    "deadLettersProduced",
+    "pipeline_producer_dead_letters_total",
+    "Dead letters the producer published.",
+  ],
+  [
+    "deadLettersDropped",
+    "pipeline_producer_dead_letters_dropped_total",
+    "Dead letters the producer could not publish.",
+  ],
+  [
+    "connectionsOpened",
+    "pipeline_producer_connections_opened_total",
+    "WebSocket connections opened.",
+  ],
+  ["reconnects", "pipeline_producer_reconnects_total", "Connection attempts after the first."],
+  [
+    "watchdogTimeouts",
+    "pipeline_producer_watchdog_timeouts_total",
+    "Connections replaced because the feed went silent.",
+  ],
+  [
+    "handshakeRefusals",
+    "pipeline_producer_handshake_refusals_total",
+    "Handshakes refused with 401 or 429.",
+  ],
+  ["batchesProduced", "pipeline_producer_batches_total", "Kafka sends acknowledged."],
+  ["kafkaErrors", "pipeline_producer_kafka_errors_total", "Failed Kafka sends."],
+];
+
+const STATES: readonly ConnectionState[] = ["idle", "connecting", "open", "backoff", "stopped"];
+
+/** Converts the producer's snapshot to the reported shape. */
+export function producerMetricsSnapshot(s: ProducerMetricsSnapshot): MetricsSnapshot {
+  const registry = new MetricsRegistry();
+  for (const [field, name, help] of COUNTERS) {
+    registry.counter(name, help).inc({}, Number(s[field]) || 0);
+  }
+  const state = registry.gauge(
+    "pipeline_producer_connection_state",
+    "1 for the WebSocket connection's current state.",
+  );
+  for (const name of STATES) state.set(s.connectionState === name ? 1 : 0, { state: name });
+  registry.gauge("pipeline_producer_connected", "1 while the feed connection is open.")
+    .set(s.connectionState === "open" ? 1 : 0);
+  registry.gauge(
+    "pipeline_producer_last_frame_timestamp_seconds",
+    "When the last frame (ping included) arrived, Unix seconds.",
+  ).set(s.lastFrameTime === null ? 0 : s.lastFrameTime / 1000);
+  registry.gauge("pipeline_producer_buffer_depth_trades", "Trades waiting in the buffer.")
+    .set(s.bufferDepth);
+  registry.gauge("pipeline_producer_buffer_capacity_trades", "The buffer's bound, in trades.")
+    .set(s.bufferCapacity);
+  const latency = registry.gauge(
+    "pipeline_producer_produce_latency_seconds",
+    "Produce latency (send to acknowledgement) of recent batches, by quantile.",
+  );
+  const l = s.produceLatencyMs;
+  if (l.p50 !== null) latency.set(l.p50 / 1000, { quantile: "0.5" });
+  if (l.p99 !== null) latency.set(l.p99 / 1000, { quantile: "0.99" });
+  if (l.max !== null) latency.set(l.max / 1000, { quantile: "1" });
+  return registry.snapshot();
+}

@@ -1,0 +1,328 @@
+/**
+ * The Kafka sink in worker threads. kafkajs spends about four times as much CPU on each record
+ * as the producer spends reading and encoding it, and with an idempotent producer only one
+ * request per broker is in flight, so one sender is bound by its send latency. The producer
+ * therefore reads the feed on the main thread and sends from `kafka_worker.ts` workers, each
+ * running the same {@linkcode KafkaSink} with its own kafkajs client and idempotent producer.
+ *
+ * Order: each worker owns a fixed set of the raw topic's partitions (partition modulo the number
+ * of workers); the main thread computes each symbol's partition with kafkajs's own murmur2
+ * partitioner, once per symbol, and hands the trade to its partition's worker with the partition
+ * pinned. One send in flight per worker, so each partition, and each symbol, keeps the feed's
+ * order. The partition count is read once at start; partitions added later are used after a
+ * restart.
+ *
+ * The main side ({@linkcode WorkerSink}) holds the memory bound: it counts trades handed over and
+ * not yet acknowledged, and drops (and counts) new ones when that reaches the buffer's bound.
+ * Encoded trades cross in packed, transferred buffers (`trade_packing.ts`), every couple of
+ * milliseconds or every 1 000 trades. Each worker reports its counters after every send.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { type PartitionerArgs, Partitioners } from "kafkajs";
+import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
+import type { Config, LogLevel } from "../shared/config.ts";
+import type { Logger } from "../shared/log.ts";
+import { DropLog } from "./drop_log.ts";
+import type { TradeSink } from "./kafka_sink.ts";
+import type { ProducerMetrics } from "./metrics.ts";
+import { TradePacker } from "./trade_packing.ts";
+
+/** The sink's counters, as a worker reports them (totals since it started). */
+export interface SinkCounters {
+  readonly tradesProduced: number;
+  readonly tradesFailed: number;
+  readonly tradesDropped: number;
+  readonly deadLettersProduced: number;
+  readonly deadLettersDropped: number;
+  readonly batchesProduced: number;
+  readonly kafkaErrors: number;
+  readonly lastError: string | null;
+}
+
+/** Messages to a worker. */
+export type ToWorker =
+  | {
+    readonly type: "start";
+    readonly kafka: Config["kafka"];
+    readonly producer: Config["producer"];
+    readonly logLevel: LogLevel;
+    /** This worker's number, from 0, for its log lines and client id. */
+    readonly index: number;
+  }
+  | { readonly type: "trades"; readonly buffer: ArrayBuffer }
+  | { readonly type: "deadLetter"; readonly key: string | null; readonly value: Uint8Array }
+  | { readonly type: "close" };
+
+/** Messages from a worker. */
+export type FromWorker =
+  | { readonly type: "ready"; readonly partitions: number }
+  | { readonly type: "failed"; readonly error: string }
+  | {
+    readonly type: "progress" | "closed";
+    readonly counters: SinkCounters;
+    /** Produce latencies of the sends since the last report, ms. */
+    readonly latencies: readonly number[];
+  };
+
+/** The part of a `Worker` the sink uses, so tests can pass a fake. */
+export interface WorkerLike {
+  onmessage: ((event: MessageEvent<FromWorker>) => void) | null;
+  onerror: ((event: ErrorEvent) => void) | null;
+  postMessage(message: ToWorker, transfer?: Transferable[]): void;
+  terminate(): void;
+}
+
+/** Options of {@linkcode WorkerSink}. */
+export interface WorkerSinkOptions {
+  readonly config: Pick<Config, "kafka" | "producer" | "logLevel">;
+  readonly metrics: ProducerMetrics;
+  readonly log: Logger;
+  /** Sending workers. Default 2. */
+  readonly workers?: number;
+  /** Hand packed trades over after this long, ms. Default 2. */
+  readonly flushMs?: number;
+  /** Default {@linkcode systemClock}. */
+  readonly clock?: Clock;
+  /** Makes worker number `index`. Default: a module worker running `kafka_worker.ts`. */
+  readonly worker?: (index: number) => WorkerLike;
+}
+
+const FLUSH_TRADES = 1_000;
+
+const ZERO: SinkCounters = {
+  tradesProduced: 0,
+  tradesFailed: 0,
+  tradesDropped: 0,
+  deadLettersProduced: 0,
+  deadLettersDropped: 0,
+  batchesProduced: 0,
+  kafkaErrors: 0,
+  lastError: null,
+};
+
+interface Sender {
+  readonly worker: WorkerLike;
+  readonly packer: TradePacker;
+  counters: SinkCounters;
+  closed: boolean;
+}
+
+/** A {@linkcode TradeSink} whose sending runs in workers; see the module doc. */
+export class WorkerSink implements TradeSink {
+  readonly #config: WorkerSinkOptions["config"];
+  readonly #metrics: ProducerMetrics;
+  readonly #clock: Clock;
+  readonly #flushMs: number;
+  readonly #workerCount: number;
+  readonly #createWorker: (index: number) => WorkerLike;
+  readonly #drops: DropLog;
+  readonly #capacity: number;
+  readonly #partitionOf = new Map<string, number>();
+  #senders: Sender[] = [];
+  #partitions = 1;
+  #flushTimer: TimerId | undefined;
+  /** Trades handed to a packer since start. */
+  #accepted = 0;
+  #deadLettersSent = 0;
+  #abandoned = 0;
+  #settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  readonly #done: Promise<void>;
+
+  constructor(options: WorkerSinkOptions) {
+    this.#config = options.config;
+    this.#metrics = options.metrics;
+    this.#clock = options.clock ?? systemClock;
+    this.#flushMs = options.flushMs ?? 2;
+    this.#workerCount = Math.max(1, options.workers ?? 2);
+    this.#createWorker = options.worker ??
+      (() =>
+        new Worker(new URL("./kafka_worker.ts", import.meta.url).href, {
+          type: "module",
+        }) as unknown as WorkerLike);
+    this.#capacity = options.config.producer.bufferMaxTrades;
+    this.#drops = new DropLog(this.#metrics, options.log, {
+      clock: this.#clock,
+      intervalMs: 5_000,
+      capacity: this.#capacity,
+    });
+    this.#done = new Promise((resolve, reject) => this.#settle = { resolve, reject });
+    // run() hands the outcome on; nobody may be listening before it is called.
+    this.#done.catch(() => {});
+  }
+
+  /** Trades handed over and not yet acknowledged or given up. */
+  get #outstanding(): number {
+    let done = this.#abandoned;
+    for (const { counters: c } of this.#senders) {
+      done += c.tradesProduced + c.tradesFailed + c.tradesDropped;
+    }
+    return this.#accepted - done;
+  }
+
+  get pending(): number {
+    let letters = this.#deadLettersSent;
+    for (const { counters: c } of this.#senders) {
+      letters -= c.deadLettersProduced + c.deadLettersDropped;
+    }
+    return this.#outstanding + letters;
+  }
+
+  /** Starts the workers and their Kafka producers; rejects when one cannot connect. */
+  async start(): Promise<void> {
+    const started: Promise<number>[] = [];
+    for (let index = 0; index < this.#workerCount; index++) {
+      started.push(this.#startWorker(index));
+    }
+    try {
+      const partitions = await Promise.all(started);
+      this.#partitions = partitions[0]!;
+    } catch (error) {
+      for (const { worker } of this.#senders) worker.terminate();
+      throw error;
+    }
+  }
+
+  #startWorker(index: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const worker = this.#createWorker(index);
+      const sender: Sender = { worker, packer: new TradePacker(), counters: ZERO, closed: false };
+      this.#senders.push(sender);
+      worker.onerror = (event) => {
+        event.preventDefault?.();
+        const error = new Error(`Kafka worker ${index} failed: ${event.message}`);
+        reject(error);
+        this.#settle?.reject(error);
+      };
+      worker.onmessage = ({ data }) => {
+        switch (data.type) {
+          case "ready":
+            resolve(data.partitions);
+            return;
+          case "failed":
+            reject(new Error(data.error));
+            return;
+          case "progress":
+          case "closed":
+            this.#progress(sender, data.counters, data.latencies);
+            if (data.type === "closed") {
+              sender.closed = true;
+              worker.terminate();
+              if (this.#senders.every((s) => s.closed)) {
+                this.#drops.end();
+                this.#settle?.resolve();
+              }
+            }
+            return;
+        }
+      };
+      const { kafka, producer, logLevel } = this.#config;
+      worker.postMessage({ type: "start", kafka, producer, logLevel, index });
+    });
+  }
+
+  offerTrade(symbol: string, ingestTime: number, encodeValue: () => Buffer): boolean {
+    const outstanding = this.#outstanding;
+    if (outstanding >= this.#capacity) {
+      this.#drops.dropped();
+      return false;
+    }
+    const partition = this.#partition(symbol);
+    const { packer } = this.#senders[partition % this.#senders.length]!;
+    packer.add(symbol, ingestTime, encodeValue(), partition);
+    this.#accepted++;
+    this.#metrics.bufferDepth = outstanding + 1;
+    this.#drops.accepted();
+    if (packer.count >= FLUSH_TRADES) {
+      this.#flush();
+    } else if (this.#flushTimer === undefined) {
+      this.#flushTimer = this.#clock.setTimeout(() => this.#flush(), this.#flushMs);
+    }
+    return true;
+  }
+
+  offerDeadLetter(key: string | null, value: Buffer): void {
+    this.#deadLettersSent++;
+    this.#senders[0]?.worker.postMessage({
+      type: "deadLetter",
+      key,
+      value: new Uint8Array(value),
+    });
+  }
+
+  close(): void {
+    this.#flush();
+    for (const { worker } of this.#senders) worker.postMessage({ type: "close" });
+  }
+
+  abandon(): number {
+    const lost = this.#outstanding;
+    this.#abandoned += lost;
+    this.#metrics.tradesFailed += lost;
+    this.#metrics.bufferDepth = 0;
+    for (const { worker } of this.#senders) worker.terminate();
+    this.#drops.end();
+    this.#settle?.resolve();
+    return lost;
+  }
+
+  /** Resolves when every worker flushed and closed, or on abandon; rejects if one died. */
+  run(): Promise<void> {
+    return this.#done;
+  }
+
+  /** The symbol's partition, as kafkajs's murmur2 partitioner computes it, once per symbol. */
+  #partition(symbol: string): number {
+    let partition = this.#partitionOf.get(symbol);
+    if (partition === undefined) {
+      partition = partitionFor(symbol, this.#partitions);
+      if (this.#partitionOf.size >= 100_000) this.#partitionOf.clear();
+      this.#partitionOf.set(symbol, partition);
+    }
+    return partition;
+  }
+
+  #flush(): void {
+    if (this.#flushTimer !== undefined) this.#clock.clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    for (const { worker, packer } of this.#senders) {
+      if (packer.count === 0) continue;
+      const { buffer } = packer.take();
+      worker.postMessage({ type: "trades", buffer }, [buffer]);
+    }
+  }
+
+  #progress(sender: Sender, counters: SinkCounters, latencies: readonly number[]): void {
+    const before = sender.counters;
+    sender.counters = counters;
+    const m = this.#metrics;
+    m.tradesProduced += counters.tradesProduced - before.tradesProduced;
+    m.tradesFailed += counters.tradesFailed - before.tradesFailed;
+    m.tradesDropped += counters.tradesDropped - before.tradesDropped;
+    m.deadLettersProduced += counters.deadLettersProduced - before.deadLettersProduced;
+    m.deadLettersDropped += counters.deadLettersDropped - before.deadLettersDropped;
+    m.batchesProduced += counters.batchesProduced - before.batchesProduced;
+    m.kafkaErrors += counters.kafkaErrors - before.kafkaErrors;
+    if (counters.lastError !== null && counters.lastError !== before.lastError) {
+      m.lastError = counters.lastError;
+    }
+    for (const ms of latencies) m.recordProduceLatency(ms);
+    m.bufferDepth = Math.max(0, this.#outstanding);
+  }
+}
+
+const defaultPartitioner = Partitioners.DefaultPartitioner();
+
+/** The partition kafkajs's default (Java-compatible murmur2) partitioner gives a key. */
+export function partitionFor(symbol: string, partitions: number): number {
+  const partitionMetadata = Array.from(
+    { length: partitions },
+    (_, partitionId) => ({ partitionId, leader: 0 }),
+  ) as PartitionerArgs["partitionMetadata"];
+  return defaultPartitioner({
+    topic: "",
+    partitionMetadata,
+    message: { key: Buffer.from(symbol, "utf8"), value: null },
+  });
+}

@@ -1,0 +1,183 @@
+/**
+ * Pieces of the producer's integration tests: fresh raw and dead-letter topics on the real
+ * Kafka, the producer running in-process against the simulator, and reading a topic back whole.
+ *
+ * @module
+ */
+import { decode } from "../shared/avro.ts";
+import type { Config } from "../shared/config.ts";
+import { createKafka, ensureTopics } from "../shared/kafka.ts";
+import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import type { DeadLetter, RawTrade } from "../shared/types.ts";
+import { createProducer, type Producer, type ProducerReport } from "../producer/producer.ts";
+import { randomId, services, testConfig, waitFor } from "./helpers.ts";
+
+/** kafkajs keeps timers and sockets past `disconnect()`. */
+export const kafkaTestOptions = { sanitizeOps: false, sanitizeResources: false };
+
+/** Stage logs: silent unless TEST_LOG_LEVEL is set. */
+export function testLogger(name: string, lines?: string[]): Logger {
+  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
+  if (lines) {
+    return createLogger(name, {
+      level: "debug",
+      write: (line) => {
+        lines.push(line);
+        if (level) console.error(line);
+      },
+    });
+  }
+  return level ? createLogger(name, { level }) : silentLogger();
+}
+
+/**
+ * A config for the producer against `wsUrl`, on fresh topics that exist on the real Kafka.
+ * Reconnect delays are short so tests run fast.
+ */
+export async function producerTestConfig(
+  wsUrl: string,
+  overrides: Record<string, string> = {},
+): Promise<Config> {
+  await services();
+  const config = testConfig({
+    FINNHUB_WS_URL: wsUrl,
+    FINNHUB_API_KEY: `test-key-${randomId()}`,
+    FINNHUB_RECONNECT_BASE_MS: "50",
+    FINNHUB_RECONNECT_MAX_MS: "1000",
+    FINNHUB_AUTH_BACKOFF_MS: "200",
+    PRODUCER_LINGER_MS: "5",
+    ...overrides,
+  });
+  const admin = createKafka(config.kafka, silentLogger()).admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, config.kafka, [
+      config.kafka.topics.raw,
+      config.kafka.topics.deadLetter,
+    ]);
+  } finally {
+    await admin.disconnect();
+  }
+  return config;
+}
+
+/** Deletes the config's raw and dead-letter topics (best effort). */
+export async function deleteTopics(config: Config): Promise<void> {
+  const admin = createKafka(config.kafka, silentLogger()).admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: [config.kafka.topics.raw, config.kafka.topics.deadLetter] });
+  } catch {
+    /* best effort */
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** A producer running in-process; `stop()` aborts it and waits for the flush. */
+export interface RunningProducer {
+  readonly producer: Producer;
+  stop(): Promise<ProducerReport>;
+}
+
+/**
+ * Starts the producer as `deno task producer` runs it, sending from its Kafka worker (it connects
+ * to Kafka, then to the feed).
+ */
+export function runProducer(config: Config, log: Logger = testLogger("producer")): RunningProducer {
+  const controller = new AbortController();
+  const producer = createProducer({ config, log, signal: controller.signal, statsIntervalMs: 0 });
+  const running = producer.run();
+  // A failure before stop() must not go unhandled while the test waits on something else.
+  running.catch(() => {});
+  return {
+    producer,
+    stop() {
+      controller.abort();
+      return running;
+    },
+  };
+}
+
+/** One record read back from a topic. */
+export interface ReadRecord {
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly timestamp: number;
+  readonly value: Uint8Array;
+}
+
+/**
+ * Reads `topic` from the beginning until `expected` records arrived, then checks the topic
+ * holds exactly that many (the partitions' end offsets add up), so extra records fail the test.
+ * Records come back in partition, then offset, order.
+ */
+export async function readTopic(
+  config: Config,
+  topic: string,
+  expected: number,
+  timeoutMs = 120_000,
+): Promise<ReadRecord[]> {
+  const kafka = createKafka(config.kafka, silentLogger(), { clientIdSuffix: "reader" });
+  const consumer = kafka.consumer({ groupId: `${config.kafka.groupPrefix}.reader-${randomId()}` });
+  const admin = kafka.admin();
+  const records: ReadRecord[] = [];
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachBatch: ({ batch }) => {
+        for (const message of batch.messages) {
+          records.push({
+            partition: batch.partition,
+            offset: Number(message.offset),
+            key: message.key === null ? null : message.key.toString("utf8"),
+            timestamp: Number(message.timestamp),
+            value: new Uint8Array(message.value ?? []),
+          });
+        }
+        return Promise.resolve();
+      },
+    });
+    await waitFor(
+      `${expected} records on ${topic} (have ${records.length})`,
+      () => records.length >= expected,
+      {
+        timeoutMs,
+      },
+    );
+    await admin.connect();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+    if (total !== expected || records.length !== expected) {
+      throw new Error(
+        `${topic} holds ${total} records and ${records.length} were read, expected ${expected}`,
+      );
+    }
+  } finally {
+    await consumer.disconnect();
+    await admin.disconnect();
+  }
+  return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+}
+
+/** Decodes raw-topic records. */
+export function rawTrades(
+  records: readonly ReadRecord[],
+): (RawTrade & { readonly record: ReadRecord })[] {
+  return records.map((record) => ({ ...decode("Trade", record.value), record }));
+}
+
+/** Decodes dead-letter records. */
+export function deadLetters(
+  records: readonly ReadRecord[],
+): (DeadLetter & { readonly key: string | null })[] {
+  return records.map((record) => ({ ...decode("DeadLetter", record.value), key: record.key }));
+}
+
+/** The trade object a raw record came from, as the feed sent it (`c` left out when absent). */
+export function asSent(trade: RawTrade): Record<string, unknown> {
+  const { s, p, t, v, c } = trade;
+  return c === "ABSENT" ? { s, p, t, v } : { s, p, t, v, c };
+}
