@@ -4,10 +4,10 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { Message, Producer } from "kafkajs";
+import type { KafkaMessage, Message, Producer } from "kafkajs";
 import { encode } from "./avro.ts";
 import { sendInChunks } from "./chunked_send.ts";
-import type { DeadLetter } from "./types.ts";
+import type { DeadLetter, DeadLetterSource } from "./types.ts";
 
 /** The Kafka message of a dead letter, keyed by `key` (a symbol) when there is one. */
 export function deadLetterMessage(letter: DeadLetter, key?: string | null): Message {
@@ -34,4 +34,39 @@ export async function publishDeadLetters(
 export function reasonOf(error: unknown, max = 500): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** A dead letter with the key to publish it under. */
+export interface KeyedDeadLetter {
+  readonly letter: DeadLetter;
+  readonly key: string | null;
+}
+
+/**
+ * The dead letter of one consumed Kafka record: its value whole, the reason, the stage, and its
+ * source position; keyed by the record's own key.
+ */
+export function recordDeadLetter(
+  source: { readonly topic: string; readonly partition: number; readonly message: KafkaMessage },
+  rejection: {
+    readonly stage: DeadLetterSource;
+    readonly reason: string;
+    readonly reasonCode: string;
+    readonly time: number;
+  },
+): KeyedDeadLetter {
+  const { message } = source;
+  return {
+    key: message.key?.toString() ?? null,
+    letter: {
+      payload: message.value ?? new Uint8Array(),
+      reason: rejection.reason,
+      reasonCode: rejection.reasonCode,
+      source: rejection.stage,
+      time: rejection.time,
+      sourceTopic: source.topic,
+      sourcePartition: source.partition,
+      sourceOffset: Number(message.offset),
+    },
+  };
 }

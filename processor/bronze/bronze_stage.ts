@@ -11,10 +11,15 @@ import type cassandra from "cassandra-driver";
 import { decode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
+import {
+  type KeyedDeadLetter,
+  publishDeadLetters,
+  reasonOf,
+  recordDeadLetter,
+} from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
-import type { DeadLetter, RawTrade } from "../../shared/types.ts";
+import type { RawTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 
 /** Longest symbol bronze stores, in UTF-8 bytes; a longer one is dead-lettered. */
@@ -62,22 +67,12 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     async processBatch(batch: StageBatch) {
       const storedAt = new Date(now());
       const rows: RowWrite<number>[] = [];
-      const letters: { letter: DeadLetter; key: string | null }[] = [];
+      const letters: KeyedDeadLetter[] = [];
       const letter = (i: number, reason: string, reasonCode: string) => {
-        const message = batch.messages[i]!;
-        letters.push({
-          key: message.key?.toString() ?? null,
-          letter: {
-            payload: message.value ?? new Uint8Array(),
-            reason,
-            reasonCode,
-            source: "bronze",
-            time: now(),
-            sourceTopic: batch.topic,
-            sourcePartition: batch.partition,
-            sourceOffset: Number(message.offset),
-          },
-        });
+        letters.push(recordDeadLetter(
+          { topic: batch.topic, partition: batch.partition, message: batch.messages[i]! },
+          { stage: "bronze", reason, reasonCode, time: now() },
+        ));
       };
       batch.messages.forEach((message, i) => {
         if (!message.value) return letter(i, "Record has no value", "empty_record");

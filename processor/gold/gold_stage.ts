@@ -25,10 +25,15 @@ import cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
 import { decode } from "../../shared/avro.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
+import {
+  type KeyedDeadLetter,
+  publishDeadLetters,
+  reasonOf,
+  recordDeadLetter,
+} from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
-import type { DeadLetter, SilverTrade } from "../../shared/types.ts";
+import type { SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
 import { type Decimal, formatDecimal, parseDecimal } from "./decimal.ts";
@@ -213,25 +218,16 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     name: "gold",
     async processBatch(batch: StageBatch) {
       const trades: SilverTrade[] = [];
-      const letters: { letter: DeadLetter; key: string | null }[] = [];
+      const letters: KeyedDeadLetter[] = [];
       batch.messages.forEach((message) => {
         try {
           if (!message.value) throw new TypeError("Record has no value");
           trades.push(decode("SilverTrade", message.value));
         } catch (error) {
-          letters.push({
-            key: message.key?.toString() ?? null,
-            letter: {
-              payload: message.value ?? new Uint8Array(),
-              reason: reasonOf(error),
-              reasonCode: "undecodable",
-              source: "gold",
-              time: now(),
-              sourceTopic: batch.topic,
-              sourcePartition: batch.partition,
-              sourceOffset: Number(message.offset),
-            },
-          });
+          letters.push(recordDeadLetter(
+            { topic: batch.topic, partition: batch.partition, message },
+            { stage: "gold", reason: reasonOf(error), reasonCode: "undecodable", time: now() },
+          ));
         }
       });
       // Read the rows of every window this batch touches that is not in memory yet.

@@ -13,10 +13,15 @@ import { decode, encode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { sendInChunks } from "../../shared/chunked_send.ts";
-import { publishDeadLetters, reasonOf } from "../../shared/dead_letter.ts";
+import {
+  type KeyedDeadLetter,
+  publishDeadLetters,
+  reasonOf,
+  recordDeadLetter,
+} from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
-import type { DeadLetter, RawTrade, SilverTrade } from "../../shared/types.ts";
+import type { RawTrade, SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { toSilverTrade, TradeRejection } from "./validate.ts";
 
@@ -84,23 +89,13 @@ export function createSilverStage(options: SilverStageOptions): Stage {
       const storedAt = new Date(now());
       const rows: RowWrite<number>[] = [];
       const trades: SilverTrade[] = [];
-      const letters: { letter: DeadLetter; key: string | null }[] = [];
+      const letters: KeyedDeadLetter[] = [];
       const latest = new Map<string, SilverTrade>();
-      const letter = (i: number, reason: string, reasonCode: string, key?: string) => {
-        const message = batch.messages[i]!;
-        letters.push({
-          key: key ?? message.key?.toString() ?? null,
-          letter: {
-            payload: message.value ?? new Uint8Array(),
-            reason,
-            reasonCode,
-            source: "silver",
-            time: now(),
-            sourceTopic: batch.topic,
-            sourcePartition: batch.partition,
-            sourceOffset: Number(message.offset),
-          },
-        });
+      const letter = (i: number, reason: string, reasonCode: string) => {
+        letters.push(recordDeadLetter(
+          { topic: batch.topic, partition: batch.partition, message: batch.messages[i]! },
+          { stage: "silver", reason, reasonCode, time: now() },
+        ));
       };
       batch.messages.forEach((message, i) => {
         if (!message.value) return letter(i, "Record has no value", "empty_record");
