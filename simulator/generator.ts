@@ -11,17 +11,8 @@
  * @module
  */
 
-/** A seeded PRNG (mulberry32): uniform in [0, 1), 32 bits of state. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "../shared/random.ts";
+import { mulberry32 } from "../shared/random.ts";
 
 /** FNV-1a hash of a string, mixed with a seed: per-symbol seeds independent of call order. */
 export function hashSeed(text: string, seed: number): number {

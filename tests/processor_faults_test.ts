@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../shared/random.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type Admin, AssignerProtocol, type KafkaMessage, type Producer } from "kafkajs";
@@ -47,13 +48,7 @@ import {
   total,
 } from "./pipeline_assertions.ts";
 import { computeReference, type Reference } from "./reference.ts";
-import {
-  generateFeed,
-  groundTruthNdjson,
-  produceFeed,
-  seededRandom,
-  type SentTrade,
-} from "./trade_feed.ts";
+import { generateFeed, groundTruthNdjson, produceFeed, type SentTrade } from "./trade_feed.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const MAIN = new URL("../processor/main.ts", import.meta.url).pathname;
@@ -522,7 +517,7 @@ Deno.test({
   async fn() {
     const log = progress("kill -9");
     const seed = seedOf(log, 20261124);
-    const rand = seededRandom(seed);
+    const rand = mulberry32(seed);
     const { env, config } = configEnv();
     await provision(config);
     const fleet = await createFleet(env, "kill");
@@ -631,7 +626,7 @@ Deno.test({
   async fn() {
     const log = progress("two instances");
     const seed = seedOf(log, 4242);
-    const rand = seededRandom(seed);
+    const rand = mulberry32(seed);
     const { env, config } = configEnv();
     await provision(config);
     const fleet = await createFleet(env, "pair");

@@ -10,22 +10,13 @@
 import { Buffer } from "node:buffer";
 import type { Message, Producer } from "kafkajs";
 import { encode } from "../shared/avro.ts";
+import { mulberry32 } from "../shared/random.ts";
 import type { RawTrade } from "../shared/types.ts";
 
 /** A trade as the feed sent it, with its send order. */
 export interface SentTrade {
   readonly trade: RawTrade;
   readonly seq: number;
-}
-
-/** mulberry32: small, seeded, good enough for test data. */
-export function seededRandom(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const VALID_SYMBOLS = ["AAPL", "MSFT", "TSLA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
@@ -45,7 +36,7 @@ export interface FeedOptions {
 
 /** Generates the feed. */
 export function generateFeed(options: FeedOptions): SentTrade[] {
-  const rand = seededRandom(options.seed);
+  const rand = mulberry32(options.seed);
   const out: SentTrade[] = [];
   const prices = new Map(VALID_SYMBOLS.map((s, i) => [s, 100 + i * 37.5]));
   let clock = options.start;

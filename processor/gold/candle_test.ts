@@ -3,6 +3,7 @@ import type { SilverTrade } from "../../shared/types.ts";
 import { alreadyFolded, type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
 import { formatDecimal } from "./decimal.ts";
 import { type Interval, windowStart } from "./window.ts";
+import { mulberry32 } from "../../shared/random.ts";
 
 const T0 = Date.parse("2026-11-24T14:00:00Z");
 
@@ -125,18 +126,8 @@ Deno.test("writeTimestamp() grows with every fold and with finality", () => {
   assert.ok(writeTimestamp(c) > writeTimestamp(finalize(b)));
 });
 
-/** A seeded PRNG (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 Deno.test("folding thousands of random trades equals an independent reference", () => {
-  const rand = random(42);
+  const rand = mulberry32(42);
   for (const interval of ["5m", "1h"] as Interval[]) {
     // Prices are whole cents and volumes whole micro-units, so the reference can sum exactly in
     // integers without any decimal code.

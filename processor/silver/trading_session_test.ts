@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { TradingSession } from "../../shared/types.ts";
 import { isUsEquity, newYorkUtcOffsetMs, sessionFor, tradingSession } from "./trading_session.ts";
+import { mulberry32 } from "../../shared/random.ts";
 
 const EDT = -4 * 3_600_000;
 const EST = -5 * 3_600_000;
@@ -45,17 +46,6 @@ function reference(time: number): Reference {
     else if (minuteOfDay >= 16 * 60 && minuteOfDay < 20 * 60) session = "AFTER_HOURS";
   }
   return { session, offsetMs: Number(zone) * 3_600_000 };
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 function compareWithReference(times: Iterable<number>): { checked: number; mismatches: string[] } {

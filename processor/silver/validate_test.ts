@@ -11,6 +11,7 @@ import {
   toSilverTrade,
   TradeRejection,
 } from "./validate.ts";
+import { mulberry32 } from "../../shared/random.ts";
 
 /** The configuration's defaults: 60 s of clock skew, floor 2000-01-01T00:00:00Z. */
 const RULES: SilverRules = loadConfig({}).silver;
@@ -514,17 +515,6 @@ Deno.test("TradeRejection messages hold nothing but the trade's own fields", () 
 
 // ---------------------------------------------------------------------------------------------
 // Property test: seeded random raw trades
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** SYMBOL_PATTERN's grammar written out by hand, as the independent check of the symbol rule. */
 function wellFormedSymbol(s: unknown): boolean {
