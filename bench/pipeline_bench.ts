@@ -62,9 +62,9 @@ import {
   sampleQuantile,
   seriesSum,
 } from "./pipeline_stats.ts";
+import { CLOCK_TICKS, cpuTicks, machineTicks, rssBytes, servicePid } from "./proc_stats.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const CLOCK_TICKS = 100; // USER_HZ on Linux.
 /** How long a child gets between SIGTERM and SIGKILL. */
 const GRACE_MS = 15_000;
 /** The producer must have delivered this share of the target rate. */
@@ -83,48 +83,8 @@ const PROCESS_NAMES: readonly ProcessName[] = [
 
 // --- /proc readers (the same reading as bench/producer_bench.ts's cpuTicks/machineTicks) ------
 
-/** User + system CPU ticks of `pid` (all its threads), or NaN once it is gone. */
-function cpuTicks(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // After the command name: state is field 3, utime 14 and stime 15 (1-based, whole line).
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return NaN;
-  }
-}
-
-/** Busy and total ticks of the whole machine, all cores. */
-function machineTicks(): { busy: number; total: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
-  const values = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = values[3]! + (values[4] ?? 0);
-  const total = values.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
-/** Resident memory of `pid` in bytes (VmRSS), or NaN once it is gone. */
-function rssBytes(pid: number): number {
-  try {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-    return match ? Number(match[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
 function loadAverage(): number[] {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
-}
-
-function servicePid(service: "kafka" | "cassandra"): number | null {
-  try {
-    const pid = Number(Deno.readTextFileSync(new URL(`.local/${service}/pid`, ROOT)).trim());
-    return Number.isInteger(pid) && pid > 0 && !Number.isNaN(cpuTicks(pid)) ? pid : null;
-  } catch {
-    return null;
-  }
 }
 
 /** This process and its ancestors (the `deno` launcher, a shell, `timeout`...). */

@@ -23,9 +23,9 @@ import { loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger } from "../shared/log.ts";
 import { createProducer } from "../producer/producer.ts";
+import { CLOCK_TICKS, cpuTicks, machineTicks, servicePid } from "./proc_stats.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const CLOCK_TICKS = 100; // USER_HZ on Linux.
 
 interface StepResult {
   targetRate: number;
@@ -47,33 +47,6 @@ interface StepResult {
   simulatorBackpressureSkips: number;
   sustained: boolean;
   why: string;
-}
-
-function cpuTicks(pid: number | "self"): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // After the command name: state is field 3, utime 14 and stime 15 (1-based, whole line).
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return NaN;
-  }
-}
-
-function machineTicks(): { busy: number; total: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
-  const values = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = values[3]! + (values[4] ?? 0);
-  const total = values.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
-function kafkaPid(): number | null {
-  try {
-    return Number(Deno.readTextFileSync(new URL(".local/kafka/pid", ROOT)).trim()) || null;
-  } catch {
-    return null;
-  }
 }
 
 async function startSimulatorProcess(symbolsLimit: number) {
@@ -191,7 +164,7 @@ async function main() {
       Deno.env.get("HOSTNAME") ?? ""
     } ${navigator.hardwareConcurrency} cores`,
   );
-  const kpid = kafkaPid();
+  const kpid = servicePid("kafka");
   const results: StepResult[] = [];
   for (const rate of rates) {
     await control("rate", { rate });
