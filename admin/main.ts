@@ -1,19 +1,29 @@
 /**
  * `deno task topics` creates the Kafka topics; `deno task schema` applies
  * `schemas/cassandra/*.cql`. Both are idempotent: run them again and nothing changes.
+ * `deno task lag` prints each stage's consumer lag per partition, read from Kafka itself (log end
+ * offset minus committed offset), so it works while the status endpoint or a worker is down.
+ * `deno task cql "SELECT ..."` runs one CQL statement in the configured keyspace and prints each
+ * row as a JSON line (bigints and decimals as strings).
  *
  * @module
  */
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
-import { loadConfig } from "../shared/config.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { createLogger, describeError, type Logger } from "../shared/log.ts";
+import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
+import { consumerLag } from "../status/lag.ts";
 
-const USAGE = "Usage: deno task topics | deno task schema";
+const USAGE = 'Usage: deno task topics | deno task schema | deno task lag | deno task cql "<CQL>"';
 
-async function main(command: string | undefined): Promise<number> {
-  if (command !== "topics" && command !== "schema") {
+async function main(command: string | undefined, rest: string[]): Promise<number> {
+  if (command === "cql" && rest.length !== 1) {
+    console.error(USAGE);
+    return 2;
+  }
+  if (command !== "topics" && command !== "schema" && command !== "lag" && command !== "cql") {
     console.error(USAGE);
     return 2;
   }
@@ -24,6 +34,8 @@ async function main(command: string | undefined): Promise<number> {
     level: config.logLevel,
     secrets: [config.finnhub.apiKey, config.cassandra.password, config.status.token],
   });
+  if (command === "lag") return await printLag(config, log);
+  if (command === "cql") return await runCql(config, rest[0] ?? "");
   await ensureServices(env, { log: (line) => log.info(line) });
   if (command === "topics") {
     const admin = createKafka(config.kafka, log, { clientIdSuffix: "admin" }).admin();
@@ -49,9 +61,71 @@ async function main(command: string | undefined): Promise<number> {
   return 0;
 }
 
+async function runCql(config: Config, statement: string): Promise<number> {
+  const client = createCassandraClient(config.cassandra, {
+    applicationName: "market-admin",
+    keyspace: config.cassandra.keyspace,
+  });
+  try {
+    const result = await client.execute(statement, [], { prepare: false });
+    for (const row of result.rows ?? []) {
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(row)) out[key] = row[key];
+      console.log(JSON.stringify(out, (_k, v) => {
+        if (typeof v === "bigint") return String(v);
+        if (v instanceof Map) return Object.fromEntries(v);
+        // Driver value types (BigDecimal, LocalDate, Uuid, InetAddress) print exactly as strings.
+        if (
+          v !== null && typeof v === "object" && !Array.isArray(v) &&
+          Object.getPrototypeOf(v) !== Object.prototype
+        ) return String(v);
+        return v;
+      }));
+    }
+    console.error(`${result.rows?.length ?? 0} row(s)`);
+  } finally {
+    await client.shutdown();
+  }
+  return 0;
+}
+
+async function printLag(config: Config, log: Logger): Promise<number> {
+  const admin = createKafka(config.kafka, log, { clientIdSuffix: "admin" }).admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = STAGES.map((stage) => inputTopicOf(config, stage)).filter((t) =>
+      !existing.has(t)
+    );
+    if (missing.length > 0) {
+      console.error(
+        `admin: topic(s) ${[...new Set(missing)].join(", ")} do not exist on ` +
+          `${config.kafka.brokers.join(",")}: run \`deno task topics\` (or start the pipeline)`,
+      );
+      return 1;
+    }
+    const rows = await consumerLag(
+      admin,
+      STAGES.map((stage) => ({
+        group: groupIdOf(config, stage),
+        topic: inputTopicOf(config, stage),
+      })),
+    );
+    console.log(["group", "topic", "partition", "log_end", "committed", "lag"].join("\t"));
+    for (const r of rows) {
+      console.log([r.group, r.topic, r.partition, r.logEnd, r.committed, r.lag].join("\t"));
+    }
+    const total = rows.reduce((sum, r) => sum + r.lag, 0);
+    console.log(`total lag: ${total} record(s) across ${rows.length} partition(s)`);
+  } finally {
+    await admin.disconnect();
+  }
+  return 0;
+}
+
 if (import.meta.main) {
   try {
-    Deno.exit(await main(Deno.args[0]));
+    Deno.exit(await main(Deno.args[0], Deno.args.slice(1)));
   } catch (error) {
     console.error(`admin: ${describeError(error)}`);
     Deno.exit(1);

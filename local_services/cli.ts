@@ -6,6 +6,7 @@
  *   deno run -A local_services/cli.ts status                   running / reachable / version / data dir
  *   deno run -A local_services/cli.ts logs <kafka|cassandra> [--lines N]
  *   deno run -A local_services/cli.ts smoke     produce+consume one message, TTL round trip
+ *   deno run -A local_services/cli.ts nodetool [args]   Cassandra's nodetool (default: status)
  *
  * Exits 0 on success, 1 with the error message on failure, 2 on bad usage.
  *
@@ -29,7 +30,8 @@ const USAGE = `usage: deno run -A local_services/cli.ts <command>
   down [kafka|cassandra]      stop them (both by default)
   status                      show running / reachable / version / data dir
   logs <kafka|cassandra> [--lines N]   print the last lines of a server's logs
-  smoke                       produce+consume one message, write+read a TTL'd row`;
+  smoke                       produce+consume one message, write+read a TTL'd row
+  nodetool [args]             Cassandra's nodetool against the local server (default: status)`;
 
 /** Runs one CLI command; returns the process exit code. */
 export async function main(args: string[], signal?: AbortSignal): Promise<number> {
@@ -74,9 +76,46 @@ export async function main(args: string[], signal?: AbortSignal): Promise<number
       await smokeCheck({ log });
       return 0;
     }
+    case "nodetool":
+      return await nodetool(rest.length > 0 ? rest : ["status"]);
     default:
       return usage();
   }
+}
+
+/**
+ * Runs Cassandra's nodetool from the fetched jars over JMX on 127.0.0.1:7199, with the module
+ * flags Java 17 needs (taken from the server's own options file) and quiet logging.
+ */
+async function nodetool(args: string[]): Promise<number> {
+  const here = new URL(".", import.meta.url);
+  const local = new URL("../.local/cassandra/", import.meta.url);
+  const options = await Deno.readTextFile(new URL("conf/jvm17_server.options", local)).catch(() => {
+    throw new Error(
+      "Cassandra has not been set up in this checkout (no .local/cassandra/conf): " +
+        "run `deno task services:up` first",
+    );
+  });
+  const moduleFlags = options.split("\n").map((l) => l.trim()).filter((l) =>
+    /^--add-(exports|opens) /.test(l)
+  ).flatMap((l) => l.split(/\s+/));
+  const { code } = await new Deno.Command("java", {
+    args: [
+      `-Dlogback.configurationFile=${new URL("cassandra/logback-tools.xml", here).pathname}`,
+      ...moduleFlags,
+      "-cp",
+      `${new URL("lib/", local).pathname}*`,
+      "org.apache.cassandra.tools.NodeTool",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      "7199",
+      ...args,
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return code;
 }
 
 function isServiceName(value: string): value is ServiceName {
