@@ -110,6 +110,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Topic of worker reports (Avro WorkerReport) the status endpoint reads.",
   },
   {
+    name: "KAFKA_TOPIC_CANDLES",
+    default: "market.candles.updates",
+    description:
+      "Topic of gold candle updates (Avro CandleUpdate) the status endpoint's market page reads live.",
+  },
+  {
     name: "KAFKA_PARTITIONS",
     default: "6",
     description:
@@ -199,18 +205,6 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Worker roles that must be reporting for /readyz to say ready.",
   },
   {
-    name: "SIMULATOR_PORT",
-    default: "8765",
-    description:
-      "Port (on 127.0.0.1) of the simulator `deno task start` runs when FINNHUB_API_KEY is empty; `deno task smoke` sends its trades there.",
-  },
-  {
-    name: "GRAFANA_URL",
-    default: "",
-    description:
-      "Grafana's address, shown by `deno task start` (empty: none; docker compose: http://127.0.0.1:3000).",
-  },
-  {
     name: "LOG_LEVEL",
     default: "info",
     description: "debug, info, warn or error.",
@@ -253,6 +247,7 @@ export interface Config {
       readonly silver: string;
       readonly deadLetter: string;
       readonly metrics: string;
+      readonly candles: string;
     };
     readonly partitions: number;
     readonly replicationFactor: number;
@@ -276,10 +271,6 @@ export interface Config {
     readonly token: Secret;
     readonly expectedWorkers: readonly WorkerRole[];
   };
-  /** The simulator `deno task start` runs without a Finnhub key. */
-  readonly simulator: { readonly port: number };
-  /** Grafana's address for people (`""`: none). */
-  readonly grafana: { readonly url: string };
   readonly logLevel: LogLevel;
 }
 
@@ -343,12 +334,6 @@ export function loadConfig(env: Env): Config {
       }`,
     );
   }
-  const grafanaUrl = read.raw("GRAFANA_URL");
-  if (grafanaUrl !== "" && (!/^https?:\/\//.test(grafanaUrl) || !URL.canParse(grafanaUrl))) {
-    throw new RangeError(
-      `GRAFANA_URL must be an http:// or https:// URL, got ${JSON.stringify(grafanaUrl)}`,
-    );
-  }
   const config: Config = {
     finnhub: {
       apiKey: new Secret(read.raw("FINNHUB_API_KEY")),
@@ -377,6 +362,7 @@ export function loadConfig(env: Env): Config {
         silver: read.matching("KAFKA_TOPIC_SILVER", TOPIC, "a Kafka topic name"),
         deadLetter: read.matching("KAFKA_TOPIC_DEAD_LETTER", TOPIC, "a Kafka topic name"),
         metrics: read.matching("KAFKA_TOPIC_METRICS", TOPIC, "a Kafka topic name"),
+        candles: read.matching("KAFKA_TOPIC_CANDLES", TOPIC, "a Kafka topic name"),
       },
       partitions: read.int("KAFKA_PARTITIONS", 1, 10_000),
       replicationFactor: read.int("KAFKA_REPLICATION_FACTOR", 1, 100),
@@ -423,8 +409,6 @@ export function loadConfig(env: Env): Config {
         return role as WorkerRole;
       }),
     },
-    simulator: { port: read.int("SIMULATOR_PORT", 1, 65_535) },
-    grafana: { url: grafanaUrl },
     logLevel: read.oneOf("LOG_LEVEL", ["debug", "info", "warn", "error"] as const),
   };
   return deepFreeze(config);

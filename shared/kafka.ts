@@ -44,21 +44,34 @@ export function createKafka(
 
 /** The topics of the pipeline, in the order `ensureTopics` reports them. */
 export function pipelineTopics(config: Config["kafka"]): string[] {
-  return [config.topics.raw, config.topics.silver, config.topics.deadLetter, config.topics.metrics];
+  return [
+    config.topics.raw,
+    config.topics.silver,
+    config.topics.deadLetter,
+    config.topics.metrics,
+    config.topics.candles,
+  ];
 }
 
 /** Retention of the metrics topic: reports are only read live. */
 export const METRICS_RETENTION_MS = 3_600_000;
 
+/** Retention of the candle-updates topic: the market page reads it live, Cassandra keeps candles. */
+export const CANDLES_RETENTION_MS = 3_600_000;
+
 /**
  * Partitions and retention a topic gets: the configured ones, except for the metrics topic,
- * which needs one partition (reports of all workers in one order) and an hour of retention.
+ * which needs one partition (reports of all workers in one order) and an hour of retention, and
+ * the candle-updates topic, which keeps the configured partitions but only an hour.
  */
 export function topicSettings(
   config: Config["kafka"],
   topic: string,
 ): { partitions: number; retentionMs: number } {
   if (topic === config.topics.metrics) return { partitions: 1, retentionMs: METRICS_RETENTION_MS };
+  if (topic === config.topics.candles) {
+    return { partitions: config.partitions, retentionMs: CANDLES_RETENTION_MS };
+  }
   return { partitions: config.partitions, retentionMs: config.retentionHours * 3_600_000 };
 }
 

@@ -45,6 +45,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     KAFKA_TOPIC_SILVER: `test.${id}.silver`,
     KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
     KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
+    KAFKA_TOPIC_CANDLES: `test.${id}.candles`,
     KAFKA_GROUP_PREFIX: `test.${id}`,
     KAFKA_PARTITIONS: "3",
     CASSANDRA_KEYSPACE: `test_${id}`,
