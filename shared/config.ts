@@ -205,6 +205,18 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Worker roles that must be reporting for /readyz to say ready.",
   },
   {
+    name: "SIMULATOR_PORT",
+    default: "8765",
+    description:
+      "Port (on 127.0.0.1) of the simulator `deno task start` runs when FINNHUB_API_KEY is empty; `deno task smoke` sends its trades there.",
+  },
+  {
+    name: "GRAFANA_URL",
+    default: "",
+    description:
+      "Grafana's address, shown by `deno task start` (empty: none; docker compose: http://127.0.0.1:3000).",
+  },
+  {
     name: "LOG_LEVEL",
     default: "info",
     description: "debug, info, warn or error.",
@@ -271,6 +283,10 @@ export interface Config {
     readonly token: Secret;
     readonly expectedWorkers: readonly WorkerRole[];
   };
+  /** The simulator `deno task start` runs without a Finnhub key. */
+  readonly simulator: { readonly port: number };
+  /** Grafana's address for people (`""`: none). */
+  readonly grafana: { readonly url: string };
   readonly logLevel: LogLevel;
 }
 
@@ -332,6 +348,12 @@ export function loadConfig(env: Env): Config {
       `SILVER_MIN_EVENT_TIME must be an ISO 8601 time like 2000-01-01T00:00:00Z, got ${
         JSON.stringify(minEventTimeText)
       }`,
+    );
+  }
+  const grafanaUrl = read.raw("GRAFANA_URL");
+  if (grafanaUrl !== "" && (!/^https?:\/\//.test(grafanaUrl) || !URL.canParse(grafanaUrl))) {
+    throw new RangeError(
+      `GRAFANA_URL must be an http:// or https:// URL, got ${JSON.stringify(grafanaUrl)}`,
     );
   }
   const config: Config = {
@@ -409,6 +431,8 @@ export function loadConfig(env: Env): Config {
         return role as WorkerRole;
       }),
     },
+    simulator: { port: read.int("SIMULATOR_PORT", 1, 65_535) },
+    grafana: { url: grafanaUrl },
     logLevel: read.oneOf("LOG_LEVEL", ["debug", "info", "warn", "error"] as const),
   };
   return deepFreeze(config);
