@@ -12,6 +12,8 @@
  * Control routes on the same port (JSON; for tests, benchmarks and people):
  * - `POST /control/fault` with a {@linkcode Fault}, e.g. `{"type":"drop"}`;
  * - `POST /control/rate` with `{"rate": 50000}` (trades per second per connection);
+ * - `POST /control/send` with a frame as the body: sent verbatim to every open connection (the
+ *   smoke test's known trades); answers `{"ok":true,"connections":N}`;
  * - `GET /control/stats`: the counters of {@linkcode SimulatorStats}.
  *
  * @module
@@ -122,6 +124,8 @@ export interface Simulator {
   inject(fault: Fault): void;
   /** Changes the trade rate, per connection per second. */
   setRate(rate: number): void;
+  /** Sends `frame` verbatim to every open connection; returns how many got it. */
+  sendFrame(frame: string): number;
   stats(): SimulatorStats;
   /** Closes every connection and the server, and flushes the ground-truth log. */
   close(): Promise<void>;
@@ -454,6 +458,9 @@ export function startSimulator(options: SimulatorOptions = {}): Promise<Simulato
         inject(parseFault(await request.json()));
         return Response.json({ ok: true });
       }
+      if (url.pathname === "/control/send" && request.method === "POST") {
+        return Response.json({ ok: true, connections: sendFrame(await request.text()) });
+      }
       if (url.pathname === "/control/rate" && request.method === "POST") {
         const body = await request.json();
         setRate(body?.rate);
@@ -470,6 +477,15 @@ export function startSimulator(options: SimulatorOptions = {}): Promise<Simulato
       throw new TypeError(`rate must be a number of trades per second, at least 0, got ${value}`);
     }
     rate = value;
+  }
+
+  function sendFrame(frame: string): number {
+    let delivered = 0;
+    for (const connection of connections) {
+      if (send(connection, frame) > 0) delivered++;
+    }
+    log.info("frame sent on request", { connections: delivered, bytes: frame.length });
+    return delivered;
   }
 
   function inject(fault: Fault) {
@@ -560,6 +576,7 @@ export function startSimulator(options: SimulatorOptions = {}): Promise<Simulato
           controlUrl: `http://${host}:${addr.port}/control/`,
           inject,
           setRate,
+          sendFrame,
           stats,
           async close() {
             if (closing) return await closing;

@@ -287,3 +287,29 @@ Deno.test("the simulator's control routes inject faults, change the rate and rep
     await missing.body?.cancel();
   });
 });
+
+Deno.test("POST /control/send delivers the body verbatim to every open connection", async () => {
+  await withSimulator({ rate: 0, duplicateConnections: "allow" }, async (sim) => {
+    const a = connect(sim.url, ["AAPL"], "a");
+    const b = connect(sim.url, ["MSFT"], "b");
+    try {
+      await waitFor("two open connections", () => sim.stats().connectionsOpen === 2, FAST);
+      await waitFor(
+        "both clients open",
+        () => a.socket.readyState === WebSocket.OPEN && b.socket.readyState === WebSocket.OPEN,
+        FAST,
+      );
+      const frame = '{"data":[{"s":"SMOKE:X","p":1.5,"t":1,"v":2}],"type":"trade"}';
+      const response = await fetch(`${sim.controlUrl}send`, { method: "POST", body: frame });
+      assert.deepEqual(await response.json(), { ok: true, connections: 2 });
+      await waitFor(
+        "the frame at both clients",
+        () => a.texts().includes(frame) && b.texts().includes(frame),
+        FAST,
+      );
+    } finally {
+      await closeClient(a);
+      await closeClient(b);
+    }
+  });
+});
