@@ -10,10 +10,10 @@
  */
 import { Buffer } from "node:buffer";
 import avro from "avsc";
-import type { DeadLetter, RawTrade, SilverTrade, WorkerReport } from "./types.ts";
+import type { CandleUpdate, DeadLetter, RawTrade, SilverTrade, WorkerReport } from "./types.ts";
 
 /** The schemas this module knows, by record name. */
-export type SchemaName = "Trade" | "SilverTrade" | "DeadLetter" | "WorkerReport";
+export type SchemaName = "Trade" | "SilverTrade" | "DeadLetter" | "WorkerReport" | "CandleUpdate";
 
 /** The TypeScript type of each schema's records. */
 export interface RecordTypes {
@@ -21,6 +21,7 @@ export interface RecordTypes {
   SilverTrade: SilverTrade;
   DeadLetter: DeadLetter;
   WorkerReport: WorkerReport;
+  CandleUpdate: CandleUpdate;
 }
 
 const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
@@ -28,6 +29,7 @@ const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
   SilverTrade: "silver_trade.avsc",
   DeadLetter: "dead_letter.avsc",
   WorkerReport: "worker_report.avsc",
+  CandleUpdate: "candle_update.avsc",
 };
 
 /** Marker that starts every single-object encoded message. */

@@ -5,7 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { avroType, type SchemaName } from "./avro.ts";
-import type { DeadLetter, RawTrade, SilverTrade, TradingSession, WorkerReport } from "./types.ts";
+import type {
+  CandleUpdate,
+  DeadLetter,
+  RawTrade,
+  SilverTrade,
+  TradingSession,
+  WorkerReport,
+} from "./types.ts";
 
 type FieldTypes<T> = { readonly [K in keyof Required<T>]: string };
 
@@ -57,6 +64,22 @@ const WORKER_REPORT: FieldTypes<WorkerReport> = {
   metrics: "string",
 };
 
+const CANDLE_UPDATE: FieldTypes<CandleUpdate> = {
+  symbol: "string",
+  interval: "string",
+  windowStart: "long",
+  windowEnd: "long",
+  open: "double",
+  high: "double",
+  low: "double",
+  close: "double",
+  volume: "string",
+  vwap: "null|string",
+  tradeCount: "long",
+  isFinal: "boolean",
+  updatedAt: "long",
+};
+
 const SESSIONS = ["PRE_MARKET", "REGULAR", "AFTER_HOURS", "CLOSED"] as const;
 // Compile-time: every TradingSession is listed, and nothing else.
 const _sessionsComplete: Exclude<TradingSession, typeof SESSIONS[number]> extends never ? true
@@ -92,4 +115,8 @@ Deno.test("DeadLetter matches schemas/avro/dead_letter.avsc field for field", ()
 
 Deno.test("WorkerReport matches schemas/avro/worker_report.avsc field for field", () => {
   assert.deepEqual(fieldsOf("WorkerReport"), { ...WORKER_REPORT });
+});
+
+Deno.test("CandleUpdate matches schemas/avro/candle_update.avsc field for field", () => {
+  assert.deepEqual(fieldsOf("CandleUpdate"), { ...CANDLE_UPDATE });
 });

@@ -89,3 +89,31 @@ export interface WorkerReport {
   /** The metrics snapshot as JSON. */
   readonly metrics: string;
 }
+
+/** The candle intervals gold maintains. */
+export type CandleInterval = "5m" | "1h";
+
+/**
+ * A gold candle just written to Cassandra, on the candle-updates topic
+ * (`schemas/avro/candle_update.avsc`), for the live market page.
+ */
+export interface CandleUpdate {
+  readonly symbol: string;
+  readonly interval: CandleInterval;
+  /** Window start, epoch milliseconds UTC. */
+  readonly windowStart: number;
+  /** Window end (exclusive), epoch milliseconds UTC. */
+  readonly windowEnd: number;
+  readonly open: number;
+  readonly high: number;
+  readonly low: number;
+  readonly close: number;
+  /** Exact decimal, as text. */
+  readonly volume: string;
+  /** Exact decimal, as text; `null` when the volume is 0. */
+  readonly vwap: string | null;
+  readonly tradeCount: number;
+  readonly isFinal: boolean;
+  /** When gold wrote the row, epoch milliseconds. */
+  readonly updatedAt: number;
+}
