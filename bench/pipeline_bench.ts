@@ -671,6 +671,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     KAFKA_TOPIC_SILVER: `bench.${id}.silver`,
     KAFKA_TOPIC_DEAD_LETTER: `bench.${id}.dlq`,
     KAFKA_TOPIC_METRICS: `bench.${id}.metrics`,
+    KAFKA_TOPIC_CANDLES: `bench.${id}.candles`,
     KAFKA_GROUP_PREFIX: `bench.${id}`,
     CASSANDRA_KEYSPACE: `bench_${id}`,
     GOLD_ALLOWED_LATENESS_MS: String(settings.latenessMs),

@@ -85,6 +85,7 @@ function configEnv(
     KAFKA_TOPIC_SILVER: kafka.topics.silver,
     KAFKA_TOPIC_DEAD_LETTER: kafka.topics.deadLetter,
     KAFKA_TOPIC_METRICS: kafka.topics.metrics,
+    KAFKA_TOPIC_CANDLES: kafka.topics.candles,
     KAFKA_PARTITIONS: String(kafka.partitions),
     KAFKA_REPLICATION_FACTOR: String(kafka.replicationFactor),
     KAFKA_RETENTION_HOURS: String(kafka.retentionHours),

@@ -36,6 +36,7 @@ import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/m
 import type { SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
+import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
 import { type Decimal, formatDecimal, parseDecimal } from "./decimal.ts";
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
 import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS, windowStart } from "./window.ts";
@@ -56,6 +57,11 @@ export interface GoldStageOptions {
   readonly concurrency?: number;
   /** Called with every candle after it was written. Default none. */
   readonly onCandle?: (candle: Candle) => void;
+  /**
+   * Topic to publish every written candle to (Avro CandleUpdate), best effort and without
+   * waiting: see `candle_publisher.ts`. Default none.
+   */
+  readonly candleTopic?: string;
   /** Clock, for tests. Default `Date.now`. */
   readonly now?: () => number;
 }
@@ -80,6 +86,12 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   const cache = new Map<string, Entry>();
   const clocks = new Map<number, PartitionClock>();
   const upserts = new Map<Interval, string>();
+  const publisher = options.candleTopic === undefined ? undefined : createCandlePublisher({
+    producer,
+    topic: options.candleTopic,
+    metrics,
+    log: options.log,
+  });
   const selects = new Map<Interval, string>();
   for (const interval of INTERVALS) {
     const table = `${keyspace}.${GOLD_TABLE[interval]}`;
@@ -211,6 +223,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       }
       options.onCandle?.(entry.candle);
     }
+    publisher?.publish(dirty.map(([, entry]) => candleUpdateOf(entry.candle, at.getTime())));
     openWindows.set(cache.size);
   }
 
@@ -290,6 +303,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     },
     async close() {
       await flush(undefined);
+      await publisher?.drain(2000);
     },
   };
 }
