@@ -104,14 +104,7 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
     groupId: options.groupId ?? groupIdOf(config, stage),
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
-    // Batches grow with load: the broker holds a fetch until 256 KiB are there or 100 ms have
-    // passed, so under load one batch covers many records (fewer, larger Cassandra requests and
-    // Kafka fetches), while at low rates a record still waits at most 100 ms. 512 KiB a
-    // partition bounds a batch, and with it a worker's memory.
-    minBytes: 256 * 1024,
     maxWaitTimeInMs: 100,
-    maxBytesPerPartition: 512 * 1024,
-    maxBytes: 4 * 1024 * 1024,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
