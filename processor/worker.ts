@@ -102,8 +102,8 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
   const producer = createStageProducer(kafka);
   const consumer = kafka.consumer({
     groupId: options.groupId ?? groupIdOf(config, stage),
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: config.kafka.sessionTimeoutMs,
+    heartbeatInterval: config.kafka.heartbeatIntervalMs,
     maxWaitTimeInMs: 100,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },

@@ -137,6 +137,18 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Consumer groups are <prefix>.bronze, <prefix>.silver and <prefix>.gold.",
   },
   {
+    name: "KAFKA_SESSION_TIMEOUT_MS",
+    default: "30000",
+    description:
+      "A stage instance that stops heartbeating (killed) keeps its partitions this long (6000 to 1800000).",
+  },
+  {
+    name: "KAFKA_HEARTBEAT_INTERVAL_MS",
+    default: "3000",
+    description:
+      "How often a stage instance heartbeats its group; at most a third of KAFKA_SESSION_TIMEOUT_MS.",
+  },
+  {
     name: "CASSANDRA_CONTACT_POINTS",
     default: "127.0.0.1:9042",
     description: "Comma-separated Cassandra host:port. The default starts the local Cassandra.",
@@ -265,6 +277,10 @@ export interface Config {
     readonly replicationFactor: number;
     readonly retentionHours: number;
     readonly groupPrefix: string;
+    /** Consumer group session timeout of the stages, ms. */
+    readonly sessionTimeoutMs: number;
+    /** Consumer group heartbeat interval of the stages, ms. */
+    readonly heartbeatIntervalMs: number;
   };
   readonly cassandra: {
     readonly contactPoints: readonly string[];
@@ -341,6 +357,15 @@ export function loadConfig(env: Env): Config {
   if (bufferMaxTrades < batchMaxTrades) {
     throw new RangeError("PRODUCER_BUFFER_MAX_TRADES must not be below PRODUCER_BATCH_MAX_TRADES");
   }
+  // The broker refuses a member whose session timeout is outside its group.min/max bounds
+  // (Kafka's defaults: 6 s and 30 min).
+  const sessionTimeoutMs = read.int("KAFKA_SESSION_TIMEOUT_MS", 6_000, 1_800_000);
+  const heartbeatIntervalMs = read.int("KAFKA_HEARTBEAT_INTERVAL_MS", 100, 600_000);
+  if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
+    throw new RangeError(
+      `KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of KAFKA_SESSION_TIMEOUT_MS=${sessionTimeoutMs}, got ${heartbeatIntervalMs}`,
+    );
+  }
   const minEventTimeText = read.string("SILVER_MIN_EVENT_TIME");
   const minEventTime = Date.parse(minEventTimeText);
   if (!Number.isFinite(minEventTime) || !/^\d{4}-\d\d-\d\dT/.test(minEventTimeText)) {
@@ -394,6 +419,8 @@ export function loadConfig(env: Env): Config {
         /^[A-Za-z0-9._-]{1,100}$/,
         "letters, digits, . _ -",
       ),
+      sessionTimeoutMs,
+      heartbeatIntervalMs,
     },
     cassandra: {
       contactPoints: read.hostPorts("CASSANDRA_CONTACT_POINTS", 9042),

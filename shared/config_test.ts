@@ -48,6 +48,8 @@ Deno.test("loadConfig() reads lists, numbers and replication", () => {
   assert.deepEqual(config.finnhub.symbols, ["AAPL", "BINANCE:BTCUSDT", "OANDA:EUR_USD"]);
   assert.deepEqual(config.kafka.brokers, ["kafka-1:9092", "kafka-2:9092"]);
   assert.equal(config.kafka.partitions, 12);
+  assert.equal(config.kafka.sessionTimeoutMs, 30_000);
+  assert.equal(config.kafka.heartbeatIntervalMs, 3_000);
   assert.deepEqual(config.cassandra.replication, {
     class: "NetworkTopologyStrategy",
     dataCenters: { dc1: 3, dc2: 2 },
@@ -60,6 +62,11 @@ Deno.test("loadConfig() errors name the variable that is bad", () => {
     [{ KAFKA_PARTITIONS: "0" }, /^KAFKA_PARTITIONS must be a whole number/],
     [{ KAFKA_PARTITIONS: "1.5" }, /^KAFKA_PARTITIONS must be a whole number/],
     [{ STATUS_PORT: "70000" }, /^STATUS_PORT must be a whole number from 0 to 65535/],
+    [{ KAFKA_SESSION_TIMEOUT_MS: "5000" }, /^KAFKA_SESSION_TIMEOUT_MS must be a whole number/],
+    [
+      { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_INTERVAL_MS: "3000" },
+      /^KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of KAFKA_SESSION_TIMEOUT_MS=6000/,
+    ],
     [{ FINNHUB_WS_URL: "http://example" }, /^FINNHUB_WS_URL must be a ws:\/\/ or wss:\/\/ URL/],
     [{ FINNHUB_SYMBOLS: "AAPL,AA PL" }, /^FINNHUB_SYMBOLS has a malformed symbol "AA PL"/],
     [{ FINNHUB_SYMBOLS: "AAPL;DROP" }, /^FINNHUB_SYMBOLS has a malformed symbol "AAPL;DROP"/],
