@@ -4,12 +4,15 @@
  * - `GET /readyz`: Kafka and Cassandra reachable and every expected worker reporting;
  * - `GET /metrics`: Prometheus text exposition of every worker's metrics plus consumer lag;
  * - `GET /status`: the same facts as JSON for people and scripts.
- * With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>`.
- * Responses never contain a secret.
+ * With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>`, or
+ * the HttpOnly, SameSite=Strict cookie a browser gets by opening `/?token=<token>` once (which
+ * redirects to `/`, so the token leaves the address bar): that is how the market page (mounted
+ * through `extend`) and its server-sent events pass. Responses never contain a secret.
  *
  * @module
  */
 import { Hono } from "hono";
+import { getCookie, setCookie } from "hono/cookie";
 import type { WorkerRole } from "../shared/types.ts";
 import { type Labels, MetricsRegistry, renderPrometheus } from "../shared/metrics.ts";
 import type { Secret } from "../shared/secret.ts";
@@ -34,6 +37,9 @@ export interface StatusAppOptions {
   /** Extra routes (the market page) mounted after auth. */
   readonly extend?: (app: Hono) => void;
 }
+
+/** The cookie that carries the token for a browser. */
+export const TOKEN_COOKIE = "market_status_token";
 
 /** Compares two strings in time that does not depend on where they differ. */
 export function safeEqual(a: string, b: string): boolean {
@@ -76,16 +82,25 @@ export function createStatusApp(options: StatusAppOptions): Hono {
 
   app.use("*", async (c, next) => {
     if (!token.isSet) return await next();
+    const secret = token.reveal();
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer (.+)$/.exec(header);
-    if (!match || !safeEqual(match[1]!, token.reveal())) {
-      c.header("WWW-Authenticate", 'Bearer realm="market-pipeline"');
-      return c.json(
-        { error: "a bearer token is required (Authorization: Bearer <STATUS_TOKEN>)" },
-        401,
-      );
+    if (match && safeEqual(match[1]!, secret)) return await next();
+    const cookie = getCookie(c, TOKEN_COOKIE);
+    if (cookie !== undefined && safeEqual(cookie, secret)) return await next();
+    const query = c.req.method === "GET" && c.req.path === "/" ? c.req.query("token") : undefined;
+    if (query !== undefined && safeEqual(query, secret)) {
+      setCookie(c, TOKEN_COOKIE, secret, { httpOnly: true, sameSite: "Strict", path: "/" });
+      return c.redirect("/", 303);
     }
-    return await next();
+    c.header("WWW-Authenticate", 'Bearer realm="market-pipeline"');
+    return c.json(
+      {
+        error:
+          "a bearer token is required (Authorization: Bearer <STATUS_TOKEN>; in a browser, open /?token=<STATUS_TOKEN> once)",
+      },
+      401,
+    );
   });
 
   async function readiness() {

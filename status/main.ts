@@ -1,6 +1,7 @@
 /**
  * `deno task status`: the status endpoint (Hono) on STATUS_HOST:STATUS_PORT. Reads worker
- * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes.
+ * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes. It
+ * also serves the live market page at `/` (`market/market.ts`), fed by the candle-updates topic.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { createLogger, describeError } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import { createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
+import { createMarketService } from "./market/market.ts";
 import { consumerLag } from "./lag.ts";
 import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
 
@@ -55,30 +57,46 @@ async function main(): Promise<number> {
     group: groupIdOf(config, stage),
     topic: inputTopicOf(config, stage),
   }));
+  const sources = {
+    workers: () => collector.workers(),
+    lag: cached(1000, () => consumerLag(admin, subscriptions)),
+    kafkaUp: cached(2000, async () => (await admin.describeCluster()).brokers.length > 0),
+    cassandraUp: cached(2000, async () => {
+      await session.execute("SELECT release_version FROM system.local");
+      return true;
+    }),
+  };
+  const market = createMarketService({ config, kafka, session, sources, log: log.child("market") });
+  market.start();
+  // Event streams never end by themselves: close them so the server can finish.
+  controller.signal.addEventListener("abort", () => void market.stop().catch(() => {}));
   const app = createStatusApp({
     token: config.status.token,
     expectedWorkers: config.status.expectedWorkers,
-    sources: {
-      workers: () => collector.workers(),
-      lag: cached(1000, () => consumerLag(admin, subscriptions)),
-      kafkaUp: cached(2000, async () => (await admin.describeCluster()).brokers.length > 0),
-      cassandraUp: cached(2000, async () => {
-        await session.execute("SELECT release_version FROM system.local");
-        return true;
-      }),
-    },
+    sources,
+    extend: market.mount,
   });
   const server = Deno.serve({
     hostname: config.status.host,
     port: config.status.port,
     signal: controller.signal,
-    onListen: ({ hostname, port }) => log.info(`listening on http://${hostname}:${port}`),
+    onListen: ({ hostname, port }) => {
+      log.info(`listening on http://${hostname}:${port}`);
+      const host = hostname === "0.0.0.0"
+        ? "127.0.0.1"
+        : hostname.includes(":")
+        ? `[${hostname}]`
+        : hostname;
+      const hint = config.status.token.isSet ? "?token=<STATUS_TOKEN>" : "";
+      log.info(`market page: http://${host}:${port}/${hint}`);
+    },
     onError: (error) => {
       log.error("request failed", { error: describeError(error) });
       return new Response(redact("internal error", secrets), { status: 500 });
     },
   }, app.fetch);
   await server.finished;
+  await market.stop().catch(() => {});
   await collector.stop().catch(() => {});
   await admin.disconnect().catch(() => {});
   await session.shutdown().catch(() => {});

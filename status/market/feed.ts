@@ -1,0 +1,108 @@
+/**
+ * Reads the candle-updates topic (what gold publishes after each write) for the live market
+ * page: a consumer group of its own per status instance, starting at the end of the topic, so
+ * every instance sees every update and none replays history. Starting never blocks the status
+ * endpoint: a topic or broker that is not there yet is retried in the background.
+ *
+ * @module
+ */
+import type { Consumer, Kafka } from "kafkajs";
+import { decode } from "../../shared/avro.ts";
+import { describeError, type Logger } from "../../shared/log.ts";
+import type { CandleUpdate } from "../../shared/types.ts";
+
+/** Options of {@linkcode createCandleFeed}. */
+export interface CandleFeedOptions {
+  readonly kafka: Kafka;
+  readonly topic: string;
+  /** Unique per status instance, e.g. `<prefix>.status-market-<random>`. */
+  readonly groupId: string;
+  readonly log: Logger;
+  readonly onUpdate: (update: CandleUpdate) => void;
+  /** Delay before trying again after a failed start. Default 5000 ms. */
+  readonly retryMs?: number;
+}
+
+/** The running feed. */
+export interface CandleFeed {
+  /** Starts consuming in the background; returns at once. */
+  start(): void;
+  /** Whether the consumer has joined its group (updates flow). */
+  live(): boolean;
+  stop(): Promise<void>;
+}
+
+/** Creates the feed; nothing connects until `start()`. */
+export function createCandleFeed(options: CandleFeedOptions): CandleFeed {
+  const { kafka, topic, groupId, log } = options;
+  const retryMs = options.retryMs ?? 5000;
+  let consumer: Consumer | undefined;
+  let joined = false;
+  let stopped = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let undecodable = 0;
+
+  async function run(): Promise<void> {
+    const c = kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    consumer = c;
+    c.on(c.events.GROUP_JOIN, () => joined = true);
+    c.on(c.events.CRASH, (event) => {
+      joined = false;
+      if (!event.payload.restart) retry(event.payload.error);
+    });
+    await c.connect();
+    await c.subscribe({ topic, fromBeginning: false });
+    await c.run({
+      autoCommit: true,
+      eachBatchAutoResolve: true,
+      eachBatch: ({ batch }) => {
+        for (const message of batch.messages) {
+          if (!message.value) continue;
+          try {
+            options.onUpdate(decode("CandleUpdate", message.value));
+          } catch (error) {
+            if (undecodable++ % 1000 === 0) {
+              log.warn("ignoring an undecodable candle update", {
+                undecodable,
+                error: describeError(error),
+              });
+            }
+          }
+        }
+        return Promise.resolve();
+      },
+    });
+  }
+
+  function retry(error: unknown): void {
+    joined = false;
+    if (stopped) return;
+    log.warn("live candle updates unavailable, retrying", {
+      topic,
+      retryInMs: retryMs,
+      error: describeError(error),
+    });
+    const old = consumer;
+    consumer = undefined;
+    old?.disconnect().catch(() => {});
+    retryTimer = setTimeout(start, retryMs);
+  }
+
+  function start(): void {
+    retryTimer = undefined;
+    if (stopped || consumer) return;
+    run().catch(retry);
+  }
+
+  return {
+    start,
+    live: () => joined,
+    async stop() {
+      stopped = true;
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      joined = false;
+      await consumer?.disconnect().catch(() => {});
+      consumer = undefined;
+    },
+  };
+}

@@ -1,0 +1,253 @@
+import assert from "node:assert/strict";
+import { silentLogger } from "../../shared/log.ts";
+import { Secret } from "../../shared/secret.ts";
+import type { CandleUpdate } from "../../shared/types.ts";
+import { createStatusApp, TOKEN_COOKIE } from "../app.ts";
+import { chartBundleUrl } from "./assets.ts";
+import { healthOf } from "./health.ts";
+import { createMarketHub } from "./hub.ts";
+import { mountMarket } from "./market.ts";
+import type { CandleQuery } from "./params.ts";
+import type { CandleJson, MarketStore } from "./store.ts";
+
+const NOW = Date.parse("2026-12-01T12:03:00Z");
+
+function update(close: number, overrides: Partial<CandleUpdate> = {}): CandleUpdate {
+  return {
+    symbol: "AAPL",
+    interval: "5m",
+    windowStart: Date.parse("2026-12-01T12:00:00Z"),
+    windowEnd: Date.parse("2026-12-01T12:05:00Z"),
+    open: 100,
+    high: Math.max(100, close),
+    low: 100,
+    close,
+    volume: "12.5",
+    vwap: "100.1",
+    tradeCount: 3,
+    isFinal: false,
+    updatedAt: NOW,
+    ...overrides,
+  };
+}
+
+function setup(token = "") {
+  const queries: CandleQuery[] = [];
+  const store: MarketStore = {
+    candles(query) {
+      queries.push(query);
+      const candle: CandleJson = {
+        time: Date.parse("2026-12-01T12:00:00Z"),
+        end: Date.parse("2026-12-01T12:05:00Z"),
+        open: 100,
+        high: 101,
+        low: 99.5,
+        close: 100.5,
+        volume: "0.30000000000000004",
+        vwap: null,
+        trades: 2,
+        final: false,
+      };
+      return Promise.resolve([candle]);
+    },
+    latest: (symbol) =>
+      Promise.resolve(
+        symbol === "AAPL"
+          ? { symbol, price: 100.5, volume: 1, time: NOW, session: "REGULAR" }
+          : null,
+      ),
+  };
+  const health = () => Promise.resolve(healthOf([], [], { groups: {}, now: NOW }));
+  const hub = createMarketHub({ health, log: silentLogger(), healthIntervalMs: 100 });
+  const app = createStatusApp({
+    sources: {
+      workers: () => [],
+      lag: () => Promise.resolve([]),
+      kafkaUp: () => Promise.resolve(true),
+      cassandraUp: () => Promise.resolve(true),
+    },
+    token: new Secret(token),
+    expectedWorkers: [],
+    now: () => NOW,
+    extend: (app) =>
+      mountMarket(app, {
+        store,
+        hub,
+        symbols: ["AAPL", "BINANCE:BTCUSDT"],
+        health,
+        live: () => true,
+        log: silentLogger(),
+        now: () => NOW,
+      }),
+  });
+  return { app, hub, queries };
+}
+
+Deno.test("the page, its script, its style and the chart library are served", async () => {
+  const { app, hub } = setup();
+  try {
+    const page = await app.request("/");
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type")!, /^text\/html/);
+    assert.match(
+      page.headers.get("content-security-policy")!,
+      /script-src 'self' 'sha256-[A-Za-z0-9+/]+=*';/,
+    );
+    assert.match(await page.text(), /<script type="module" src="\/assets\/app.js">/);
+    for (const [path, type] of [["/assets/app.js", /javascript/], ["/assets/style.css", /css/]]) {
+      const response = await app.request(path as string);
+      assert.equal(response.status, 200, path as string);
+      assert.match(response.headers.get("content-type")!, type as RegExp);
+      await response.body?.cancel();
+    }
+    const library = await app.request("/assets/lightweight-charts.mjs");
+    assert.equal(library.status, 200);
+    const text = await library.text();
+    assert.ok(text.length > 100_000, `the standalone bundle, ${text.length} characters`);
+    assert.match(text, /createChart/);
+    assert.doesNotMatch(text, /from\s*["']fancy-canvas["']/, "no import left to resolve");
+  } finally {
+    hub.close();
+  }
+});
+
+Deno.test("chartBundleUrl() finds the standalone bundle beside the package's entry", () => {
+  const url = chartBundleUrl();
+  assert.equal(url.protocol, "file:");
+  assert.ok(url.pathname.endsWith("/dist/lightweight-charts.standalone.production.mjs"));
+  assert.ok(Deno.statSync(url).isFile);
+  assert.throws(
+    () => chartBundleUrl(() => "npm:lightweight-charts@5.2.1"),
+    /not a local file: run `deno install`/,
+  );
+});
+
+Deno.test("JSON routes: symbols, candles with decimals as strings, latest, health", async () => {
+  const { app, hub, queries } = setup();
+  try {
+    assert.deepEqual(await (await app.request("/api/symbols")).json(), {
+      symbols: ["AAPL", "BINANCE:BTCUSDT"],
+    });
+    const response = await app.request("/api/candles?symbol=AAPL&interval=1h&limit=10");
+    assert.equal(response.status, 200);
+    const body = await response.json();
+    assert.equal(body.symbol, "AAPL");
+    assert.equal(body.interval, "1h");
+    assert.equal(body.candles[0].volume, "0.30000000000000004");
+    assert.equal(body.candles[0].open, 100);
+    assert.equal(queries[0]!.limit, 10);
+    assert.deepEqual(await (await app.request("/api/latest?symbol=AAPL")).json(), {
+      symbol: "AAPL",
+      price: 100.5,
+      volume: 1,
+      time: NOW,
+      session: "REGULAR",
+    });
+    const none = await app.request("/api/latest?symbol=MSFT");
+    assert.equal(none.status, 404);
+    assert.match((await none.json()).error, /no trade of MSFT seen yet/);
+    const health = await (await app.request("/api/health")).json();
+    assert.equal(health.live, true);
+    assert.deepEqual(Object.keys(health.roles), ["producer", "bronze", "silver", "gold"]);
+    assert.equal((await app.request("/api/nope")).status, 404);
+  } finally {
+    hub.close();
+  }
+});
+
+Deno.test("bad parameters are a 400 with a message naming them, and nothing is read", async () => {
+  const { app, hub, queries } = setup();
+  try {
+    const cases: [string, RegExp][] = [
+      ["/api/candles", /parameter 'symbol' is required/],
+      ["/api/candles?symbol=AAPL%27%3B", /parameter 'symbol' must be a ticker/],
+      ["/api/candles?symbol=AAPL&interval=1w", /parameter 'interval' must be one of 5m, 1h/],
+      ["/api/candles?symbol=AAPL&from=2026-12-02&to=2026-12-01", /must be before 'to'/],
+      ["/api/candles?symbol=AAPL&from=2025-01-01&to=2026-01-01", /at most 31 days/],
+      ["/api/latest?symbol=", /parameter 'symbol' is required/],
+      ["/api/stream?symbol=a%20b", /parameter 'symbol' must be a ticker/],
+      ["/api/symbols?x=1", /unknown parameter "x"/],
+    ];
+    for (const [path, message] of cases) {
+      const response = await app.request(path);
+      assert.equal(response.status, 400, path);
+      assert.match(response.headers.get("content-type")!, /application\/json/);
+      assert.match((await response.json()).error, message, path);
+    }
+    assert.equal(queries.length, 0);
+  } finally {
+    hub.close();
+  }
+});
+
+Deno.test("with a token, the page and API refuse without it; /?token= sets an HttpOnly cookie", async () => {
+  const { app, hub } = setup("page-s3cret");
+  try {
+    for (const path of ["/", "/assets/app.js", "/api/candles?symbol=AAPL", "/api/stream"]) {
+      const refused = await app.request(path);
+      assert.equal(refused.status, 401, path);
+      assert.ok(!(await refused.text()).includes("page-s3cret"));
+    }
+    const wrong = await app.request("/?token=nope");
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers.get("set-cookie"), null);
+    const elsewhere = await app.request("/api/symbols?token=page-s3cret");
+    assert.equal(elsewhere.status, 401, "the token in a URL is taken on / only");
+
+    const login = await app.request("/?token=page-s3cret");
+    assert.equal(login.status, 303);
+    assert.equal(login.headers.get("location"), "/");
+    const cookie = login.headers.get("set-cookie")!;
+    assert.match(cookie, new RegExp(`^${TOKEN_COOKIE}=page-s3cret;`));
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Strict/);
+    assert.match(cookie, /Path=\//);
+
+    const withCookie = { headers: { Cookie: `${TOKEN_COOKIE}=page-s3cret` } };
+    assert.equal((await app.request("/", withCookie)).status, 200);
+    assert.equal((await app.request("/api/symbols", withCookie)).status, 200);
+    const badCookie = { headers: { Cookie: `${TOKEN_COOKIE}=page-s3cre` } };
+    assert.equal((await app.request("/api/symbols", badCookie)).status, 401);
+    const bearer = { headers: { Authorization: "Bearer page-s3cret" } };
+    assert.equal((await app.request("/api/symbols", bearer)).status, 200);
+    assert.equal((await app.request("/healthz")).status, 200);
+  } finally {
+    hub.close();
+  }
+});
+
+Deno.test("/api/stream sends one symbol's candle updates and health as server-sent events", async () => {
+  const { app, hub } = setup();
+  const response = await app.request("/api/stream?symbol=AAPL");
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type")!, /^text\/event-stream/);
+  assert.match(response.headers.get("cache-control")!, /no-transform/);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    hub.publish(update(101, { symbol: "MSFT" }));
+    hub.publish(update(101));
+    hub.publish(update(102));
+    let text = "";
+    const events: { candles: { symbol: string; close: number }[]; health?: unknown }[] = [];
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      for (const block of text.split("\n\n").slice(0, -1)) {
+        const data = /^event: update\ndata: (.*)$/m.exec(block);
+        if (data) events.push(JSON.parse(data[1]!));
+      }
+      text = text.slice(text.lastIndexOf("\n\n") + 2);
+      if (events.some((e) => e.candles.length > 0) && events.some((e) => e.health)) break;
+    }
+    const candles = events.flatMap((e) => e.candles);
+    assert.deepEqual(candles.map((c) => [c.symbol, c.close]), [["AAPL", 102]], "coalesced");
+    assert.ok(events.some((e) => e.health), "health arrives on the same stream");
+    assert.equal(hub.clients(), 1);
+  } finally {
+    await reader.cancel();
+    hub.close();
+  }
+  assert.equal(hub.clients(), 0);
+});
