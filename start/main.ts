@@ -76,6 +76,10 @@ const VIEW_REFRESH_MS = 1_000;
 const CANDLE_REFRESH_MS = 2_000;
 const FETCH_TIMEOUT_MS = 2_000;
 
+/** kafkajs warnings every worker prints once at start; not problems. */
+const KNOWN_NOISE =
+  /KafkaJS v2\.0\.0 switched default partitioner|Limiting retries for the idempotent producer/;
+
 const DEFAULT_FINNHUB_URL = CONFIG_VARIABLES.find((v) => v.name === "FINNHUB_WS_URL")!.default;
 
 /** Stop order: each group stops only after the one before it exited. */
@@ -284,7 +288,9 @@ async function main(args: string[]): Promise<number> {
   }
   function onChildLine(name: string, line: string) {
     logFiles.get(name)?.writeSync(encoder.encode(line + "\n"));
-    const level = / (ERROR|WARN) /.exec(line.slice(0, 40))?.[1];
+    const level = KNOWN_NOISE.test(line)
+      ? undefined
+      : / (ERROR|WARN) /.exec(line.slice(0, 40))?.[1];
     if (level) notice(`${line.slice(11, 19)} ${line.slice(25)}`.slice(0, 300));
     if (!out.tty) {
       Deno.stderr.writeSync(encoder.encode(`[${name}] ${line}\n`));
@@ -500,7 +506,7 @@ async function main(args: string[]): Promise<number> {
         );
       } else if (Date.now() - lastSummary >= PLAIN_SUMMARY_MS) {
         lastSummary = Date.now();
-        out.say(summaryLine(state));
+        out.say(`${new Date().toISOString().slice(11, 19)} ${summaryLine(state)}`);
       }
       await delay(viewActive ? VIEW_REFRESH_MS : 1_000, stopController.signal);
     }
@@ -651,7 +657,8 @@ function indent(lines: readonly string[]): string {
 
 function consoleSize(): { columns: number; rows: number } {
   try {
-    return Deno.consoleSize();
+    const { columns, rows } = Deno.consoleSize();
+    return { columns: columns >= 20 ? columns : 100, rows: rows >= 10 ? rows : 40 };
   } catch {
     return { columns: 100, rows: 40 };
   }
@@ -705,6 +712,7 @@ async function prepareTopicsAndSchema(config: Config, out: Output): Promise<void
 function createViewSource(config: Config, base: string, session: cassandra.Client) {
   let candles: CandleView[] = [];
   let candlesAt = 0;
+  let candlesInFlight = false;
   const query = `SELECT window_start, open, high, low, close, volume, trade_count, is_final
     FROM ${config.cassandra.keyspace}.trades_gold_5m WHERE symbol = ? AND bucket = ? LIMIT 1`;
 
@@ -758,13 +766,18 @@ function createViewSource(config: Config, base: string, session: cassandra.Clien
         }
         totals = parseMetricTotals(await response.text());
       })().catch(() => {});
-      const candleRead = (async () => {
-        if (Date.now() - candlesAt < CANDLE_REFRESH_MS) return;
-        candlesAt = Date.now();
-        const found = await Promise.all(config.finnhub.symbols.map((s) => latestCandle(s)));
-        candles = found.filter((c): c is CandleView => c !== null);
-      })().catch(() => {});
-      await Promise.all([statusRead, metricsRead, candleRead]);
+      // Candles refresh in the background: a slow Cassandra never stalls the view.
+      if (!candlesInFlight && Date.now() - candlesAt >= CANDLE_REFRESH_MS) {
+        candlesInFlight = true;
+        (async () => {
+          const found = await Promise.all(config.finnhub.symbols.map((s) => latestCandle(s)));
+          candles = found.filter((c): c is CandleView => c !== null);
+        })().catch(() => {}).finally(() => {
+          candlesAt = Date.now();
+          candlesInFlight = false;
+        });
+      }
+      await Promise.all([statusRead, metricsRead]);
       return { status, statusError, totals, candles };
     },
   };
