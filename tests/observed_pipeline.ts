@@ -23,6 +23,7 @@ import { createProducer } from "../producer/producer.ts";
 import { producerMetricsSnapshot } from "../producer/prometheus.ts";
 import { type Simulator, startSimulator } from "../simulator/server.ts";
 import { createStatusApp } from "../status/app.ts";
+import { createMarketService } from "../status/market/market.ts";
 import { createCollector } from "../status/collector.ts";
 import { consumerLag } from "../status/lag.ts";
 import { cleanup, provision, randomId, testConfig, waitFor } from "./helpers.ts";
@@ -60,6 +61,8 @@ export interface ObservedPipelineOptions {
   readonly rate?: number;
   /** Extra configuration variables. */
   readonly env?: Record<string, string>;
+  /** Serve the market page (`status/market/`) too, as status/main.ts does. Default false. */
+  readonly market?: boolean;
 }
 
 /**
@@ -119,21 +122,29 @@ export async function startObservedPipeline(
       group: groupIdOf(config, stage),
       topic: inputTopicOf(config, stage),
     }));
+    const sources = {
+      workers: () => collector.workers(),
+      lag: () => consumerLag(admin, subscriptions),
+      kafkaUp: async () => (await admin.describeCluster()).brokers.length > 0,
+      cassandraUp: async () => {
+        await session.execute("SELECT release_version FROM system.local");
+        return true;
+      },
+    };
+    const market = options.market
+      ? createMarketService({ config, kafka, session, sources, log: log.child("market") })
+      : undefined;
+    market?.start();
     const app = createStatusApp({
       token: new Secret(""),
       expectedWorkers: config.status.expectedWorkers,
-      sources: {
-        workers: () => collector.workers(),
-        lag: () => consumerLag(admin, subscriptions),
-        kafkaUp: async () => (await admin.describeCluster()).brokers.length > 0,
-        cassandraUp: async () => {
-          await session.execute("SELECT release_version FROM system.local");
-          return true;
-        },
-      },
+      sources,
+      ...(market ? { extend: market.mount } : {}),
     });
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
     closers.push({ what: "status server", close: () => server.shutdown() });
+    // Before the server: its event streams never end by themselves.
+    if (market) closers.push({ what: "market", close: () => market.stop() });
     const statusPort = server.addr.port;
     const statusUrl = `http://127.0.0.1:${statusPort}`;
 

@@ -20,6 +20,14 @@ export interface Asset {
   readonly cacheControl: string;
   /** Further response headers (the page's Content-Security-Policy). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The body gzipped once at load, for clients that accept it (the chart library). */
+  readonly gzip?: Uint8Array;
+}
+
+async function gzip(body: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([body as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 /**
@@ -96,6 +104,7 @@ export function createAssets(): { get(route: string): Promise<Asset | undefined>
     }
     out.set(CHART_BUNDLE_ROUTE, {
       body,
+      gzip: await gzip(body),
       contentType: "text/javascript; charset=utf-8",
       cacheControl: "public, max-age=3600",
     });

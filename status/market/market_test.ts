@@ -106,6 +106,12 @@ Deno.test("the page, its script, its style and the chart library are served", as
     assert.ok(text.length > 100_000, `the standalone bundle, ${text.length} characters`);
     assert.match(text, /createChart/);
     assert.doesNotMatch(text, /from\s*["']fancy-canvas["']/, "no import left to resolve");
+    const gzipped = await app.request("/assets/lightweight-charts.mjs", {
+      headers: { "Accept-Encoding": "gzip, br" },
+    });
+    assert.equal(gzipped.headers.get("content-encoding"), "gzip");
+    const unzipped = gzipped.body!.pipeThrough(new DecompressionStream("gzip"));
+    assert.equal(await new Response(unzipped).text(), text);
   } finally {
     hub.close();
   }

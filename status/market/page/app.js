@@ -41,7 +41,13 @@ const chart = createChart(el.chart, {
   layout: { background: { color: "#0f1419" }, textColor: "#d6dde5" },
   grid: { vertLines: { color: "#1c242d" }, horzLines: { color: "#1c242d" } },
   rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.25 }, borderColor: "#2a333d" },
-  timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#2a333d" },
+  timeScale: {
+    timeVisible: true,
+    secondsVisible: false,
+    borderColor: "#2a333d",
+    barSpacing: 10,
+    rightOffset: 4,
+  },
   crosshair: { mode: 0 },
 });
 const candleSeries = chart.addSeries(CandlestickSeries, {
@@ -126,7 +132,7 @@ function renderAll() {
   if (sorted.length > 150) {
     chart.timeScale().setVisibleLogicalRange({ from: sorted.length - 150, to: sorted.length + 2 });
   } else {
-    chart.timeScale().fitContent();
+    chart.timeScale().scrollToRealTime(); // few candles: keep their width, newest at the right
   }
   describe();
 }
@@ -245,9 +251,16 @@ function selectInterval(interval) {
 
 async function start() {
   selectInterval(state.interval);
+  const listed = getJson("/api/symbols");
+  // A symbol in the address: load it at once, while the list arrives.
+  const early = state.symbol !== "" ? state.symbol : null;
+  if (early !== null) {
+    connectStream();
+    load();
+  }
   let symbols;
   try {
-    symbols = (await getJson("/api/symbols")).symbols;
+    symbols = (await listed).symbols;
   } catch (error) {
     say(String(error.message ?? error));
     return;
@@ -273,8 +286,10 @@ async function start() {
     });
   }
   remember();
-  connectStream();
-  await load();
+  if (state.symbol !== early) {
+    connectStream();
+    await load();
+  }
 }
 
 start();
