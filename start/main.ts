@@ -455,7 +455,8 @@ async function main(args: string[]): Promise<number> {
       }; waiting until every worker reports (status /readyz)`,
     );
     const statusBase = `http://${displayHost(config.status.host)}:${config.status.port}`;
-    await waitReady(statusBase, config, out);
+    const feedUrl = simulated ? `ws://127.0.0.1:${config.simulator.port}/` : config.finnhub.url;
+    await waitReady(statusBase, config, out, feedUrl);
     throwIfStopping();
     ready = true;
     for (const entry of entries.values()) if (entry.state === "starting") entry.state = "running";
@@ -560,7 +561,12 @@ async function main(args: string[]): Promise<number> {
     );
   }
 
-  async function waitReady(base: string, config: Config, out: Output): Promise<void> {
+  async function waitReady(
+    base: string,
+    config: Config,
+    out: Output,
+    feedUrl: string,
+  ): Promise<void> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     let reasons: string[] = ["the status endpoint did not answer"];
     let nextNote = Date.now() + 20_000;
@@ -572,8 +578,17 @@ async function main(args: string[]): Promise<number> {
           signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
         });
         const body = await response.json();
-        if (response.ok && body?.ready === true) return;
-        reasons = Array.isArray(body?.reasons) ? body.reasons : [`HTTP ${response.status}`];
+        if (response.ok && body?.ready === true) {
+          // Workers report from their start; the producer must also hold the feed connection.
+          const metrics = await fetch(`${base}/metrics`, {
+            headers: authHeaders(config),
+            signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+          });
+          if (metrics.ok && parseMetricTotals(await metrics.text()).feedConnected > 0) return;
+          reasons = [`the producer is not connected to ${new URL(feedUrl).origin} yet`];
+        } else {
+          reasons = Array.isArray(body?.reasons) ? body.reasons : [`HTTP ${response.status}`];
+        }
       } catch (error) {
         reasons = [`the status endpoint did not answer (${describeError(error)})`];
       }

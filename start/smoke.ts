@@ -153,6 +153,12 @@ async function main(argv: string[]): Promise<number> {
     );
     return 1;
   }
+  // A producer that just (re)started may still be connecting: give it a few seconds.
+  const connectBy = Date.now() + Math.min(15_000, args.timeoutMs);
+  while ((stats.connectionsOpen ?? 0) === 0 && Date.now() < connectBy) {
+    await delay(POLL_MS);
+    stats = await getJson(`${simulatorUrl}/control/stats`).catch(() => stats) as typeof stats;
+  }
   if ((stats.connectionsOpen ?? 0) === 0) {
     say(
       formatReport([{

@@ -31,6 +31,8 @@ export interface MetricTotals {
   readonly dropped: number;
   /** Batches a stage retried. */
   readonly retries: number;
+  /** Producers holding an open feed connection (`pipeline_producer_connected`). */
+  readonly feedConnected: number;
 }
 
 /** The latest 5-minute candle of one symbol. */
@@ -85,6 +87,7 @@ const METRIC_TOTALS: Readonly<Record<keyof MetricTotals, string>> = {
   kafkaErrors: "pipeline_producer_kafka_errors_total",
   dropped: "pipeline_producer_trades_dropped_total",
   retries: "pipeline_stage_retries_total",
+  feedConnected: "pipeline_producer_connected",
 };
 
 /** Sums each total of {@linkcode MetricTotals} over every series in Prometheus text. */

@@ -45,6 +45,7 @@ function state(overrides: Partial<ViewState> = {}): ViewState {
       kafkaErrors: 0,
       dropped: 0,
       retries: 4,
+      feedConnected: 1,
     },
     symbols: ["AAPL", "BINANCE:BTCUSDT"],
     candles: [{
@@ -134,6 +135,7 @@ Deno.test("parseMetricTotals() sums every series of each total, ignoring comment
     'pipeline_producer_dead_letters_total{role="producer",worker="p"} 2',
     'pipeline_cassandra_write_errors_total{stage="bronze"} 5',
     "pipeline_stage_retries_total 7",
+    'pipeline_producer_connected{role="producer",worker="p"} 1',
     "pipeline_dead_letters_totalx 100",
     'pipeline_producer_trades_dropped_total{worker="p"} NaN',
     "",
@@ -145,6 +147,7 @@ Deno.test("parseMetricTotals() sums every series of each total, ignoring comment
     kafkaErrors: 0,
     dropped: 0,
     retries: 7,
+    feedConnected: 1,
   });
 });
 
