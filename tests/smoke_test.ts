@@ -1,0 +1,155 @@
+/**
+ * `deno task smoke` says FAIL, and exits 1, when the pipeline is not whole: nothing at the
+ * simulator URL, no producer connected, and (against real Kafka and Cassandra) a pipeline whose
+ * gold stage is not running, where bronze, silver and the dead letter pass and gold and the lag
+ * fail. The passing case runs against `deno task start` in `tests/start_test.ts`.
+ */
+import assert from "node:assert/strict";
+import { loadConfig } from "../shared/config.ts";
+import { startSimulator } from "../simulator/server.ts";
+import { cleanup, provision, randomId, services, waitFor } from "./helpers.ts";
+
+const SMOKE = new URL("../start/smoke.ts", import.meta.url).pathname;
+const PRODUCER = new URL("../producer/main.ts", import.meta.url).pathname;
+const PROCESSOR = new URL("../processor/main.ts", import.meta.url).pathname;
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+function baseEnv(): Record<string, string> {
+  const env = Deno.env.toObject();
+  const out: Record<string, string> = { PATH: env["PATH"] ?? "/usr/bin:/bin", LOG_LEVEL: "warn" };
+  for (const name of ["HOME", "DENO_DIR", "KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
+    if (env[name]) out[name] = env[name]!;
+  }
+  return out;
+}
+
+async function smoke(env: Record<string, string>, args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SMOKE, ...args],
+    env,
+    clearEnv: true,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("smoke: exit 2 and the usage on a bad flag", async () => {
+  const result = await smoke(baseEnv(), ["--bogus"]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /Usage: deno task smoke/);
+});
+
+Deno.test("smoke: FAIL naming the URL when no simulator answers", async () => {
+  const port = freePort();
+  const result = await smoke({ ...baseEnv(), SIMULATOR_PORT: String(port) }, []);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    new RegExp(
+      `^FAIL  feed  the simulator does not answer at http://127\\.0\\.0\\.1:${port}$`,
+      "m",
+    ),
+  );
+  assert.match(result.stdout, /deno task start without FINNHUB_API_KEY/);
+  assert.match(result.stdout, /--simulator http:\/\/simulator:8765/);
+  assert.match(result.stdout, /^smoke: FAIL/m);
+});
+
+Deno.test("smoke: FAIL when no producer is connected to the simulator", async () => {
+  const simulator = await startSimulator({ rate: 0 });
+  try {
+    const result = await smoke(baseEnv(), [
+      "--simulator",
+      simulator.controlUrl.replace(/\/control\/$/, ""),
+    ]);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /^FAIL {2}feed {2}no producer is connected to the simulator/m);
+  } finally {
+    await simulator.close();
+  }
+});
+
+Deno.test({
+  name: "smoke: bronze, silver and the dead letter PASS, gold and lag FAIL without a gold stage",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await services();
+    const id = randomId();
+    const simulator = await startSimulator({ rate: 20 });
+    const env: Record<string, string> = {
+      ...baseEnv(),
+      KAFKA_TOPIC_RAW: `test.${id}.raw`,
+      KAFKA_TOPIC_SILVER: `test.${id}.silver`,
+      KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
+      KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
+      KAFKA_TOPIC_CANDLES: `test.${id}.candles`,
+      KAFKA_GROUP_PREFIX: `test.${id}`,
+      KAFKA_PARTITIONS: "3",
+      CASSANDRA_KEYSPACE: `test_${id}`,
+      STATUS_PORT: String(freePort()),
+      FINNHUB_WS_URL: simulator.url,
+      FINNHUB_SYMBOLS: "AAPL",
+    };
+    const config = loadConfig(env);
+    const children: Deno.ChildProcess[] = [];
+    try {
+      await provision(config);
+      const spawn = (args: string[]) =>
+        children.push(
+          new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", ...args],
+            env,
+            clearEnv: true,
+            stdin: "null",
+            stdout: "null",
+            stderr: "null",
+          }).spawn(),
+        );
+      spawn([PRODUCER]);
+      spawn([PROCESSOR, "--stage", "bronze"]);
+      spawn([PROCESSOR, "--stage", "silver"]);
+      await waitFor("the producer connected", () => simulator.stats().connectionsOpen > 0, {
+        timeoutMs: 60_000,
+      });
+      const result = await smoke(env, [
+        "--simulator",
+        simulator.controlUrl.replace(/\/control\/$/, ""),
+        "--timeout",
+        "40",
+      ]);
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      for (const check of ["feed", "bronze", "silver", "dead letter"]) {
+        assert.match(result.stdout, new RegExp(`^PASS  ${check} `, "m"), result.stdout);
+      }
+      for (const check of ["gold 5m", "gold 1h", "lag", "status"]) {
+        assert.match(result.stdout, new RegExp(`^FAIL  ${check} `, "m"), result.stdout);
+      }
+      assert.match(result.stdout, /no row for window/);
+      assert.match(result.stdout, /^smoke: FAIL \(4 of 8 checks failed\)$/m);
+      assert.equal(simulator.stats().paused, false, "smoke resumes the simulator's generation");
+    } finally {
+      for (const child of children) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      }
+      for (const child of children) await child.status;
+      await simulator.close();
+      await cleanup(config);
+    }
+  },
+});

@@ -1,0 +1,300 @@
+/**
+ * `deno task start` as a user runs it (a subprocess, output not a terminal), on fresh topics,
+ * keyspace, consumer groups and ports: it becomes ready, `deno task smoke` passes against it,
+ * SIGINT stops it in order with exit 0 and no process left; started again it resumes and smoke
+ * passes again with no duplicate of the first run's trades. And a taken port stops it before
+ * anything starts, naming the port, the holder and the variable to change.
+ *
+ * Needs the local Kafka and Cassandra (run under `flock -s /work/.svc.lock`); start finds them
+ * running, so it neither starts nor stops them.
+ */
+import assert from "node:assert/strict";
+import { cleanup, randomId, services, session, waitFor } from "./helpers.ts";
+import { loadConfig } from "../shared/config.ts";
+
+const START = new URL("../start/main.ts", import.meta.url).pathname;
+const SMOKE = new URL("../start/smoke.ts", import.meta.url).pathname;
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** A fresh pipeline environment: its own topics, keyspace, groups and ports. */
+function freshEnv(): Record<string, string> {
+  const id = randomId();
+  const env = Deno.env.toObject();
+  const out: Record<string, string> = {
+    PATH: env["PATH"] ?? "/usr/bin:/bin",
+    HOME: env["HOME"] ?? "/tmp",
+    KAFKA_TOPIC_RAW: `test.${id}.raw`,
+    KAFKA_TOPIC_SILVER: `test.${id}.silver`,
+    KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
+    KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
+    KAFKA_TOPIC_CANDLES: `test.${id}.candles`,
+    KAFKA_GROUP_PREFIX: `test.${id}`,
+    KAFKA_PARTITIONS: "3",
+    CASSANDRA_KEYSPACE: `test_${id}`,
+    STATUS_PORT: String(freePort()),
+    SIMULATOR_PORT: String(freePort()),
+    LOG_LEVEL: "info",
+  };
+  for (const name of ["DENO_DIR", "KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
+    if (env[name]) out[name] = env[name]!;
+  }
+  return out;
+}
+
+interface Running {
+  readonly process: Deno.ChildProcess;
+  /** Everything written to stdout so far. */
+  stdout(): string;
+  stderr(): string;
+  readonly done: Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+function collect(stream: ReadableStream<Uint8Array>, into: { text: string }): Promise<void> {
+  return (async () => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) into.text += chunk;
+  })();
+}
+
+function runStart(env: Record<string, string>): Running {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", START],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = { text: "" };
+  const err = { text: "" };
+  const pumps = Promise.all([collect(process.stdout, out), collect(process.stderr, err)]);
+  return {
+    process,
+    stdout: () => out.text,
+    stderr: () => err.text,
+    done: (async () => {
+      const status = await process.status;
+      await pumps;
+      return { code: status.code, stdout: out.text, stderr: err.text };
+    })(),
+  };
+}
+
+async function runSmoke(env: Record<string, string>, args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SMOKE, ...args],
+    env,
+    clearEnv: true,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Pids of the children start reported in its "started ..." line. */
+function childPids(stdout: string): Map<string, number> {
+  const line = stdout.split("\n").find((l) => l.startsWith("start: started "));
+  assert.ok(line, `no "started" line in:\n${stdout}`);
+  return new Map([...line.matchAll(/(\w+) \(pid (\d+)\)/g)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+async function untilReady(run: Running, label: string): Promise<void> {
+  await waitFor(`${label}: "READY" from deno task start`, () => {
+    if (/^start: READY in /m.test(run.stdout())) return true;
+    if (/FAILED|cannot start/.test(run.stderr())) {
+      throw new Error(`start failed:\n${run.stdout()}\n${run.stderr().slice(-4000)}`);
+    }
+    return false;
+  }, { timeoutMs: 180_000, intervalMs: 250 });
+}
+
+async function stopWithSigint(run: Running): Promise<{ code: number; stdout: string }> {
+  run.process.kill("SIGINT");
+  const result = await run.done;
+  return result;
+}
+
+function assertOrderedStop(stdout: string): void {
+  const at = (pattern: RegExp) => {
+    const index = stdout.search(pattern);
+    assert.ok(index >= 0, `missing ${pattern} in:\n${stdout}`);
+    return index;
+  };
+  const signal = at(/^start: SIGINT received: stopping in order$/m);
+  const producer = at(/^start: producer stopped in /m);
+  const stages = ["bronze", "silver", "gold"].map((s) =>
+    at(new RegExp(`^start: stopping ${s} `, "m"))
+  );
+  const stagesDone = ["bronze", "silver", "gold"].map((s) =>
+    at(new RegExp(`^start: ${s} stopped in `, "m"))
+  );
+  const status = at(/^start: stopping status\.\.\.$/m);
+  const simulator = at(/^start: stopping simulator\.\.\.$/m);
+  const leftRunning = at(/^start: local kafka and cassandra left running/m);
+  const clean = at(/^start: stopped cleanly in /m);
+  assert.ok(signal < producer, "the producer stops after the signal");
+  for (const s of stages) assert.ok(producer < s, "the stages stop after the producer exited");
+  for (const s of stagesDone) assert.ok(s < status && s < simulator, "status/simulator last");
+  assert.ok(Math.max(status, simulator) < leftRunning && leftRunning < clean);
+}
+
+async function goldAndRows(env: Record<string, string>, symbol: string) {
+  const config = loadConfig(env);
+  const client = session(config);
+  try {
+    const count = async (table: string) =>
+      (await client.execute(`SELECT count(*) AS n FROM ${table} WHERE symbol = ? ALLOW FILTERING`, [
+        symbol,
+      ], { prepare: true })).first()!.get("n");
+    const gold = await client.execute(
+      "SELECT trade_count FROM trades_gold_5m WHERE symbol = ? ALLOW FILTERING",
+      [symbol],
+      { prepare: true },
+    );
+    return {
+      bronze: Number(await count("trades_bronze")),
+      silver: Number(await count("trades_silver")),
+      goldTrades: gold.rows.reduce((n, r) => n + Number(r.get("trade_count")), 0),
+    };
+  } finally {
+    await client.shutdown();
+  }
+}
+
+Deno.test({
+  name:
+    "deno task start: ready, smoke passes, SIGINT stops in order with exit 0, a restart resumes without duplicates",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await services();
+    const env = freshEnv();
+    const runs: Running[] = [];
+    try {
+      const t0 = performance.now();
+      const first = runStart(env);
+      runs.push(first);
+      await untilReady(first, "first run");
+      const readyMs = performance.now() - t0;
+      assert.match(first.stdout(), /SIMULATED DATA/);
+      assert.match(
+        first.stdout(),
+        new RegExp(`status +http://127\\.0\\.0\\.1:${env.STATUS_PORT}/status`),
+      );
+      const pids = childPids(first.stdout());
+      assert.deepEqual([...pids.keys()].sort(), [
+        "bronze",
+        "gold",
+        "producer",
+        "silver",
+        "simulator",
+        "status",
+      ]);
+
+      const smoke = await runSmoke(env, ["-v"]);
+      assert.equal(smoke.code, 0, `smoke failed:\n${smoke.stdout}\n${smoke.stderr}`);
+      for (
+        const check of [
+          "feed",
+          "bronze",
+          "silver",
+          "dead letter",
+          "gold 5m",
+          "gold 1h",
+          "lag",
+          "status",
+        ]
+      ) {
+        assert.match(smoke.stdout, new RegExp(`^PASS  ${check} `, "m"));
+      }
+      assert.match(smoke.stdout, /^smoke: PASS/m);
+      const symbol = /^smoke: symbol (SMOKE:\S+):/m.exec(smoke.stdout)?.[1];
+      assert.ok(symbol, smoke.stdout);
+
+      const stopped = await stopWithSigint(first);
+      assert.equal(stopped.code, 0, `${stopped.stdout}\n${first.stderr().slice(-4000)}`);
+      assertOrderedStop(stopped.stdout);
+      for (const [name, pid] of pids) {
+        assert.ok(!alive(pid), `${name} (pid ${pid}) is still running`);
+      }
+
+      const t1 = performance.now();
+      const second = runStart(env);
+      runs.push(second);
+      await untilReady(second, "second run");
+      const warmMs = performance.now() - t1;
+      const again = await runSmoke(env, []);
+      assert.equal(again.code, 0, `second smoke failed:\n${again.stdout}\n${again.stderr}`);
+      const rows = await goldAndRows(env, symbol);
+      assert.deepEqual(rows, { bronze: 7, silver: 6, goldTrades: 6 }, `rows of ${symbol}`);
+      const secondPids = childPids(second.stdout());
+      const stoppedAgain = await stopWithSigint(second);
+      assert.equal(stoppedAgain.code, 0, stoppedAgain.stdout);
+      for (const [name, pid] of secondPids) {
+        assert.ok(!alive(pid), `${name} (pid ${pid}) is still running`);
+      }
+      console.log(
+        `ready after ${(readyMs / 1000).toFixed(1)} s (first run), ${
+          (warmMs / 1000).toFixed(1)
+        } s (second run)`,
+      );
+    } finally {
+      for (const run of runs) {
+        try {
+          run.process.kill("SIGKILL");
+        } catch {
+          // Already exited.
+        }
+        await run.done.catch(() => {});
+      }
+      await cleanup(loadConfig(env));
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task start with the status port taken: names port, holder and fix, starts nothing",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const env = freshEnv();
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: Number(env.STATUS_PORT) });
+    try {
+      const result = await runStart(env).done;
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `cannot start: port ${env.STATUS_PORT} on 127\\.0\\.0\\.1, needed for the status endpoint, ` +
+            `is already in use by pid ${Deno.pid} \\(.*deno.*\\)`,
+        ),
+      );
+      assert.match(result.stderr, /set STATUS_PORT=<free port> in \.env/);
+      assert.match(result.stderr, /nothing was started/);
+      assert.doesNotMatch(result.stdout, /started|simulator \(pid/);
+    } finally {
+      listener.close();
+    }
+    // The simulator port was never bound, and nothing answers there.
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: Number(env.SIMULATOR_PORT) });
+    probe.close();
+  },
+});
