@@ -397,7 +397,11 @@ async function main(args: string[]): Promise<number> {
       );
       const missing = local.filter((_, i) => !before[i]);
       if (missing.length === 0) {
-        out.say(`local ${local.join(" and ")} already running: using them (they stay running)`);
+        out.say(
+          local.length > 1
+            ? `local ${local.join(" and ")} already running: using them (they stay running)`
+            : `local ${local[0]} already running: using it (it stays running)`,
+        );
       } else {
         out.say(
           `starting local ${missing.join(" and ")} (first time: fetching jars with Maven, ` +
@@ -648,7 +652,11 @@ async function main(args: string[]): Promise<number> {
         }
       }
     } else if (local.length > 0 && ready) {
-      out.say(`local ${local.join(" and ")} left running (they were running before start)`);
+      out.say(
+        local.length > 1
+          ? `local ${local.join(" and ")} left running (they were running before start)`
+          : `local ${local[0]} left running (it was running before start)`,
+      );
     }
     return clean;
   }
@@ -701,8 +709,16 @@ async function answers(url: string, config: Config | null): Promise<boolean> {
 
 /** Creates every topic and applies the schema (both idempotent), local or external servers. */
 async function prepareTopicsAndSchema(config: Config, out: Output): Promise<void> {
+  const brokers = config.kafka.brokers.join(",");
   const admin = createKafka(config.kafka, silentLogger(), { clientIdSuffix: "start" }).admin();
-  await admin.connect();
+  try {
+    await admin.connect();
+  } catch (error) {
+    throw new Error(
+      `cannot reach Kafka at ${brokers} (KAFKA_BROKERS): ${describeError(error)}. Check that ` +
+        "Kafka runs there, or leave KAFKA_BROKERS unset to use (and start) the local one",
+    );
+  }
   try {
     const outcomes = await ensureTopics(admin, config.kafka);
     const created = outcomes.filter((o) => o.action === "created").map((o) => o.topic);
@@ -716,6 +732,15 @@ async function prepareTopicsAndSchema(config: Config, out: Output): Promise<void
   }
   const client = createCassandraClient(config.cassandra, { applicationName: "market-start" });
   try {
+    try {
+      await client.connect();
+    } catch (error) {
+      throw new Error(
+        `cannot reach Cassandra at ${config.cassandra.contactPoints.join(",")} ` +
+          `(CASSANDRA_CONTACT_POINTS): ${describeError(error)}. Check that Cassandra runs ` +
+          "there, or leave CASSANDRA_CONTACT_POINTS unset to use (and start) the local one",
+      );
+    }
     await applySchema(client, config.cassandra);
     out.say(`schema applied to keyspace ${config.cassandra.keyspace}`);
   } finally {
