@@ -1,0 +1,233 @@
+/**
+ * Stage drain benchmark: CPU per trade of each stage, robust to other work on the machine.
+ *
+ * Fills a fresh raw topic with `--trades` trades (simulator -> producer at `--rate`), stops them,
+ * then runs each stage alone (bronze, silver, then gold on what silver published) until its
+ * group has committed everything, and reports for each: the CPU time per trade of the stage,
+ * of Kafka and of Cassandra (utime + stime from /proc, so contention does not inflate it; the
+ * servers' figures do include whatever else uses them meanwhile), and how fast it drained.
+ * Batches are as large as the fetch limits allow, as under heavy load.
+ *
+ *   deno run -A bench/stage_drain.ts [--trades 200000] [--rate 20000] [--symbols 40]
+ *     [--stages bronze,silver,gold] [--cpu-prof-dir DIR] [--v8-flags FLAGS] [--keep]
+ *
+ * `--cpu-prof-dir` writes a V8 CPU profile of each stage there (open in Chrome DevTools).
+ * Run under `flock -x /work/.svc.lock`: it creates and drops its own topics and keyspace.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { groupIdOf, inputTopicOf } from "../processor/worker.ts";
+import type { StageName } from "../processor/stage_runner.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
+import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { createLogger } from "../shared/log.ts";
+import { consumerLag } from "../status/lag.ts";
+import { cleanup, provision, randomId } from "../tests/helpers.ts";
+import { CLOCK_TICKS, cpuTicks, rssBytes, servicePid } from "./proc_stats.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+interface Spawned {
+  readonly process: Deno.ChildProcess;
+  /** What it printed to stderr so far (the last 100 KB or more). */
+  readonly output: () => string;
+}
+
+function spawnDeno(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  denoFlags: readonly string[] = [],
+): Spawned {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...denoFlags, new URL(script, ROOT).pathname, ...args],
+    cwd: ROOT.pathname,
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of process.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.length > 1_000_000) text = text.slice(-100_000);
+    }
+  })();
+  return { process, output: () => text };
+}
+
+async function stop(child: Spawned): Promise<void> {
+  try {
+    child.process.kill("SIGTERM");
+  } catch { /* gone */ }
+  const timer = setTimeout(() => {
+    try {
+      child.process.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, 20_000);
+  await child.process.status;
+  clearTimeout(timer);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function topicCount(
+  admin: ReturnType<ReturnType<typeof createKafka>["admin"]>,
+  topic: string,
+) {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      trades: { type: "string", default: "200000" },
+      rate: { type: "string", default: "20000" },
+      symbols: { type: "string", default: "40" },
+      stages: { type: "string", default: "bronze,silver,gold" },
+      "cpu-prof-dir": { type: "string" },
+      "v8-flags": { type: "string", default: "" },
+      keep: { type: "boolean", default: false },
+    },
+  });
+  hideKafkajsTimeoutWarning();
+  const trades = Number(values.trades);
+  const symbolCount = Number(values.symbols);
+  const symbols = [
+    "BINANCE:BTCUSDT",
+    "BINANCE:ETHUSDT",
+    "OANDA:EUR_USD",
+    ...Array.from({ length: Math.max(0, symbolCount - 3) }, (_, i) => `BENCH${i}`),
+  ].slice(0, symbolCount);
+  const id = randomId();
+  const env: Record<string, string> = {
+    KAFKA_TOPIC_RAW: `drain.${id}.raw`,
+    KAFKA_TOPIC_SILVER: `drain.${id}.silver`,
+    KAFKA_TOPIC_DEAD_LETTER: `drain.${id}.dlq`,
+    KAFKA_TOPIC_METRICS: `drain.${id}.metrics`,
+    KAFKA_TOPIC_CANDLES: `drain.${id}.candles`,
+    KAFKA_GROUP_PREFIX: `drain.${id}`,
+    CASSANDRA_KEYSPACE: `drain_${id}`,
+    FINNHUB_SYMBOLS: symbols.join(","),
+    LOG_LEVEL: "warn",
+  };
+  const config: Config = loadConfig({ ...Deno.env.toObject(), ...env });
+  const log = createLogger("drain", { level: "warn" });
+  const kafka = createKafka(config.kafka, log, { clientIdSuffix: "drain" });
+  const admin = kafka.admin();
+  await provision(config);
+  await admin.connect();
+  const kafkaPid = servicePid("kafka");
+  const cassandraPid = servicePid("cassandra");
+  const serverTicks = () => ({
+    kafka: kafkaPid === null ? NaN : cpuTicks(kafkaPid),
+    cassandra: cassandraPid === null ? NaN : cpuTicks(cassandraPid),
+  });
+  const rows: string[] = [];
+  const us = (ticks: number, n: number) => Math.round(ticks / CLOCK_TICKS * 1e6 / n);
+  try {
+    // Fill.
+    const simulator = spawnDeno("simulator/main.ts", [
+      "--port",
+      "0",
+      "--rate",
+      values.rate,
+      "--seed",
+      "1",
+      "--symbols-limit",
+      String(Math.max(50, symbols.length)),
+    ], {});
+    let url: string | undefined;
+    for (let i = 0; i < 300 && url === undefined; i++) {
+      await sleep(100);
+      url = /listening url=(ws:\/\/\S+)/.exec(simulator.output())?.[1];
+    }
+    if (url === undefined) throw new Error("simulator did not start");
+    const fillStart = serverTicks();
+    const producer = spawnDeno("producer/main.ts", [], { ...env, FINNHUB_WS_URL: url });
+    const started = Date.now();
+    const producerPid = producer.process.pid;
+    let producerTicks = 0;
+    for (;;) {
+      await sleep(500);
+      producerTicks = cpuTicks(producerPid);
+      const n = await topicCount(admin, config.kafka.topics.raw);
+      if (n >= trades) break;
+      if (Number.isNaN(producerTicks)) throw new Error(`producer exited: ${producer.output()}`);
+      if (Date.now() - started > 600_000) throw new Error(`fill stalled at ${n} trades`);
+    }
+    const fillEnd = serverTicks();
+    await stop(producer);
+    await stop(simulator);
+    const filled = await topicCount(admin, config.kafka.topics.raw);
+    rows.push(
+      `fill: ${filled} trades in ${((Date.now() - started) / 1000).toFixed(1)} s; producer ${
+        us(producerTicks, filled)
+      } µs/trade (incl. start), kafka ${us(fillEnd.kafka - fillStart.kafka, filled)} µs/trade`,
+    );
+
+    for (const stage of values.stages.split(",") as StageName[]) {
+      const topic = inputTopicOf(config, stage);
+      const total = await topicCount(admin, topic);
+      const group = groupIdOf(config, stage);
+      const flags = [
+        ...(values["cpu-prof-dir"]
+          ? [
+            "--cpu-prof",
+            `--cpu-prof-dir=${values["cpu-prof-dir"]}`,
+            `--cpu-prof-name=${stage}.cpuprofile`,
+          ]
+          : []),
+        ...(values["v8-flags"] ? [`--v8-flags=${values["v8-flags"]}`] : []),
+      ];
+      const child = spawnDeno("processor/main.ts", ["--stage", stage], env, flags);
+      const pid = child.process.pid;
+      // Measure from the first commit, so start-up is left out.
+      let t0:
+        | { stage: number; kafka: number; cassandra: number; at: number; done: number }
+        | undefined;
+      let rssMax = 0;
+      let done = 0;
+      for (;;) {
+        await sleep(250);
+        rssMax = Math.max(rssMax, rssBytes(pid) || 0);
+        const lag = await consumerLag(admin, [{ group, topic }]);
+        const committed = lag.every((l) => l.committed >= 0);
+        done = total - lag.reduce((n, l) => n + l.lag, 0);
+        if (t0 === undefined && lag.some((l) => l.committed >= 0)) {
+          t0 = { stage: cpuTicks(pid), ...serverTicks(), at: performance.now(), done };
+        }
+        if (committed && done >= total) break;
+        if (Number.isNaN(cpuTicks(pid))) throw new Error(`${stage} exited: ${child.output()}`);
+      }
+      const t1 = { stage: cpuTicks(pid), ...serverTicks(), at: performance.now() };
+      await stop(child);
+      const n = total - t0!.done;
+      rows.push(
+        `${stage}: ${n} records in ${((t1.at - t0!.at) / 1000).toFixed(1)} s (${
+          Math.round(n / ((t1.at - t0!.at) / 1000))
+        }/s); CPU µs/record: ${stage} ${us(t1.stage - t0!.stage, n)}, kafka ${
+          us(t1.kafka - t0!.kafka, n)
+        }, cassandra ${us(t1.cassandra - t0!.cassandra, n)}; peak RSS ${
+          Math.round(rssMax / 1048576)
+        } MiB`,
+      );
+      console.log(rows.at(-1));
+    }
+  } finally {
+    await admin.disconnect();
+    if (!values.keep) await cleanup(config);
+  }
+  console.log(`\nload ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+  for (const row of rows) console.log(row);
+  return 0;
+}
+
+Deno.exit(await main());
