@@ -183,8 +183,10 @@ async function load() {
 
 function applyLive(c) {
   if (c.symbol !== state.symbol) return;
-  // The newest candle's close is the latest trade in event time.
-  if (c.time >= state.priceTime || state.price === null) {
+  // A candle's close is its latest trade in event time, so a window ending after the price shown
+  // holds that trade or a newer one (comparing window starts would freeze the price for the rest
+  // of the window once /api/latest gave a trade time inside it).
+  if (state.price === null || c.end > state.priceTime) {
     showPrice(c.close, Math.max(c.time, state.priceTime));
   }
   if (c.interval !== state.interval || el.chart.dataset.ready !== "true") return;
