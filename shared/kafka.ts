@@ -7,6 +7,7 @@
 import process from "node:process";
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
+import { speedUpKafkajs } from "./kafkajs_fast.ts";
 import type { Logger } from "./log.ts";
 
 /** Options of {@linkcode createKafka}. */
@@ -17,12 +18,16 @@ export interface CreateKafkaOptions {
   readonly connectionTimeout?: number;
 }
 
-/** Builds a kafkajs client; it connects only when a producer, consumer or admin does. */
+/**
+ * Builds a kafkajs client; it connects only when a producer, consumer or admin does. Installs
+ * the faster record encoding of `kafkajs_fast.ts` on first use.
+ */
 export function createKafka(
   config: Config["kafka"],
   log: Logger,
   options: CreateKafkaOptions = {},
 ): Kafka {
+  speedUpKafkajs();
   const kafkaLog = log.child("kafkajs");
   return new Kafka({
     clientId: options.clientIdSuffix
