@@ -18,7 +18,9 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 
 # Then the source. Caching every entrypoint's module graph fails the build on a missing file or on
-# an import deno.lock does not pin; the services then run with --frozen --cached-only.
+# an import deno.lock does not pin; the services then run with --frozen --cached-only. The smoke
+# test runs in the status container: docker compose exec status deno run --frozen --cached-only -A
+# start/smoke.ts --simulator http://simulator:8765
 COPY . .
 RUN deno install --frozen --entrypoint \
     producer/main.ts \
@@ -26,6 +28,7 @@ RUN deno install --frozen --entrypoint \
     simulator/main.ts \
     admin/main.ts \
     status/main.ts \
+    start/smoke.ts \
     docker/healthcheck.ts
 
 # docker-compose.yml gives each service its own command; this default runs all three stages.
