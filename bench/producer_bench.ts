@@ -160,7 +160,7 @@ async function main() {
   await waitUntil(() => metrics.connectionState === "open");
 
   console.log(
-    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, gzip, acks=all, idempotent; ${
+    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent; ${
       Deno.env.get("HOSTNAME") ?? ""
     } ${navigator.hardwareConcurrency} cores`,
   );
