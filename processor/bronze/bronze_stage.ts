@@ -10,6 +10,7 @@ import type { Producer } from "kafkajs";
 import type cassandra from "cassandra-driver";
 import { decode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
+import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import {
   type KeyedDeadLetter,
@@ -61,11 +62,20 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     "Records sent to the dead-letter topic, by stage and reason.",
   );
   const encoder = new TextEncoder();
+  // Columns that repeat from row to row are serialised once (see cassandra_values.ts).
+  const text = encodedValues("text");
+  const kindText = encodedValues("text", 16);
+  const int = encodedValues("int", 1000);
+  const hour = encodedValues("timestamp", 1000);
+  const time = encodedValues("timestamp", 1000);
+  const list = encodedValues("list<text>", 1000);
 
   return {
     name: "bronze",
     async processBatch(batch: StageBatch) {
-      const storedAt = new Date(now());
+      const storedAt = time(now());
+      const topic = text(batch.topic);
+      const partition = int(batch.partition);
       const rows: RowWrite<number>[] = [];
       const letters: KeyedDeadLetter[] = [];
       const letter = (i: number, reason: string, reasonCode: string) => {
@@ -97,20 +107,20 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
           partition: `${trade.s}\u0000${hourBucket(trade.ingestTime)}`,
           ref: i,
           params: [
-            trade.s,
-            new Date(hourBucket(trade.ingestTime)),
-            batch.partition,
+            text(trade.s),
+            hour(hourBucket(trade.ingestTime)),
+            partition,
             BigInt(message.offset),
-            batch.topic,
+            topic,
             trade.p,
             BigInt(trade.t),
             trade.v,
-            conditions,
-            kind,
-            new Date(trade.ingestTime),
-            trade.connectionId,
+            list(conditions),
+            kindText(kind),
+            time(trade.ingestTime),
+            text(trade.connectionId),
             BigInt(trade.frameSeq),
-            trade.tradeIndex,
+            int(trade.tradeIndex),
             storedAt,
           ],
         });

@@ -11,6 +11,7 @@ import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
 import { decode, encode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
+import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { sendInChunks } from "../../shared/chunked_send.ts";
 import {
@@ -77,6 +78,26 @@ export function createSilverStage(options: SilverStageOptions): Stage {
     END_TO_END_LATENCY_BUCKETS,
   );
 
+  // Columns that repeat from row to row are serialised once (see cassandra_values.ts).
+  const text = encodedValues("text");
+  const sessionText = encodedValues("text", 16);
+  const int = encodedValues("int", 1000);
+  const bool = encodedValues("boolean", 2);
+  const hour = encodedValues("timestamp", 1000);
+  const time = encodedValues("timestamp", 1000);
+  const list = encodedValues("list<text>", 1000);
+
+  /** One key Buffer per symbol, reused for every record of it. */
+  const keys = new Map<string, Buffer>();
+  const keyOf = (symbol: string): Buffer => {
+    let key = keys.get(symbol);
+    if (key === undefined) {
+      if (keys.size >= 100_000) keys.clear();
+      keys.set(symbol, key = Buffer.from(symbol));
+    }
+    return key;
+  };
+
   /** Per partition, the batch whose silver records are published while its writes are retried. */
   const publishedBeforeRetry = new Map<number, string>();
 
@@ -87,6 +108,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
     },
     async processBatch(batch: StageBatch) {
       const storedAt = new Date(now());
+      const storedAtBytes = time(storedAt);
       const rows: RowWrite<number>[] = [];
       const trades: SilverTrade[] = [];
       const letters: KeyedDeadLetter[] = [];
@@ -124,19 +146,19 @@ export function createSilverStage(options: SilverStageOptions): Stage {
           partition: `${trade.symbol}\u0000${hourBucket(trade.eventTime)}`,
           ref: i,
           params: [
-            trade.symbol,
-            new Date(hourBucket(trade.eventTime)),
+            text(trade.symbol),
+            hour(hourBucket(trade.eventTime)),
             new Date(trade.eventTime),
-            trade.rawPartition,
+            int(trade.rawPartition),
             BigInt(trade.rawOffset),
-            trade.rawTopic,
+            text(trade.rawTopic),
             trade.price,
             trade.volume,
-            trade.priceOnly,
-            [...trade.conditions],
-            trade.session,
-            new Date(trade.ingestTime),
-            storedAt,
+            bool(trade.priceOnly),
+            list(trade.conditions),
+            sessionText(trade.session),
+            time(trade.ingestTime),
+            storedAtBytes,
           ],
         });
       });
@@ -174,7 +196,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
           producer,
           options.silverTopic,
           trades.map((t) => ({
-            key: Buffer.from(t.symbol),
+            key: keyOf(t.symbol),
             value: encode("SilverTrade", t),
             timestamp: String(t.eventTime),
           })),

@@ -1,0 +1,72 @@
+/**
+ * Bound values serialised once and reused. cassandra-driver serialises every parameter of every
+ * row anew, allocating a Buffer each time; most columns of a trade row repeat from row to row
+ * (the symbol, the hour bucket, the topic, the conditions, the batch's `stored_at`...). The
+ * driver sends a Buffer parameter as the value's serialised form as it is, so a stage can hand
+ * it the bytes of a repeated value from a small cache instead. The bytes come from the driver's
+ * own encoder, so they are exactly what it would have sent.
+ *
+ * @module
+ */
+import type { Buffer } from "node:buffer";
+import cassandra from "cassandra-driver";
+
+interface DriverEncoder {
+  encode(value: unknown, typeInfo: unknown): Buffer | null;
+}
+
+const { dataTypes } = cassandra.types;
+
+// The encodings used here (text, int, boolean, timestamp, list<text>) are the same in every
+// protocol version since 3; the options are those of `createCassandraClient`.
+const encoder: DriverEncoder = new (cassandra as unknown as {
+  Encoder: new (protocolVersion: number, options: object) => DriverEncoder;
+}).Encoder(4, { encoding: { useBigIntAsLong: true, useBigIntAsVarint: true, map: Map } });
+
+/** The CQL types {@linkcode encodedValues} serialises. */
+export type CachedType = "text" | "int" | "boolean" | "timestamp" | "list<text>";
+
+const TYPE_INFO: Record<CachedType, unknown> = {
+  text: { code: dataTypes.text },
+  int: { code: dataTypes.int },
+  boolean: { code: dataTypes.boolean },
+  timestamp: { code: dataTypes.timestamp },
+  "list<text>": { code: dataTypes.list, info: { code: dataTypes.text } },
+};
+
+/** A value of a {@linkcode CachedType}: `timestamp` takes a Date or milliseconds. */
+export type CachedValue = string | number | boolean | Date | readonly string[] | null;
+
+/**
+ * Returns a function that gives the serialised bytes of a `type` value (null for null), from a
+ * cache of at most `maxEntries` values (emptied when full).
+ */
+export function encodedValues(
+  type: CachedType,
+  maxEntries = 10_000,
+): (value: CachedValue) => Buffer | null {
+  const typeInfo = TYPE_INFO[type];
+  const cache = new Map<string | number | boolean, Buffer | null>();
+  return (value) => {
+    if (value === null) return null;
+    const key = keyOf(value);
+    let bytes = cache.get(key);
+    if (bytes === undefined) {
+      if (cache.size >= maxEntries) cache.clear();
+      const plain = Array.isArray(value) ? [...value] : value;
+      // The driver's own bytes; null for an empty list, as the driver sends it.
+      bytes = encoder.encode(
+        type === "timestamp" && typeof value === "number" ? new Date(value) : plain,
+        typeInfo,
+      );
+      cache.set(key, bytes);
+    }
+    return bytes;
+  };
+}
+
+function keyOf(value: Exclude<CachedValue, null>): string | number | boolean {
+  if (value instanceof Date) return value.getTime();
+  if (Array.isArray(value)) return JSON.stringify(value);
+  return value as string | number | boolean;
+}
