@@ -14,7 +14,7 @@ import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "./stage_runner.ts";
-import { runStageWorker, STAGES } from "./worker.ts";
+import { runStageWorker, STAGE_V8_FLAGS, STAGES } from "./worker.ts";
 
 const USAGE = `Usage: deno task processor [--stage bronze|silver|gold]
 
@@ -76,7 +76,14 @@ async function supervise(
   let failures = 0;
   while (!signal.aborted) {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname, "--stage", stage],
+      args: [
+        "run",
+        "-A",
+        `--v8-flags=${STAGE_V8_FLAGS}`,
+        new URL("./main.ts", import.meta.url).pathname,
+        "--stage",
+        stage,
+      ],
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",

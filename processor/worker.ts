@@ -18,6 +18,13 @@ import { createGoldStage } from "./gold/gold_stage.ts";
 import { createSilverStage } from "./silver/silver_stage.ts";
 import { runStage, type Stage, type StageName } from "./stage_runner.ts";
 
+/**
+ * V8 flags a stage process runs with (`deno task processor` passes them to each stage): a
+ * bounded old generation keeps a worker's memory under 200 MB; a stage's live data is a batch
+ * or two and, in gold, the open candles.
+ */
+export const STAGE_V8_FLAGS = "--max-old-space-size=128";
+
 /** The stages, in pipeline order. */
 export const STAGES: readonly StageName[] = ["bronze", "silver", "gold"];
 
@@ -104,7 +111,15 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
     groupId: options.groupId ?? groupIdOf(config, stage),
     sessionTimeout: config.kafka.sessionTimeoutMs,
     heartbeatInterval: config.kafka.heartbeatIntervalMs,
+    // Batches grow with load: the broker holds a fetch until 256 KiB are there or 100 ms have
+    // passed, so under load one batch covers many records (fewer, larger Cassandra requests and
+    // Kafka fetches), while at low rates a record still waits at most 100 ms. 256 KiB a
+    // partition (about 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's
+    // memory.
+    minBytes: 256 * 1024,
     maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 256 * 1024,
+    maxBytes: 1024 * 1024,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
