@@ -156,11 +156,13 @@ interface Output {
 }
 
 function createOutput(tty: boolean, secrets: Config["finnhub"]["apiKey"][]): Output {
-  const encoder = new TextEncoder();
+  // A closed terminal (SIGHUP) must not break the ordered stop: write errors are dropped.
+  const write = (stream: typeof Deno.stdout, line: string) =>
+    safeWrite(stream, redact(`start: ${line}`, secrets) + "\n");
   return {
     tty,
-    say: (line) => Deno.stdout.writeSync(encoder.encode(redact(`start: ${line}`, secrets) + "\n")),
-    warn: (line) => Deno.stderr.writeSync(encoder.encode(redact(`start: ${line}`, secrets) + "\n")),
+    say: (line) => write(Deno.stdout, line),
+    warn: (line) => write(Deno.stderr, line),
   };
 }
 
@@ -270,12 +272,12 @@ async function main(args: string[]): Promise<number> {
   function enterView() {
     if (!out.tty || viewActive) return;
     viewActive = true;
-    Deno.stdout.writeSync(encoder.encode("\x1b[?1049h\x1b[?25l"));
+    safeWrite(Deno.stdout, "\x1b[?1049h\x1b[?25l");
   }
   function leaveView() {
     if (!viewActive) return;
     viewActive = false;
-    Deno.stdout.writeSync(encoder.encode("\x1b[?25h\x1b[?1049l"));
+    safeWrite(Deno.stdout, "\x1b[?25h\x1b[?1049l");
   }
 
   // -- Child output -----------------------------------------------------------------------------
@@ -287,15 +289,19 @@ async function main(args: string[]): Promise<number> {
     if (problems.length > 20) problems.shift();
   }
   function onChildLine(name: string, line: string) {
-    logFiles.get(name)?.writeSync(encoder.encode(line + "\n"));
+    try {
+      logFiles.get(name)?.writeSync(encoder.encode(line + "\n"));
+    } catch {
+      // Disk full or file gone: the line still reaches the view or stderr.
+    }
     const level = KNOWN_NOISE.test(line)
       ? undefined
       : / (ERROR|WARN) /.exec(line.slice(0, 40))?.[1];
     if (level) notice(`${line.slice(11, 19)} ${line.slice(25)}`.slice(0, 300));
     if (!out.tty) {
-      Deno.stderr.writeSync(encoder.encode(`[${name}] ${line}\n`));
+      safeWrite(Deno.stderr, `[${name}] ${line}\n`);
     } else if (!viewActive && level === "ERROR") {
-      Deno.stderr.writeSync(encoder.encode(`[${name}] ${line}\n`));
+      safeWrite(Deno.stderr, `[${name}] ${line}\n`);
     }
   }
 
@@ -506,8 +512,9 @@ async function main(args: string[]): Promise<number> {
       if (viewActive) {
         const { columns, rows } = consoleSize();
         const lines = renderView(state, columns).slice(0, rows - 1);
-        Deno.stdout.writeSync(
-          encoder.encode(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\n\x1b[J`),
+        safeWrite(
+          Deno.stdout,
+          `\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\n\x1b[J`,
         );
       } else if (Date.now() - lastSummary >= PLAIN_SUMMARY_MS) {
         lastSummary = Date.now();
@@ -671,6 +678,18 @@ type StopReason = { kind: "signal"; name: string } | { kind: "failure"; message:
 class Stopping extends Error {
   constructor() {
     super("stopping");
+  }
+}
+
+const safeEncoder = new TextEncoder();
+
+/** Writes to a terminal or pipe that may be gone (closed terminal): errors are dropped. */
+function safeWrite(stream: typeof Deno.stdout, text: string): void {
+  try {
+    let bytes = safeEncoder.encode(text);
+    while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+  } catch {
+    // Nowhere to write to.
   }
 }
 
