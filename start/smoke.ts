@@ -181,6 +181,19 @@ async function main(argv: string[]): Promise<number> {
   const groupId = `${config.kafka.groupPrefix}.smoke-${crypto.randomUUID().slice(0, 8)}`;
   let consumer: Consumer | undefined;
   let paused = false;
+  const resume = () =>
+    getJson(`${simulatorUrl}/control/fault`, {
+      method: "POST",
+      body: JSON.stringify({ type: "resume" }),
+    });
+  // Interrupted: the simulator must not stay paused.
+  const onInterrupt = async () => {
+    if (paused) await resume().catch(() => {});
+    console.error("smoke: interrupted");
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onInterrupt);
   const results: CheckResult[] = [];
   try {
     await admin.connect();
@@ -266,11 +279,13 @@ async function main(argv: string[]): Promise<number> {
     return code;
   } finally {
     if (paused) {
-      await getJson(`${simulatorUrl}/control/fault`, {
-        method: "POST",
-        body: JSON.stringify({ type: "resume" }),
-      }).catch((error) => say(`smoke: could not resume the simulator: ${describeError(error)}`));
+      await resume().catch((error) =>
+        say(`smoke: could not resume the simulator: ${describeError(error)}`)
+      );
+      paused = false;
     }
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onInterrupt);
     await consumer?.disconnect().catch(() => {});
     await admin.deleteGroups([groupId]).catch(() => {});
     await admin.disconnect().catch(() => {});
