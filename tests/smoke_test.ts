@@ -72,6 +72,8 @@ Deno.test("smoke: FAIL when no producer is connected to the simulator", async ()
     const result = await smoke(baseEnv(), [
       "--simulator",
       simulator.controlUrl.replace(/\/control\/$/, ""),
+      "--timeout",
+      "2",
     ]);
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(result.stdout, /^FAIL {2}feed {2}no producer is connected to the simulator/m);

@@ -181,7 +181,7 @@ async function goldAndRows(env: Record<string, string>, symbol: string) {
 
 Deno.test({
   name:
-    "deno task start: ready, smoke passes, SIGINT stops in order with exit 0, a restart resumes without duplicates",
+    "deno task start: ready, smoke passes, a killed stage is restarted, SIGINT stops in order with exit 0, a restart resumes without duplicates",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -228,6 +228,26 @@ Deno.test({
       assert.match(smoke.stdout, /^smoke: PASS/m);
       const symbol = /^smoke: symbol (SMOKE:\S+):/m.exec(smoke.stdout)?.[1];
       assert.ok(symbol, smoke.stdout);
+
+      // A stage killed while running is reported and restarted; it resumes from its commits.
+      Deno.kill(pids.get("gold")!, "SIGKILL");
+      await waitFor(
+        "start to report and restart the killed gold stage",
+        () =>
+          /gold exited unexpectedly \(killed by SIGKILL\); restarting it in /.test(first.stderr()),
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      const restartedGold = await waitFor("gold reporting again", async () => {
+        const response = await fetch(`http://127.0.0.1:${env.STATUS_PORT}/status`);
+        const body = await response.json() as {
+          workers: { role: string; up: boolean; pid: number }[];
+        };
+        return body.workers.find((w) => w.role === "gold" && w.up && w.pid !== pids.get("gold"))
+          ?.pid;
+      }, { timeoutMs: 60_000 });
+      pids.set("gold (restarted)", restartedGold);
 
       const stopped = await stopWithSigint(first);
       assert.equal(stopped.code, 0, `${stopped.stdout}\n${first.stderr().slice(-4000)}`);
