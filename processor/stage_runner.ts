@@ -54,6 +54,11 @@ export interface RunStageOptions {
   readonly retryMaxMs?: number;
   /** Period of `stage.tick()` in ms. Default 500. */
   readonly tickMs?: number;
+  /**
+   * How often the consumer heartbeats while a batch is being made durable (a slow or hanging
+   * Cassandra request must not cost the member its place in the group). Default 1000.
+   */
+  readonly batchHeartbeatMs?: number;
 }
 
 /**
@@ -86,6 +91,12 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     "pipeline_stage_partition_lag_records",
     "Records behind the log end after the last batch, as the consumer saw it.",
   );
+  const lostCommits = metrics.counter(
+    "pipeline_stage_commits_lost_to_rebalance_total",
+    "Batches made durable whose commit the group refused because the partition had moved on " +
+      "(they are redelivered and rewritten idempotently).",
+  );
+  const batchHeartbeatMs = options.batchHeartbeatMs ?? 1_000;
 
   // Batches and ticks of one stage never overlap.
   let chain: Promise<unknown> = Promise.resolve();
@@ -123,6 +134,9 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
       const started = performance.now();
       for (let attempt = 0;; attempt++) {
         if (!isRunning() || isStale() || signal.aborted) return;
+        // Keep the membership alive while the batch is in flight; kafkajs sends at most one
+        // heartbeat per heartbeatInterval however often this is called.
+        const beat = setInterval(() => heartbeat().catch(() => {}), batchHeartbeatMs);
         try {
           await serial(() =>
             stage.processBatch({
@@ -148,15 +162,31 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
           });
           await sleep(jittered, signal);
           await heartbeat().catch(() => {});
+        } finally {
+          clearInterval(beat);
         }
       }
       paused.set(0, labels);
       resolveOffset(last.offset);
-      await consumer.commitOffsets([{
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: (BigInt(last.offset) + 1n).toString(),
-      }]);
+      try {
+        await consumer.commitOffsets([{
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: (BigInt(last.offset) + 1n).toString(),
+        }]);
+      } catch (error) {
+        if (!lostGroupMembership(error)) throw error;
+        // The group moved on (this member timed out or a rebalance began) while the batch was
+        // made durable. Its writes stand; whoever owns the partition now gets the batch again
+        // and rewrites the same rows. kafkajs rejoins on its next fetch.
+        lostCommits.inc(labels);
+        log.warn("commit refused by the group: the batch will be redelivered", {
+          partition: batch.partition,
+          lastOffset: last.offset,
+          error: describeError(error),
+        });
+        return;
+      }
       batches.inc(labels);
       messagesIn.inc(labels, batch.messages.length);
       batchSeconds.observe((performance.now() - started) / 1000, labels);
@@ -198,6 +228,26 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     await consumer.disconnect().catch((error) => log.warn("disconnect failed", { error }));
   }
   if (failure !== undefined) throw failure;
+}
+
+const MEMBERSHIP_ERRORS: ReadonlySet<string> = new Set([
+  "UNKNOWN_MEMBER_ID",
+  "ILLEGAL_GENERATION",
+  "REBALANCE_IN_PROGRESS",
+  "FENCED_INSTANCE_ID",
+]);
+
+/**
+ * True when `error` (or an error it wraps, as kafkajs's retrier does) says this consumer is no
+ * longer the group member the partition belongs to.
+ */
+export function lostGroupMembership(error: unknown): boolean {
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === "string" && MEMBERSHIP_ERRORS.has(type)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Waits `ms`, or less when `signal` aborts. */
