@@ -23,7 +23,7 @@ import { runStage, type Stage, type StageName } from "./stage_runner.ts";
  * bounded old generation keeps a worker's memory under 200 MB; a stage's live data is a batch
  * or two and, in gold, the open candles.
  */
-export const STAGE_V8_FLAGS = "--max-old-space-size=128";
+export const STAGE_V8_FLAGS = "--max-old-space-size=128,--max-semi-space-size=8";
 
 /** The stages, in pipeline order. */
 export const STAGES: readonly StageName[] = ["bronze", "silver", "gold"];
