@@ -31,6 +31,11 @@ export interface Stage {
    * throw only for failures of the stage's own dependencies (retriable or not).
    */
   processBatch(batch: StageBatch): Promise<void>;
+  /**
+   * Batches of different partitions may be in `processBatch` at once (the stage keeps no state
+   * shared across partitions). Default false: batches and ticks never overlap.
+   */
+  readonly concurrentPartitions?: boolean;
   /** Called when the group reassigns partitions, before any batch of the new assignment. */
   onRebalance?(): void;
   /** Called every `tickMs` while running, serialised with batches. */
@@ -138,13 +143,14 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
         // heartbeat per heartbeatInterval however often this is called.
         const beat = setInterval(() => heartbeat().catch(() => {}), batchHeartbeatMs);
         try {
-          await serial(() =>
+          const work = () =>
             stage.processBatch({
               topic: batch.topic,
               partition: batch.partition,
               messages: batch.messages,
-            })
-          );
+            });
+          // kafkajs never hands over two batches of one partition at once.
+          await (stage.concurrentPartitions ? work() : serial(work));
           break;
         } catch (error) {
           if (!isRetriable(error)) throw error;

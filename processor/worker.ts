@@ -148,7 +148,9 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
         log,
         metrics,
         signal,
-        partitionsConsumedConcurrently: stage === "gold" ? 1 : 2,
+        // Bronze and silver work on every assigned partition at once: a batch mostly waits on
+        // Cassandra and Kafka round trips, which then overlap instead of adding up.
+        partitionsConsumedConcurrently: stage === "gold" ? 1 : config.kafka.partitions,
         tickMs: Math.min(config.gold.flushIntervalMs, 1000),
       });
     } finally {

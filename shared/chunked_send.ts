@@ -90,3 +90,17 @@ export async function sendInChunks(
     await producer.send({ topic, acks: -1, messages: chunk });
   }
 }
+
+/**
+ * Runs the given sends one at a time, in call order. kafkajs's idempotent producer numbers a
+ * partition's records when it builds a request, so two sends racing to one partition can be
+ * refused as out of order: a stage that processes partitions concurrently sends through this.
+ */
+export function createSendQueue(): <T>(send: () => Promise<T>) => Promise<T> {
+  let chain: Promise<unknown> = Promise.resolve();
+  return (send) => {
+    const next = chain.then(send, send);
+    chain = next.catch(() => {});
+    return next;
+  };
+}

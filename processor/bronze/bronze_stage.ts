@@ -9,6 +9,7 @@
 import type { Producer } from "kafkajs";
 import type cassandra from "cassandra-driver";
 import { decode } from "../../shared/avro.ts";
+import { createSendQueue } from "../../shared/chunked_send.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
@@ -70,8 +71,11 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
   const time = encodedValues("timestamp", 1000);
   const list = encodedValues("list<text>", 1000);
 
+  const sendQueue = createSendQueue();
+
   return {
     name: "bronze",
+    concurrentPartitions: true,
     async processBatch(batch: StageBatch) {
       const storedAt = time(now());
       const topic = text(batch.topic);
@@ -136,7 +140,9 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
           "write_refused",
         );
       }
-      await publishDeadLetters(producer, deadLetterTopic, letters);
+      if (letters.length > 0) {
+        await sendQueue(() => publishDeadLetters(producer, deadLetterTopic, letters));
+      }
       out.inc({ stage: "bronze", table: "trades_bronze" }, rows.length - failures.length);
       for (const { letter: l } of letters) dead.inc({ stage: "bronze", reason: l.reasonCode });
     },

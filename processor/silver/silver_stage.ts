@@ -13,7 +13,7 @@ import { decode, encode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import { sendInChunks } from "../../shared/chunked_send.ts";
+import { createSendQueue, sendInChunks } from "../../shared/chunked_send.ts";
 import {
   type KeyedDeadLetter,
   publishDeadLetters,
@@ -101,8 +101,11 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   /** Per partition, the batch whose silver records are published while its writes are retried. */
   const publishedBeforeRetry = new Map<number, string>();
 
+  const sendQueue = createSendQueue();
+
   return {
     name: "silver",
+    concurrentPartitions: true,
     onRebalance() {
       publishedBeforeRetry.clear();
     },
@@ -192,14 +195,16 @@ export function createSilverStage(options: SilverStageOptions): Stage {
           observe: observeWrites,
         }),
         // In chunks: a whole consumed batch can be over the broker's size limit for one send.
-        alreadySent ? Promise.resolve() : sendInChunks(
-          producer,
-          options.silverTopic,
-          trades.map((t) => ({
-            key: keyOf(t.symbol),
-            value: encode("SilverTrade", t),
-            timestamp: String(t.eventTime),
-          })),
+        alreadySent ? Promise.resolve() : sendQueue(() =>
+          sendInChunks(
+            producer,
+            options.silverTopic,
+            trades.map((t) => ({
+              key: keyOf(t.symbol),
+              value: encode("SilverTrade", t),
+              timestamp: String(t.eventTime),
+            })),
+          )
         ),
       ]);
       if (sent.status === "fulfilled") publishedBeforeRetry.set(batch.partition, batchKey);
@@ -217,7 +222,9 @@ export function createSilverStage(options: SilverStageOptions): Stage {
           );
         }
       }
-      await publishDeadLetters(producer, options.deadLetterTopic, letters);
+      if (letters.length > 0) {
+        await sendQueue(() => publishDeadLetters(producer, options.deadLetterTopic, letters));
+      }
       const done = now();
       for (const trade of trades) latency.observe(Math.max(0, done - trade.ingestTime) / 1000);
       rowsOut.inc({ stage: "silver", table: "trades_silver" }, trades.length);
