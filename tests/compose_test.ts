@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { checkHealth } from "../docker/healthcheck.ts";
+import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const COMPOSE_FILE = "docker-compose.yml";
@@ -396,6 +397,10 @@ Deno.test("compose: each processor stage is its own scalable service", () => {
     const s = service(`processor-${stage}`);
     const command = commandOf(s).join(" ");
     assert.match(command, new RegExp(`processor/main\\.ts --stage ${stage}$`));
+    assert.ok(
+      command.includes(`--v8-flags=${STAGE_V8_FLAGS} processor/main.ts`),
+      `${s.name}: runs with the heap bounds deno task processor gives its stages (${STAGE_V8_FLAGS})`,
+    );
     assert.equal(s.raw["container_name"], undefined, `${s.name}: a container_name blocks --scale`);
     assert.deepEqual(publishedPorts(s), [], `${s.name}: a host port blocks --scale`);
   }
