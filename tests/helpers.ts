@@ -125,3 +125,22 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 200));
   }
 }
+
+/** Runs `deno task smoke` (start/smoke.ts) as its own process with exactly `env`; its outcome. */
+export async function runSmoke(
+  env: Record<string, string>,
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../start/smoke.ts", import.meta.url).pathname, ...args],
+    env,
+    clearEnv: true,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}

@@ -7,9 +7,8 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../shared/config.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { cleanup, provision, randomId, services, waitFor } from "./helpers.ts";
+import { cleanup, provision, randomId, runSmoke, services, waitFor } from "./helpers.ts";
 
-const SMOKE = new URL("../start/smoke.ts", import.meta.url).pathname;
 const PRODUCER = new URL("../producer/main.ts", import.meta.url).pathname;
 const PROCESSOR = new URL("../processor/main.ts", import.meta.url).pathname;
 
@@ -29,30 +28,15 @@ function baseEnv(): Record<string, string> {
   return out;
 }
 
-async function smoke(env: Record<string, string>, args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SMOKE, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
 Deno.test("smoke: exit 2 and the usage on a bad flag", async () => {
-  const result = await smoke(baseEnv(), ["--bogus"]);
+  const result = await runSmoke(baseEnv(), ["--bogus"]);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /Usage: deno task smoke/);
 });
 
 Deno.test("smoke: FAIL naming the URL when no simulator answers", async () => {
   const port = freePort();
-  const result = await smoke({ ...baseEnv(), SIMULATOR_PORT: String(port) }, []);
+  const result = await runSmoke({ ...baseEnv(), SIMULATOR_PORT: String(port) }, []);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(
     result.stdout,
@@ -69,7 +53,7 @@ Deno.test("smoke: FAIL naming the URL when no simulator answers", async () => {
 Deno.test("smoke: FAIL when no producer is connected to the simulator", async () => {
   const simulator = await startSimulator({ rate: 0 });
   try {
-    const result = await smoke(baseEnv(), [
+    const result = await runSmoke(baseEnv(), [
       "--simulator",
       simulator.controlUrl.replace(/\/control\/$/, ""),
       "--timeout",
@@ -125,7 +109,7 @@ Deno.test({
       await waitFor("the producer connected", () => simulator.stats().connectionsOpen > 0, {
         timeoutMs: 60_000,
       });
-      const result = await smoke(env, [
+      const result = await runSmoke(env, [
         "--simulator",
         simulator.controlUrl.replace(/\/control\/$/, ""),
         "--timeout",

@@ -9,11 +9,10 @@
  * running, so it neither starts nor stops them.
  */
 import assert from "node:assert/strict";
-import { cleanup, randomId, services, session, waitFor } from "./helpers.ts";
+import { cleanup, randomId, runSmoke, services, session, waitFor } from "./helpers.ts";
 import { loadConfig } from "../shared/config.ts";
 
 const START = new URL("../start/main.ts", import.meta.url).pathname;
-const SMOKE = new URL("../start/smoke.ts", import.meta.url).pathname;
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -82,21 +81,6 @@ function runStart(env: Record<string, string>): Running {
       await pumps;
       return { code: status.code, stdout: out.text, stderr: err.text };
     })(),
-  };
-}
-
-async function runSmoke(env: Record<string, string>, args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SMOKE, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
   };
 }
 

@@ -10,17 +10,13 @@ import { STAGES } from "../../processor/worker.ts";
 import { waitFor } from "../helpers.ts";
 import {
   account,
-  assertLagZero,
-  assertNoSecrets,
-  assertTables,
+  assertOutcome,
   drainFeed,
-  expectedFrom,
   FEED_SYMBOLS,
   FULL,
   lagOf,
   producerReports,
   progress,
-  rssReport,
   seedOf,
   startPipeline,
   startWorkers,
@@ -74,13 +70,7 @@ Deno.test({
       const a = await account(p);
       log(`sent ${a.sent}, in Kafka ${a.inKafka}, missing ${a.missing.length}`);
       assert.equal(a.missing.length, 0, "the producer was never killed: nothing is missing");
-      const figures = await assertTables(p, expectedFrom(a.raw, a.reference));
-      await assertLagZero(p);
-      const scanned = await assertNoSecrets(p);
-      log(
-        `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold 5m ${figures.gold5m} trades in ${figures.candles5m} candles, gold 1h ${figures.gold1h}; lag 0; ${scanned} log bytes free of secrets`,
-      );
-      for (const line of rssReport(p)) log(line);
+      await assertOutcome(p, a, log);
       passed = true;
     } finally {
       await p.stop(passed);
@@ -177,13 +167,7 @@ Deno.test({
         );
       }
       assert.ok(inFlight <= rate, `at most a second of trades in flight, got ${inFlight}`);
-      const figures = await assertTables(p, expectedFrom(a.raw, a.reference));
-      await assertLagZero(p);
-      await assertNoSecrets(p);
-      log(
-        `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold ${figures.gold5m}`,
-      );
-      for (const line of rssReport(p)) log(line);
+      await assertOutcome(p, a, log);
       passed = true;
     } finally {
       await p.stop(passed);

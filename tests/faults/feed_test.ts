@@ -8,18 +8,14 @@ import assert from "node:assert/strict";
 import { waitFor } from "../helpers.ts";
 import {
   account,
-  assertLagZero,
-  assertNoSecrets,
-  assertTables,
+  assertOutcome,
   drainFeed,
-  expectedFrom,
   FEED_SYMBOLS,
   FULL,
   metric,
   type Pipeline,
   producerReports,
   progress,
-  rssReport,
   startPipeline,
   startWorkers,
   testOptions,
@@ -104,13 +100,7 @@ Deno.test({
       );
       assert.equal(a.missing.length, 0, "no trade lost across the drops");
       assert.ok(reconnects >= gaps.length, "the producer counted its reconnects");
-      const figures = await assertTables(p, expectedFrom(a.raw, a.reference));
-      await assertLagZero(p);
-      await assertNoSecrets(p);
-      log(
-        `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold ${figures.gold5m}`,
-      );
-      for (const line of rssReport(p)) log(line);
+      await assertOutcome(p, a, log);
       passed = true;
     } finally {
       watch.stop();
@@ -167,12 +157,7 @@ Deno.test({
       const a = await account(p);
       log(`sent ${a.sent}, in Kafka ${a.inKafka}, missing ${a.missing.length}`);
       assert.equal(a.missing.length, 0);
-      const figures = await assertTables(p, expectedFrom(a.raw, a.reference));
-      await assertLagZero(p);
-      await assertNoSecrets(p);
-      log(
-        `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold ${figures.gold5m}`,
-      );
+      await assertOutcome(p, a, log);
       passed = true;
     } finally {
       watch.stop();

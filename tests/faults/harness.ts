@@ -696,6 +696,29 @@ export async function assertTables(
   return figures;
 }
 
+/**
+ * How every scenario ends: bronze, silver and gold equal the reference computed from what reached
+ * Kafka, every stage's lag is zero, and no child's log holds a secret. Logs the figures and each
+ * process's memory.
+ */
+export async function assertOutcome(
+  p: Pipeline,
+  a: Accounting,
+  log: (line: string) => void,
+  timeoutMs?: number,
+): Promise<TableFigures> {
+  const figures = await assertTables(p, expectedFrom(a.raw, a.reference), timeoutMs);
+  await assertLagZero(p);
+  const scanned = await assertNoSecrets(p);
+  log(
+    `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold 5m ` +
+      `${figures.gold5m} trades in ${figures.candles5m} candles, gold 1h ${figures.gold1h}; ` +
+      `lag 0; ${scanned} log bytes free of secrets`,
+  );
+  for (const line of rssReport(p)) log(line);
+  return figures;
+}
+
 /** Consumer lag (log end minus committed) of each stage, summed over partitions. */
 export async function lagOf(p: Pipeline): Promise<Record<StageName, number>> {
   const out = {} as Record<StageName, number>;

@@ -16,16 +16,12 @@ import { groupIdOf, inputTopicOf } from "../../processor/worker.ts";
 import { waitFor } from "../helpers.ts";
 import {
   account,
-  assertLagZero,
-  assertNoSecrets,
-  assertTables,
+  assertOutcome,
   drainFeed,
-  expectedFrom,
   FULL,
   type Pipeline,
   producerTotal,
   progress,
-  rssReport,
   startPipeline,
   startWorkers,
   testOptions,
@@ -97,13 +93,7 @@ Deno.test({
       );
       assert.ok(dropped > 0, "the outage outlasted the buffer: some trades were dropped");
       assert.equal(a.missing.length, dropped + failed, "exactly the counted trades are missing");
-      const figures = await assertTables(p, expectedFrom(a.raw, a.reference), 240_000);
-      await assertLagZero(p);
-      await assertNoSecrets(p);
-      log(
-        `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold ${figures.gold5m}`,
-      );
-      for (const line of rssReport(p)) log(line);
+      await assertOutcome(p, a, log, 240_000);
       passed = true;
     } finally {
       if (!await kafkaReachable(brokers)) await startService("kafka", { log });
@@ -168,13 +158,7 @@ Deno.test({
       const a = await account(p);
       log(`sent ${a.sent}, in Kafka ${a.inKafka}, missing ${a.missing.length}`);
       assert.equal(a.missing.length, 0);
-      const figures = await assertTables(p, expectedFrom(a.raw, a.reference), 240_000);
-      await assertLagZero(p);
-      await assertNoSecrets(p);
-      log(
-        `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold ${figures.gold5m}`,
-      );
-      for (const line of rssReport(p)) log(line);
+      await assertOutcome(p, a, log, 240_000);
       passed = true;
     } finally {
       if (!await cassandraReachable(contactPoints)) await startService("cassandra", { log });
