@@ -63,7 +63,18 @@ export function goldTradeCount(rows: GoldRows): number {
   return total;
 }
 
-/** Counts rows of an hour-bucketed table per symbol over the given hours. */
+/** The first clustering column of each hour-bucketed table: the cheapest column to page through. */
+const FIRST_CLUSTERING = {
+  trades_bronze: "source_partition",
+  trades_silver: "event_time",
+} as const;
+
+/**
+ * Counts rows of an hour-bucketed table per symbol over the given hours. Pages through one
+ * clustering column instead of `SELECT COUNT(*)`: a count is one request that must finish within
+ * Cassandra's read timeout, and a symbol-hour at load rates holds close to a million rows; a page
+ * of 10,000 keys is a request of its own.
+ */
 export async function countRows(
   client: cassandra.Client,
   table: "trades_bronze" | "trades_silver",
@@ -71,14 +82,21 @@ export async function countRows(
   hours: readonly number[],
 ): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
+  const query = `SELECT ${FIRST_CLUSTERING[table]} FROM ${table} WHERE symbol = ? AND bucket = ?`;
   for (const symbol of symbols) {
     for (const hour of hours) {
-      const result = await client.execute(
-        `SELECT COUNT(*) AS n FROM ${table} WHERE symbol = ? AND bucket = ?`,
-        [symbol, new Date(hour)],
-        { prepare: true },
-      );
-      const n = Number(result.first().get("n"));
+      let n = 0;
+      let pageState: string | undefined;
+      do {
+        const result = await client.execute(query, [symbol, new Date(hour)], {
+          prepare: true,
+          fetchSize: 10_000,
+          readTimeout: 60_000,
+          ...(pageState === undefined ? {} : { pageState }),
+        });
+        n += result.rowLength;
+        pageState = result.pageState ?? undefined;
+      } while (pageState);
       if (n > 0) counts.set(symbol, (counts.get(symbol) ?? 0) + n);
     }
   }
