@@ -86,6 +86,7 @@ Deno.test({
       assert.deepEqual(sorted(c.kafka), sorted(c.sent), "every trade sent reached Kafka");
       assert.equal(c.silverLetters, 0, "the simulator's trades are all valid");
       let layers: Layers | undefined;
+      const countBegan = Date.now();
       await p.guarded(
         waitFor("every layer to hold every trade", async () => {
           layers = await countTables(p, c);
@@ -93,7 +94,7 @@ Deno.test({
           return Object.values(layers).every((counts) =>
             JSON.stringify(sorted(counts)) === JSON.stringify(want)
           );
-        }, { timeoutMs: 300_000, intervalMs: 5_000 }).catch((error) => {
+        }, { timeoutMs: 900_000, intervalMs: 5_000 }).catch((error) => {
           throw new Error(`${error}; last counts ${JSON.stringify(layers, mapJson)}`);
         }),
       );
@@ -101,7 +102,8 @@ Deno.test({
       log(
         `every layer holds every trade: bronze ${total(layers.bronze)}, silver ${
           total(layers.silver)
-        }, gold 5m trade counts ${total(layers.gold5m)}, gold 1h ${total(layers.gold1h)}`,
+        }, gold 5m trade counts ${total(layers.gold5m)}, gold 1h ${total(layers.gold1h)} ` +
+          `(read back in ${((Date.now() - countBegan) / 1000).toFixed(0)} s)`,
       );
       const maxLag = Object.fromEntries(
         STAGES.map((s) => [s, Math.max(...lagSamples.map((x) => x.lag[s] ?? 0))]),
