@@ -13,6 +13,7 @@ import { loadConfig } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
+import { stopWhenSupervisorGone, supervisedEnv } from "../shared/supervisor.ts";
 import type { StageName } from "./stage_runner.ts";
 import { runStageWorker, STAGE_V8_FLAGS, STAGES } from "./worker.ts";
 
@@ -50,6 +51,7 @@ async function main(): Promise<number> {
       controller.abort();
     });
   }
+  stopWhenSupervisorGone(env, log);
   await prepareLocal(env, config, log);
   if (stage) {
     await runStageWorker({
@@ -84,6 +86,7 @@ async function supervise(
         "--stage",
         stage,
       ],
+      env: supervisedEnv(),
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",

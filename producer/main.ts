@@ -12,6 +12,7 @@ import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { redact } from "../shared/secret.ts";
+import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createProducer } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
@@ -59,6 +60,7 @@ async function main(): Promise<number> {
     };
     Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
     Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+    stopWhenSupervisorGone(env, log);
 
     log.info("starting", {
       url: new URL(config.finnhub.url).origin,

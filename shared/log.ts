@@ -40,8 +40,14 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
   const level = RANK[options.level ?? "info"];
   const secrets = options.secrets ?? [];
   const encoder = new TextEncoder();
-  const write = options.write ??
-    ((line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n")));
+  const write = options.write ?? ((line: string) => {
+    try {
+      Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    } catch {
+      // Nobody reads stderr any more (a supervisor killed with -9 took the pipe with it): a log
+      // line is not worth the process; it goes on stopping or working without it.
+    }
+  });
   const now = options.now ?? Date.now;
   function emit(lvl: LogLevel, name: string, message: string, fields?: LogFields) {
     if (RANK[lvl] < level) return;

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { createLogger } from "../shared/log.ts";
+import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { type Fault, parseFaultFlag } from "./faults.ts";
 import { parseReplay } from "./replay.ts";
 import { type DuplicateConnectionPolicy, type SimulatorOptions, startSimulator } from "./server.ts";
@@ -155,6 +156,7 @@ async function main(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGINT", () => resolve());
     Deno.addSignalListener("SIGTERM", () => resolve());
   });
+  stopWhenSupervisorGone(Deno.env.toObject(), log);
   await stopped;
   await simulator.close();
   log.info("stopped", { ...simulator.stats(), connections: undefined });

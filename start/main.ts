@@ -40,6 +40,7 @@ import { type Config, CONFIG_VARIABLES, loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
+import { supervisedEnv } from "../shared/supervisor.ts";
 import { type Child, type ChildExit, createChild } from "./child.ts";
 import { type NeededPort, portFree, portHolder, portTakenMessage } from "./ports.ts";
 import {
@@ -307,7 +308,7 @@ async function main(args: string[]): Promise<number> {
 
   // -- Supervision ------------------------------------------------------------------------------
   let ready = false;
-  const childEnv = { ...env };
+  const childEnv = { ...env, ...supervisedEnv() };
   function addChild(name: string, module: string, args: string[], extraEnv = {}): Entry {
     try {
       Deno.mkdirSync(logDir, { recursive: true });

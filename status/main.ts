@@ -11,6 +11,7 @@ import { loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
+import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
 import { createMarketService } from "./market/market.ts";
@@ -41,6 +42,7 @@ async function main(): Promise<number> {
   for (const name of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(name, () => controller.abort());
   }
+  stopWhenSupervisorGone(env, log);
   await prepareLocal(env, config, log);
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
   const admin = kafka.admin();
