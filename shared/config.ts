@@ -558,3 +558,108 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/**
+ * The environment that makes {@linkcode loadConfig} resolve to `config`: one variable for every
+ * entry of {@linkcode CONFIG_VARIABLES} except the secrets, which stay out (a caller that must
+ * pass one on adds it explicitly). Use it to start a child process on the same settings.
+ */
+export function configEnv(config: Config): Record<string, string> {
+  const { finnhub, producer, kafka, cassandra, silver, gold, status } = config;
+  return {
+    FINNHUB_WS_URL: finnhub.url,
+    FINNHUB_SYMBOLS: finnhub.symbols.join(","),
+    FINNHUB_SYMBOL_LIMIT: String(finnhub.symbolLimit),
+    FINNHUB_WATCHDOG_MS: String(finnhub.watchdogMs),
+    FINNHUB_RECONNECT_BASE_MS: String(finnhub.reconnectBaseMs),
+    FINNHUB_RECONNECT_MAX_MS: String(finnhub.reconnectMaxMs),
+    FINNHUB_AUTH_BACKOFF_MS: String(finnhub.authBackoffMs),
+    PRODUCER_BUFFER_MAX_TRADES: String(producer.bufferMaxTrades),
+    PRODUCER_BATCH_MAX_TRADES: String(producer.batchMaxTrades),
+    PRODUCER_LINGER_MS: String(producer.lingerMs),
+    KAFKA_BROKERS: kafka.brokers.join(","),
+    KAFKA_CLIENT_ID: kafka.clientId,
+    KAFKA_TOPIC_RAW: kafka.topics.raw,
+    KAFKA_TOPIC_SILVER: kafka.topics.silver,
+    KAFKA_TOPIC_DEAD_LETTER: kafka.topics.deadLetter,
+    KAFKA_TOPIC_METRICS: kafka.topics.metrics,
+    KAFKA_TOPIC_CANDLES: kafka.topics.candles,
+    KAFKA_PARTITIONS: String(kafka.partitions),
+    KAFKA_REPLICATION_FACTOR: String(kafka.replicationFactor),
+    KAFKA_RETENTION_HOURS: String(kafka.retentionHours),
+    KAFKA_GROUP_PREFIX: kafka.groupPrefix,
+    KAFKA_SESSION_TIMEOUT_MS: String(kafka.sessionTimeoutMs),
+    KAFKA_HEARTBEAT_INTERVAL_MS: String(kafka.heartbeatIntervalMs),
+    CASSANDRA_CONTACT_POINTS: cassandra.contactPoints.join(","),
+    CASSANDRA_LOCAL_DC: cassandra.localDataCenter,
+    CASSANDRA_KEYSPACE: cassandra.keyspace,
+    CASSANDRA_REPLICATION: replicationText(cassandra.replication),
+    CASSANDRA_USERNAME: cassandra.username,
+    CASSANDRA_MAX_CONCURRENCY: String(cassandra.maxConcurrency),
+    SILVER_MAX_FUTURE_MS: String(silver.maxFutureMs),
+    SILVER_MIN_EVENT_TIME: new Date(silver.minEventTime).toISOString(),
+    GOLD_ALLOWED_LATENESS_MS: String(gold.allowedLatenessMs),
+    GOLD_FLUSH_INTERVAL_MS: String(gold.flushIntervalMs),
+    STATUS_HOST: status.host,
+    STATUS_PORT: String(status.port),
+    // Unset or empty means the default roles, so an empty list is written as a lone comma.
+    STATUS_EXPECTED_WORKERS: status.expectedWorkers.length === 0
+      ? ","
+      : status.expectedWorkers.join(","),
+    SIMULATOR_PORT: String(config.simulator.port),
+    GRAFANA_URL: config.grafana.url,
+    LOG_LEVEL: config.logLevel,
+  };
+}
+
+function replicationText(replication: Replication): string {
+  if (replication.class === "SimpleStrategy") {
+    return `SimpleStrategy:${replication.replicationFactor}`;
+  }
+  const dataCenters = Object.entries(replication.dataCenters).map(([dc, n]) => `${dc}=${n}`);
+  return `NetworkTopologyStrategy:${dataCenters.join(",")}`;
+}
+
+/**
+ * The topic, consumer group and keyspace variables of an isolated pipeline, every name made of
+ * `prefix` and `id`, so that runs with different ids (a test, a benchmark step) share nothing:
+ * `isolatedNames("test", "3f9c")` sets `KAFKA_TOPIC_RAW=test.3f9c.raw` (and `.silver`, `.dlq`,
+ * `.metrics`, `.candles`), `KAFKA_GROUP_PREFIX=test.3f9c` and `CASSANDRA_KEYSPACE=test_3f9c`.
+ *
+ * Throws a `RangeError` when the keyspace would not be a lower-case CQL identifier: `prefix`
+ * must start with a lower-case letter, both hold only `a-z`, `0-9` and `_`, and the keyspace be
+ * at most 48 characters.
+ */
+export function isolatedNames(prefix: string, id: string): Record<string, string> {
+  if (!/^[a-z][a-z0-9_]*$/.test(prefix)) {
+    throw new RangeError(
+      `isolatedNames() prefix must start with a lower-case letter and hold only a-z, 0-9 and _ (it begins the Cassandra keyspace "<prefix>_<id>"), got ${
+        JSON.stringify(prefix)
+      }`,
+    );
+  }
+  if (!/^[a-z0-9_]+$/.test(id)) {
+    throw new RangeError(
+      `isolatedNames() id must hold only a-z, 0-9 and _ (it ends the Cassandra keyspace "<prefix>_<id>"), got ${
+        JSON.stringify(id)
+      }`,
+    );
+  }
+  const keyspace = `${prefix}_${id}`;
+  if (!IDENTIFIER.test(keyspace)) {
+    throw new RangeError(
+      `isolatedNames() keyspace ${
+        JSON.stringify(keyspace)
+      } is longer than the 48 characters a Cassandra keyspace may have`,
+    );
+  }
+  return {
+    KAFKA_TOPIC_RAW: `${prefix}.${id}.raw`,
+    KAFKA_TOPIC_SILVER: `${prefix}.${id}.silver`,
+    KAFKA_TOPIC_DEAD_LETTER: `${prefix}.${id}.dlq`,
+    KAFKA_TOPIC_METRICS: `${prefix}.${id}.metrics`,
+    KAFKA_TOPIC_CANDLES: `${prefix}.${id}.candles`,
+    KAFKA_GROUP_PREFIX: `${prefix}.${id}`,
+    CASSANDRA_KEYSPACE: keyspace,
+  };
+}

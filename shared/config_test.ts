@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CONFIG_VARIABLES, loadConfig } from "./config.ts";
+import { type Config, CONFIG_VARIABLES, configEnv, isolatedNames, loadConfig } from "./config.ts";
 import { Secret } from "./secret.ts";
 
 function errorFor(env: Record<string, string>): string {
@@ -134,4 +134,148 @@ Deno.test("every variable is documented in .env.example with its default", async
       assert.equal(line!.replace(/^#\s*/, ""), `${variable.name}=${variable.default}`);
     }
   }
+});
+
+/** `config` without its secrets, which `configEnv()` leaves out. */
+function withoutSecrets(config: Config) {
+  const { finnhub, cassandra, status } = config;
+  const { apiKey: _apiKey, ...finnhubRest } = finnhub;
+  const { password: _password, ...cassandraRest } = cassandra;
+  const { token: _token, ...statusRest } = status;
+  return { ...config, finnhub: finnhubRest, cassandra: cassandraRest, status: statusRest };
+}
+
+function assertRoundTrip(env: Record<string, string>): void {
+  const config = loadConfig(env);
+  const back = loadConfig(configEnv(config));
+  assert.deepEqual(withoutSecrets(back), withoutSecrets(config));
+  assert.equal(back.finnhub.apiKey.isSet, false);
+  assert.equal(back.cassandra.password.isSet, false);
+  assert.equal(back.status.token.isSet, false);
+}
+
+Deno.test("loadConfig(configEnv(c)) gives back the defaults", () => {
+  assertRoundTrip({});
+});
+
+Deno.test("loadConfig(configEnv(c)) gives back NetworkTopologyStrategy with two data centres", () => {
+  assertRoundTrip({ CASSANDRA_REPLICATION: "NetworkTopologyStrategy:dc1=3,dc-west.2=2" });
+});
+
+Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every variable", () => {
+  const env: Record<string, string> = {
+    FINNHUB_API_KEY: "sk-live-123456",
+    FINNHUB_WS_URL: "ws://127.0.0.1:9999/feed?x=1",
+    FINNHUB_SYMBOLS: "aapl, BINANCE:BTCUSDT ,OANDA:EUR_USD,BRK.B",
+    FINNHUB_SYMBOL_LIMIT: "4",
+    FINNHUB_WATCHDOG_MS: "1234",
+    FINNHUB_RECONNECT_BASE_MS: "7",
+    FINNHUB_RECONNECT_MAX_MS: "70",
+    FINNHUB_AUTH_BACKOFF_MS: "0",
+    PRODUCER_BUFFER_MAX_TRADES: "333",
+    PRODUCER_BATCH_MAX_TRADES: "33",
+    PRODUCER_LINGER_MS: "0",
+    KAFKA_BROKERS: "kafka-1:9093, kafka-2,[::1]:19092",
+    KAFKA_CLIENT_ID: "client.x-1",
+    KAFKA_TOPIC_RAW: "t.raw",
+    KAFKA_TOPIC_SILVER: "t.silver",
+    KAFKA_TOPIC_DEAD_LETTER: "t.dlq",
+    KAFKA_TOPIC_METRICS: "t.metrics",
+    KAFKA_TOPIC_CANDLES: "t.candles",
+    KAFKA_PARTITIONS: "12",
+    KAFKA_REPLICATION_FACTOR: "3",
+    KAFKA_RETENTION_HOURS: "5",
+    KAFKA_GROUP_PREFIX: "grp_1",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    KAFKA_HEARTBEAT_INTERVAL_MS: "2000",
+    CASSANDRA_CONTACT_POINTS: "db-1,db-2:19042",
+    CASSANDRA_LOCAL_DC: "eu-west",
+    CASSANDRA_KEYSPACE: "ks_1",
+    CASSANDRA_REPLICATION: "SimpleStrategy:3",
+    CASSANDRA_USERNAME: "pipeline",
+    CASSANDRA_PASSWORD: "hunter2-pw",
+    CASSANDRA_MAX_CONCURRENCY: "8",
+    SILVER_MAX_FUTURE_MS: "0",
+    SILVER_MIN_EVENT_TIME: "2010-06-15T12:30:00.250+02:00",
+    GOLD_ALLOWED_LATENESS_MS: "0",
+    GOLD_FLUSH_INTERVAL_MS: "10",
+    STATUS_HOST: "0.0.0.0",
+    STATUS_PORT: "0",
+    STATUS_TOKEN: "tok-987",
+    STATUS_EXPECTED_WORKERS: "gold,silver",
+    SIMULATOR_PORT: "1",
+    GRAFANA_URL: "https://grafana.example:3000/d/x",
+    LOG_LEVEL: "debug",
+  };
+  const defaults = configEnv(loadConfig({}));
+  const config = loadConfig(env);
+  const written = configEnv(config);
+  for (const variable of CONFIG_VARIABLES) {
+    assert.ok(variable.name in env, `the test sets no value of ${variable.name}`);
+    if (variable.secret) continue;
+    assert.notEqual(written[variable.name], defaults[variable.name], `${variable.name} is default`);
+  }
+  assert.equal(config.finnhub.apiKey.isSet, true);
+  assertRoundTrip(env);
+});
+
+Deno.test("loadConfig(configEnv(c)) gives back an empty list of expected workers", () => {
+  assert.deepEqual(loadConfig({ STATUS_EXPECTED_WORKERS: "," }).status.expectedWorkers, []);
+  assertRoundTrip({ STATUS_EXPECTED_WORKERS: "," });
+});
+
+Deno.test("configEnv() sets every variable but the secrets", () => {
+  const env = configEnv(
+    loadConfig({ FINNHUB_API_KEY: "k", CASSANDRA_PASSWORD: "p", STATUS_TOKEN: "t" }),
+  );
+  assert.deepEqual(
+    Object.keys(env).sort(),
+    CONFIG_VARIABLES.filter((v) => !v.secret).map((v) => v.name).sort(),
+  );
+  assert.ok(!Object.values(env).some((value) => ["k", "p", "t"].includes(value)));
+});
+
+Deno.test("isolatedNames() derives every topic, the group prefix and the keyspace", () => {
+  assert.deepEqual(isolatedNames("test", "3f9c0a"), {
+    KAFKA_TOPIC_RAW: "test.3f9c0a.raw",
+    KAFKA_TOPIC_SILVER: "test.3f9c0a.silver",
+    KAFKA_TOPIC_DEAD_LETTER: "test.3f9c0a.dlq",
+    KAFKA_TOPIC_METRICS: "test.3f9c0a.metrics",
+    KAFKA_TOPIC_CANDLES: "test.3f9c0a.candles",
+    KAFKA_GROUP_PREFIX: "test.3f9c0a",
+    CASSANDRA_KEYSPACE: "test_3f9c0a",
+  });
+  const config = loadConfig(isolatedNames("bench_2", "x1"));
+  assert.equal(config.cassandra.keyspace, "bench_2_x1");
+  assert.equal(config.kafka.topics.deadLetter, "bench_2.x1.dlq");
+});
+
+Deno.test("isolatedNames() refuses a prefix or id that makes no CQL keyspace, saying why", () => {
+  for (const prefix of ["Bench", "1test", "", "te-st", "te.st", "test "]) {
+    assert.throws(
+      () => isolatedNames(prefix, "abc"),
+      (error: unknown) =>
+        error instanceof RangeError &&
+        error.message.startsWith(
+          `isolatedNames() prefix must start with a lower-case letter and hold only a-z, 0-9 and _ (it begins the Cassandra keyspace "<prefix>_<id>"), got ${
+            JSON.stringify(prefix)
+          }`,
+        ),
+      prefix,
+    );
+  }
+  for (const id of ["", "ABC", "a-b"]) {
+    assert.throws(() => isolatedNames("test", id), {
+      name: "RangeError",
+      message: /^isolatedNames\(\) id must hold only a-z, 0-9 and _/,
+    });
+  }
+  assert.throws(
+    () => isolatedNames("p".repeat(40), "0123456789"),
+    {
+      name: "RangeError",
+      message: /is longer than the 48 characters a Cassandra keyspace may have/,
+    },
+  );
+  assert.equal(isolatedNames("p".repeat(37), "0123456789").CASSANDRA_KEYSPACE!.length, 48);
 });
