@@ -41,7 +41,7 @@ import type cassandra from "cassandra-driver";
 import type { Admin } from "kafkajs";
 import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
-import { type Config, loadConfig } from "../shared/config.ts";
+import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
@@ -667,13 +667,7 @@ function stepFigures(
 async function runStep(rate: number, settings: Settings, signal: AbortSignal): Promise<StepResult> {
   const id = randomId();
   const env: Record<string, string> = {
-    KAFKA_TOPIC_RAW: `bench.${id}.raw`,
-    KAFKA_TOPIC_SILVER: `bench.${id}.silver`,
-    KAFKA_TOPIC_DEAD_LETTER: `bench.${id}.dlq`,
-    KAFKA_TOPIC_METRICS: `bench.${id}.metrics`,
-    KAFKA_TOPIC_CANDLES: `bench.${id}.candles`,
-    KAFKA_GROUP_PREFIX: `bench.${id}`,
-    CASSANDRA_KEYSPACE: `bench_${id}`,
+    ...isolatedNames("bench", id),
     GOLD_ALLOWED_LATENESS_MS: String(settings.latenessMs),
     FINNHUB_SYMBOLS: settings.symbols.join(","),
     LOG_LEVEL: settings.logLevel,

@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { groupIdOf, inputTopicOf } from "../processor/worker.ts";
 import type { StageName } from "../processor/stage_runner.ts";
-import { type Config, loadConfig } from "../shared/config.ts";
+import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger } from "../shared/log.ts";
 import { consumerLag } from "../status/lag.ts";
@@ -108,13 +108,7 @@ async function main(): Promise<number> {
   ].slice(0, symbolCount);
   const id = randomId();
   const env: Record<string, string> = {
-    KAFKA_TOPIC_RAW: `drain.${id}.raw`,
-    KAFKA_TOPIC_SILVER: `drain.${id}.silver`,
-    KAFKA_TOPIC_DEAD_LETTER: `drain.${id}.dlq`,
-    KAFKA_TOPIC_METRICS: `drain.${id}.metrics`,
-    KAFKA_TOPIC_CANDLES: `drain.${id}.candles`,
-    KAFKA_GROUP_PREFIX: `drain.${id}`,
-    CASSANDRA_KEYSPACE: `drain_${id}`,
+    ...isolatedNames("drain", id),
     FINNHUB_SYMBOLS: symbols.join(","),
     LOG_LEVEL: "warn",
   };

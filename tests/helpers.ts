@@ -8,7 +8,7 @@
 import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
-import { type Config, loadConfig } from "../shared/config.ts";
+import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import {
   createKafka,
   ensureTopics,
@@ -36,22 +36,37 @@ export function randomId(): string {
  * services (or those named by the environment).
  */
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  const id = randomId();
   const env = Deno.env.toObject();
   return loadConfig({
     KAFKA_BROKERS: env["KAFKA_BROKERS"],
     CASSANDRA_CONTACT_POINTS: env["CASSANDRA_CONTACT_POINTS"],
-    KAFKA_TOPIC_RAW: `test.${id}.raw`,
-    KAFKA_TOPIC_SILVER: `test.${id}.silver`,
-    KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
-    KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
-    KAFKA_TOPIC_CANDLES: `test.${id}.candles`,
-    KAFKA_GROUP_PREFIX: `test.${id}`,
+    ...isolatedNames("test", randomId()),
     KAFKA_PARTITIONS: "3",
-    CASSANDRA_KEYSPACE: `test_${id}`,
     LOG_LEVEL: "warn",
     ...overrides,
   });
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked: bind it right after). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/**
+ * What a child process started with `clearEnv: true` needs from this one: `PATH` (default
+ * `/usr/bin:/bin`), and `HOME`, `DENO_DIR`, `KAFKA_BROKERS` and `CASSANDRA_CONTACT_POINTS` when
+ * set (Deno's cache and the same services).
+ */
+export function childProcessEnv(): Record<string, string> {
+  const env = Deno.env.toObject();
+  const out: Record<string, string> = { PATH: env["PATH"] ?? "/usr/bin:/bin" };
+  for (const name of ["HOME", "DENO_DIR", "KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
+    if (env[name]) out[name] = env[name]!;
+  }
+  return out;
 }
 
 /** Creates the config's topics and applies the schema to its keyspace. */

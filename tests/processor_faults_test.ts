@@ -29,7 +29,7 @@ import {
 } from "../local_services/services.ts";
 import { decode, encode } from "../shared/avro.ts";
 import { hourBucket } from "../shared/buckets.ts";
-import { type Config, loadConfig } from "../shared/config.ts";
+import { type Config, configEnv } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
@@ -63,7 +63,7 @@ const HOUR = 3_600_000;
  * A fresh test config (`testConfig()`: new topics, groups and keyspace) and the environment
  * that makes `loadConfig` in a child process resolve to the same names and settings.
  */
-function configEnv(
+function freshConfig(
   overrides: Record<string, string> = {},
 ): { env: Record<string, string>; config: Config } {
   const config = testConfig({
@@ -74,44 +74,7 @@ function configEnv(
     LOG_LEVEL: "warn",
     ...overrides,
   });
-  const { kafka, cassandra: db, silver, gold } = config;
-  const replication = db.replication.class === "SimpleStrategy"
-    ? `SimpleStrategy:${db.replication.replicationFactor}`
-    : `NetworkTopologyStrategy:${
-      Object.entries(db.replication.dataCenters).map(([dc, n]) => `${dc}=${n}`).join(",")
-    }`;
-  const env: Record<string, string> = {
-    KAFKA_BROKERS: kafka.brokers.join(","),
-    KAFKA_CLIENT_ID: kafka.clientId,
-    KAFKA_TOPIC_RAW: kafka.topics.raw,
-    KAFKA_TOPIC_SILVER: kafka.topics.silver,
-    KAFKA_TOPIC_DEAD_LETTER: kafka.topics.deadLetter,
-    KAFKA_TOPIC_METRICS: kafka.topics.metrics,
-    KAFKA_TOPIC_CANDLES: kafka.topics.candles,
-    KAFKA_PARTITIONS: String(kafka.partitions),
-    KAFKA_REPLICATION_FACTOR: String(kafka.replicationFactor),
-    KAFKA_RETENTION_HOURS: String(kafka.retentionHours),
-    KAFKA_GROUP_PREFIX: kafka.groupPrefix,
-    KAFKA_SESSION_TIMEOUT_MS: String(kafka.sessionTimeoutMs),
-    KAFKA_HEARTBEAT_INTERVAL_MS: String(kafka.heartbeatIntervalMs),
-    CASSANDRA_CONTACT_POINTS: db.contactPoints.join(","),
-    CASSANDRA_LOCAL_DC: db.localDataCenter,
-    CASSANDRA_KEYSPACE: db.keyspace,
-    CASSANDRA_REPLICATION: replication,
-    CASSANDRA_MAX_CONCURRENCY: String(db.maxConcurrency),
-    SILVER_MAX_FUTURE_MS: String(silver.maxFutureMs),
-    SILVER_MIN_EVENT_TIME: new Date(silver.minEventTime).toISOString(),
-    GOLD_ALLOWED_LATENESS_MS: String(gold.allowedLatenessMs),
-    GOLD_FLUSH_INTERVAL_MS: String(gold.flushIntervalMs),
-    LOG_LEVEL: config.logLevel,
-  };
-  const child = loadConfig(env);
-  assert.deepEqual(
-    [child.kafka, child.cassandra.keyspace, child.cassandra.replication, child.silver, child.gold],
-    [kafka, db.keyspace, db.replication, silver, gold],
-    "the child environment must resolve to the test's config",
-  );
-  return { env, config };
+  return { env: configEnv(config), config };
 }
 
 /** Prints a test's progress lines, each with the seconds since the test started. */
@@ -530,7 +493,7 @@ Deno.test({
     const log = progress("kill -9");
     const seed = seedOf(log, 20261124);
     const rand = mulberry32(seed);
-    const { env, config } = configEnv();
+    const { env, config } = freshConfig();
     await provision(config);
     const fleet = await createFleet(env, "kill");
     const s = await scenario(Math.floor(rand() * 2 ** 31), 40_000, fleet.dir, config);
@@ -639,7 +602,7 @@ Deno.test({
     const log = progress("two instances");
     const seed = seedOf(log, 4242);
     const rand = mulberry32(seed);
-    const { env, config } = configEnv();
+    const { env, config } = freshConfig();
     await provision(config);
     const fleet = await createFleet(env, "pair");
     const s = await scenario(Math.floor(rand() * 2 ** 31), 24_000, fleet.dir, config);
@@ -723,7 +686,7 @@ Deno.test({
     // The mechanism the kill tests depend on, deterministically: a candle row's
     // `folded_offsets` must survive the round trip through Cassandra, or a restarted gold folds
     // every redelivered trade a second time.
-    const { config } = configEnv();
+    const { config } = freshConfig();
     await provision(config);
     const client = session(config);
     const producer = createKafka(config.kafka, silentLogger()).producer(); // never used: no letters
@@ -797,7 +760,7 @@ Deno.test({
     const seed = seedOf(log, 777);
     // The deployed 30 s session: a stage whose batch waits on Cassandra longer than a short
     // session is evicted from its group, and its next commit stops the process.
-    const { env, config } = configEnv({
+    const { env, config } = freshConfig({
       KAFKA_SESSION_TIMEOUT_MS: "30000",
       KAFKA_HEARTBEAT_INTERVAL_MS: "3000",
     });

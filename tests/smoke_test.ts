@@ -5,27 +5,24 @@
  * fail. The passing case runs against `deno task start` in `tests/start_test.ts`.
  */
 import assert from "node:assert/strict";
-import { loadConfig } from "../shared/config.ts";
+import { isolatedNames, loadConfig } from "../shared/config.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { cleanup, provision, randomId, runSmoke, services, waitFor } from "./helpers.ts";
+import {
+  childProcessEnv,
+  cleanup,
+  freePort,
+  provision,
+  randomId,
+  runSmoke,
+  services,
+  waitFor,
+} from "./helpers.ts";
 
 const PRODUCER = new URL("../producer/main.ts", import.meta.url).pathname;
 const PROCESSOR = new URL("../processor/main.ts", import.meta.url).pathname;
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 function baseEnv(): Record<string, string> {
-  const env = Deno.env.toObject();
-  const out: Record<string, string> = { PATH: env["PATH"] ?? "/usr/bin:/bin", LOG_LEVEL: "warn" };
-  for (const name of ["HOME", "DENO_DIR", "KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
-    if (env[name]) out[name] = env[name]!;
-  }
-  return out;
+  return { ...childProcessEnv(), LOG_LEVEL: "warn" };
 }
 
 Deno.test("smoke: exit 2 and the usage on a bad flag", async () => {
@@ -72,18 +69,11 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await services();
-    const id = randomId();
     const simulator = await startSimulator({ rate: 20 });
     const env: Record<string, string> = {
       ...baseEnv(),
-      KAFKA_TOPIC_RAW: `test.${id}.raw`,
-      KAFKA_TOPIC_SILVER: `test.${id}.silver`,
-      KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
-      KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
-      KAFKA_TOPIC_CANDLES: `test.${id}.candles`,
-      KAFKA_GROUP_PREFIX: `test.${id}`,
+      ...isolatedNames("test", randomId()),
       KAFKA_PARTITIONS: "3",
-      CASSANDRA_KEYSPACE: `test_${id}`,
       STATUS_PORT: String(freePort()),
       FINNHUB_WS_URL: simulator.url,
       FINNHUB_SYMBOLS: "AAPL",

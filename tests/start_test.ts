@@ -9,41 +9,31 @@
  * running, so it neither starts nor stops them.
  */
 import assert from "node:assert/strict";
-import { cleanup, randomId, runSmoke, services, session, waitFor } from "./helpers.ts";
-import { loadConfig } from "../shared/config.ts";
+import {
+  childProcessEnv,
+  cleanup,
+  freePort,
+  randomId,
+  runSmoke,
+  services,
+  session,
+  waitFor,
+} from "./helpers.ts";
+import { isolatedNames, loadConfig } from "../shared/config.ts";
 
 const START = new URL("../start/main.ts", import.meta.url).pathname;
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /** A fresh pipeline environment: its own topics, keyspace, groups and ports. */
 function freshEnv(): Record<string, string> {
-  const id = randomId();
-  const env = Deno.env.toObject();
-  const out: Record<string, string> = {
-    PATH: env["PATH"] ?? "/usr/bin:/bin",
-    HOME: env["HOME"] ?? "/tmp",
-    KAFKA_TOPIC_RAW: `test.${id}.raw`,
-    KAFKA_TOPIC_SILVER: `test.${id}.silver`,
-    KAFKA_TOPIC_DEAD_LETTER: `test.${id}.dlq`,
-    KAFKA_TOPIC_METRICS: `test.${id}.metrics`,
-    KAFKA_TOPIC_CANDLES: `test.${id}.candles`,
-    KAFKA_GROUP_PREFIX: `test.${id}`,
+  return {
+    HOME: "/tmp", // when this process has none
+    ...childProcessEnv(),
+    ...isolatedNames("test", randomId()),
     KAFKA_PARTITIONS: "3",
-    CASSANDRA_KEYSPACE: `test_${id}`,
     STATUS_PORT: String(freePort()),
     SIMULATOR_PORT: String(freePort()),
     LOG_LEVEL: "info",
   };
-  for (const name of ["DENO_DIR", "KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
-    if (env[name]) out[name] = env[name]!;
-  }
-  return out;
 }
 
 interface Running {

@@ -19,7 +19,7 @@ import type { Admin, Consumer } from "kafkajs";
 import type cassandra from "cassandra-driver";
 import { decode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
-import type { Config } from "../../shared/config.ts";
+import { type Config, configEnv } from "../../shared/config.ts";
 import { createKafka } from "../../shared/kafka.ts";
 import { createLogger, silentLogger } from "../../shared/log.ts";
 import type { MetricsSnapshot } from "../../shared/metrics.ts";
@@ -147,34 +147,15 @@ export interface Pipeline {
   stop(passed: boolean): Promise<void>;
 }
 
-/** The child environment that makes `loadConfig` resolve to `config`. */
+/**
+ * The child environment that makes `loadConfig` resolve to `config`, but for the feed symbols,
+ * the Cassandra user and the secrets every child gets.
+ */
 function childEnv(config: Config, extra: Record<string, string>): Record<string, string> {
-  const { kafka, cassandra: db, silver, gold } = config;
-  const replication = db.replication.class === "SimpleStrategy"
-    ? `SimpleStrategy:${db.replication.replicationFactor}`
-    : "SimpleStrategy:1";
   return {
-    KAFKA_BROKERS: kafka.brokers.join(","),
-    KAFKA_CLIENT_ID: kafka.clientId,
-    KAFKA_TOPIC_RAW: kafka.topics.raw,
-    KAFKA_TOPIC_SILVER: kafka.topics.silver,
-    KAFKA_TOPIC_DEAD_LETTER: kafka.topics.deadLetter,
-    KAFKA_TOPIC_METRICS: kafka.topics.metrics,
-    KAFKA_TOPIC_CANDLES: kafka.topics.candles,
-    KAFKA_PARTITIONS: String(kafka.partitions),
-    KAFKA_GROUP_PREFIX: kafka.groupPrefix,
-    KAFKA_SESSION_TIMEOUT_MS: String(kafka.sessionTimeoutMs),
-    KAFKA_HEARTBEAT_INTERVAL_MS: String(kafka.heartbeatIntervalMs),
-    CASSANDRA_CONTACT_POINTS: db.contactPoints.join(","),
-    CASSANDRA_KEYSPACE: db.keyspace,
-    CASSANDRA_REPLICATION: replication,
+    ...configEnv(config),
     CASSANDRA_USERNAME: "fault_suite_user",
-    SILVER_MAX_FUTURE_MS: String(silver.maxFutureMs),
-    SILVER_MIN_EVENT_TIME: new Date(silver.minEventTime).toISOString(),
-    GOLD_ALLOWED_LATENESS_MS: String(gold.allowedLatenessMs),
-    GOLD_FLUSH_INTERVAL_MS: String(gold.flushIntervalMs),
     FINNHUB_SYMBOLS: FEED_SYMBOLS.join(","),
-    LOG_LEVEL: config.logLevel,
     ...SECRETS,
     ...extra,
   };
