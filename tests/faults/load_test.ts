@@ -120,10 +120,19 @@ Deno.test({
         const last = series.samples.filter((s) => s.at > end - 60_000 && s.at <= end);
         if (first.length === 0 || last.length === 0) continue;
         const mean = (xs: typeof first) => xs.reduce((n, x) => n + x.kib, 0) / xs.length / 1024;
+        const perMinute = Array.from(
+          { length: MINUTES },
+          (_, i) =>
+            series.samples.filter((s) =>
+              s.at >= began + i * 60_000 && s.at < began + (i + 1) * 60_000
+            ),
+        ).filter((xs) => xs.length > 0).map((xs) => mean(xs).toFixed(0));
         log(
           `RSS ${series.label}: first minute ${mean(first).toFixed(0)} MiB, last minute ${
             mean(last).toFixed(0)
-          } MiB, peak ${(Math.max(...series.samples.map((x) => x.kib)) / 1024).toFixed(0)} MiB`,
+          } MiB, peak ${
+            (Math.max(...series.samples.map((x) => x.kib)) / 1024).toFixed(0)
+          } MiB; mean of each minute: ${perMinute.join(" ")}`,
         );
         assert.ok(
           mean(last) <= mean(first) * 1.5 + 64,
