@@ -14,6 +14,8 @@ export interface ChildSpec {
   /** Absolute path of the module. */
   readonly module: string;
   readonly args: readonly string[];
+  /** Flags for `deno run` itself, before the module (e.g. `--v8-flags=…`); none when absent. */
+  readonly runtimeFlags?: readonly string[];
   /** The whole environment of the child. */
   readonly env: Readonly<Record<string, string>>;
 }
@@ -94,7 +96,7 @@ export function createChild(
     pid: () => process?.pid ?? null,
     run() {
       const deno = Deno.execPath();
-      const argv = ["run", "-A", spec.module, ...spec.args];
+      const argv = ["run", "-A", ...(spec.runtimeFlags ?? []), spec.module, ...spec.args];
       const setsid = findSetsid();
       const command = new Deno.Command(setsid ?? deno, {
         args: setsid ? [deno, ...argv] : argv,

@@ -41,6 +41,7 @@ import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
+import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 import { type Child, type ChildExit, createChild } from "./child.ts";
 import { type NeededPort, portFree, portHolder, portTakenMessage } from "./ports.ts";
 import {
@@ -309,7 +310,13 @@ async function main(args: string[]): Promise<number> {
   // -- Supervision ------------------------------------------------------------------------------
   let ready = false;
   const childEnv = { ...env, ...supervisedEnv() };
-  function addChild(name: string, module: string, args: string[], extraEnv = {}): Entry {
+  function addChild(
+    name: string,
+    module: string,
+    args: string[],
+    extraEnv = {},
+    runtimeFlags: string[] = [],
+  ): Entry {
     try {
       Deno.mkdirSync(logDir, { recursive: true });
       logFiles.set(
@@ -321,7 +328,13 @@ async function main(args: string[]): Promise<number> {
     }
     const entry: Entry = {
       child: createChild(
-        { name, module: modulePath(module), args, env: { ...childEnv, ...extraEnv } },
+        {
+          name,
+          module: modulePath(module),
+          args,
+          env: { ...childEnv, ...extraEnv },
+          runtimeFlags,
+        },
         onChildLine,
       ),
       state: "starting",
@@ -451,7 +464,10 @@ async function main(args: string[]): Promise<number> {
     throwIfStopping();
     addChild("status", "status/main.ts", []);
     for (const stage of ["bronze", "silver", "gold"]) {
-      addChild(stage, "processor/main.ts", ["--stage", stage]);
+      // The same heap bounds as `deno task processor` and compose give a stage.
+      addChild(stage, "processor/main.ts", ["--stage", stage], {}, [
+        `--v8-flags=${STAGE_V8_FLAGS}`,
+      ]);
     }
     addChild(
       "producer",

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { waitFor } from "./helpers.ts";
+import { freePort, waitFor } from "./helpers.ts";
 
 /** How to get the binary, for error messages and CI. */
 export const PROMETHEUS_INSTALL_HINT =
@@ -84,14 +84,6 @@ export function ensurePrometheus(): Promise<string> {
   })();
   installing.catch(() => (installing = undefined));
   return installing;
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked; Prometheus takes it right after). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** One instant-vector sample of a query result. */

@@ -20,6 +20,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { isolatedNames, loadConfig } from "../shared/config.ts";
+import { STAGE_V8_FLAGS, STAGES } from "../processor/worker.ts";
 
 const START = new URL("../start/main.ts", import.meta.url).pathname;
 
@@ -182,6 +183,13 @@ Deno.test({
         "simulator",
         "status",
       ]);
+      for (const stage of STAGES) {
+        const argv = Deno.readTextFileSync(`/proc/${pids.get(stage)}/cmdline`).split("\0");
+        assert.ok(
+          argv.includes(`--v8-flags=${STAGE_V8_FLAGS}`),
+          `${stage} runs with the heap bounds of deno task processor: ${argv.join(" ")}`,
+        );
+      }
 
       const smoke = await runSmoke(env, ["-v"]);
       assert.equal(smoke.code, 0, `smoke failed:\n${smoke.stdout}\n${smoke.stderr}`);

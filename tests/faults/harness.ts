@@ -24,7 +24,7 @@ import { createKafka } from "../../shared/kafka.ts";
 import { createLogger, silentLogger } from "../../shared/log.ts";
 import type { MetricsSnapshot } from "../../shared/metrics.ts";
 import type { DeadLetter, RawTrade } from "../../shared/types.ts";
-import { groupIdOf, inputTopicOf, STAGES } from "../../processor/worker.ts";
+import { groupIdOf, inputTopicOf, STAGE_V8_FLAGS, STAGES } from "../../processor/worker.ts";
 import type { StageName } from "../../processor/stage_runner.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
@@ -161,19 +161,11 @@ function childEnv(config: Config, extra: Record<string, string>): Record<string,
   };
 }
 
-/** A free TCP port on 127.0.0.1 (for the status endpoint). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 const MAIN: Record<Role, string[]> = {
   producer: ["producer/main.ts"],
-  bronze: ["processor/main.ts", "--stage", "bronze"],
-  silver: ["processor/main.ts", "--stage", "silver"],
-  gold: ["processor/main.ts", "--stage", "gold"],
+  bronze: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "bronze"],
+  silver: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "silver"],
+  gold: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "gold"],
   status: ["status/main.ts"],
 };
 

@@ -12,14 +12,13 @@ import assert from "node:assert/strict";
 import { hourBucket } from "../../shared/buckets.ts";
 import { hostileFrames, MALFORMED_FRAMES } from "../../simulator/faults.ts";
 import { generateHostileFrames, hostileExpectations } from "../../simulator/hostile.ts";
-import { waitFor } from "../helpers.ts";
+import { freePort, waitFor } from "../helpers.ts";
 import { computeReference } from "../reference.ts";
 import {
   assertLagZero,
   assertNoSecrets,
   assertTables,
   FEED_SYMBOLS,
-  freePort,
   FULL,
   metric,
   producerReports,
