@@ -12,7 +12,7 @@
  *     [--stages bronze,silver,gold] [--cpu-prof-dir DIR] [--v8-flags FLAGS] [--keep]
  *
  * `--cpu-prof-dir` writes a V8 CPU profile of each stage there (open in Chrome DevTools).
- * Run under `flock -x /work/.svc.lock`: it creates and drops its own topics and keyspace.
+ * Run it on a quiet machine; it creates and drops its own topics and keyspace.
  *
  * @module
  */

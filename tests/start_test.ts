@@ -5,7 +5,7 @@
  * passes again with no duplicate of the first run's trades. And a taken port stops it before
  * anything starts, naming the port, the holder and the variable to change.
  *
- * Needs the local Kafka and Cassandra (run under `flock -s /work/.svc.lock`); start finds them
+ * Needs the local Kafka and Cassandra running (`deno task services:up`); start finds them
  * running, so it neither starts nor stops them.
  */
 import assert from "node:assert/strict";

@@ -2,7 +2,7 @@
  * Crashes: `kill -9` of processor stages at seeded random moments while trades flow, and of the
  * producer. The real pipeline (simulator, producer, three stages as OS processes, Kafka,
  * Cassandra) must end with bronze, silver and gold equal to the reference computed from what the
- * simulator sent. Runs under the shared lock: `flock -s /work/.svc.lock deno test -A <this>`.
+ * simulator sent.
  */
 import assert from "node:assert/strict";
 import { mulberry32 } from "../../shared/random.ts";

@@ -2,7 +2,7 @@
  * The feed misbehaves: it drops the connection every 10 s, or goes silent. The producer must be
  * reconnected and resubscribed within 2 s of the drop, or of its watchdog firing, measured on the
  * simulator's side (when it closed a socket, when the next one had every symbol subscribed), and
- * nothing it received may be lost. Shared lock: `flock -s /work/.svc.lock deno test -A <this>`.
+ * nothing it received may be lost.
  */
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers.ts";

@@ -6,7 +6,6 @@
  * against the frames' own labels), every good trade of the same frames is in bronze, silver and
  * gold. The whole run has distinctive secrets configured; none may appear in any log, status
  * response or dead letter. The status endpoint, with a token, refuses requests without it.
- * Shared lock: `flock -s /work/.svc.lock deno test -A tests/faults/hostile_test.ts`.
  */
 import assert from "node:assert/strict";
 import { hourBucket } from "../../shared/buckets.ts";

@@ -1,8 +1,8 @@
 /**
  * Outages of the real servers while trades flow: Kafka stopped, then Cassandra stopped, each for
  * 30 s (`FAULT_SUITE=full`; 15 s otherwise), and started again by the test (always, in `finally`).
- * These stop shared services: run under the exclusive lock,
- * `flock -x /work/.svc.lock deno test -A tests/faults/outage_test.ts`.
+ * These stop the local services: run nothing else against them meanwhile
+ * (`deno test -A tests/faults/outage_test.ts`).
  */
 import assert from "node:assert/strict";
 import {
