@@ -6,6 +6,7 @@
  * @module
  */
 import { Partitioners } from "kafkajs";
+import { getHeapStatistics } from "node:v8";
 import { prepareLocal } from "../admin/prepare.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
@@ -13,6 +14,7 @@ import { createLogger, describeError } from "../shared/log.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { redact } from "../shared/secret.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
+import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { createProducer } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
@@ -21,6 +23,7 @@ async function main(): Promise<number> {
   let config;
   try {
     config = loadConfig(env);
+    checkBufferFitsHeap(config.producer.bufferMaxTrades, getHeapStatistics().heap_size_limit);
   } catch (error) {
     console.error(`producer: cannot start: ${(error as Error).message}`);
     return 1;

@@ -71,7 +71,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     name: "PRODUCER_BUFFER_MAX_TRADES",
     default: "200000",
     description:
-      "Trades the producer holds in memory while Kafka is slow or down; more are dropped and counted.",
+      "Trades the producer holds in memory while Kafka is slow or down; more are dropped and counted. At most 311,296 under the producer's default heap bound (see Scaling).",
   },
   {
     name: "PRODUCER_BATCH_MAX_TRADES",

@@ -1,0 +1,51 @@
+/**
+ * The producer's heap bound and what its buffer may take of it. Every way the producer is run
+ * (`deno task producer`, `deno task start`, compose, the fault suite) passes
+ * {@linkcode PRODUCER_V8_FLAGS}; without a bound V8 lets the heap grow lazily (a 10-minute run at
+ * 8,000 trades/s went from 243 to 350 MiB RSS uncapped, 179 to 200 MiB with these flags).
+ *
+ * The buffer that holds trades while Kafka is slow or down lives in the Kafka worker's heap, and
+ * its bound is a config value, so the producer refuses at start a buffer that could not fit:
+ * {@linkcode checkBufferFitsHeap}.
+ *
+ * @module
+ */
+
+/**
+ * V8 flags of a producer process: the bound the stages have (`STAGE_V8_FLAGS`). Each isolate
+ * (the main thread and the Kafka worker) gets this heap limit.
+ */
+export const PRODUCER_V8_FLAGS = "--max-old-space-size=128,--max-semi-space-size=8";
+
+/**
+ * Heap one buffered trade is budgeted at: `bench/producer_buffer_memory.ts` measured 175 bytes
+ * (a kafkajs message, its key and timestamp, a `Buffer` view of the packed bytes), rounded up
+ * with margin.
+ */
+export const BUFFERED_TRADE_HEAP_BYTES = 256;
+
+/** The largest `PRODUCER_BUFFER_MAX_TRADES` whose full buffer fits in half of `heapLimitBytes`. */
+export function maxBufferTrades(heapLimitBytes: number): number {
+  return Math.floor(heapLimitBytes / 2 / BUFFERED_TRADE_HEAP_BYTES);
+}
+
+/**
+ * Throws a `RangeError` when a full buffer of `bufferMaxTrades` would take more than half of the
+ * heap limit (`heap_size_limit` of `node:v8`), leaving the rest to the Kafka client and the batch
+ * in flight; a buffer that fills during a Kafka outage must never run the worker out of memory.
+ */
+export function checkBufferFitsHeap(bufferMaxTrades: number, heapLimitBytes: number): void {
+  if (!Number.isFinite(heapLimitBytes) || heapLimitBytes <= 0) {
+    throw new RangeError(`heap limit must be a positive number of bytes, got ${heapLimitBytes}`);
+  }
+  const max = maxBufferTrades(heapLimitBytes);
+  if (bufferMaxTrades <= max) return;
+  const mib = (bytes: number) => Math.ceil(bytes / 1024 / 1024);
+  throw new RangeError(
+    `PRODUCER_BUFFER_MAX_TRADES=${bufferMaxTrades} needs about ${
+      mib(bufferMaxTrades * BUFFERED_TRADE_HEAP_BYTES)
+    } MiB of heap when full (${BUFFERED_TRADE_HEAP_BYTES} bytes a trade), more than half of ` +
+      `this process's heap limit of ${mib(heapLimitBytes)} MiB: set it to at most ${max}, or ` +
+      `raise --max-old-space-size in the producer's --v8-flags (default ${PRODUCER_V8_FLAGS})`,
+  );
+}
