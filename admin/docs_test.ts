@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
+import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
+import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 import { README_CONFIG_BEGIN, README_CONFIG_END, renderReadmeConfigTable } from "./env_example.ts";
 
 const root = new URL("../", import.meta.url);
@@ -32,6 +34,18 @@ Deno.test("README describes every deno task", async () => {
     return !new RegExp("`(deno task )?" + escaped + "[`\\s]").test(readme);
   });
   assert.deepEqual(missing, [], `README.md does not mention task(s): ${missing.join(", ")}`);
+});
+
+Deno.test("deno task producer and processor run with the heap bounds start and compose use", async () => {
+  const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, string>;
+  assert.match(
+    tasks["producer"] ?? "",
+    new RegExp(` --v8-flags=${PRODUCER_V8_FLAGS} producer/main\\.ts$`),
+  );
+  assert.match(
+    tasks["processor"] ?? "",
+    new RegExp(` --v8-flags=${STAGE_V8_FLAGS} processor/main\\.ts$`),
+  );
 });
 
 Deno.test("README's start and test commands pin the Deno version CI and the Dockerfile use", async () => {

@@ -27,4 +27,5 @@ else
   echo "run_producer: FINNHUB_API_KEY is empty: reading the simulator at $1" >&2
 fi
 
-exec deno run --frozen --cached-only -A producer/main.ts
+# The heap bound every producer runs with (producer/heap_budget.ts PRODUCER_V8_FLAGS).
+exec deno run --frozen --cached-only -A --v8-flags=--max-old-space-size=128,--max-semi-space-size=8 producer/main.ts

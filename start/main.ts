@@ -42,6 +42,7 @@ import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
 import { STAGE_V8_FLAGS } from "../processor/worker.ts";
+import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
 import { type Child, type ChildExit, createChild } from "./child.ts";
 import { type NeededPort, portFree, portHolder, portTakenMessage } from "./ports.ts";
 import {
@@ -474,6 +475,7 @@ async function main(args: string[]): Promise<number> {
       "producer/main.ts",
       [],
       simulated ? { FINNHUB_WS_URL: `ws://127.0.0.1:${config.simulator.port}/` } : {},
+      [`--v8-flags=${PRODUCER_V8_FLAGS}`],
     );
     out.say(
       `started ${

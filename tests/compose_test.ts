@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { checkHealth } from "../docker/healthcheck.ts";
+import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
 import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -629,7 +630,8 @@ Deno.test("run_producer.sh reads the simulator without a key, Finnhub with one",
     assert.equal(result.stdout.split("\n")[0], expected, `with ${JSON.stringify(env)}`);
     assert.equal(
       result.stdout.split("\n")[1],
-      "ARGS=run --frozen --cached-only -A producer/main.ts",
+      `ARGS=run --frozen --cached-only -A --v8-flags=${PRODUCER_V8_FLAGS} producer/main.ts`,
+      "the producer runs with its heap bound (PRODUCER_V8_FLAGS)",
     );
     assert.doesNotMatch(result.stderr, /sekrit/, "the key must never be printed");
   }

@@ -21,6 +21,7 @@ import {
 } from "./helpers.ts";
 import { isolatedNames, loadConfig } from "../shared/config.ts";
 import { STAGE_V8_FLAGS, STAGES } from "../processor/worker.ts";
+import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
 
 const START = new URL("../start/main.ts", import.meta.url).pathname;
 
@@ -190,6 +191,12 @@ Deno.test({
           `${stage} runs with the heap bounds of deno task processor: ${argv.join(" ")}`,
         );
       }
+      const producerArgv = Deno.readTextFileSync(`/proc/${pids.get("producer")}/cmdline`)
+        .split("\0");
+      assert.ok(
+        producerArgv.includes(`--v8-flags=${PRODUCER_V8_FLAGS}`),
+        `the producer runs with the heap bound of deno task producer: ${producerArgv.join(" ")}`,
+      );
 
       const smoke = await runSmoke(env, ["-v"]);
       assert.equal(smoke.code, 0, `smoke failed:\n${smoke.stdout}\n${smoke.stderr}`);

@@ -25,6 +25,7 @@ import { createLogger, silentLogger } from "../../shared/log.ts";
 import type { MetricsSnapshot } from "../../shared/metrics.ts";
 import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { groupIdOf, inputTopicOf, STAGE_V8_FLAGS, STAGES } from "../../processor/worker.ts";
+import { PRODUCER_V8_FLAGS } from "../../producer/heap_budget.ts";
 import type { StageName } from "../../processor/stage_runner.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
@@ -162,7 +163,7 @@ function childEnv(config: Config, extra: Record<string, string>): Record<string,
 }
 
 const MAIN: Record<Role, string[]> = {
-  producer: ["producer/main.ts"],
+  producer: [`--v8-flags=${PRODUCER_V8_FLAGS}`, "producer/main.ts"],
   bronze: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "bronze"],
   silver: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "silver"],
   gold: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "gold"],
