@@ -249,10 +249,9 @@ export class KafkaSink implements TradeSink {
 
   /** Sends until {@linkcode close} was called and everything is sent, or until abandoned. */
   async run(): Promise<void> {
-    const abandoned = new Promise<void>((resolve) => this.#onAbandon = resolve);
     while (!this.#abandoned) {
       if (this.#deadLetters.length > 0) {
-        await Promise.race([this.#sendDeadLetters(), abandoned]);
+        await this.#untilAbandoned(this.#sendDeadLetters());
         continue;
       }
       if (this.#wake.signal.aborted) this.#wake = new AbortController();
@@ -263,9 +262,24 @@ export class KafkaSink implements TradeSink {
         }
         continue;
       }
-      await Promise.race([this.#sendTrades(batch), abandoned]);
+      await this.#untilAbandoned(this.#sendTrades(batch));
     }
     this.#drops.end();
+  }
+
+  /**
+   * Settles with `send`, or at once when {@linkcode abandon} is called first. Not
+   * `Promise.race` with one promise that settles on abandon: every race would add a reaction to
+   * that promise, which stays pending for the life of the process: the Kafka workers' heaps
+   * then grew with every batch sent (RSS about 2 MiB a minute at 8,000 trades/s).
+   */
+  #untilAbandoned(send: Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#onAbandon = resolve;
+      send.then(resolve, reject).finally(() => {
+        if (this.#onAbandon === resolve) this.#onAbandon = undefined;
+      });
+    });
   }
 
   async #sendTrades(batch: Message[]): Promise<void> {
