@@ -14,6 +14,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { parseArgs } from "node:util";
 import type { Message } from "kafkajs";
 import { encode } from "../shared/avro.ts";
 import { TradeBuffer } from "../producer/trade_buffer.ts";
@@ -22,12 +23,14 @@ import { TradePacker, unpackTrades } from "../producer/trade_packing.ts";
 const SYMBOLS = ["AAPL", "MSFT", "AMZN", "NVDA", "BINANCE:BTCUSDT", "BINANCE:ETHUSDT"];
 const FRAME_TRADES = 50;
 
-function parseTrades(args: readonly string[]): number {
-  const at = args.indexOf("--trades");
-  if (at === -1) return 200_000;
-  const value = Number(args[at + 1]);
+function parseTrades(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: { trades: { type: "string", default: "200000" } },
+  });
+  const value = Number(values.trades);
   if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`--trades must be a positive integer, got ${args[at + 1] ?? "nothing"}`);
+    throw new RangeError(`--trades must be a positive integer, got ${values.trades}`);
   }
   return value;
 }

@@ -184,19 +184,17 @@ Deno.test({
         "simulator",
         "status",
       ]);
-      for (const stage of STAGES) {
-        const argv = Deno.readTextFileSync(`/proc/${pids.get(stage)}/cmdline`).split("\0");
+      const heapBounds: [string, string, string][] = [
+        ...STAGES.map((stage): [string, string, string] => [stage, STAGE_V8_FLAGS, "processor"]),
+        ["producer", PRODUCER_V8_FLAGS, "producer"],
+      ];
+      for (const [child, flags, task] of heapBounds) {
+        const argv = Deno.readTextFileSync(`/proc/${pids.get(child)}/cmdline`).split("\0");
         assert.ok(
-          argv.includes(`--v8-flags=${STAGE_V8_FLAGS}`),
-          `${stage} runs with the heap bounds of deno task processor: ${argv.join(" ")}`,
+          argv.includes(`--v8-flags=${flags}`),
+          `${child} runs with the heap bounds of deno task ${task}: ${argv.join(" ")}`,
         );
       }
-      const producerArgv = Deno.readTextFileSync(`/proc/${pids.get("producer")}/cmdline`)
-        .split("\0");
-      assert.ok(
-        producerArgv.includes(`--v8-flags=${PRODUCER_V8_FLAGS}`),
-        `the producer runs with the heap bound of deno task producer: ${producerArgv.join(" ")}`,
-      );
 
       const smoke = await runSmoke(env, ["-v"]);
       assert.equal(smoke.code, 0, `smoke failed:\n${smoke.stdout}\n${smoke.stderr}`);
