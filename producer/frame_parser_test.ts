@@ -7,7 +7,7 @@ import {
 } from "./frame_parser.ts";
 import { hostileFrames, MALFORMED_FRAMES } from "../simulator/faults.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/", import.meta.url);
+const FIXTURES = new URL("../tests/fixtures/", import.meta.url);
 const decoder = new TextDecoder();
 
 async function fixtureLines(): Promise<{ file: string; line: string }[]> {
@@ -32,7 +32,7 @@ function invalid(frame: ParsedFrame) {
   return frame as Extract<ParsedFrame, { kind: "invalid" }>;
 }
 
-Deno.test("parseFrame() classifies every sample frame in ../shared/fixtures without rejecting any", async () => {
+Deno.test("parseFrame() classifies every sample frame in tests/fixtures without rejecting any", async () => {
   const lines = await fixtureLines();
   assert.ok(lines.length >= 5, "the fixtures hold frames");
   const kinds = new Set<string>();

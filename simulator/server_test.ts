@@ -257,7 +257,7 @@ Deno.test("the simulator drops each connection every N ms when told to", async (
 
 Deno.test("the simulator replays a file of frames verbatim, as fast as possible", async () => {
   const text = await Deno.readTextFile(
-    new URL("../../shared/fixtures/finnhub-sample-frames.ndjson", import.meta.url),
+    new URL("../tests/fixtures/finnhub_sample_frames.ndjson", import.meta.url),
   );
   const frames = parseReplay(text + "\nnot json\n");
   await withSimulator({ replay: { frames, pace: "fast" } }, async (sim) => {

@@ -746,9 +746,8 @@ interface FixtureTrade {
 }
 
 Deno.test("toSilverTrade() accepts every trade of the Finnhub sample frames with the default rules", async () => {
-  // A verbatim copy of /work/shared/fixtures/finnhub-sample-frames.ndjson.
   const text = await Deno.readTextFile(
-    new URL("./testdata/finnhub_sample_frames.ndjson", import.meta.url),
+    new URL("../../tests/fixtures/finnhub_sample_frames.ndjson", import.meta.url),
   );
   const frames = text.split("\n").filter((line) => line.trim() !== "").map((line) =>
     JSON.parse(line) as { type: string; data?: FixtureTrade[] }
