@@ -3,7 +3,8 @@
  * consumer group, restarting a stage that dies. `--stage bronze|silver|gold` runs one stage in
  * this process (start more of them to split a stage's partitions between instances).
  *
- * SIGINT/SIGTERM stop consuming, let the batch in hand finish and commit, and close clients.
+ * SIGINT/SIGTERM stop consuming, let the batch in hand finish and commit, and close clients; a
+ * repeat within a second is the same stop, a later one exits at once (`shared/shutdown.ts`).
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { loadConfig } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
+import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone, supervisedEnv } from "../shared/supervisor.ts";
 import type { StageName } from "./stage_runner.ts";
 import { runStageWorker, STAGE_V8_FLAGS, STAGES } from "./worker.ts";
@@ -45,12 +47,15 @@ async function main(): Promise<number> {
     secrets,
   });
   const controller = new AbortController();
-  for (const name of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(name, () => {
-      log.info(`${name} received: stopping`);
-      controller.abort();
-    });
-  }
+  const children = new Set<Deno.ChildProcess>();
+  stopOnSignals(controller, {
+    log,
+    skipped: stage ? "without committing the batch in hand" : "killing every stage",
+    onForce: () => {
+      for (const child of children) killQuietly(child, "SIGKILL");
+      Deno.exit(130);
+    },
+  });
   stopWhenSupervisorGone(env, log);
   await prepareLocal(env, config, log);
   if (stage) {
@@ -64,7 +69,7 @@ async function main(): Promise<number> {
     log.info("stopped cleanly");
     return 0;
   }
-  await Promise.all(STAGES.map((s) => supervise(s, controller.signal, log)));
+  await Promise.all(STAGES.map((s) => supervise(s, { signal: controller.signal, log, children })));
   log.info("all stages stopped");
   return 0;
 }
@@ -72,8 +77,12 @@ async function main(): Promise<number> {
 /** Runs one stage as a child process, restarting it with backoff when it exits unasked. */
 async function supervise(
   stage: StageName,
-  signal: AbortSignal,
-  log: ReturnType<typeof createLogger>,
+  { signal, log, children }: {
+    signal: AbortSignal;
+    log: ReturnType<typeof createLogger>;
+    /** The live children, for a forced exit to kill. */
+    children: Set<Deno.ChildProcess>;
+  },
 ): Promise<void> {
   let failures = 0;
   while (!signal.aborted) {
@@ -91,13 +100,11 @@ async function supervise(
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
-    const stop = () => {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-    };
+    children.add(child);
+    const stop = () => killQuietly(child, "SIGTERM");
     signal.addEventListener("abort", stop, { once: true });
     const status = await child.status;
+    children.delete(child);
     signal.removeEventListener("abort", stop);
     if (signal.aborted) return;
     failures++;
@@ -109,6 +116,12 @@ async function supervise(
     });
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
+}
+
+function killQuietly(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch { /* already gone */ }
 }
 
 if (import.meta.main) {

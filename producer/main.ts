@@ -1,7 +1,8 @@
 /**
  * `deno task producer`: reads the config, checks the topics exist, runs the producer until
  * SIGINT or SIGTERM, flushes, and exits 0 (1 if trades accepted from the feed could not be
- * confirmed by Kafka, or on a start-up error; a second signal exits at once with 130).
+ * confirmed by Kafka, or on a start-up error). A signal more than a second after the first exits at
+ * once with 130; repeats within that second are the same Ctrl-C (see `shared/shutdown.ts`).
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { redact } from "../shared/secret.ts";
+import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { createProducer } from "./producer.ts";
@@ -53,16 +55,7 @@ async function main(): Promise<number> {
     }
 
     const controller = new AbortController();
-    const onSignal = (name: string) => () => {
-      if (controller.signal.aborted) {
-        log.error(`second ${name}: exiting without flushing`);
-        Deno.exit(130);
-      }
-      log.info(`${name}: stopping`);
-      controller.abort();
-    };
-    Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
-    Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+    stopOnSignals(controller, { log, skipped: "without flushing" });
     stopWhenSupervisorGone(env, log);
 
     log.info("starting", {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { createLogger } from "../shared/log.ts";
+import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { type Fault, parseFaultFlag } from "./faults.ts";
 import { parseReplay } from "./replay.ts";
@@ -152,12 +153,10 @@ async function main(args: string[]): Promise<number> {
     seed: options.seed,
     replay: v.replay,
   });
-  const stopped = new Promise<void>((resolve) => {
-    Deno.addSignalListener("SIGINT", () => resolve());
-    Deno.addSignalListener("SIGTERM", () => resolve());
-  });
+  const controller = new AbortController();
+  stopOnSignals(controller, { log });
   stopWhenSupervisorGone(Deno.env.toObject(), log);
-  await stopped;
+  await new Promise((resolve) => controller.signal.addEventListener("abort", resolve));
   await simulator.close();
   log.info("stopped", { ...simulator.stats(), connections: undefined });
   return 0;

@@ -13,7 +13,8 @@
  * 5. Shows a live view (terminal) or a summary line every 10 s (not a terminal).
  * 6. Ctrl-C or SIGTERM stops in order: the producer (it flushes to Kafka), the stages (each
  *    finishes its batch and commits), the status endpoint and simulator, then the local servers
- *    only if this run started them. A second Ctrl-C kills everything at once.
+ *    only if this run started them. A second Ctrl-C (a second or more after the first: a
+ *    terminal delivers one Ctrl-C more than once) kills everything at once.
  *
  * A child that dies before the pipeline is ready fails the start: everything is stopped and its
  * last lines are shown. Once running, a child that dies is reported and restarted with backoff:
@@ -40,6 +41,7 @@ import { type Config, CONFIG_VARIABLES, loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
+import { createSignalGate } from "../shared/shutdown.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
 import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
@@ -253,9 +255,12 @@ async function main(args: string[]): Promise<number> {
     stopState.reason = reason;
     stopController.abort();
   }
+  const signalGate = createSignalGate();
   function onSignal(name: string) {
     return () => {
-      if (stopState.reason) {
+      const decision = signalGate();
+      if (decision === "repeat") return;
+      if (decision === "force" || stopState.reason) {
         leaveView();
         out.warn(`second ${name}: killing every process now (no flush, no commit)`);
         for (const entry of entries.values()) entry.child.kill();

@@ -11,6 +11,7 @@ import { loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
+import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
@@ -39,9 +40,7 @@ async function main(): Promise<number> {
   const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
   const log = createLogger("status", { level: config.logLevel, secrets });
   const controller = new AbortController();
-  for (const name of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(name, () => controller.abort());
-  }
+  stopOnSignals(controller, { log });
   stopWhenSupervisorGone(env, log);
   await prepareLocal(env, config, log);
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });

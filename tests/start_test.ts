@@ -102,7 +102,10 @@ async function untilReady(run: Running, label: string): Promise<void> {
   }, { timeoutMs: 180_000, intervalMs: 250 });
 }
 
+/** One Ctrl-C as a terminal delivers it to a task runner's group: twice, milliseconds apart. */
 async function stopWithSigint(run: Running): Promise<{ code: number; stdout: string }> {
+  run.process.kill("SIGINT");
+  await new Promise((resolve) => setTimeout(resolve, 5));
   run.process.kill("SIGINT");
   const result = await run.done;
   return result;
