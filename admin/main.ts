@@ -10,7 +10,7 @@
  */
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
-import { type Config, loadConfig } from "../shared/config.ts";
+import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError, type Logger } from "../shared/log.ts";
 import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
@@ -32,7 +32,7 @@ async function main(command: string | undefined, rest: string[]): Promise<number
   const config = loadConfig(env);
   const log = createLogger(`admin.${command}`, {
     level: config.logLevel,
-    secrets: [config.finnhub.apiKey, config.cassandra.password, config.status.token],
+    secrets: secretsOf(config),
   });
   if (command === "lag") return await printLag(config, log);
   if (command === "cql") return await runCql(config, rest[0] ?? "");

@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { prepareLocal } from "../admin/prepare.ts";
-import { loadConfig } from "../shared/config.ts";
+import { loadConfig, secretsOf } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -35,7 +35,7 @@ async function main(): Promise<number> {
   hideKafkajsTimeoutWarning();
   const env = Deno.env.toObject();
   const config = loadConfig(env);
-  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const secrets = secretsOf(config);
   const stage = values.stage as StageName | undefined;
   if (stage !== undefined && !STAGES.includes(stage)) {
     throw new RangeError(

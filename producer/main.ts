@@ -9,7 +9,7 @@
 import { Partitioners } from "kafkajs";
 import { getHeapStatistics } from "node:v8";
 import { prepareLocal } from "../admin/prepare.ts";
-import { loadConfig } from "../shared/config.ts";
+import { loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { startReporter } from "../shared/reporter.ts";
@@ -30,7 +30,7 @@ async function main(): Promise<number> {
     console.error(`producer: cannot start: ${(error as Error).message}`);
     return 1;
   }
-  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const secrets = secretsOf(config);
   const log = createLogger("producer", { level: config.logLevel, secrets });
   hideKafkajsTimeoutWarning();
   try {

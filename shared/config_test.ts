@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type Config, CONFIG_VARIABLES, configEnv, isolatedNames, loadConfig } from "./config.ts";
+import {
+  type Config,
+  CONFIG_VARIABLES,
+  configEnv,
+  isolatedNames,
+  loadConfig,
+  secretsOf,
+} from "./config.ts";
 import { Secret } from "./secret.ts";
 
 function errorFor(env: Record<string, string>): string {
@@ -278,4 +285,20 @@ Deno.test("isolatedNames() refuses a prefix or id that makes no CQL keyspace, sa
     },
   );
   assert.equal(isolatedNames("p".repeat(37), "0123456789").CASSANDRA_KEYSPACE!.length, 48);
+});
+
+Deno.test("secretsOf() returns every secret variable's value, and only those", () => {
+  const config = loadConfig({
+    FINNHUB_API_KEY: "sk-live-123456",
+    CASSANDRA_PASSWORD: "hunter2-pw",
+    STATUS_TOKEN: "tok-987",
+  });
+  const secrets = secretsOf(config);
+  assert.equal(secrets.length, CONFIG_VARIABLES.filter((v) => v.secret).length);
+  assert.ok(secrets.every((s) => s instanceof Secret));
+  assert.deepEqual(secrets.map((s) => s.reveal()).sort(), [
+    "hunter2-pw",
+    "sk-live-123456",
+    "tok-987",
+  ]);
 });

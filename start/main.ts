@@ -37,7 +37,7 @@ import {
   stopService,
 } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
-import { type Config, CONFIG_VARIABLES, loadConfig } from "../shared/config.ts";
+import { type Config, CONFIG_VARIABLES, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
@@ -199,7 +199,7 @@ async function main(args: string[]): Promise<number> {
     );
     return 1;
   }
-  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const secrets = secretsOf(config);
   const out = createOutput(Deno.stdout.isTerminal() && !flags.plain, secrets);
   const t0 = performance.now();
   const startedAt = Date.now();

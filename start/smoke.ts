@@ -24,7 +24,7 @@ import type cassandra from "cassandra-driver";
 import type { Consumer } from "kafkajs";
 import { decode } from "../shared/avro.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
-import { type Config, loadConfig } from "../shared/config.ts";
+import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`smoke: cannot start: ${(error as Error).message}`);
     return 2;
   }
-  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const secrets = secretsOf(config);
   const say = (line: string) => console.log(redact(line, secrets));
   const simulatorUrl = args.simulatorUrl ?? `http://127.0.0.1:${config.simulator.port}`;
   const statusUrl = args.statusUrl ??

@@ -7,7 +7,7 @@
  */
 import { prepareLocal } from "../admin/prepare.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
-import { loadConfig } from "../shared/config.ts";
+import { loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
@@ -37,7 +37,7 @@ async function main(): Promise<number> {
   hideKafkajsTimeoutWarning();
   const env = Deno.env.toObject();
   const config = loadConfig(env);
-  const secrets = [config.finnhub.apiKey, config.cassandra.password, config.status.token];
+  const secrets = secretsOf(config);
   const log = createLogger("status", { level: config.logLevel, secrets });
   const controller = new AbortController();
   stopOnSignals(controller, { log });
