@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
-import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
-import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 import { README_CONFIG_BEGIN, README_CONFIG_END, renderReadmeConfigTable } from "./env_example.ts";
+import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));

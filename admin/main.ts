@@ -13,8 +13,8 @@ import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError, type Logger } from "../shared/log.ts";
-import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
-import { consumerLag } from "../status/lag.ts";
+import { inputTopicOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
+import { consumerLag } from "../shared/lag.ts";
 
 const USAGE = 'Usage: deno task topics | deno task schema | deno task lag | deno task cql "<CQL>"';
 
@@ -106,10 +106,7 @@ async function printLag(config: Config, log: Logger): Promise<number> {
     }
     const rows = await consumerLag(
       admin,
-      STAGES.map((stage) => ({
-        group: groupIdOf(config, stage),
-        topic: inputTopicOf(config, stage),
-      })),
+      stageSubscriptions(config),
     );
     console.log(["group", "topic", "partition", "log_end", "committed", "lag"].join("\t"));
     for (const r of rows) {

@@ -39,7 +39,6 @@
 import { parseArgs } from "node:util";
 import type cassandra from "cassandra-driver";
 import type { Admin } from "kafkajs";
-import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
@@ -47,7 +46,6 @@ import { createLogger, describeError } from "../shared/log.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
 import type { WorkerRole } from "../shared/types.ts";
 import { type Collector, createCollector, type WorkerView } from "../status/collector.ts";
-import { consumerLag } from "../status/lag.ts";
 import { cleanup, provision, randomId } from "../tests/helpers.ts";
 import {
   DEFAULT_LAG_CRITERION,
@@ -63,6 +61,8 @@ import {
   seriesSum,
 } from "./pipeline_stats.ts";
 import { CLOCK_TICKS, cpuTicks, machineTicks, rssBytes, servicePid } from "./proc_stats.ts";
+import { groupIdOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
+import { consumerLag } from "../shared/lag.ts";
 
 const ROOT = new URL("../", import.meta.url);
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -710,10 +710,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     );
     pids.set("kafka", servicePid("kafka"));
     pids.set("cassandra", servicePid("cassandra"));
-    const subscriptions = STAGES.map((stage) => ({
-      group: groupIdOf(config, stage),
-      topic: inputTopicOf(config, stage),
-    }));
+    const subscriptions = stageSubscriptions(config);
     const probes: Probes = { pids, admin, subscriptions, session, collector, started, signal };
     const samples: Samples = {
       rssMax: new Map(),

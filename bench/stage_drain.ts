@@ -17,14 +17,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { groupIdOf, inputTopicOf } from "../processor/worker.ts";
-import type { StageName } from "../processor/stage_runner.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger } from "../shared/log.ts";
-import { consumerLag } from "../status/lag.ts";
 import { cleanup, provision, randomId } from "../tests/helpers.ts";
 import { CLOCK_TICKS, cpuTicks, rssBytes, servicePid } from "./proc_stats.ts";
+import { groupIdOf, inputTopicOf, type StageName } from "../shared/topology.ts";
+import { consumerLag } from "../shared/lag.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

@@ -16,8 +16,8 @@ import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone, supervisedEnv } from "../shared/supervisor.ts";
-import type { StageName } from "./stage_runner.ts";
-import { runStageWorker, STAGE_V8_FLAGS, STAGES } from "./worker.ts";
+import { runStageWorker } from "./worker.ts";
+import { STAGE_V8_FLAGS, type StageName, STAGES } from "../shared/topology.ts";
 
 const USAGE = `Usage: deno task processor [--stage bronze|silver|gold]
 

@@ -12,9 +12,7 @@ import type { Consumer, KafkaMessage } from "kafkajs";
 import { isRetriable } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
-
-/** The stages of the processor. */
-export type StageName = "bronze" | "silver" | "gold";
+import type { StageName } from "../shared/topology.ts";
 
 /** One batch of one partition, in offset order. */
 export interface StageBatch {

@@ -16,17 +16,8 @@ import { createBronzeStage } from "./bronze/bronze_stage.ts";
 import type { Candle } from "./gold/candle.ts";
 import { createGoldStage } from "./gold/gold_stage.ts";
 import { createSilverStage } from "./silver/silver_stage.ts";
-import { runStage, type Stage, type StageName } from "./stage_runner.ts";
-
-/**
- * V8 flags a stage process runs with (`deno task processor` passes them to each stage): a
- * bounded old generation keeps a worker's memory under 200 MB; a stage's live data is a batch
- * or two and, in gold, the open candles.
- */
-export const STAGE_V8_FLAGS = "--max-old-space-size=128,--max-semi-space-size=8";
-
-/** The stages, in pipeline order. */
-export const STAGES: readonly StageName[] = ["bronze", "silver", "gold"];
+import { groupIdOf, inputTopicOf, type StageName } from "../shared/topology.ts";
+import { runStage, type Stage } from "./stage_runner.ts";
 
 /** Options of {@linkcode runStageWorker}. */
 export interface StageWorkerOptions {
@@ -39,16 +30,6 @@ export interface StageWorkerOptions {
   readonly groupId?: string;
   /** Called with every gold candle written (gold only). */
   readonly onCandle?: (candle: Candle) => void;
-}
-
-/** The consumer group of a stage. */
-export function groupIdOf(config: Config, stage: StageName): string {
-  return `${config.kafka.groupPrefix}.${stage}`;
-}
-
-/** The topic a stage consumes. */
-export function inputTopicOf(config: Config, stage: StageName): string {
-  return stage === "gold" ? config.kafka.topics.silver : config.kafka.topics.raw;
 }
 
 /** Builds the stage object over the given clients. */

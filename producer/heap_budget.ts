@@ -1,9 +1,9 @@
 /**
  * The producer's heap bound and what its buffer may take of it. Every way the producer is run
- * (`deno task producer`, `deno task start`, compose, the fault suite) passes
- * {@linkcode PRODUCER_V8_FLAGS}, the bound the stages have: the heap stays at what the workload
- * needs (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS), and a leak
- * ends in an out-of-memory exit instead of a slow swell of the machine.
+ * (`deno task producer`, `deno task start`, compose, the fault suite) passes `PRODUCER_V8_FLAGS`
+ * (`shared/topology.ts`), the bound the stages have: the heap stays at what the workload needs
+ * (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS), and a leak ends in
+ * an out-of-memory exit instead of a slow swell of the machine.
  *
  * The buffer that holds trades while Kafka is slow or down lives in the Kafka worker's heap, and
  * its bound is a config value, so the producer refuses at start a buffer that could not fit:
@@ -11,12 +11,7 @@
  *
  * @module
  */
-
-/**
- * V8 flags of a producer process: the bound the stages have (`STAGE_V8_FLAGS`). Each isolate
- * (the main thread and the Kafka worker) gets this heap limit.
- */
-export const PRODUCER_V8_FLAGS = "--max-old-space-size=128,--max-semi-space-size=8";
+import { PRODUCER_V8_FLAGS } from "../shared/topology.ts";
 
 /**
  * Heap one buffered trade is budgeted at: `bench/producer_buffer_memory.ts` measured 175 bytes

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  BUFFERED_TRADE_HEAP_BYTES,
-  checkBufferFitsHeap,
-  maxBufferTrades,
-  PRODUCER_V8_FLAGS,
-} from "./heap_budget.ts";
+import { BUFFERED_TRADE_HEAP_BYTES, checkBufferFitsHeap, maxBufferTrades } from "./heap_budget.ts";
+import { PRODUCER_V8_FLAGS } from "../shared/topology.ts";
 
 const MIB = 1024 * 1024;
 /** `heap_size_limit` under PRODUCER_V8_FLAGS: 128 MiB old space and three 8 MiB semi-spaces. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PRODUCER_V8_FLAGS } from "./heap_budget.ts";
+import { PRODUCER_V8_FLAGS } from "../shared/topology.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 

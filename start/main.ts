@@ -43,8 +43,6 @@ import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import { createSignalGate } from "../shared/shutdown.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
-import { STAGE_V8_FLAGS } from "../processor/worker.ts";
-import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
 import { type Child, type ChildExit, createChild } from "./child.ts";
 import { type NeededPort, portFree, portHolder, portTakenMessage } from "./ports.ts";
 import {
@@ -58,6 +56,7 @@ import {
   summaryLine,
   type ViewState,
 } from "./view.ts";
+import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
 
 const USAGE = `Usage: deno task start [--plain]
 

@@ -29,7 +29,6 @@ import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import type { DeadLetter } from "../shared/types.ts";
-import { consumerLag } from "../status/lag.ts";
 import {
   type ActualCandle,
   candleDifferences,
@@ -47,10 +46,11 @@ import {
   smokeSymbol,
   type SmokeTrade,
 } from "./smoke_plan.ts";
+import { consumerLag } from "../shared/lag.ts";
+import { stageSubscriptions } from "../shared/topology.ts";
 
 const POLL_MS = 500;
 const FETCH_TIMEOUT_MS = 5_000;
-const STAGES = ["bronze", "silver", "gold"] as const;
 
 function displayHost(host: string): string {
   if (host === "0.0.0.0") return "127.0.0.1";
@@ -476,10 +476,7 @@ function buildProbes(
     async run() {
       const partitions = await consumerLag(
         admin,
-        STAGES.map((stage) => ({
-          group: `${config.kafka.groupPrefix}.${stage}`,
-          topic: stage === "gold" ? config.kafka.topics.silver : config.kafka.topics.raw,
-        })),
+        stageSubscriptions(config),
       );
       const byGroup = new Map<string, number>();
       for (const p of partitions) byGroup.set(p.group, (byGroup.get(p.group) ?? 0) + p.lag);

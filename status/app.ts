@@ -17,7 +17,7 @@ import type { WorkerRole } from "../shared/types.ts";
 import { type Labels, MetricsRegistry, renderPrometheus } from "../shared/metrics.ts";
 import type { Secret } from "../shared/secret.ts";
 import type { WorkerView } from "./collector.ts";
-import type { PartitionLag } from "./lag.ts";
+import type { PartitionLag } from "../shared/lag.ts";
 
 /** What the app reads; `main.ts` wires the real sources, tests pass their own. */
 export interface StatusSources {

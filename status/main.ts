@@ -16,8 +16,8 @@ import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
 import { createMarketService } from "./market/market.ts";
-import { consumerLag } from "./lag.ts";
-import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
+import { consumerLag } from "../shared/lag.ts";
+import { stageSubscriptions } from "../shared/topology.ts";
 
 /** Caches an async value for `ms`, so a burst of scrapes asks Kafka once. */
 function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
@@ -54,10 +54,7 @@ async function main(): Promise<number> {
   });
   await admin.connect();
   await collector.start();
-  const subscriptions = STAGES.map((stage) => ({
-    group: groupIdOf(config, stage),
-    topic: inputTopicOf(config, stage),
-  }));
+  const subscriptions = stageSubscriptions(config);
   const sources = {
     workers: () => collector.workers(),
     lag: cached(1000, () => consumerLag(admin, subscriptions)),

@@ -10,8 +10,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { checkHealth } from "../docker/healthcheck.ts";
-import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
-import { STAGE_V8_FLAGS } from "../processor/worker.ts";
+import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const COMPOSE_FILE = "docker-compose.yml";

@@ -17,17 +17,17 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { Secret } from "../shared/secret.ts";
 import type { RawTrade } from "../shared/types.ts";
-import { groupIdOf, inputTopicOf, runStageWorker, STAGES } from "../processor/worker.ts";
-import type { StageName } from "../processor/stage_runner.ts";
+import { runStageWorker } from "../processor/worker.ts";
 import { createProducer } from "../producer/producer.ts";
 import { producerMetricsSnapshot } from "../producer/prometheus.ts";
 import { type Simulator, startSimulator } from "../simulator/server.ts";
 import { createStatusApp } from "../status/app.ts";
 import { createMarketService } from "../status/market/market.ts";
 import { createCollector } from "../status/collector.ts";
-import { consumerLag } from "../status/lag.ts";
 import { cleanup, provision, randomId, testConfig, waitFor } from "./helpers.ts";
 import { parseExposition, rolesUp } from "./prometheus_text.ts";
+import { type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
+import { consumerLag } from "../shared/lag.ts";
 
 /** kafkajs keeps timers and sockets past `disconnect()`. */
 export const observedTestOptions = { sanitizeOps: false, sanitizeResources: false };
@@ -118,10 +118,7 @@ export async function startObservedPipeline(
     });
     await collector.start();
     closers.push({ what: "collector", close: () => collector.stop() });
-    const subscriptions = STAGES.map((stage) => ({
-      group: groupIdOf(config, stage),
-      topic: inputTopicOf(config, stage),
-    }));
+    const subscriptions = stageSubscriptions(config);
     const sources = {
       workers: () => collector.workers(),
       lag: () => consumerLag(admin, subscriptions),

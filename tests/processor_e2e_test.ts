@@ -9,7 +9,7 @@ import { hourBucket } from "../shared/buckets.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
-import { runStageWorker, STAGES } from "../processor/worker.ts";
+import { runStageWorker } from "../processor/worker.ts";
 import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
 import {
   assertGoldMatches,
@@ -19,6 +19,7 @@ import {
 } from "./pipeline_assertions.ts";
 import { computeReference } from "./reference.ts";
 import { generateFeed, groundTruthNdjson, produceFeed } from "./trade_feed.ts";
+import { STAGES } from "../shared/topology.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

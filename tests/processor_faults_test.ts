@@ -35,8 +35,6 @@ import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
-import type { StageName } from "../processor/stage_runner.ts";
-import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
 import { cleanup, provision, randomId, session, testConfig, waitFor } from "./helpers.ts";
 import {
   assertGoldMatches,
@@ -49,6 +47,7 @@ import {
 } from "./pipeline_assertions.ts";
 import { computeReference, type Reference } from "./reference.ts";
 import { generateFeed, groundTruthNdjson, produceFeed, type SentTrade } from "./trade_feed.ts";
+import { groupIdOf, inputTopicOf, type StageName, STAGES } from "../shared/topology.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const MAIN = new URL("../processor/main.ts", import.meta.url).pathname;

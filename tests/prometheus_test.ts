@@ -9,11 +9,11 @@
  * runs as root, and otherwise the test fails saying how to install it.
  */
 import assert from "node:assert/strict";
-import { groupIdOf, STAGES } from "../processor/worker.ts";
 import { waitFor } from "./helpers.ts";
 import { loadGrafanaFiles } from "./grafana_queries.ts";
 import { observedTestOptions, startObservedPipeline } from "./observed_pipeline.ts";
 import { ensurePrometheus, type PrometheusServer, startPrometheus } from "./prometheus_server.ts";
+import { groupIdOf, STAGES } from "../shared/topology.ts";
 
 /** What Grafana puts in for its interval variables (the pipeline dashboard's rate windows). */
 function fillIntervals(expr: string): string {

@@ -20,8 +20,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { isolatedNames, loadConfig } from "../shared/config.ts";
-import { STAGE_V8_FLAGS, STAGES } from "../processor/worker.ts";
-import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
+import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS, STAGES } from "../shared/topology.ts";
 
 const START = new URL("../start/main.ts", import.meta.url).pathname;
 

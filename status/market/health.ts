@@ -5,8 +5,8 @@
  * @module
  */
 import type { WorkerView } from "../collector.ts";
-import type { PartitionLag } from "../lag.ts";
 import { throughput } from "../app.ts";
+import type { PartitionLag } from "../../shared/lag.ts";
 
 /** One worker role's line of the strip. */
 export interface RoleHealth {

@@ -20,7 +20,6 @@ import type { Context, Hono } from "hono";
 import type { Kafka } from "kafkajs";
 import type { Config } from "../../shared/config.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
-import { groupIdOf, STAGES } from "../../processor/worker.ts";
 import type { StatusSources } from "../app.ts";
 import { createAssets } from "./assets.ts";
 import { createCandleFeed } from "./feed.ts";
@@ -34,6 +33,7 @@ import {
   queryOf,
 } from "./params.ts";
 import { createMarketStore, type MarketStore } from "./store.ts";
+import { groupIdOf, STAGES } from "../../shared/topology.ts";
 
 /** Options of {@linkcode mountMarket}. */
 export interface MarketRoutesOptions {

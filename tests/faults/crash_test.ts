@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { mulberry32 } from "../../shared/random.ts";
-import { STAGES } from "../../processor/worker.ts";
 import { waitFor } from "../helpers.ts";
 import {
   account,
@@ -22,6 +21,7 @@ import {
   startWorkers,
   testOptions,
 } from "./harness.ts";
+import { STAGES } from "../../shared/topology.ts";
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -24,9 +24,6 @@ import { createKafka } from "../../shared/kafka.ts";
 import { createLogger, silentLogger } from "../../shared/log.ts";
 import type { MetricsSnapshot } from "../../shared/metrics.ts";
 import type { DeadLetter, RawTrade } from "../../shared/types.ts";
-import { groupIdOf, inputTopicOf, STAGE_V8_FLAGS, STAGES } from "../../processor/worker.ts";
-import { PRODUCER_V8_FLAGS } from "../../producer/heap_budget.ts";
-import type { StageName } from "../../processor/stage_runner.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
 import { cleanup, provision, randomId, session, testConfig, waitFor } from "../helpers.ts";
@@ -38,6 +35,14 @@ import {
   total,
 } from "../pipeline_assertions.ts";
 import { computeReference, type Reference } from "../reference.ts";
+import {
+  groupIdOf,
+  inputTopicOf,
+  PRODUCER_V8_FLAGS,
+  STAGE_V8_FLAGS,
+  type StageName,
+  STAGES,
+} from "../../shared/topology.ts";
 
 /** `FAULT_SUITE=full`: the long variant (what `deno task test:faults` runs). */
 export const FULL = Deno.env.get("FAULT_SUITE") === "full";

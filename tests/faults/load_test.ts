@@ -7,7 +7,6 @@
  * Needs a quiet machine: `FAULT_LOAD=1 deno test -A tests/faults/load_test.ts`.
  */
 import assert from "node:assert/strict";
-import { STAGES } from "../../processor/worker.ts";
 import { waitFor } from "../helpers.ts";
 import {
   assertLagZero,
@@ -24,6 +23,7 @@ import {
 } from "./harness.ts";
 import { decode } from "../../shared/avro.ts";
 import { countRows, goldTradeCount, readGold, total } from "../pipeline_assertions.ts";
+import { STAGES } from "../../shared/topology.ts";
 
 const ENABLED = FULL || Deno.env.get("FAULT_LOAD") === "1";
 const RATE = Number(Deno.env.get("FAULT_LOAD_RATE") ?? "8000");

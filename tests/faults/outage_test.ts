@@ -11,8 +11,6 @@ import {
   startService,
   stopService,
 } from "../../local_services/services.ts";
-import { STAGES } from "../../processor/worker.ts";
-import { groupIdOf, inputTopicOf } from "../../processor/worker.ts";
 import { waitFor } from "../helpers.ts";
 import {
   account,
@@ -26,6 +24,7 @@ import {
   startWorkers,
   testOptions,
 } from "./harness.ts";
+import { groupIdOf, inputTopicOf, STAGES } from "../../shared/topology.ts";
 
 const OUTAGE_MS = FULL ? 30_000 : 15_000;
 
