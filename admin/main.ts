@@ -9,9 +9,10 @@
  * @module
  */
 import { ensureServices } from "../local_services/services.ts";
-import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
+import { createCassandraClient } from "../shared/cassandra.ts";
+import { provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError, type Logger } from "../shared/log.ts";
 import { inputTopicOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
@@ -38,26 +39,15 @@ async function main(command: string | undefined, rest: string[]): Promise<number
   if (command === "cql") return await runCql(config, rest[0] ?? "");
   await ensureServices(env, { log: (line) => log.info(line) });
   if (command === "topics") {
-    const admin = createKafka(config.kafka, log, { clientIdSuffix: "admin" }).admin();
-    await admin.connect();
-    try {
-      for (const outcome of await ensureTopics(admin, config.kafka)) {
-        log.info(`topic ${outcome.topic}: ${outcome.action}`, { partitions: outcome.partitions });
-      }
-    } finally {
-      await admin.disconnect();
+    for (const outcome of await provisionTopics(config, log)) {
+      log.info(`topic ${outcome.topic}: ${outcome.action}`, { partitions: outcome.partitions });
     }
     return 0;
   }
-  const client = createCassandraClient(config.cassandra, { applicationName: "market-admin" });
-  try {
-    const statements = await applySchema(client, config.cassandra);
-    log.info(`schema applied to keyspace ${config.cassandra.keyspace}`, {
-      statements: statements.length,
-    });
-  } finally {
-    await client.shutdown();
-  }
+  const statements = await provisionSchema(config);
+  log.info(`schema applied to keyspace ${config.cassandra.keyspace}`, {
+    statements: statements.length,
+  });
   return 0;
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { prepareLocal } from "../admin/prepare.ts";
+import { prepareLocal } from "../shared/provision.ts";
 import { loadConfig, secretsOf } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";

@@ -8,7 +8,7 @@
  */
 import { Partitioners } from "kafkajs";
 import { getHeapStatistics } from "node:v8";
-import { prepareLocal } from "../admin/prepare.ts";
+import { prepareLocal } from "../shared/provision.ts";
 import { loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";

@@ -36,10 +36,11 @@ import {
   type ServiceName,
   stopService,
 } from "../local_services/services.ts";
-import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
+import { createCassandraClient } from "../shared/cassandra.ts";
+import { provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { type Config, CONFIG_VARIABLES, loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { describeError, silentLogger } from "../shared/log.ts";
+import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { describeError } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import { createSignalGate } from "../shared/shutdown.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
@@ -751,43 +752,15 @@ async function answers(url: string, config: Config | null): Promise<boolean> {
 
 /** Creates every topic and applies the schema (both idempotent), local or external servers. */
 async function prepareTopicsAndSchema(config: Config, out: Output): Promise<void> {
-  const brokers = config.kafka.brokers.join(",");
-  const admin = createKafka(config.kafka, silentLogger(), { clientIdSuffix: "start" }).admin();
-  try {
-    await admin.connect();
-  } catch (error) {
-    throw new Error(
-      `cannot reach Kafka at ${brokers} (KAFKA_BROKERS): ${describeError(error)}. Check that ` +
-        "Kafka runs there, or leave KAFKA_BROKERS unset to use (and start) the local one",
-    );
-  }
-  try {
-    const outcomes = await ensureTopics(admin, config.kafka);
-    const created = outcomes.filter((o) => o.action === "created").map((o) => o.topic);
-    out.say(
-      created.length > 0
-        ? `created topics ${created.join(", ")}`
-        : `topics present (${outcomes.length})`,
-    );
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
-  const client = createCassandraClient(config.cassandra, { applicationName: "market-start" });
-  try {
-    try {
-      await client.connect();
-    } catch (error) {
-      throw new Error(
-        `cannot reach Cassandra at ${config.cassandra.contactPoints.join(",")} ` +
-          `(CASSANDRA_CONTACT_POINTS): ${describeError(error)}. Check that Cassandra runs ` +
-          "there, or leave CASSANDRA_CONTACT_POINTS unset to use (and start) the local one",
-      );
-    }
-    await applySchema(client, config.cassandra);
-    out.say(`schema applied to keyspace ${config.cassandra.keyspace}`);
-  } finally {
-    await client.shutdown().catch(() => {});
-  }
+  const outcomes = await provisionTopics(config);
+  const created = outcomes.filter((o) => o.action === "created").map((o) => o.topic);
+  out.say(
+    created.length > 0
+      ? `created topics ${created.join(", ")}`
+      : `topics present (${outcomes.length})`,
+  );
+  await provisionSchema(config);
+  out.say(`schema applied to keyspace ${config.cassandra.keyspace}`);
 }
 
 /** Reads what the view shows: `/status`, `/metrics` and the latest 5m candle per symbol. */

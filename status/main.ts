@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { prepareLocal } from "../admin/prepare.ts";
+import { prepareLocal } from "../shared/provision.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
