@@ -34,8 +34,11 @@ export interface Stage {
    * shared across partitions). Default false: batches and ticks never overlap.
    */
   readonly concurrentPartitions?: boolean;
-  /** Called when the group reassigns partitions, before any batch of the new assignment. */
-  onRebalance?(): void;
+  /**
+   * Called when the group reassigns partitions, before any batch of the new assignment, with
+   * the partitions of the input topic now assigned to this worker.
+   */
+  onRebalance?(partitions: readonly number[]): void;
   /** Called every `tickMs` while running, serialised with batches. */
   tick?(): Promise<void>;
   /** Flushes and releases the stage's own resources (not the clients it was given). */
@@ -114,7 +117,7 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     log.info("joined group", { memberAssignment: event.payload.memberAssignment });
-    stage.onRebalance?.();
+    stage.onRebalance?.(event.payload.memberAssignment[topic] ?? []);
   });
   consumer.on(consumer.events.CRASH, (event) => {
     const error = event.payload.error;

@@ -37,13 +37,21 @@ const TYPE_INFO: Record<CachedType, unknown> = {
 /** A value of a {@linkcode CachedType}: `timestamp` takes a Date or milliseconds. */
 export type CachedValue = string | number | boolean | Date | readonly string[] | null;
 
+/** Options of {@linkcode encodedValues}. */
+export interface EncodedValuesOptions {
+  /** Called each time the cache was full and starts over (to count it). Default none. */
+  readonly onReset?: () => void;
+}
+
 /**
  * Returns a function that gives the serialised bytes of a `type` value (null for null), from a
- * cache of at most `maxEntries` values (emptied when full).
+ * cache of at most `maxEntries` values (emptied when full, so many distinct values, such as
+ * symbols, cost re-encoding and never memory).
  */
 export function encodedValues(
   type: CachedType,
   maxEntries = 10_000,
+  options: EncodedValuesOptions = {},
 ): (value: CachedValue) => Buffer | null {
   const typeInfo = TYPE_INFO[type];
   const cache = new Map<string | number | boolean, Buffer | null>();
@@ -52,7 +60,10 @@ export function encodedValues(
     const key = keyOf(value);
     let bytes = cache.get(key);
     if (bytes === undefined) {
-      if (cache.size >= maxEntries) cache.clear();
+      if (cache.size >= maxEntries) {
+        cache.clear();
+        options.onReset?.();
+      }
       const plain = Array.isArray(value) ? [...value] : value;
       // The driver's own bytes; null for an empty list, as the driver sends it.
       bytes = encoder.encode(

@@ -33,11 +33,14 @@ Deno.test("encodedValues reuses the bytes of a repeated value and tells lists ap
   assert.equal(list(["a", "b"]), list(["a", "b"]));
   assert.notEqual(hex(list(["a\u0000", "b"])), hex(list(["a", "\u0000b"])));
   assert.notEqual(hex(list(["a,b"])), hex(list(["a", "b"])));
-  const text = encodedValues("text", 2);
+  let resets = 0;
+  const text = encodedValues("text", 2, { onReset: () => resets++ });
   const first = text("x");
   assert.equal(text("x"), first);
   text("y");
+  assert.equal(resets, 0);
   text("z"); // full: the cache starts over
+  assert.equal(resets, 1, "the reset is reported");
   assert.notEqual(text("x"), first);
   assert.equal(hex(text("x")), hex(first));
 });

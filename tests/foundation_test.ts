@@ -128,6 +128,13 @@ Deno.test({
         [HOUR],
         { prepare: true },
       );
+      // Gold's open-windows index has key columns only: its TTL is the table's.
+      const index = (await client.execute(
+        `SELECT default_time_to_live FROM system_schema.tables
+          WHERE keyspace_name = ? AND table_name = 'gold_open_windows'`,
+        [config.cassandra.keyspace],
+      )).first();
+      assert.equal(index.get("default_time_to_live"), 90 * 86_400, "gold_open_windows TTL");
       const latest = (await client.execute(
         "SELECT price, TTL(price) FROM latest_prices WHERE symbol = 'AAPL'",
       )).first();
@@ -209,6 +216,8 @@ Deno.test({
         [config.cassandra.keyspace],
       )).rows.map((r) => r.get("table_name")).sort();
       assert.deepEqual(tables, [
+        "gold_open_windows",
+        "gold_partitions",
         "latest_prices",
         "trades_bronze",
         "trades_gold_1h",

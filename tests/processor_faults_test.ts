@@ -20,7 +20,7 @@ import { mulberry32 } from "../shared/random.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type Admin, AssignerProtocol, type KafkaMessage, type Producer } from "kafkajs";
-import type cassandra from "cassandra-driver";
+import cassandra from "cassandra-driver";
 import {
   cassandraReachable,
   servicesStatus,
@@ -35,6 +35,7 @@ import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
+import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../processor/gold/window.ts";
 import { cleanup, provision, randomId, session, testConfig, waitFor } from "./helpers.ts";
 import {
   assertGoldMatches,
@@ -915,6 +916,209 @@ Deno.test({
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
       await client.shutdown();
+      await cleanupUnlessKept(config, passed);
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Finality of windows open when gold dies
+// ---------------------------------------------------------------------------------------------
+
+/** Lateness of the finality tests: longer than a killed member takes to be replaced (~8 s). */
+const FINALITY_LATENESS_MS = 15_000;
+
+/**
+ * Trades that leave windows open: for each of 12 symbols, three trades 3, 2 and 1 s before `end`
+ * (an hour mark, so the symbol's 5m and 1h windows both end there). Every partition's watermark
+ * then sits 1 s before `end` minus the lateness, and its windows fall due `1 s + lateness` after
+ * gold saw the last trade, once its partition has been idle that long.
+ */
+function openWindowFeed(end: number, ingestTime: number): SentTrade[] {
+  const symbols = [
+    "AAPL",
+    "MSFT",
+    "TSLA",
+    "NVDA",
+    "AMZN",
+    "META",
+    "GOOG",
+    "NFLX",
+    "AMD",
+    "INTC",
+    "BINANCE:BTCUSDT",
+    "OANDA:EUR_USD",
+  ];
+  return symbols.flatMap((s, i) =>
+    [3000, 2000, 1000].map((before, k) => ({
+      trade: {
+        s,
+        p: 100 + i + k / 4,
+        t: end - before,
+        v: s.startsWith("OANDA:") ? 0 : 1 + k,
+        c: null,
+        ingestTime,
+        connectionId: "finality",
+        frameSeq: i * 3 + k + 1,
+        tradeIndex: 0,
+      },
+      seq: i * 3 + k,
+    }))
+  );
+}
+
+/** `is_final` and `trade_count` of each symbol's 5m and 1h window ending at `end`. */
+async function windowsEndingAt(
+  client: cassandra.Client,
+  symbols: readonly string[],
+  end: number,
+): Promise<Map<string, { final: boolean; count: number }>> {
+  const out = new Map<string, { final: boolean; count: number }>();
+  for (const interval of ["5m", "1h"] as const) {
+    const start = end - INTERVAL_MS[interval];
+    for (const symbol of symbols) {
+      const row = (await client.execute(
+        `SELECT is_final, trade_count FROM ${GOLD_TABLE[interval]}
+          WHERE symbol = ? AND bucket = ? AND window_start = ?`,
+        [
+          symbol,
+          cassandra.types.LocalDate.fromString(goldBucket(start, interval)),
+          new Date(start),
+        ],
+        { prepare: true },
+      )).first();
+      if (row) {
+        out.set(`${interval} ${symbol}`, {
+          final: row.get("is_final") === true,
+          count: Number(row.get("trade_count")),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Sends {@linkcode openWindowFeed}, waits until gold committed it with every window written and
+ * open, calls `kill` (which kills gold and starts what replaces it) and then watches, sending
+ * nothing more: every window must become final by its due time (the kill time, plus the 1 s
+ * from the last event time to the end, plus the lateness) plus 2 s. Returns how many seconds
+ * past that due time the last window became final.
+ */
+async function assertOpenWindowsFinalizedAfter(
+  fleet: Fleet,
+  config: Config,
+  log: (line: string) => void,
+  kill: () => Promise<void>,
+): Promise<number> {
+  const admin = createKafka(config.kafka, silentLogger()).admin();
+  const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
+  const client = session(config);
+  try {
+    await admin.connect();
+    await producer.connect();
+    const end = hourBucket(Date.now()) - 2 * HOUR;
+    const feed = openWindowFeed(end, Date.now());
+    const symbols = [...new Set(feed.map((f) => f.trade.s))];
+    await produceFeed(producer, config.kafka.topics.raw, feed);
+    await guarded(
+      fleet,
+      waitFor("gold to commit every trade", async () => {
+        return (await committed(admin, config, "gold")) >= feed.length;
+      }, { timeoutMs: 90_000, intervalMs: 50 }),
+    );
+    const before = await windowsEndingAt(client, symbols, end);
+    assert.equal(before.size, symbols.length * 2, "every window has its row");
+    assert.ok([...before.values()].every((w) => !w.final), "every window is open at the kill");
+    const killedAt = Date.now();
+    await kill();
+    const due = killedAt + 1000 + FINALITY_LATENESS_MS;
+    log(`gold killed; windows fall due in ${((due - Date.now()) / 1000).toFixed(1)} s`);
+    const finalAt = new Map<string, number>();
+    await guarded(
+      fleet,
+      waitFor("every window to be final (or 20 s past due)", async () => {
+        const now = Date.now();
+        for (const [key, w] of await windowsEndingAt(client, symbols, end)) {
+          if (w.final && !finalAt.has(key)) finalAt.set(key, now);
+        }
+        return finalAt.size === symbols.length * 2 || now > due + 20_000;
+      }, { timeoutMs: 120_000, intervalMs: 100 }),
+    );
+    const late = Math.max(...[...finalAt.values()].map((t) => t - due)) / 1000;
+    log(
+      `${finalAt.size} of ${symbols.length * 2} windows final; last ${
+        late.toFixed(2)
+      } s past due (allowed 2 s)`,
+    );
+    assert.equal(finalAt.size, symbols.length * 2, "every window became final");
+    assert.ok(late <= 2, `the last window became final ${late.toFixed(2)} s past due`);
+    const after = await windowsEndingAt(client, symbols, end);
+    for (const [key, w] of after) assert.equal(w.count, 3, `${key}: every trade, once`);
+    return late;
+  } finally {
+    await producer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+    await client.shutdown();
+  }
+}
+
+Deno.test({
+  name: "gold killed with windows open and restarted finalizes them on time with nothing more sent",
+  ...opts,
+  async fn() {
+    const log = progress("finality after restart");
+    const { env, config } = freshConfig({
+      GOLD_ALLOWED_LATENESS_MS: String(FINALITY_LATENESS_MS),
+    });
+    await provision(config);
+    const fleet = await createFleet(env, "finality-restart");
+    let passed = false;
+    try {
+      for (const stage of STAGES) await spawnStage(fleet, stage, stage);
+      let gold = fleet.processes.find((p) => p.stage === "gold")!;
+      await assertOpenWindowsFinalizedAfter(fleet, config, log, async () => {
+        await killStage(gold);
+        gold = await spawnStage(fleet, "gold", "gold");
+      });
+      passed = true;
+    } finally {
+      await stopFleet(fleet, passed);
+      await cleanupUnlessKept(config, passed);
+    }
+  },
+});
+
+Deno.test({
+  name: "the surviving gold instance finalizes the windows a killed instance left open",
+  ...opts,
+  async fn() {
+    const log = progress("finality after rebalance");
+    const { env, config } = freshConfig({
+      GOLD_ALLOWED_LATENESS_MS: String(FINALITY_LATENESS_MS),
+    });
+    await provision(config);
+    const fleet = await createFleet(env, "finality-rebalance");
+    const admin = createKafka(config.kafka, silentLogger()).admin();
+    let passed = false;
+    try {
+      await admin.connect();
+      for (const stage of ["bronze", "silver"] as const) await spawnStage(fleet, stage, stage);
+      const a = await spawnStage(fleet, "gold", "gold-a");
+      await spawnStage(fleet, "gold", "gold-b");
+      await guarded(
+        fleet,
+        waitFor("two gold instances to share the partitions", async () => {
+          const group = await groupMembers(admin, config, "gold");
+          return group.state === "Stable" && group.partitions.length === 2 &&
+            group.partitions.every((p) => p.length > 0);
+        }, { timeoutMs: 60_000, intervalMs: 250 }),
+      );
+      await assertOpenWindowsFinalizedAfter(fleet, config, log, () => killStage(a));
+      passed = true;
+    } finally {
+      await admin.disconnect().catch(() => {});
+      await stopFleet(fleet, passed);
       await cleanupUnlessKept(config, passed);
     }
   },

@@ -62,9 +62,16 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     "pipeline_dead_letters_total",
     "Records sent to the dead-letter topic, by stage and reason.",
   );
+  const cacheResets = metrics.counter(
+    "pipeline_stage_cache_resets_total",
+    "Value caches emptied because they reached their bound (more distinct symbols than it " +
+      "holds): costs re-encoding, never memory.",
+  );
   const encoder = new TextEncoder();
   // Columns that repeat from row to row are serialised once (see cassandra_values.ts).
-  const text = encodedValues("text");
+  const text = encodedValues("text", 10_000, {
+    onReset: () => cacheResets.inc({ stage: "bronze", cache: "text" }),
+  });
   const kindText = encodedValues("text", 16);
   const int = encodedValues("int", 1000);
   const hour = encodedValues("timestamp", 1000);

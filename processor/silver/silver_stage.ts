@@ -78,8 +78,15 @@ export function createSilverStage(options: SilverStageOptions): Stage {
     END_TO_END_LATENCY_BUCKETS,
   );
 
+  const cacheResets = metrics.counter(
+    "pipeline_stage_cache_resets_total",
+    "Value caches emptied because they reached their bound (more distinct symbols than it " +
+      "holds): costs re-encoding, never memory.",
+  );
   // Columns that repeat from row to row are serialised once (see cassandra_values.ts).
-  const text = encodedValues("text");
+  const text = encodedValues("text", 10_000, {
+    onReset: () => cacheResets.inc({ stage: "silver", cache: "text" }),
+  });
   const sessionText = encodedValues("text", 16);
   const int = encodedValues("int", 1000);
   const bool = encodedValues("boolean", 2);
@@ -92,7 +99,10 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   const keyOf = (symbol: string): Buffer => {
     let key = keys.get(symbol);
     if (key === undefined) {
-      if (keys.size >= 100_000) keys.clear();
+      if (keys.size >= 100_000) {
+        keys.clear();
+        cacheResets.inc({ stage: "silver", cache: "keys" });
+      }
       keys.set(symbol, key = Buffer.from(symbol));
     }
     return key;
