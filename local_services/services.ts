@@ -16,6 +16,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { Client as CassandraClient, policies as cassandraPolicies } from "cassandra-driver";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { portFree, portHolder } from "../shared/ports.ts";
 
 /** The two servers this module runs. */
 export type ServiceName = "kafka" | "cassandra";
@@ -947,38 +948,14 @@ async function assertPortsFree(
   ports: { port: number; purpose: string }[],
 ): Promise<void> {
   for (const { port, purpose } of ports) {
-    if (portFree(port)) continue;
+    if (portFree("127.0.0.1", port)) continue;
     const holder = await portHolder(port);
     throw new Error(
       `${name} cannot start: port ${port} (${purpose}) on 127.0.0.1 is already taken by ` +
-        `another process${holder ? ` (${holder})` : ""}. Fix: stop that process, or run ` +
-        '"deno run -A local_services/cli.ts status" to see whether it is an older local server.',
+        `another process${holder ? ` (pid ${holder.pid}: ${holder.command})` : ""}. Fix: stop ` +
+        'that process, or run "deno run -A local_services/cli.ts status" to see whether it is ' +
+        "an older local server.",
     );
-  }
-}
-
-function portFree(port: number): boolean {
-  try {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port });
-    listener.close();
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.AddrInUse) return false;
-    throw error;
-  }
-}
-
-async function portHolder(port: number): Promise<string> {
-  try {
-    const output = await new Deno.Command("ss", {
-      args: ["-ltnpH", `sport = :${port}`],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const match = /users:\(\("([^"]+)",pid=(\d+)/.exec(decode(output.stdout));
-    return match ? `${match[1]} pid ${match[2]}` : "";
-  } catch {
-    return "";
   }
 }
 

@@ -40,13 +40,14 @@ import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, CONFIG_VARIABLES, loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
+import { portFree, portHolder } from "../shared/ports.ts";
 import { redact } from "../shared/secret.ts";
 import { createSignalGate } from "../shared/shutdown.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
 import { STAGE_V8_FLAGS } from "../processor/worker.ts";
 import { PRODUCER_V8_FLAGS } from "../producer/heap_budget.ts";
 import { type Child, type ChildExit, createChild } from "./child.ts";
-import { type NeededPort, portFree, portHolder, portTakenMessage } from "./ports.ts";
+import { type NeededPort, portTakenMessage } from "./ports.ts";
 import {
   type CandleView,
   type ChildView,
