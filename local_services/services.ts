@@ -14,9 +14,31 @@
 
 import { Kafka, logLevel } from "kafkajs";
 import { Client as CassandraClient, policies as cassandraPolicies } from "cassandra-driver";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { portFree, portHolder } from "../shared/ports.ts";
+import {
+  decode,
+  defaultLog,
+  delay,
+  existsSync,
+  ignoreNotFound,
+  indent,
+  lastLines,
+  removeIfExists,
+  seconds,
+  throwIfAnyRejected,
+  withTimeout,
+} from "./_util.ts";
+import { lockFile, type ServicePaths, servicePaths as pathsOf } from "./layout.ts";
+import { withLock } from "./lock.ts";
+import {
+  commandExists,
+  isOurProcess as isProcessOf,
+  ourRunningPid as runningPidIn,
+  signalProcess,
+  spawnDetached,
+  waitExit,
+} from "./processes.ts";
 
 /** The two servers this module runs. */
 export type ServiceName = "kafka" | "cassandra";
@@ -64,7 +86,6 @@ const KAFKA_READY_TIMEOUT_MS = 90_000;
 const CASSANDRA_READY_TIMEOUT_MS = 300_000;
 const STOP_TIMEOUT_MS = 60_000;
 const KILL_TIMEOUT_MS = 10_000;
-const LOCK_TIMEOUT_MS = 15 * 60_000;
 const PROBE_TIMEOUT_MS = 5_000;
 const LOG_TAIL_LINES = 20;
 
@@ -97,7 +118,7 @@ export async function servicesUp(options: ServicesOptions = {}): Promise<void> {
 /** Stops both servers (SIGTERM, then SIGKILL after 60 s) and removes their pid files. */
 export async function servicesDown(options: ServicesOptions = {}): Promise<void> {
   const log = options.log ?? defaultLog;
-  await withLock("down", log, options.signal, async () => {
+  await withLock({ file: lockFile(), purpose: "down", log, signal: options.signal }, async () => {
     const results = await Promise.allSettled(
       SERVICE_NAMES.map((name) => stopOne(name, log, options)),
     );
@@ -132,7 +153,10 @@ export async function startService(
 export async function stopService(name: ServiceName, options: ServicesOptions = {}): Promise<void> {
   assertServiceName(name);
   const log = options.log ?? defaultLog;
-  await withLock(`stop ${name}`, log, options.signal, () => stopOne(name, log, options));
+  await withLock(
+    { file: lockFile(), purpose: `stop ${name}`, log, signal: options.signal },
+    () => stopOne(name, log, options),
+  );
 }
 
 /**
@@ -236,7 +260,7 @@ async function upServices(names: readonly ServiceName[], options: ServicesOption
     return;
   }
 
-  await withLock("up", log, opts.signal, async () => {
+  await withLock({ file: lockFile(), purpose: "up", log, signal: opts.signal }, async () => {
     await checkPrerequisites(names, log);
     const serialMaven = createSerialQueue();
     const results = await Promise.allSettled(
@@ -279,7 +303,7 @@ async function upOne(
   const version = await serialMaven(() => ensureJars(name, log));
   await renderConfig(name, opts);
   if (name === "kafka") await formatKafkaStorage(log);
-  const { pid: pidStarted, mark } = await spawnDetached(name, spec.javaArgs);
+  const { pid: pidStarted, mark } = await spawnServer(name, spec.javaArgs);
   const spawnedAt = performance.now();
   log(
     `${name}: started ${spec.title} ${version} (pid ${pidStarted}); waiting up to ` +
@@ -303,7 +327,7 @@ async function waitReady(
   const deadline = since + spec.readyTimeoutMs;
   let nextNote = performance.now() + 20_000;
   while (true) {
-    throwIfAborted(opts.signal);
+    opts.signal?.throwIfAborted();
     if (!(await isOurProcess(name, pid))) {
       await delay(500, opts.signal); // let the last log lines reach the disk
       throw await startFailure(
@@ -398,37 +422,27 @@ async function stopOne(
   const t0 = performance.now();
   log(`${name}: stopping pid ${pid} (SIGTERM)`);
   signalProcess(pid, "SIGTERM");
-  if (!(await waitExit(name, pid, STOP_TIMEOUT_MS, options.signal))) {
+  if (
+    !(await waitExit(pid, {
+      signature: signature(name),
+      timeoutMs: STOP_TIMEOUT_MS,
+      signal: options.signal,
+    }))
+  ) {
     log(`${name}: pid ${pid} still running after ${STOP_TIMEOUT_MS / 1000} s; sending SIGKILL`);
     signalProcess(pid, "SIGKILL");
-    if (!(await waitExit(name, pid, KILL_TIMEOUT_MS, options.signal))) {
+    if (
+      !(await waitExit(pid, {
+        signature: signature(name),
+        timeoutMs: KILL_TIMEOUT_MS,
+        signal: options.signal,
+      }))
+    ) {
       throw new Error(`${name}: pid ${pid} did not exit even after SIGKILL`);
     }
   }
   await removeIfExists(paths.pidFile);
   log(`${name}: stopped in ${seconds(performance.now() - t0)}`);
-}
-
-async function waitExit(
-  name: ServiceName,
-  pid: number,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (!(await isOurProcess(name, pid))) return true;
-    await delay(250, signal);
-  }
-  return !(await isOurProcess(name, pid));
-}
-
-function signalProcess(pid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(pid, signal);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
 }
 
 async function statusOf(name: ServiceName, options: ServicesOptions): Promise<ServiceStatus> {
@@ -527,67 +541,8 @@ function isLocalList(value: string | undefined, local: ReadonlySet<string>): boo
 // Layout, jars and config
 // ---------------------------------------------------------------------------------------------
 
-interface ServicePaths {
-  root: string;
-  localDir: string;
-  /** local_services/<name>: pom.xml and config templates. */
-  sourceDir: string;
-  dir: string;
-  libDir: string;
-  markerFile: string;
-  confDir: string;
-  logDir: string;
-  dataDir: string;
-  tmpDir: string;
-  pidFile: string;
-  mainLog: string;
-  stdoutLog: string;
-}
-
-/** The repository root: the nearest folder above this module that holds deno.json. */
-function repoRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  let dir = start;
-  while (true) {
-    if (existsSync(join(dir, "deno.json"))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) {
-      throw new Error(`Cannot find the repository root: no deno.json in ${start} or above`);
-    }
-    dir = parent;
-  }
-}
-
-function localDir(): string {
-  const root = repoRoot();
-  if (/["\\\s%]/.test(root)) {
-    throw new Error(
-      `The repository path ${JSON.stringify(root)} contains a space, quote, backslash or %: ` +
-        "the JVM argfiles and Cassandra's file URL need a plain path; move the checkout",
-    );
-  }
-  return join(root, ".local");
-}
-
 function servicePaths(name: ServiceName): ServicePaths {
-  const local = localDir();
-  const dir = join(local, name);
-  const logDir = join(dir, "logs");
-  return {
-    root: dirname(local),
-    localDir: local,
-    sourceDir: join(dirname(fileURLToPath(import.meta.url)), name),
-    dir,
-    libDir: join(dir, "lib"),
-    markerFile: join(dir, "lib", ".fetched.json"),
-    confDir: join(dir, "conf"),
-    logDir,
-    dataDir: join(dir, "data"),
-    tmpDir: join(dir, "tmp"),
-    pidFile: join(dir, "pid"),
-    mainLog: join(logDir, name === "kafka" ? "server.log" : "system.log"),
-    stdoutLog: join(logDir, "stdout.log"),
-  };
+  return pathsOf(name, name === "kafka" ? "server.log" : "system.log");
 }
 
 interface ServiceSpec {
@@ -829,114 +784,35 @@ async function runJava(args: string[], what: string): Promise<string> {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Starts `java args` in a new session (setsid -f), so it survives the Deno process and a Ctrl-C
- * in its terminal, with stdout/stderr appended to logs/stdout.log. The shell writes its own pid,
- * which `exec` hands to java, into the pid file.
- */
-async function spawnDetached(
+/** Starts a server detached (processes.ts); its log ends before the start are the mark. */
+async function spawnServer(
   name: ServiceName,
   javaArgs: string[],
 ): Promise<{ pid: number; mark: LogMark }> {
   const paths = servicePaths(name);
-  await removeIfExists(paths.pidFile);
-  await Deno.mkdir(paths.logDir, { recursive: true });
   const mark = {
     mainLog: await fileSize(paths.mainLog),
     stdoutLog: await fileSize(paths.stdoutLog),
   };
-  await Deno.writeTextFile(
-    paths.stdoutLog,
-    `==== ${new Date().toISOString()} starting ${name}\n`,
-    { append: true },
-  );
-  const script = 'printf "%s\\n" "$$" > "$LS_PID_FILE.tmp" && mv -f "$LS_PID_FILE.tmp" ' +
-    '"$LS_PID_FILE" && exec "$@" >> "$LS_OUT_LOG" 2>&1 < /dev/null';
-  const output = await new Deno.Command("setsid", {
-    args: ["-f", "sh", "-c", script, "sh", "java", ...javaArgs],
-    cwd: paths.dir,
-    clearEnv: true,
-    env: { ...serverEnv(), LS_PID_FILE: paths.pidFile, LS_OUT_LOG: paths.stdoutLog },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!output.success) {
-    throw new Error(`${name}: setsid could not start java: ${decode(output.stderr).trim()}`);
-  }
-  const deadline = performance.now() + 10_000;
-  while (performance.now() < deadline) {
-    const pid = await readPidFile(paths.pidFile);
-    if (pid !== null) return { pid, mark };
-    await delay(50, undefined);
-  }
+  const pid = await spawnDetached(name, paths, ["java", ...javaArgs]);
+  if (pid !== null) return { pid, mark };
   throw await startFailure(name, `no pid file appeared at ${paths.pidFile} within 10 s`, mark);
 }
 
-/** The environment of a server: only what the JVM needs, no secrets of the caller. */
-function serverEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const key of ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "USER"]) {
-    const value = Deno.env.get(key);
-    if (value !== undefined) env[key] = value;
-  }
-  return env;
-}
-
-async function readPidFile(file: string): Promise<number | null> {
-  try {
-    const text = (await Deno.readTextFile(file)).trim();
-    return /^\d+$/.test(text) ? Number(text) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Pid from .local/<name>/pid if that process is alive and is our server; else cleans up. */
-async function ourRunningPid(name: ServiceName): Promise<number | null> {
-  const paths = servicePaths(name);
-  const pid = await readPidFile(paths.pidFile);
-  if (pid === null) return null;
-  if (await isOurProcess(name, pid)) return pid;
-  await removeIfExists(paths.pidFile);
-  return null;
-}
-
-/** Alive (not a zombie) and its command line is this checkout's server of that name. */
-async function isOurProcess(name: ServiceName, pid: number): Promise<boolean> {
-  const cmdline = await processCommandLine(pid);
-  if (cmdline === null) return false;
-  const paths = servicePaths(name);
+/** What marks a process as this checkout's server: its main class and its conf dir. */
+function signature(name: ServiceName): string[] {
   const mainClass = name === "kafka"
     ? "kafka.Kafka"
     : "org.apache.cassandra.service.CassandraDaemon";
-  return cmdline.includes(mainClass) && cmdline.includes(paths.confDir);
+  return [mainClass, servicePaths(name).confDir];
 }
 
-/** The command line of a live process, or null when it is gone or a zombie. */
-async function processCommandLine(pid: number): Promise<string | null> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    if (state === "Z" || state === "X") return null;
-    return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ");
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound && existsSync("/proc/self")) return null;
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  // No /proc (not Linux): ask ps.
-  const output = await new Deno.Command("ps", {
-    args: ["-p", String(pid), "-o", "stat=,command="],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const line = decode(output.stdout).trim();
-  if (!output.success || line === "" || line.startsWith("Z")) return null;
-  return line;
+function ourRunningPid(name: ServiceName): Promise<number | null> {
+  return runningPidIn(servicePaths(name).pidFile, signature(name));
 }
 
-function processAlive(pid: number): Promise<boolean> {
-  return processCommandLine(pid).then((cmdline) => cmdline !== null);
+function isOurProcess(name: ServiceName, pid: number): Promise<boolean> {
+  return isProcessOf(pid, signature(name));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1130,112 +1006,6 @@ export async function serviceLogTail(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lock
-// ---------------------------------------------------------------------------------------------
-
-interface LockContent {
-  pid: number;
-  token: string;
-  purpose: string;
-  since: string;
-}
-
-/**
- * Runs `fn` holding .local/services.lock, created with createNew so only one process holds it.
- * A lock whose holder pid is gone (or that is older than 15 minutes) is stale and broken.
- */
-async function withLock<T>(
-  purpose: string,
-  log: (line: string) => void,
-  signal: AbortSignal | undefined,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const dir = localDir();
-  await Deno.mkdir(dir, { recursive: true });
-  const lockFile = join(dir, "services.lock");
-  const mine: LockContent = {
-    pid: Deno.pid,
-    token: crypto.randomUUID(),
-    purpose,
-    since: new Date().toISOString(),
-  };
-  const deadline = performance.now() + LOCK_TIMEOUT_MS;
-  let told = false;
-  while (true) {
-    throwIfAborted(signal);
-    try {
-      const file = await Deno.open(lockFile, { createNew: true, write: true });
-      try {
-        await file.write(new TextEncoder().encode(JSON.stringify(mine) + "\n"));
-      } finally {
-        file.close();
-      }
-      break;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    }
-    const holder = await readLock(lockFile);
-    if (holder === "gone") continue;
-    if (await isStaleLock(lockFile, holder)) {
-      // Remove only if it is still the same stale lock, not a fresh one taken meanwhile.
-      const again = await readLock(lockFile);
-      if (again !== "gone" && JSON.stringify(again) === JSON.stringify(holder)) {
-        await Deno.remove(lockFile).catch(ignoreNotFound);
-        log(`removed a stale lock ${lockFile}`);
-      }
-      continue;
-    }
-    if (performance.now() > deadline) {
-      throw new Error(
-        `Timed out after ${LOCK_TIMEOUT_MS / 60_000} min waiting for ${lockFile}` +
-          (holder ? ` held by pid ${holder.pid} (${holder.purpose}) since ${holder.since}` : "") +
-          ": if no local_services run is active, delete the file",
-      );
-    }
-    if (!told && holder) {
-      log(`waiting for another local_services run (pid ${holder.pid}: ${holder.purpose})...`);
-      told = true;
-    }
-    await delay(500, signal);
-  }
-  try {
-    return await fn();
-  } finally {
-    const current = await readLock(lockFile);
-    if (current !== "gone" && current?.token === mine.token) {
-      await Deno.remove(lockFile).catch(ignoreNotFound);
-    }
-  }
-}
-
-async function readLock(file: string): Promise<LockContent | null | "gone"> {
-  try {
-    const text = await Deno.readTextFile(file);
-    try {
-      const value = JSON.parse(text) as LockContent;
-      return typeof value.pid === "number" ? value : null;
-    } catch {
-      return null; // being written right now, or garbage
-    }
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return "gone";
-    throw error;
-  }
-}
-
-async function isStaleLock(file: string, holder: LockContent | null): Promise<boolean> {
-  let ageMs = 0;
-  try {
-    ageMs = Date.now() - ((await Deno.stat(file)).mtime?.getTime() ?? Date.now());
-  } catch {
-    return false;
-  }
-  if (ageMs > LOCK_TIMEOUT_MS) return true;
-  if (holder === null) return ageMs > 10_000; // unreadable for 10 s: a crashed writer
-  return !(await processAlive(holder.pid));
-}
-
-// ---------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
@@ -1251,73 +1021,9 @@ function createSerialQueue(): SerialQueue {
   };
 }
 
-function throwIfAnyRejected(results: PromiseSettledResult<unknown>[]): void {
-  const errors = results
-    .filter((r): r is PromiseRejectedResult => r.status === "rejected")
-    .map((r) => r.reason instanceof Error ? r.reason : new Error(String(r.reason)));
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) {
-    throw new AggregateError(errors, errors.map((e) => e.message).join("\n\n"));
-  }
-}
-
 function assertServiceName(name: string): asserts name is ServiceName {
   if (!(SERVICE_NAMES as readonly string[]).includes(name)) {
     throw new TypeError(`Unknown service ${JSON.stringify(name)}: expected kafka or cassandra`);
-  }
-}
-
-function defaultLog(line: string): void {
-  console.error(line);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw signal.reason;
-}
-
-async function commandExists(command: string): Promise<boolean> {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (!dir) continue;
-    try {
-      const info = await Deno.stat(join(dir, command));
-      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return true;
-    } catch {
-      // not in this folder
-    }
-  }
-  return false;
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
   }
 }
 
@@ -1329,31 +1035,7 @@ async function fileSize(path: string): Promise<number> {
   }
 }
 
-async function removeIfExists(path: string): Promise<void> {
-  await Deno.remove(path).catch(ignoreNotFound);
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
-}
-
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function decode(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes);
-}
-
-function lastLines(text: string, n: number): string {
-  return text.trimEnd().split("\n").slice(-n).join("\n");
-}
-
-function indent(text: string): string {
-  return text.split("\n").map((line) => `  ${line}`).join("\n");
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
 }
