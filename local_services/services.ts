@@ -56,7 +56,7 @@ export { kafkaReachable } from "./kafka.ts";
 export { cassandraReachable } from "./cassandra.ts";
 
 /** The servers this module runs, in the order they are reported. Add a new server here. */
-const SERVERS = [KAFKA, CASSANDRA] as const;
+export const SERVERS = [KAFKA, CASSANDRA] as const;
 
 /** The option of {@link ServicesOptions} that moves each server's client port. */
 const PORT_OPTIONS = { kafka: "kafkaPort", cassandra: "cassandraPort" } as const satisfies Record<
