@@ -40,7 +40,8 @@ export const CASSANDRA: ServerSpec<"cassandra"> = {
   jvmOptions: "jvm17_server.options",
   extraDirs: ["commitlog", "saved_caches", "hints", "cdc_raw", "triggers"],
   processMarker: "org.apache.cassandra.service.CassandraDaemon",
-  portInConfig: { file: "cassandra.yaml", pattern: /^native_transport_port:\s*(\d+)/m },
+  // The template quotes the port (deno fmt would turn an unquoted {{...}} into a YAML mapping).
+  portInConfig: { file: "cassandra.yaml", pattern: /^native_transport_port:\s*"?(\d+)/m },
   ports: (port) => [
     { port, purpose: "Cassandra CQL native port" },
     { port: STORAGE_PORT, purpose: "Cassandra storage (gossip) port" },

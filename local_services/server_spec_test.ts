@@ -39,7 +39,7 @@ for (const spec of SERVERS) {
     }
   });
 
-  Deno.test(`${spec.name}: every template renders with no placeholder left`, async () => {
+  Deno.test(`${spec.name}: every template renders, and the config names the client port`, async () => {
     const paths = await tempPaths(spec.name, spec.mainLog);
     try {
       const port = spec.defaultPort + 10_000;
@@ -50,6 +50,9 @@ for (const spec of SERVERS) {
         rendered[template] = renderTemplate(await Deno.readTextFile(source), vars, source);
         assert.doesNotMatch(rendered[template], /\{\{[A-Z0-9_]+\}\}/, template);
       }
+      const { file, pattern } = spec.portInConfig;
+      const match = pattern.exec(rendered[file] ?? "");
+      assert.equal(match?.[1], String(port), `${file} should name port ${port} via ${pattern}`);
       assert.equal(spec.ports(port)[0]?.port, port);
     } finally {
       await Deno.remove(paths.dir, { recursive: true });
