@@ -16,6 +16,7 @@
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { smokeCheck } from "./smoke_check.ts";
 import {
+  SERVICE_NAMES,
   serviceLogTail,
   type ServiceName,
   servicesDown,
@@ -25,11 +26,12 @@ import {
   stopService,
 } from "./services.ts";
 
+const NAMES = SERVICE_NAMES.join("|");
 const USAGE = `usage: deno run -A local_services/cli.ts <command>
-  up [kafka|cassandra]        start the local servers (both by default) and wait until ready
-  down [kafka|cassandra]      stop them (both by default)
+  up [${NAMES}]        start the local servers (both by default) and wait until ready
+  down [${NAMES}]      stop them (both by default)
   status                      show running / reachable / version / data dir
-  logs <kafka|cassandra> [--lines N]   print the last lines of a server's logs
+  logs <${NAMES}> [--lines N]   print the last lines of a server's logs
   smoke                       produce+consume one message, write+read a TTL'd row
   nodetool [args]             Cassandra's nodetool against the local server (default: status)`;
 
@@ -53,7 +55,7 @@ export async function main(args: string[], signal?: AbortSignal): Promise<number
     case "status": {
       if (rest.length > 0) return usage();
       const status = await servicesStatus(options);
-      return status.kafka.reachable && status.cassandra.reachable ? 0 : 3;
+      return Object.values(status).every((s) => s.reachable) ? 0 : 3;
     }
     case "logs": {
       const [name, flag, count] = rest;
@@ -119,7 +121,7 @@ async function nodetool(args: string[]): Promise<number> {
 }
 
 function isServiceName(value: string): value is ServiceName {
-  return value === "kafka" || value === "cassandra";
+  return (SERVICE_NAMES as readonly string[]).includes(value);
 }
 
 function usage(): number {

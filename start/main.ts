@@ -41,11 +41,12 @@ import { provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { type Config, CONFIG_VARIABLES, loadConfig, secretsOf } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError } from "../shared/log.ts";
+import { portFree, portHolder } from "../shared/ports.ts";
 import { redact } from "../shared/secret.ts";
 import { createSignalGate } from "../shared/shutdown.ts";
 import { supervisedEnv } from "../shared/supervisor.ts";
 import { type Child, type ChildExit, createChild } from "./child.ts";
-import { type NeededPort, portFree, portHolder, portTakenMessage } from "./ports.ts";
+import { type NeededPort, portTakenMessage } from "./ports.ts";
 import {
   type CandleView,
   type ChildView,
