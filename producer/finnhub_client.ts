@@ -70,6 +70,12 @@ export interface FinnhubClientOptions {
   readonly metrics: ProducerMetrics;
   /** Called for every frame, in order. Must not throw. */
   readonly onFrame: (data: string | ArrayBuffer, meta: FrameMeta) => void;
+  /**
+   * Called when the WebSocket layer itself refused a frame (a text frame that is not UTF-8, or
+   * one over its 64 MiB limit): the frame's bytes never reach JavaScript and the socket closes.
+   * `error` is the layer's message. Numbered as a frame. Must not throw. Default: only logged.
+   */
+  readonly onUnreadableFrame?: (error: string, meta: FrameMeta) => void;
   /** Stops the client: no more frames are read, the socket is closed. */
   readonly signal: AbortSignal;
   /** Prefix of connection ids. Default: 8 random hex digits. */
@@ -108,6 +114,9 @@ export function feedUrls(url: string, apiKey: Secret): { dial: string; display: 
 
 /** Default of {@linkcode FinnhubClientOptions.healthyAfterMs}: 2 s (see the module doc). */
 export const DEFAULT_HEALTHY_AFTER_MS = 2_000;
+
+/** Deno's WebSocket errors for a frame it refuses to deliver (then it closes the socket). */
+const UNREADABLE_FRAME = /invalid utf-?8|frame too large/i;
 
 const REFUSED_STATUS = /\b(?:status(?: code)?:?\s*)(401|429)\b/i;
 
@@ -276,6 +285,23 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
         connection.errorText = text;
         const match = REFUSED_STATUS.exec(text);
         if (match && !connection.open) connection.refusedStatus = Number(match[1]);
+        if (
+          current === connection && connection.open && !connection.closing && !stopped &&
+          UNREADABLE_FRAME.test(text)
+        ) {
+          connection.frameSeq++;
+          const meta = {
+            connectionId: connection.id!,
+            frameSeq: connection.frameSeq,
+            receivedAt: clock.now(),
+          };
+          log.warn("the WebSocket layer refused a frame; its bytes are lost", {
+            connectionId: meta.connectionId,
+            frameSeq: meta.frameSeq,
+            error: text,
+          });
+          options.onUnreadableFrame?.(text, meta);
+        }
       };
 
       socket.onclose = (event: CloseEvent) => {

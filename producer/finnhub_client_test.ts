@@ -162,6 +162,31 @@ Deno.test("the backoff starts over once a connection delivered a frame after bei
   await t.done;
 });
 
+Deno.test("the client reports a frame the WebSocket layer refused, numbered as a frame, then reconnects", async () => {
+  const refused: { error: string; meta: FrameMeta }[] = [];
+  const t = setup({ onUnreadableFrame: (error, meta) => refused.push({ error, meta }) });
+  t.last().onerror?.(new ErrorEvent("error", { message: "Invalid UTF-8" }));
+  assert.equal(refused.length, 0, "not before the connection opened");
+  t.last().finishClose(1006);
+  t.clock.tick(250);
+  t.last().accept();
+  t.last().message('{"type":"ping"}');
+  t.last().onerror?.(new ErrorEvent("error", { message: "Frame too large" }));
+  t.last().finishClose(1009);
+  assert.deepEqual(refused, [{
+    error: "Frame too large",
+    meta: { connectionId: "abcd1234-1", frameSeq: 2, receivedAt: t.clock.now() },
+  }]);
+  assert.ok(t.lines.some((l) => l.includes("refused a frame") && l.includes("frameSeq=2")));
+  t.last().onerror?.(new ErrorEvent("error", { message: "Connection reset by peer" }));
+  assert.equal(refused.length, 1, "other errors are no frame");
+  t.clock.tick(500);
+  assert.equal(t.sockets.length, 3);
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
 Deno.test("the watchdog replaces a silent connection, and only after the old one closed", async () => {
   const t = setup();
   t.last().accept();
