@@ -189,6 +189,23 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
       "Silver rejects a trade with an earlier event time (catches seconds sent as milliseconds).",
   },
   {
+    name: "SILVER_MIN_PRICE",
+    default: "1e-10",
+    description:
+      "Silver rejects a lower price (bad_price_range): VWAP has 10 decimals, and 5e-324 would make it 0.",
+  },
+  {
+    name: "SILVER_MAX_PRICE",
+    default: "1e12",
+    description: "Silver rejects a higher price (bad_price_range).",
+  },
+  {
+    name: "SILVER_MAX_VOLUME",
+    default: "1e15",
+    description:
+      "Silver rejects a higher volume (bad_volume_range): 1.797e308 would make a 309-digit candle volume.",
+  },
+  {
     name: "GOLD_ALLOWED_LATENESS_MS",
     default: "10000",
     description:
@@ -291,7 +308,13 @@ export interface Config {
     readonly password: Secret;
     readonly maxConcurrency: number;
   };
-  readonly silver: { readonly maxFutureMs: number; readonly minEventTime: number };
+  readonly silver: {
+    readonly maxFutureMs: number;
+    readonly minEventTime: number;
+    readonly minPrice: number;
+    readonly maxPrice: number;
+    readonly maxVolume: number;
+  };
   readonly gold: { readonly allowedLatenessMs: number; readonly flushIntervalMs: number };
   readonly status: {
     readonly host: string;
@@ -375,6 +398,13 @@ export function loadConfig(env: Env): Config {
       }`,
     );
   }
+  const minPrice = read.positive("SILVER_MIN_PRICE");
+  const maxPrice = read.positive("SILVER_MAX_PRICE");
+  if (maxPrice < minPrice) {
+    throw new RangeError(
+      `SILVER_MAX_PRICE must not be below SILVER_MIN_PRICE=${minPrice}, got ${maxPrice}`,
+    );
+  }
   const grafanaUrl = read.raw("GRAFANA_URL");
   if (grafanaUrl !== "" && (!/^https?:\/\//.test(grafanaUrl) || !URL.canParse(grafanaUrl))) {
     throw new RangeError(
@@ -438,6 +468,9 @@ export function loadConfig(env: Env): Config {
     silver: {
       maxFutureMs: read.int("SILVER_MAX_FUTURE_MS", 0, 86_400_000),
       minEventTime,
+      minPrice,
+      maxPrice,
+      maxVolume: read.positive("SILVER_MAX_VOLUME"),
     },
     gold: {
       allowedLatenessMs: read.int("GOLD_ALLOWED_LATENESS_MS", 0, 86_400_000),
@@ -514,6 +547,17 @@ function reader(env: Env) {
       if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
         throw new RangeError(
           `${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
+        );
+      }
+      return value;
+    },
+    /** A finite number > 0, in any JavaScript number syntax (`1e-10`, `0.5`). */
+    positive(name: string): number {
+      const text = string(name);
+      const value = Number(text);
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new RangeError(
+          `${name} must be a finite number greater than 0, got ${JSON.stringify(text)}`,
         );
       }
       return value;
@@ -598,6 +642,9 @@ export function configEnv(config: Config): Record<string, string> {
     CASSANDRA_MAX_CONCURRENCY: String(cassandra.maxConcurrency),
     SILVER_MAX_FUTURE_MS: String(silver.maxFutureMs),
     SILVER_MIN_EVENT_TIME: new Date(silver.minEventTime).toISOString(),
+    SILVER_MIN_PRICE: String(silver.minPrice),
+    SILVER_MAX_PRICE: String(silver.maxPrice),
+    SILVER_MAX_VOLUME: String(silver.maxVolume),
     GOLD_ALLOWED_LATENESS_MS: String(gold.allowedLatenessMs),
     GOLD_FLUSH_INTERVAL_MS: String(gold.flushIntervalMs),
     STATUS_HOST: status.host,

@@ -1,8 +1,9 @@
 /**
  * A seeded stream of hostile frames for the fault suite: thousands of frames of bad shapes
- * (invalid JSON, huge frames, deep nesting, wrong types, NaN and Infinity, zero and negative
- * prices, empty and huge symbols, quotes, semicolons and CQL keywords, unicode, seconds instead
- * of milliseconds, far past and far future), most of them mixed with good trades in the same
+ * (invalid JSON, huge frames, deep nesting, wrong types, NaN and Infinity, zero, negative and
+ * absurd but finite prices and volumes, integers no double holds, keys written twice, empty, huge
+ * and unsubscribed symbols, quotes, semicolons and CQL keywords, unicode, seconds instead of
+ * milliseconds, far past and far future), most of them mixed with good trades in the same
  * frame. Each frame says, independently of the pipeline's code, what a correct pipeline does with
  * it: which dead letter the producer writes for the whole frame, or, trade by trade, which are
  * kept, which the producer refuses (with its code) and which silver refuses (with its code).
@@ -23,8 +24,9 @@ export type TradeFate =
   | "producer:unsubscribed_symbol"
   | "producer:inexact_integer"
   | `silver:${
-    | "bad_symbol"
     | "bad_price"
+    | "bad_price_range"
+    | "bad_volume_range"
     | "bad_time"
     | "bad_time_floor"
     | "bad_volume"
@@ -110,7 +112,7 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
   function bad(): HostileTrade {
     const base = good();
     const t = base["t"] as number;
-    const roll = int(0, 32);
+    const roll = int(0, 35);
     const silver = (code: string, kind: string, trade: unknown): HostileTrade => ({
       fate: `silver:${code}` as TradeFate,
       kind,
@@ -203,6 +205,14 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
       case 31:
         // Written with its price twice (see tradeJson).
         return producer("duplicate-key", base);
+      case 32:
+        // Finite, well outside any sane bound: p x v overflows.
+        return silver("bad_price_range", "absurd-price", { ...base, p: 1.797e308, v: 1.797e308 });
+      case 33:
+        // Positive, yet a VWAP of 10 decimals would read 0.
+        return silver("bad_price_range", "subnormal-price", { ...base, p: 5e-324 });
+      case 34:
+        return silver("bad_volume_range", "absurd-volume", { ...base, v: 1.797e308 });
       default:
         return producer("object-volume", { ...base, v: { value: 1 } });
     }

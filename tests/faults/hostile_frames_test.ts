@@ -85,6 +85,8 @@ Deno.test("hostile frames: the producer and silver do with each frame what its l
   for (
     const code of [
       "bad_price",
+      "bad_price_range",
+      "bad_volume_range",
       "bad_time",
       "bad_time_floor",
       "bad_volume",
