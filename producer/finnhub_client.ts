@@ -5,6 +5,16 @@
  * backs off hard and says why. Frames are handed on untouched with where they came from; what
  * they mean is the producer's business.
  *
+ * The backoff starts over only once a connection has proved healthy: a frame arrives after it
+ * has been open for `healthyAfterMs` (default 2 s). A feed that accepts, sends a frame and drops
+ * therefore meets growing delays up to the cap (about two handshakes a minute at the default
+ * 30 s cap), never a reconnect every few hundred milliseconds: Finnhub allows one connection per
+ * key and answers too many requests with 429s. Why 2 s and not a minute: a connection that
+ * streamed trades for a few seconds before it dropped or went silent is worth getting back at
+ * once (the fault suite requires resubscribing within 2 s when the feed drops every 10 s, or goes
+ * silent after 3 s), and even a feed that always drops right after 2 s is dialled at most once per
+ * 2.25 s, under 27 handshakes a minute, below Finnhub's 60 requests a minute.
+ *
  * Never two open connections for one key: a new connection is only opened once the previous one
  * has closed (or did not finish closing within `closeTimeoutMs`, which only a dead peer does).
  *
@@ -60,6 +70,12 @@ export interface FinnhubClientOptions {
   readonly metrics: ProducerMetrics;
   /** Called for every frame, in order. Must not throw. */
   readonly onFrame: (data: string | ArrayBuffer, meta: FrameMeta) => void;
+  /**
+   * Called when the WebSocket layer itself refused a frame (a text frame that is not UTF-8, or
+   * one over its 64 MiB limit): the frame's bytes never reach JavaScript and the socket closes.
+   * `error` is the layer's message. Numbered as a frame. Must not throw. Default: only logged.
+   */
+  readonly onUnreadableFrame?: (error: string, meta: FrameMeta) => void;
   /** Stops the client: no more frames are read, the socket is closed. */
   readonly signal: AbortSignal;
   /** Prefix of connection ids. Default: 8 random hex digits. */
@@ -68,6 +84,11 @@ export interface FinnhubClientOptions {
   readonly connectTimeoutMs?: number;
   /** Wait this long for a socket we closed to finish closing, ms. Default 5 000. */
   readonly closeTimeoutMs?: number;
+  /**
+   * A connection counts as healthy, and the backoff starts over, when a frame arrives after it
+   * has been open this long, ms. Default {@linkcode DEFAULT_HEALTHY_AFTER_MS}.
+   */
+  readonly healthyAfterMs?: number;
   /** Default {@linkcode systemClock}. */
   readonly clock?: Clock;
   /** Default `Math.random` (backoff jitter). */
@@ -91,6 +112,12 @@ export function feedUrls(url: string, apiKey: Secret): { dial: string; display: 
   return { dial: parsed.href, display };
 }
 
+/** Default of {@linkcode FinnhubClientOptions.healthyAfterMs}: 2 s (see the module doc). */
+export const DEFAULT_HEALTHY_AFTER_MS = 2_000;
+
+/** Deno's WebSocket errors for a frame it refuses to deliver (then it closes the socket). */
+const UNREADABLE_FRAME = /invalid utf-?8|frame too large/i;
+
 const REFUSED_STATUS = /\b(?:status(?: code)?:?\s*)(401|429)\b/i;
 
 /**
@@ -112,6 +139,7 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
   const runId = options.runId ?? newRunId();
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+  const healthyAfterMs = options.healthyAfterMs ?? DEFAULT_HEALTHY_AFTER_MS;
   const secrets = [options.apiKey];
   const { dial, display } = feedUrls(options.url, options.apiKey);
   const backoff = {
@@ -136,6 +164,8 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
       id: string | null;
       frameSeq: number;
       lastFrameAt: number;
+      /** When the socket opened, epoch ms (when it was dialled, until then). */
+      openedAt: number;
       open: boolean;
       closing: boolean;
       /** Why we are closing it ourselves, for the log. */
@@ -185,6 +215,7 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
         id: null,
         frameSeq: 0,
         lastFrameAt: clock.now(),
+        openedAt: clock.now(),
         open: false,
         closing: false,
         closeReason: null,
@@ -209,6 +240,7 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
         connection.open = true;
         connection.id = `${runId}-${opened}`;
         connection.lastFrameAt = clock.now();
+        connection.openedAt = connection.lastFrameAt;
         refusals = 0;
         metrics.connectionsOpened++;
         metrics.connectionState = "open";
@@ -236,7 +268,7 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
         const now = clock.now();
         connection.lastFrameAt = now;
         connection.frameSeq++;
-        if (connection.frameSeq === 1) failures = 0;
+        if (failures > 0 && now - connection.openedAt >= healthyAfterMs) failures = 0;
         metrics.lastFrameTime = now;
         onFrame(event.data as string | ArrayBuffer, {
           connectionId: connection.id!,
@@ -253,6 +285,23 @@ export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
         connection.errorText = text;
         const match = REFUSED_STATUS.exec(text);
         if (match && !connection.open) connection.refusedStatus = Number(match[1]);
+        if (
+          current === connection && connection.open && !connection.closing && !stopped &&
+          UNREADABLE_FRAME.test(text)
+        ) {
+          connection.frameSeq++;
+          const meta = {
+            connectionId: connection.id!,
+            frameSeq: connection.frameSeq,
+            receivedAt: clock.now(),
+          };
+          log.warn("the WebSocket layer refused a frame; its bytes are lost", {
+            connectionId: meta.connectionId,
+            frameSeq: meta.frameSeq,
+            error: text,
+          });
+          options.onUnreadableFrame?.(text, meta);
+        }
       };
 
       socket.onclose = (event: CloseEvent) => {

@@ -102,25 +102,86 @@ Deno.test("the client reconnects after the server closes, resubscribes everythin
   await t.done;
 });
 
-Deno.test("the client backs off exponentially with a cap while it cannot connect, and resets after a frame", async () => {
+/** Closes the last socket with `code` and ticks 1 ms at a time until the next one is dialled. */
+function waitForNextDial(t: ReturnType<typeof setup>, code = 1006): number {
+  const before = t.sockets.length;
+  t.last().finishClose(code);
+  let waited = 0;
+  while (t.sockets.length === before) {
+    t.clock.tick(1);
+    waited++;
+  }
+  return waited;
+}
+
+Deno.test("the client backs off exponentially with a cap while it cannot connect", async () => {
+  const t = setup({ reconnectMaxMs: 4_000 });
+  const waits: number[] = [];
+  for (let i = 0; i < 6; i++) waits.push(waitForNextDial(t));
+  assert.deepEqual(waits, [250, 500, 1000, 2000, 2000, 2000]);
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("a feed that sends a frame and drops, again and again, meets growing delays up to the cap", async () => {
   const t = setup({ reconnectMaxMs: 4_000 });
   const waits: number[] = [];
   for (let i = 0; i < 6; i++) {
-    const before = t.sockets.length;
-    t.last().finishClose(1006);
-    let waited = 0;
-    while (t.sockets.length === before) {
-      t.clock.tick(1);
-      waited++;
-    }
-    waits.push(waited);
+    t.last().accept();
+    t.last().message('{"type":"ping"}');
+    t.clock.tick(100);
+    t.last().message('{"type":"trade","data":[]}');
+    waits.push(waitForNextDial(t, 1001));
   }
-  assert.deepEqual(waits, [250, 500, 1000, 2000, 2000, 2000]);
+  assert.deepEqual(waits, [250, 500, 1000, 2000, 2000, 2000], "a frame alone resets nothing");
+  assert.equal(t.metrics.reconnects, 6);
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("the backoff starts over once a connection delivered a frame after being open 2 s", async () => {
+  const t = setup({ reconnectMaxMs: 4_000 });
+  for (let i = 0; i < 4; i++) waitForNextDial(t);
   t.last().accept();
   t.last().message('{"type":"ping"}');
+  t.clock.tick(1_999);
+  t.last().message('{"type":"ping"}');
+  assert.equal(waitForNextDial(t, 1001), 2000, "open 1 999 ms is not yet healthy");
+  t.last().accept();
+  t.clock.tick(5_000);
+  assert.equal(waitForNextDial(t, 1001), 2000, "open 5 s but silent is not healthy");
+  t.last().accept();
+  t.clock.tick(2_000);
+  t.last().message('{"type":"ping"}');
+  assert.equal(waitForNextDial(t, 1001), 250, "a frame after 2 s open resets the backoff");
+  assert.equal(waitForNextDial(t), 500, "and it grows again from the start");
+  t.controller.abort();
+  t.last().finishClose();
+  await t.done;
+});
+
+Deno.test("the client reports a frame the WebSocket layer refused, numbered as a frame, then reconnects", async () => {
+  const refused: { error: string; meta: FrameMeta }[] = [];
+  const t = setup({ onUnreadableFrame: (error, meta) => refused.push({ error, meta }) });
+  t.last().onerror?.(new ErrorEvent("error", { message: "Invalid UTF-8" }));
+  assert.equal(refused.length, 0, "not before the connection opened");
   t.last().finishClose(1006);
   t.clock.tick(250);
-  assert.equal(t.sockets.length, 8, "the delay starts over once a frame arrived");
+  t.last().accept();
+  t.last().message('{"type":"ping"}');
+  t.last().onerror?.(new ErrorEvent("error", { message: "Frame too large" }));
+  t.last().finishClose(1009);
+  assert.deepEqual(refused, [{
+    error: "Frame too large",
+    meta: { connectionId: "abcd1234-1", frameSeq: 2, receivedAt: t.clock.now() },
+  }]);
+  assert.ok(t.lines.some((l) => l.includes("refused a frame") && l.includes("frameSeq=2")));
+  t.last().onerror?.(new ErrorEvent("error", { message: "Connection reset by peer" }));
+  assert.equal(refused.length, 1, "other errors are no frame");
+  t.clock.tick(500);
+  assert.equal(t.sockets.length, 3);
   t.controller.abort();
   t.last().finishClose();
   await t.done;

@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
+import { mulberry32 } from "../shared/random.ts";
+import { hostileFrames, MALFORMED_FRAMES } from "../simulator/faults.ts";
 import {
   DEFAULT_MAX_FRAME_BYTES,
+  integerOf,
   MAX_SYMBOL_LENGTH,
   type ParsedFrame,
   parseFrame,
 } from "./frame_parser.ts";
-import { hostileFrames, MALFORMED_FRAMES } from "../simulator/faults.ts";
 
 const FIXTURES = new URL("../tests/fixtures/", import.meta.url);
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 async function fixtureLines(): Promise<{ file: string; line: string }[]> {
   const out: { file: string; line: string }[] = [];
@@ -142,7 +145,8 @@ Deno.test("parseFrame() dead-letters only the bad trade of a frame, naming the f
     null,
     null,
   ]);
-  assert.deepEqual(JSON.parse(frame.rejected[0]!.payload), { s: "AAPL", p: "122.1", t: 1, v: 1 });
+  assert.equal(decoder.decode(frame.rejected[0]!.payload), '{"s":"AAPL","p":"122.1","t":1,"v":1}');
+  assert.ok(frame.rejected.every((r) => r.reasonCode === "bad_trade_shape"));
 });
 
 Deno.test("parseFrame() refuses over-long symbols and condition lists so one trade cannot outgrow a Kafka record", () => {
@@ -225,19 +229,221 @@ Deno.test("parseFrame() survives hostile frames: deep nesting, __proto__ keys, h
   assert.match(big.rejected[0]!.reason, /field 't' must be an integer/);
 });
 
-Deno.test("parseFrame() refuses a frame over the size bound with its size, payload truncated", () => {
+Deno.test("parseFrame() refuses a frame over the size bound whole, with its size, unparsed", () => {
   const text = JSON.stringify({
     type: "trade",
-    data: [{ s: "A", p: 1, t: 1, v: 1, c: ["é".repeat(600_000)] }],
+    data: [{ s: "A", p: 1, t: 1, v: 1, c: ["é".repeat(2_200_000)] }],
   });
+  const bytes = encoder.encode(text);
+  assert.ok(bytes.length > DEFAULT_MAX_FRAME_BYTES);
   const frame = invalid(parseFrame(text));
   assert.equal(frame.reasonCode, "frame_too_large");
-  assert.match(frame.reason, new RegExp(`frame is ${new TextEncoder().encode(text).length} bytes`));
-  assert.equal(frame.payload.length, DEFAULT_MAX_FRAME_BYTES);
+  assert.match(
+    frame.reason,
+    new RegExp(`frame is ${bytes.length} bytes, more than the 4194304-byte limit`),
+  );
+  assert.deepEqual(frame.payload, bytes, "the payload is the frame whole");
   const small = invalid(parseFrame("x".repeat(101), { maxFrameBytes: 100 }));
   assert.equal(small.reasonCode, "frame_too_large");
-  assert.equal(small.payload.length, 100);
+  assert.equal(small.payload.length, 101);
   assert.equal(parseFrame('{"type":"ping"}', { maxFrameBytes: 15 }).kind, "ping");
+});
+
+Deno.test("parseFrame() forwards every trade of a frame larger than the old 512 KiB bound", () => {
+  const data = Array.from({ length: 20_000 }, (_, i) => ({
+    s: "BINANCE:BTCUSDT",
+    p: 7296.89 + i,
+    t: 1575526691134 + i,
+    v: 0.011467,
+    c: null,
+  }));
+  const text = JSON.stringify({ type: "trade", data });
+  assert.ok(text.length > 1024 * 1024, `${text.length} bytes`);
+  const frame = trades(parseFrame(text));
+  assert.equal(frame.rejected.length, 0);
+  assert.equal(frame.trades.length, 20_000);
+  assert.deepEqual(frame.trades[19_999], { ...data[19_999], index: 19_999 });
+});
+
+Deno.test("parseFrame() hands a refused trade on as the very bytes it had in the frame", () => {
+  const raw = ' { "s" : "MSFT", "p":"1.5" ,"t":9007199254740993,"v":1e0,"x":"\\u00e9 é 📈"} ';
+  const text = `{"type":"trade","data":[{"s":"AAPL","p":1,"t":1,"v":1},${raw},7]}`;
+  for (const input of [text, encoder.encode(text), encoder.encode(text).buffer as ArrayBuffer]) {
+    const frame = trades(parseFrame(input));
+    assert.equal(frame.trades.length, 1);
+    assert.equal(decoder.decode(frame.rejected[0]!.payload), raw.trim());
+    assert.deepEqual(frame.rejected[0]!.payload, encoder.encode(raw.trim()));
+    assert.equal(decoder.decode(frame.rejected[1]!.payload), "7");
+  }
+});
+
+Deno.test("parseFrame() refuses a time written as an integer no double holds exactly, with its own code", () => {
+  const frame = trades(parseFrame(
+    '{"type":"trade","data":[{"s":"A","p":1,"t":9007199254740993,"v":1},' +
+      '{"s":"A","p":1,"t":-9007199254740992,"v":1},{"s":"A","p":1,"t":1e300,"v":1},' +
+      '{"s":"A","p":1,"t":9007199254740991,"v":1},{"s":"A","p":1,"t":1.672348887666e12,"v":1},' +
+      '{"s":"A","p":1,"t":1672348887666.0000000001,"v":1},{"s":"A","p":1,"t":-0,"v":1}]}',
+  ));
+  assert.deepEqual(frame.rejected.map((r) => [r.index, r.reasonCode]), [
+    [0, "inexact_integer"],
+    [1, "inexact_integer"],
+    [2, "inexact_integer"],
+    [5, "bad_trade_shape"],
+  ]);
+  assert.equal(
+    frame.rejected[0]!.reason,
+    "trade 0: field 't' must be an integer a double holds exactly (at most 9007199254740991 in magnitude), got number 9007199254740993",
+  );
+  assert.equal(
+    decoder.decode(frame.rejected[0]!.payload),
+    '{"s":"A","p":1,"t":9007199254740993,"v":1}',
+  );
+  assert.match(
+    frame.rejected[3]!.reason,
+    /must be an integer of epoch milliseconds, got number 1672348887666\.0000000001/,
+  );
+  assert.deepEqual(frame.trades.map((t) => t.t), [9007199254740991, 1672348887666, -0]);
+});
+
+Deno.test("integerOf() reads a JSON number's digits exactly", () => {
+  const cases: [string, ReturnType<typeof integerOf>][] = [
+    ["0", "ok"],
+    ["-0", "ok"],
+    ["0.000e5", "ok"],
+    ["1672348887666", "ok"],
+    ["1.672348887666e12", "ok"],
+    ["100e-2", "ok"],
+    ["9007199254740991", "ok"],
+    ["-9007199254740991", "ok"],
+    ["9007199254740992", "too large"],
+    ["9007199254740993", "too large"],
+    ["90071992547409910", "too large"],
+    ["1e16", "too large"],
+    ["1E400", "too large"],
+    ["1e99999999999999999999", "too large"],
+    ["1.5", "not an integer"],
+    ["1e-1", "not an integer"],
+    ["1672348887666.0000000001", "not an integer"],
+    ["1e-99999999999999999999", "not an integer"],
+    ["true", "not an integer"],
+  ];
+  for (const [literal, expected] of cases) assert.equal(integerOf(literal), expected, literal);
+});
+
+Deno.test("parseFrame() refuses a frame with a key twice, and a trade with a key twice alone", () => {
+  for (
+    const text of [
+      '{"type":"trade","type":"ping"}',
+      '{"type":"ping","type":"ping"}',
+      '{"type":"trade","data":[],"data":[{"s":"A","p":1,"t":1,"v":1}]}',
+      '{"\\u0074ype":"trade","type":"trade","data":[]}',
+      '{"type":"news","x":1,"x":2}',
+    ]
+  ) {
+    const frame = invalid(parseFrame(text));
+    assert.equal(frame.reasonCode, "bad_frame_shape", text);
+    assert.match(frame.reason, /frame has the key "(type|data|x)" twice/, text);
+    assert.equal(decoder.decode(frame.payload), text);
+  }
+  const frame = trades(parseFrame(
+    '{"type":"trade","data":[{"s":"A","p":1,"t":1,"v":1,"p":2},{"s":"A","p":1,"t":1,"v":1},' +
+      '{"s":"B","p":1,"t":1,"v":1,"c":[{"k":1,"k":2}]}]}',
+  ));
+  assert.deepEqual(frame.trades.map((t) => t.index), [1], "nested objects are not read");
+  assert.equal(frame.rejected[0]!.reasonCode, "bad_trade_shape");
+  assert.match(frame.rejected[0]!.reason, /trade 0: has the key "p" twice/);
+  assert.match(frame.rejected[1]!.reason, /trade 2: field 'c' must hold only strings/);
+});
+
+Deno.test("parseFrame() refuses trades of symbols the connection did not subscribe to, matching exactly", () => {
+  const subscribed = new Set(["AAPL", "BINANCE:BTCUSDT"]);
+  const frame = trades(parseFrame(
+    JSON.stringify({
+      type: "trade",
+      data: ["AAPL", "aapl", "BINANCE:BTCUSDT", "BINANCE:BTCUSDT ", "BTCUSDT", "MSFT", "AAPL"]
+        .map((s, i) => ({ s, p: 1, t: i, v: 1 })),
+    }),
+    { subscribed },
+  ));
+  assert.deepEqual(frame.trades.map((t) => [t.index, t.s]), [
+    [0, "AAPL"],
+    [2, "BINANCE:BTCUSDT"],
+    [6, "AAPL"],
+  ]);
+  assert.deepEqual(frame.rejected.map((r) => [r.index, r.reasonCode, r.symbol]), [
+    [1, "unsubscribed_symbol", "aapl"],
+    [3, "unsubscribed_symbol", "BINANCE:BTCUSDT "],
+    [4, "unsubscribed_symbol", "BTCUSDT"],
+    [5, "unsubscribed_symbol", "MSFT"],
+  ]);
+  assert.equal(
+    frame.rejected[0]!.reason,
+    'trade 1: symbol string "aapl" was not subscribed on this connection (2 symbols are, set by FINNHUB_SYMBOLS)',
+  );
+  const bad = trades(parseFrame('{"type":"trade","data":[{"s":"MSFT","p":"1","t":1,"v":1}]}', {
+    subscribed,
+  }));
+  assert.equal(bad.rejected[0]!.reasonCode, "bad_trade_shape", "a bad shape is reported first");
+});
+
+/** A random JSON value (objects, arrays, escapes, unicode, odd spacing), to the given depth. */
+function randomJson(rand: () => number, depth: number): string {
+  const space = () => [" ", "", "\n", "\t", "\r\n  "][Math.floor(rand() * 5)]!;
+  const str = () =>
+    JSON.stringify(
+      Array.from(
+        { length: Math.floor(rand() * 6) },
+        () =>
+          ['"', "\\", "a", "é", "📈", "]", "}", ",", ":", "\u0000", "t"][Math.floor(rand() * 11)],
+      ).join(""),
+    );
+  const roll = rand();
+  if (depth <= 0 || roll < 0.4) {
+    return [str(), "1", "-0", "9007199254740993", "1.5e-3", "true", "false", "null"][
+      Math.floor(rand() * 8)
+    ]!;
+  }
+  const n = Math.floor(rand() * 4);
+  if (roll < 0.7) {
+    const items = Array.from({ length: n }, () => space() + randomJson(rand, depth - 1) + space());
+    return `[${items.join(",")}]`;
+  }
+  const keys = ["s", "p", "t", "v", "c", "t", "\\u0074"];
+  const members = Array.from(
+    { length: n },
+    () =>
+      `${space()}"${keys[Math.floor(rand() * keys.length)]}"${space()}:${space()}${
+        randomJson(rand, depth - 1)
+      }${space()}`,
+  );
+  return `{${members.join(",")}}`;
+}
+
+Deno.test("parseFrame() finds every trade's own text in random frames, as JSON.parse reads them", () => {
+  const rand = mulberry32(20261207);
+  for (let n = 0; n < 2_000; n++) {
+    const items = Array.from(
+      { length: Math.floor(rand() * 6) },
+      () => rand() < 0.3 ? `{"s":"A","p":1.5,"t":${n},"v":0 }` : randomJson(rand, 4),
+    );
+    const text = `{ "x":${randomJson(rand, 3)}, "type" : "trade" ,"data":[ ${
+      items.join(" , ")
+    } ] }`;
+    const expected: unknown[] = JSON.parse(text).data;
+    const frame = trades(parseFrame(text));
+    assert.equal(frame.trades.length + frame.rejected.length, expected.length, text);
+    for (const trade of frame.trades) {
+      const { index, ...fields } = trade;
+      assert.deepEqual({ ...fields, c: "ABSENT" }, { ...(expected[index] as object), c: "ABSENT" });
+    }
+    for (const rejected of frame.rejected) {
+      assert.deepEqual(
+        JSON.parse(decoder.decode(rejected.payload)),
+        expected[rejected.index],
+        `${text}\ntrade ${rejected.index}`,
+      );
+    }
+  }
 });
 
 Deno.test("parseFrame() reads UTF-8 binary frames and refuses other bytes", () => {
@@ -251,14 +457,18 @@ Deno.test("parseFrame() reads UTF-8 binary frames and refuses other bytes", () =
 });
 
 Deno.test("parseFrame() does with each of the simulator's malformed and hostile frames what the catalogue expects", () => {
+  const subscribed = new Set(["AAPL"]);
   for (const { name, frame, expect } of [...MALFORMED_FRAMES, ...hostileFrames()]) {
-    const parsed = parseFrame(frame);
+    const parsed = parseFrame(frame, { subscribed });
     if (expect === "unknown_type") {
       assert.equal(parsed.kind, "unknown", name);
-    } else if (expect === "bad_trade_shape") {
+    } else if (
+      expect === "bad_trade_shape" || expect === "unsubscribed_symbol" ||
+      expect === "inexact_integer"
+    ) {
       const t = trades(parsed);
       assert.equal(t.trades.length, 0, name);
-      assert.equal(t.rejected.length, 1, name);
+      assert.deepEqual(t.rejected.map((r) => r.reasonCode), [expect], name);
     } else {
       assert.equal(invalid(parsed).reasonCode, expect, name);
     }

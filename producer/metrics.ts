@@ -31,8 +31,10 @@ export interface ProducerMetricsSnapshot {
   readonly tradesDropped: number;
   /** Trades lost to a non-retriable Kafka error, or still buffered when shutdown gave up. */
   readonly tradesFailed: number;
-  /** Single trades that could not be parsed (sent to the dead-letter topic). */
+  /** Single trades refused, any reason (each sent to the dead-letter topic). */
   readonly tradesRejected: number;
+  /** Of those, trades of a symbol the connection did not subscribe to. */
+  readonly tradesUnsubscribed: number;
   readonly pings: number;
   /** `{"type":"error"}` frames. */
   readonly errorFrames: number;
@@ -42,11 +44,18 @@ export interface ProducerMetricsSnapshot {
   readonly unknownFrames: number;
   /** Whole frames sent to the dead-letter topic (not JSON, bad shape, too large). */
   readonly invalidFrames: number;
+  /**
+   * Frames the WebSocket layer refused before the producer could read them (a text frame that is
+   * not UTF-8, one over 64 MiB): dead-lettered with no payload, their bytes lost.
+   */
+  readonly framesUnreadable: number;
   /** Trade frames byte-identical to the previous frame on the same connection (kept). */
   readonly feedDuplicateFramesSuspected: number;
   readonly deadLettersProduced: number;
   /** Dead letters lost: their queue was full, or Kafka refused them for good. */
   readonly deadLettersDropped: number;
+  /** Dead letters whose input was too large to keep whole: its first bytes, size and SHA-256. */
+  readonly deadLettersTruncated: number;
   /** Connections that opened. */
   readonly connectionsOpened: number;
   /** Connection attempts after the first. */
@@ -93,14 +102,17 @@ export function createProducerMetrics(bufferCapacity = 0): ProducerMetrics {
     tradesDropped: 0,
     tradesFailed: 0,
     tradesRejected: 0,
+    tradesUnsubscribed: 0,
     pings: 0,
     errorFrames: 0,
     tooManySymbolsErrors: 0,
     unknownFrames: 0,
     invalidFrames: 0,
+    framesUnreadable: 0,
     feedDuplicateFramesSuspected: 0,
     deadLettersProduced: 0,
     deadLettersDropped: 0,
+    deadLettersTruncated: 0,
     connectionsOpened: 0,
     reconnects: 0,
     watchdogTimeouts: 0,

@@ -5,6 +5,18 @@
  * from), pings and errors are counted, anything that cannot be parsed goes to the dead-letter
  * topic with the reason. Nothing is dropped silently: every loss has a counter.
  *
+ * Only trades of the subscribed symbols (`FINNHUB_SYMBOLS`) go on; any other is dead-lettered
+ * (`unsubscribed_symbol`). So every per-symbol structure downstream of the parser (the sink's key
+ * and partition caches) holds at most the subscribed symbols, and the producer itself keeps no
+ * state keyed by anything the feed chooses: its log throttle is keyed by its own reason codes.
+ *
+ * A dead letter holds its input whole: the frame, or the trade's text as it was in the frame.
+ * An input over 512 KiB (a frame over the 4 MiB parse limit, or an unparseable one over 512 KiB)
+ * keeps its first 512 KiB with its size and SHA-256 (`originalSize`, `originalSha256`; counted in
+ * `deadLettersTruncated`). A frame the WebSocket layer refuses (a text frame that is not UTF-8,
+ * one over 64 MiB) never reaches the producer's code: its dead letter has an empty payload and
+ * `framesUnreadable` counts it.
+ *
  * Sending runs in worker threads by default (`worker_sink.ts`: kafkajs costs more CPU per record
  * than everything else here); given a kafkajs client, it runs in this thread instead.
  *
@@ -21,8 +33,9 @@ import type { Config } from "../shared/config.ts";
 import { describeError, type Logger } from "../shared/log.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { type FrameMeta, runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
-import { BAD_TRADE_SHAPE, DEFAULT_MAX_FRAME_BYTES, parseFrame } from "./frame_parser.ts";
+import { DEFAULT_MAX_FRAME_BYTES, parseFrame } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
+import { letterPayload } from "./letter_payload.ts";
 import {
   createProducerMetrics,
   type ProducerMetrics,
@@ -79,6 +92,18 @@ export interface Producer {
 const encoder = new TextEncoder();
 const THROTTLE_MS = 10_000;
 
+/** What a throttled warning is about: the producer's own codes, never a string from the feed. */
+type ThrottleKey =
+  | "invalid_json"
+  | "bad_frame_shape"
+  | "frame_too_large"
+  | "bad_trade_shape"
+  | "unsubscribed_symbol"
+  | "inexact_integer"
+  | "frame_unreadable"
+  | "producer_error"
+  | "unknown_type";
+
 /** Builds the producer. Nothing connects until `run()`. */
 export function createProducer(options: ProducerOptions): Producer {
   const { config, log, signal } = options;
@@ -87,7 +112,7 @@ export function createProducer(options: ProducerOptions): Producer {
   const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
   const topics = config.kafka.topics;
   const throttle = createThrottle(clock, THROTTLE_MS);
-  const unknownTypes = new Set<string>();
+  const subscribed: ReadonlySet<string> = new Set(config.finnhub.symbols);
   async function run(): Promise<ProducerReport> {
     const { sink, disconnect } = await openSink();
     const sinkDone = sink.run();
@@ -95,11 +120,16 @@ export function createProducer(options: ProducerOptions): Producer {
     let previous: { connectionId: string; data: string | ArrayBuffer } | undefined;
 
     function deadLetter(
-      payload: Uint8Array,
+      input: Uint8Array,
       reason: string,
-      reasonCode: string,
+      reasonCode: ThrottleKey,
       key: string | null,
     ): void {
+      const { payload, originalSize, originalSha256 } = letterPayload(input);
+      if (originalSize !== null) {
+        metrics.deadLettersTruncated++;
+        reason += ` [payload: the first ${payload.length} of ${originalSize} bytes]`;
+      }
       const letter: DeadLetter = {
         payload: Buffer.from(payload.buffer, payload.byteOffset, payload.length),
         reason,
@@ -109,6 +139,8 @@ export function createProducer(options: ProducerOptions): Producer {
         sourceTopic: null,
         sourcePartition: null,
         sourceOffset: null,
+        originalSize,
+        originalSha256,
       };
       sink.offerDeadLetter(key, encode("DeadLetter", letter));
       if (throttle(reasonCode)) {
@@ -129,10 +161,7 @@ export function createProducer(options: ProducerOptions): Producer {
         metrics.invalidFrames++;
         log.error("could not handle a frame; sending it to the dead-letter topic", { error });
         deadLetter(
-          (typeof data === "string" ? encoder.encode(data) : new Uint8Array(data)).subarray(
-            0,
-            maxFrameBytes,
-          ),
+          typeof data === "string" ? encoder.encode(data) : new Uint8Array(data),
           `the producer failed on this frame: ${
             describeError(error)
           } (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
@@ -142,8 +171,20 @@ export function createProducer(options: ProducerOptions): Producer {
       }
     }
 
+    /** A frame the WebSocket layer refused: nothing of it to keep but the fact. */
+    function onUnreadableFrame(error: string, meta: FrameMeta): void {
+      metrics.framesReceived++;
+      metrics.framesUnreadable++;
+      deadLetter(
+        new Uint8Array(),
+        `the WebSocket layer refused this frame before the producer could read it (${error}: a text frame that is not UTF-8, or one over 64 MiB); its bytes are lost and the connection closes (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
+        "frame_unreadable",
+        null,
+      );
+    }
+
     function handleFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
-      const frame = parseFrame(data, { maxFrameBytes });
+      const frame = parseFrame(data, { maxFrameBytes, subscribed });
       const repeated = previous !== undefined && previous.connectionId === meta.connectionId &&
         sameFrame(previous.data, data);
       previous = { connectionId: meta.connectionId, data };
@@ -169,10 +210,11 @@ export function createProducer(options: ProducerOptions): Producer {
           }
           for (const rejected of frame.rejected) {
             metrics.tradesRejected++;
+            if (rejected.reasonCode === "unsubscribed_symbol") metrics.tradesUnsubscribed++;
             deadLetter(
-              encoder.encode(rejected.payload),
+              rejected.payload,
               `${rejected.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-              BAD_TRADE_SHAPE,
+              rejected.reasonCode,
               rejected.symbol,
             );
           }
@@ -204,10 +246,11 @@ export function createProducer(options: ProducerOptions): Producer {
           return;
         case "unknown":
           metrics.unknownFrames++;
-          if (!unknownTypes.has(frame.frameType) && unknownTypes.size < 100) {
-            unknownTypes.add(frame.frameType);
+          // One line per 10 s, whatever the type: a set of types seen would grow with the feed.
+          if (throttle("unknown_type")) {
             log.warn("the feed sent a frame of an unknown type; counting and ignoring it", {
               type: frame.frameType,
+              unknownFrames: metrics.unknownFrames,
             });
           }
           return;
@@ -268,6 +311,7 @@ export function createProducer(options: ProducerOptions): Producer {
         log: log.child("feed"),
         metrics,
         onFrame,
+        onUnreadableFrame,
         signal: AbortSignal.any([signal, sinkFailed.signal]),
         clock,
         ...(options.runId === undefined ? {} : { runId: options.runId }),
@@ -357,14 +401,16 @@ function sameFrame(a: string | ArrayBuffer, b: string | ArrayBuffer): boolean {
   return true;
 }
 
-/** `true` the first time a key is seen and then at most once per `intervalMs` per key. */
-function createThrottle(clock: Clock, intervalMs: number): (key: string) => boolean {
-  const last = new Map<string, number>();
+/**
+ * `true` the first time a key is seen and then at most once per `intervalMs` per key. Keys are
+ * {@linkcode ThrottleKey}s, a closed set, so the map is bounded by the type.
+ */
+function createThrottle(clock: Clock, intervalMs: number): (key: ThrottleKey) => boolean {
+  const last = new Map<ThrottleKey, number>();
   return (key) => {
     const now = clock.now();
     const previous = last.get(key);
     if (previous !== undefined && now - previous < intervalMs) return false;
-    if (last.size > 1_000) last.clear();
     last.set(key, now);
     return true;
   };

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
+import { createHash } from "node:crypto";
 import { decode } from "../shared/avro.ts";
 import { FakeClock } from "../shared/clock.ts";
 import { loadConfig } from "../shared/config.ts";
@@ -133,7 +134,7 @@ Deno.test("the producer dead-letters a bad trade alone and invalid frames whole,
   socket.message("{not json");
   socket.message("[]");
   socket.message("x".repeat(600_000));
-  socket.message('{"type":"trade","data":[{"s":"MSFT","p":3,"t":3,"v":1}]}');
+  socket.message('{"type":"trade","data":[{"s":"AAPL","p":3,"t":3,"v":1}]}');
   const report = await stop(t);
   assert.deepEqual(raw(t).map((m) => decode("Trade", m.value as Uint8Array).p), [2, 3]);
   const letters = deadLetters(t);
@@ -141,7 +142,7 @@ Deno.test("the producer dead-letters a bad trade alone and invalid frames whole,
     ["AAPL", "bad_trade_shape", "producer"],
     [null, "invalid_json", "producer"],
     [null, "bad_frame_shape", "producer"],
-    [null, "frame_too_large", "producer"],
+    [null, "invalid_json", "producer"],
   ]);
   assert.deepEqual(JSON.parse(new TextDecoder().decode(letters[0]!.payload)), {
     s: "AAPL",
@@ -154,10 +155,132 @@ Deno.test("the producer dead-letters a bad trade alone and invalid frames whole,
     /trade 0: field 'p' must be a number, got string "1.5" \(connection feedc0de-1, frame 1\)/,
   );
   assert.equal(new TextDecoder().decode(letters[1]!.payload), "{not json");
-  assert.equal(letters[3]!.payload.length, 512 * 1024);
+  assert.equal(letters[1]!.originalSize, null, "whole: nothing to mark");
+  assert.equal(letters[1]!.originalSha256, null);
+  assert.equal(letters[3]!.payload.length, 512 * 1024, "too large for a record: an excerpt");
+  assert.equal(letters[3]!.originalSize, 600_000);
+  assert.equal(
+    letters[3]!.originalSha256,
+    createHash("sha256").update("x".repeat(600_000)).digest("hex"),
+  );
+  assert.match(letters[3]!.reason, /\[payload: the first 524288 of 600000 bytes\]$/);
   assert.equal(report.metrics.tradesRejected, 1);
   assert.equal(report.metrics.invalidFrames, 3);
   assert.equal(report.metrics.deadLettersProduced, 4);
+  assert.equal(report.metrics.deadLettersTruncated, 1);
+});
+
+Deno.test("the producer dead-letters trades of symbols it did not subscribe to and forwards the rest of the frame", async () => {
+  const t = setup();
+  const socket = await opened(t);
+  socket.message(JSON.stringify({
+    type: "trade",
+    data: [
+      { s: "AAPL", p: 1, t: 1, v: 1 },
+      { s: "MSFT", p: 2, t: 2, v: 1 },
+      { s: "aapl", p: 3, t: 3, v: 1 },
+      { s: "BINANCE:BTCUSDT", p: 4, t: 4, v: 1 },
+    ],
+  }));
+  // A flood of distinct, well-formed symbols: none of them may reach the sink.
+  for (let n = 0; n < 9; n++) {
+    socket.message(JSON.stringify({
+      type: "trade",
+      data: Array.from({ length: 100 }, (_, i) => ({ s: `Z${n * 100 + i}`, p: 1, t: i, v: 1 })),
+    }));
+  }
+  const report = await stop(t);
+  assert.deepEqual(raw(t).map((m) => String(m.key)), ["AAPL", "BINANCE:BTCUSDT"]);
+  const letters = deadLetters(t);
+  assert.equal(letters.length, 2 + 900);
+  assert.ok(letters.every((l) => l.reasonCode === "unsubscribed_symbol"));
+  assert.deepEqual(letters.slice(0, 2).map((l) => [l.key, new TextDecoder().decode(l.payload)]), [
+    ["MSFT", '{"s":"MSFT","p":2,"t":2,"v":1}'],
+    ["aapl", '{"s":"aapl","p":3,"t":3,"v":1}'],
+  ]);
+  assert.match(letters[0]!.reason, /symbol string "MSFT" was not subscribed/);
+  assert.equal(report.metrics.tradesReceived, 2);
+  assert.equal(report.metrics.tradesUnsubscribed, 902);
+  assert.equal(report.metrics.tradesRejected, 902);
+  const warnings = t.lines.filter((l) => l.includes("sent input to the dead-letter topic"));
+  assert.equal(warnings.length, 1, "the warning is throttled by reason code");
+});
+
+Deno.test("the producer keeps a refused trade's text exactly as sent and refuses a time no double holds", async () => {
+  const t = setup();
+  const socket = await opened(t);
+  const exact = '{"s":"AAPL","p":1,"t":9007199254740993,"v":1}';
+  socket.message(`{"type":"trade","data":[${exact},{"s":"AAPL","p":2,"t":2,"v":1.0}]}`);
+  const report = await stop(t);
+  assert.equal(raw(t).length, 1);
+  const [letter] = deadLetters(t);
+  assert.equal(letter!.reasonCode, "inexact_integer");
+  assert.equal(new TextDecoder().decode(letter!.payload), exact, "not re-serialised as ...992");
+  assert.equal(report.metrics.tradesRejected, 1);
+});
+
+Deno.test("the producer forwards every trade of a frame over 512 KiB and refuses one over 4 MiB with an excerpt, its size and hash", async () => {
+  const t = setup({}, { PRODUCER_BUFFER_MAX_TRADES: "100000" });
+  const socket = await opened(t);
+  const frame = (count: number) =>
+    JSON.stringify({
+      type: "trade",
+      data: Array.from(
+        { length: count },
+        (_, i) => ({ s: "AAPL", p: 1 + i, t: i, v: 1, c: ["1"] }),
+      ),
+    });
+  const big = frame(25_000);
+  assert.ok(big.length > 1024 * 1024, `${big.length}`);
+  socket.message(big);
+  const huge = frame(90_000);
+  assert.ok(huge.length > 4 * 1024 * 1024);
+  socket.message(huge);
+  const report = await stop(t);
+  assert.equal(raw(t).length, 25_000, "the large frame's trades all forwarded");
+  const [letter] = deadLetters(t);
+  assert.equal(letter!.reasonCode, "frame_too_large");
+  assert.equal(letter!.originalSize, huge.length);
+  assert.equal(letter!.originalSha256, createHash("sha256").update(huge).digest("hex"));
+  assert.deepEqual(
+    new TextDecoder().decode(letter!.payload),
+    huge.slice(0, 512 * 1024),
+    "the excerpt is the frame's first bytes",
+  );
+  assert.match(letter!.reason, /frame is \d+ bytes, more than the 4194304-byte limit/);
+  assert.equal(report.metrics.invalidFrames, 1);
+  assert.equal(report.metrics.deadLettersTruncated, 1);
+});
+
+Deno.test("the producer dead-letters a binary frame that is not UTF-8 with its bytes, and counts a frame the socket refused", async () => {
+  const t = setup();
+  const socket = await opened(t);
+  const bytes = new Uint8Array([0x7b, 0xff, 0xfe, 0x00, 0x7d]);
+  socket.onmessage?.(new MessageEvent("message", { data: bytes.slice().buffer }));
+  socket.onerror?.(new ErrorEvent("error", { message: "Invalid UTF-8" }));
+  socket.finishClose(1007);
+  await settle();
+  const report = await stop(t);
+  const letters = deadLetters(t);
+  assert.deepEqual(letters.map((l) => l.reasonCode), ["invalid_json", "frame_unreadable"]);
+  assert.deepEqual([...letters[0]!.payload], [...bytes]);
+  assert.equal(letters[1]!.payload.length, 0);
+  assert.match(
+    letters[1]!.reason,
+    /refused this frame before the producer could read it \(Invalid UTF-8: .*connection feedc0de-1, frame 2\)/,
+  );
+  assert.equal(report.metrics.framesUnreadable, 1);
+  assert.equal(report.metrics.framesReceived, 2);
+});
+
+Deno.test("the producer refuses a frame with a key twice instead of picking one", async () => {
+  const t = setup();
+  const socket = await opened(t);
+  socket.message('{"type":"trade","data":[{"s":"AAPL","p":1,"t":1,"v":1}],"type":"ping"}');
+  const report = await stop(t);
+  assert.equal(report.metrics.pings, 0);
+  assert.equal(raw(t).length, 0);
+  assert.deepEqual(deadLetters(t).map((l) => l.reasonCode), ["bad_frame_shape"]);
 });
 
 Deno.test("the producer counts errors and unknown types and surfaces 'too many symbols' loudly", async () => {
@@ -167,16 +290,21 @@ Deno.test("the producer counts errors and unknown types and surfaces 'too many s
   socket.message('{"type":"error","msg":"Something else"}');
   socket.message('{"type":"news"}');
   socket.message('{"type":"news"}');
+  for (let i = 0; i < 1_000; i++) socket.message(`{"type":"t${i}"}`);
   const report = await stop(t);
   assert.equal(report.metrics.errorFrames, 2);
   assert.equal(report.metrics.tooManySymbolsErrors, 1);
-  assert.equal(report.metrics.unknownFrames, 2);
+  assert.equal(report.metrics.unknownFrames, 1_002);
   assert.equal(report.metrics.lastError, "feed: Something else");
   const loud = t.lines.find((l) =>
     l.includes("TOO MANY SYMBOLS") || l.includes("too many symbols")
   );
   assert.ok(loud?.includes("ERROR") && loud.includes("symbolLimit=50"), t.lines.join("\n"));
-  assert.equal(t.lines.filter((l) => l.includes("unknown type")).length, 1, "logged once per type");
+  assert.equal(
+    t.lines.filter((l) => l.includes("unknown type")).length,
+    1,
+    "logged once per 10 s, whatever the type: nothing remembers the types",
+  );
   assert.ok(t.lines.every((l) => !l.includes("k3y-secret")));
 });
 

@@ -24,7 +24,12 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
   [
     "tradesRejected",
     "pipeline_producer_trades_rejected_total",
-    "Trades that could not be parsed (dead-lettered).",
+    "Single trades refused, any reason (dead-lettered).",
+  ],
+  [
+    "tradesUnsubscribed",
+    "pipeline_producer_trades_unsubscribed_total",
+    "Trades of a symbol the connection did not subscribe to (dead-lettered).",
   ],
   ["pings", "pipeline_producer_pings_total", "Ping frames."],
   ["errorFrames", "pipeline_producer_error_frames_total", "Error frames from the feed."],
@@ -40,6 +45,11 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
     "Whole frames dead-lettered (not JSON, bad shape, too large).",
   ],
   [
+    "framesUnreadable",
+    "pipeline_producer_frames_unreadable_total",
+    "Frames the WebSocket layer refused (text not UTF-8, over 64 MiB): dead-lettered empty.",
+  ],
+  [
     "feedDuplicateFramesSuspected",
     "pipeline_producer_feed_duplicate_frames_total",
     "Trade frames byte-identical to the previous one (kept).",
@@ -53,6 +63,11 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
     "deadLettersDropped",
     "pipeline_producer_dead_letters_dropped_total",
     "Dead letters the producer could not publish.",
+  ],
+  [
+    "deadLettersTruncated",
+    "pipeline_producer_dead_letters_truncated_total",
+    "Dead letters holding only the first 512 KiB of their input, with its size and SHA-256.",
   ],
   [
     "connectionsOpened",

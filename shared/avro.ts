@@ -4,7 +4,10 @@
  * Avro binary body. A message whose fingerprint is not one of ours is refused with an error that
  * says so, never decoded by guess.
  *
- * Schemas are read from `schemas/avro/*.avsc` on first use, never at import.
+ * Schemas are read from `schemas/avro/*.avsc` on first use, never at import. A schema that
+ * evolved keeps its earlier versions in `schemas/avro/history/`: messages written with one of
+ * them still decode, resolved to the current schema by Avro's rules (a field added since takes
+ * its default), and are never written.
  *
  * @module
  */
@@ -32,6 +35,14 @@ const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
   CandleUpdate: "candle_update.avsc",
 };
 
+/**
+ * Earlier versions of a schema whose messages may still be in a topic, oldest first. Each must
+ * resolve to the current schema (fields added since need defaults).
+ */
+const HISTORY: Readonly<Partial<Record<SchemaName, readonly string[]>>> = {
+  DeadLetter: ["history/dead_letter.v1.avsc"],
+};
+
 /** Marker that starts every single-object encoded message. */
 export const SINGLE_OBJECT_MARKER: readonly [number, number] = [0xc3, 0x01];
 const HEADER_LENGTH = 10;
@@ -42,6 +53,8 @@ interface CompiledSchema {
   readonly canonical: string;
   readonly fingerprint: bigint;
   readonly header: Buffer;
+  /** Set for an earlier version: reads its bodies as the current `type`. */
+  readonly resolver?: avro.Resolver;
 }
 
 let compiled: ReadonlyMap<SchemaName, CompiledSchema> | undefined;
@@ -77,7 +90,16 @@ export function crc64Avro(canonicalForm: string): bigint {
 
 /** Reads and compiles one `.avsc` file; exported for tests and tools. */
 export function readSchemaFile(name: SchemaName): Record<string, unknown> {
-  const url = new URL(`../schemas/avro/${SCHEMA_FILES[name]}`, import.meta.url);
+  return readAvsc(SCHEMA_FILES[name]);
+}
+
+/** The earlier versions of a schema (`schemas/avro/history/`), oldest first; for tests. */
+export function readSchemaHistory(name: SchemaName): Record<string, unknown>[] {
+  return (HISTORY[name] ?? []).map(readAvsc);
+}
+
+function readAvsc(file: string): Record<string, unknown> {
+  const url = new URL(`../schemas/avro/${file}`, import.meta.url);
   return JSON.parse(Deno.readTextFileSync(url));
 }
 
@@ -97,6 +119,15 @@ function compile(): ReadonlyMap<SchemaName, CompiledSchema> {
     const entry: CompiledSchema = { name, type, canonical, fingerprint, header };
     map.set(name, entry);
     byFp.set(fingerprint, entry);
+    for (const old of readSchemaHistory(name)) {
+      const oldType = avro.Type.forSchema(old as avro.Schema, { wrapUnions: false });
+      const oldFingerprint = crc64Avro(JSON.stringify(oldType.schema()));
+      byFp.set(oldFingerprint, {
+        ...entry,
+        fingerprint: oldFingerprint,
+        resolver: type.createResolver(oldType),
+      });
+    }
   }
   compiled = map;
   byFingerprint = byFp;
@@ -148,6 +179,14 @@ export function encode<N extends SchemaName>(name: N, value: RecordTypes[N]): Bu
 
 /** Reads the schema name a message was written with, without decoding its body. */
 export function schemaOf(message: Uint8Array): SchemaName {
+  return writerSchema(message).name;
+}
+
+/**
+ * The schema (current or earlier version) a message was written with, by its header. Throws a
+ * `TypeError` for a short message, a missing marker or an unknown fingerprint.
+ */
+function writerSchema(message: Uint8Array): CompiledSchema {
   if (message.length < HEADER_LENGTH) {
     throw new TypeError(
       `Cannot decode message: ${message.length} bytes is shorter than the ${HEADER_LENGTH}-byte single-object header`,
@@ -165,7 +204,7 @@ export function schemaOf(message: Uint8Array): SchemaName {
   const entry = byFingerprint!.get(fp);
   if (!entry) {
     const known = [...byFingerprint!.values()].map((e) =>
-      `${e.name} ${formatFingerprint(e.fingerprint)}`
+      `${e.name}${e.resolver ? " (earlier version)" : ""} ${formatFingerprint(e.fingerprint)}`
     );
     throw new TypeError(
       `Cannot decode message: unknown schema fingerprint ${formatFingerprint(fp)} (known: ${
@@ -173,7 +212,7 @@ export function schemaOf(message: Uint8Array): SchemaName {
       })`,
     );
   }
-  return entry.name;
+  return entry;
 }
 
 /**
@@ -182,13 +221,15 @@ export function schemaOf(message: Uint8Array): SchemaName {
  * schema's fingerprint, or a body that does not decode.
  */
 export function decode<N extends SchemaName>(name: N, message: Uint8Array): RecordTypes[N] {
-  const found = schemaOf(message);
-  if (found !== name) {
-    throw new TypeError(`Cannot decode ${name}: the message was written with schema ${found}`);
+  const writer = writerSchema(message);
+  if (writer.name !== name) {
+    throw new TypeError(
+      `Cannot decode ${name}: the message was written with schema ${writer.name}`,
+    );
   }
   const buf = Buffer.from(message.buffer, message.byteOffset, message.length);
   try {
-    return schema(name).type.fromBuffer(buf.subarray(HEADER_LENGTH)) as RecordTypes[N];
+    return writer.type.fromBuffer(buf.subarray(HEADER_LENGTH), writer.resolver) as RecordTypes[N];
   } catch (error) {
     throw new TypeError(
       `Cannot decode ${name}: body is not valid Avro (${(error as Error).message})`,

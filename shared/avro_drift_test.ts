@@ -51,6 +51,8 @@ const DEAD_LETTER: FieldTypes<DeadLetter> = {
   sourceTopic: "null|string",
   sourcePartition: "null|int",
   sourceOffset: "null|long",
+  originalSize: "null|long",
+  originalSha256: "null|string",
 };
 
 const WORKER_REPORT: FieldTypes<WorkerReport> = {

@@ -8,6 +8,7 @@ import {
   encode,
   fingerprintOf,
   formatFingerprint,
+  readSchemaHistory,
   schemaOf,
 } from "./avro.ts";
 import type { DeadLetter, RawTrade, SilverTrade } from "./types.ts";
@@ -111,7 +112,53 @@ Deno.test("SilverTrade and DeadLetter round-trip", () => {
   };
   const back = decode("DeadLetter", encode("DeadLetter", letter));
   assert.deepEqual(new Uint8Array(back.payload), letter.payload);
-  assert.deepEqual({ ...back, payload: null }, { ...letter, payload: null });
+  assert.deepEqual({ ...back, payload: null }, {
+    ...letter,
+    payload: null,
+    originalSize: null,
+    originalSha256: null,
+  });
+  const excerpt: DeadLetter = {
+    ...letter,
+    originalSize: 5_000_000,
+    originalSha256: "ab".repeat(32),
+  };
+  assert.deepEqual(
+    { ...decode("DeadLetter", encode("DeadLetter", excerpt)), payload: null },
+    { ...excerpt, payload: null },
+  );
+});
+
+Deno.test("a DeadLetter written with the earlier schema (before originalSize) still decodes", () => {
+  const [v1] = readSchemaHistory("DeadLetter");
+  assert.ok(v1, "schemas/avro/history/dead_letter.v1.avsc");
+  const oldType = avro.Type.forSchema(v1 as avro.Schema, { wrapUnions: false });
+  const fields = (oldType.schema() as { fields: { name: string }[] }).fields.map((f) => f.name);
+  assert.ok(!fields.includes("originalSize"));
+  const old = {
+    payload: Buffer.from("{not json"),
+    reason: "frame is not valid JSON",
+    reasonCode: "invalid_json",
+    source: "producer",
+    time: 1700000000000,
+    sourceTopic: null,
+    sourcePartition: null,
+    sourceOffset: null,
+  };
+  const header = Buffer.alloc(10);
+  header.set([0xc3, 0x01]);
+  header.writeBigUInt64LE(crc64Avro(JSON.stringify(oldType.schema())), 2);
+  const message = Buffer.concat([header, oldType.toBuffer(old)]);
+  assert.notEqual(header.readBigUInt64LE(2), fingerprintOf("DeadLetter"));
+  assert.equal(schemaOf(message), "DeadLetter");
+  const back = decode("DeadLetter", message);
+  assert.deepEqual({ ...back, payload: Buffer.from(back.payload).toString() }, {
+    ...old,
+    payload: "{not json",
+    originalSize: null,
+    originalSha256: null,
+  });
+  assert.throws(() => decode("Trade", message), /written with schema DeadLetter/);
 });
 
 Deno.test("decode() refuses an unknown fingerprint and names it", () => {

@@ -111,6 +111,23 @@ function int(v: Described, min: number, max: number): Variable<number> {
   });
 }
 
+/** A finite number > 0, in any JavaScript number syntax (`1e-10`, `0.5`). */
+function positive(v: Described): Variable<number> {
+  return variable({
+    ...v,
+    parse(t) {
+      const value = Number(nonEmpty(v.name, t));
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new RangeError(
+          `${v.name} must be a finite number greater than 0, got ${JSON.stringify(t)}`,
+        );
+      }
+      return value;
+    },
+    format: String,
+  });
+}
+
 function secret(v: Omit<Described, "default">): Variable<Secret> {
   return variable({
     ...v,
@@ -537,6 +554,23 @@ export const CONFIG_SPEC = {
       description:
         "Silver rejects a trade with an earlier event time (catches seconds sent as milliseconds).",
     }),
+    minPrice: positive({
+      name: "SILVER_MIN_PRICE",
+      default: "1e-10",
+      description:
+        "Silver rejects a lower price (bad_price_range): VWAP has 10 decimals, and 5e-324 would make it 0.",
+    }),
+    maxPrice: positive({
+      name: "SILVER_MAX_PRICE",
+      default: "1e12",
+      description: "Silver rejects a higher price (bad_price_range).",
+    }),
+    maxVolume: positive({
+      name: "SILVER_MAX_VOLUME",
+      default: "1e15",
+      description:
+        "Silver rejects a higher volume (bad_volume_range): 1.797e308 would make a 309-digit candle volume.",
+    }),
   },
   gold: {
     allowedLatenessMs: int(
@@ -640,6 +674,13 @@ const CROSS_CHECKS: readonly ((config: Config) => void)[] = [
     if (producer.bufferMaxTrades < producer.batchMaxTrades) {
       throw new RangeError(
         "PRODUCER_BUFFER_MAX_TRADES must not be below PRODUCER_BATCH_MAX_TRADES",
+      );
+    }
+  },
+  ({ silver }) => {
+    if (silver.maxPrice < silver.minPrice) {
+      throw new RangeError(
+        `SILVER_MAX_PRICE must not be below SILVER_MIN_PRICE=${silver.minPrice}, got ${silver.maxPrice}`,
       );
     }
   },

@@ -87,6 +87,13 @@ Deno.test("loadConfig() errors name the variable that is bad", () => {
     [{ KAFKA_TOPIC_RAW: "bad topic" }, /^KAFKA_TOPIC_RAW must be a Kafka topic name/],
     [{ LOG_LEVEL: "loud" }, /^LOG_LEVEL must be one of debug, info, warn, error, got "loud"/],
     [{ SILVER_MIN_EVENT_TIME: "yesterday" }, /^SILVER_MIN_EVENT_TIME must be an ISO 8601/],
+    [{ SILVER_MIN_PRICE: "0" }, /^SILVER_MIN_PRICE must be a finite number greater than 0/],
+    [{ SILVER_MAX_VOLUME: "Infinity" }, /^SILVER_MAX_VOLUME must be a finite number greater/],
+    [{ SILVER_MAX_PRICE: "cheap" }, /^SILVER_MAX_PRICE must be a finite number greater than 0/],
+    [
+      { SILVER_MIN_PRICE: "10", SILVER_MAX_PRICE: "1" },
+      /^SILVER_MAX_PRICE must not be below SILVER_MIN_PRICE=10, got 1/,
+    ],
     [
       { FINNHUB_RECONNECT_BASE_MS: "5000", FINNHUB_RECONNECT_MAX_MS: "100" },
       /^FINNHUB_RECONNECT_MAX_MS must not be below FINNHUB_RECONNECT_BASE_MS/,
@@ -204,6 +211,9 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     CASSANDRA_MAX_CONCURRENCY: "8",
     SILVER_MAX_FUTURE_MS: "0",
     SILVER_MIN_EVENT_TIME: "2010-06-15T12:30:00.250+02:00",
+    SILVER_MIN_PRICE: "0.0001",
+    SILVER_MAX_PRICE: "5e6",
+    SILVER_MAX_VOLUME: "123456.5",
     GOLD_ALLOWED_LATENESS_MS: "0",
     GOLD_FLUSH_INTERVAL_MS: "10",
     STATUS_HOST: "0.0.0.0",

@@ -57,7 +57,7 @@ export type DeadLetterSource = "producer" | "bronze" | "silver" | "gold";
 
 /** Something the pipeline could not accept (`schemas/avro/dead_letter.avsc`). */
 export interface DeadLetter {
-  /** The rejected input exactly as received. */
+  /** The rejected input exactly as received, or its first bytes when `originalSize` is set. */
   readonly payload: Uint8Array;
   /** Why, naming the field and the value. */
   readonly reason: string;
@@ -69,6 +69,13 @@ export interface DeadLetter {
   readonly sourceTopic: string | null;
   readonly sourcePartition: number | null;
   readonly sourceOffset: number | null;
+  /**
+   * Set only when `payload` holds just the first bytes of an input too large for a Kafka record:
+   * the input's whole size, bytes. Absent or `null` otherwise (the payload is whole).
+   */
+  readonly originalSize?: number | null;
+  /** Set with `originalSize`: the SHA-256 of the whole input, lower-case hex. */
+  readonly originalSha256?: string | null;
 }
 
 /** The roles of the pipeline's workers. */

@@ -29,13 +29,26 @@ export type Fault =
   | { readonly type: "pause" }
   | { readonly type: "resume" };
 
-/** What a correct producer does with a catalogued frame. */
+/**
+ * What a correct producer does with a catalogued frame: the reason code of its one dead letter
+ * (the whole frame's, or its one trade's), or `unknown_type` (counted, no letter). The catalogue
+ * assumes the producer subscribed `AAPL` and never `ZZZZ`.
+ */
 export type FaultExpectation =
   | "invalid_json"
   | "bad_frame_shape"
   | "bad_trade_shape"
+  | "unsubscribed_symbol"
+  | "inexact_integer"
   | "frame_too_large"
   | "unknown_type";
+
+/** Expectations whose dead letter holds one trade of the frame, not the frame. */
+export const TRADE_EXPECTATIONS: readonly FaultExpectation[] = [
+  "bad_trade_shape",
+  "unsubscribed_symbol",
+  "inexact_integer",
+];
 
 /** One malformed or hostile frame. */
 export interface FaultFrame {
@@ -79,6 +92,16 @@ export const MALFORMED_FRAMES: readonly FaultFrame[] = [
     frame: '{"type":"trade","data":[{"s":"AAPL","p":129.5,"t":1672348887666,"v":1,"c":[1]}]}',
     expect: "bad_trade_shape",
   },
+  {
+    name: "unsubscribed-symbol",
+    frame: '{"type":"trade","data":[{"s":"ZZZZ","p":129.5,"t":1672348887666,"v":1}]}',
+    expect: "unsubscribed_symbol",
+  },
+  {
+    name: "duplicate-type",
+    frame: '{"type":"trade","data":[],"type":"ping"}',
+    expect: "bad_frame_shape",
+  },
   { name: "unknown-type", frame: '{"type":"news","data":[]}', expect: "unknown_type" },
 ];
 
@@ -90,8 +113,9 @@ export function hostileFrames(): readonly FaultFrame[] {
   const trade = '{"s":"AAPL","p":129.5,"t":1672348887666,"v":1,"c":["1"]}';
   hostile = [
     {
+      // Over the producer's 4 MiB limit (about 4.6 MB).
       name: "oversized",
-      frame: `{"type":"trade","data":[${new Array(12_000).fill(trade).join(",")}]}`,
+      frame: `{"type":"trade","data":[${new Array(80_000).fill(trade).join(",")}]}`,
       expect: "frame_too_large",
     },
     {
@@ -121,8 +145,20 @@ export function hostileFrames(): readonly FaultFrame[] {
       expect: "invalid_json",
     },
     {
+      // An integer no double holds (it reads as Infinity).
       name: "huge-number",
       frame: '{"type":"trade","data":[{"s":"AAPL","p":1,"t":1e400,"v":1}]}',
+      expect: "inexact_integer",
+    },
+    {
+      // JSON.parse reads it as 9007199254740992.
+      name: "inexact-time",
+      frame: '{"type":"trade","data":[{"s":"AAPL","p":1,"t":9007199254740993,"v":1}]}',
+      expect: "inexact_integer",
+    },
+    {
+      name: "duplicate-key-trade",
+      frame: '{"type":"trade","data":[{"s":"AAPL","p":1,"t":1672348887666,"v":1,"p":1e9}]}',
       expect: "bad_trade_shape",
     },
     {

@@ -1,11 +1,15 @@
 /**
  * A seeded stream of hostile frames for the fault suite: thousands of frames of bad shapes
- * (invalid JSON, huge frames, deep nesting, wrong types, NaN and Infinity, zero and negative
- * prices, empty and huge symbols, quotes, semicolons and CQL keywords, unicode, seconds instead
- * of milliseconds, far past and far future), most of them mixed with good trades in the same
+ * (invalid JSON, huge frames, deep nesting, wrong types, NaN and Infinity, zero, negative and
+ * absurd but finite prices and volumes, integers no double holds, keys written twice, empty, huge
+ * and unsubscribed symbols, quotes, semicolons and CQL keywords, unicode, seconds instead of
+ * milliseconds, far past and far future), most of them mixed with good trades in the same
  * frame. Each frame says, independently of the pipeline's code, what a correct pipeline does with
  * it: which dead letter the producer writes for the whole frame, or, trade by trade, which are
- * kept, which the producer refuses (`bad_trade_shape`) and which silver refuses (with its code).
+ * kept, which the producer refuses (with its code) and which silver refuses (with its code).
+ *
+ * The labels assume the producer subscribed exactly `symbols` (the good trades' symbols): a trade
+ * of any other symbol, malformed or not, is the producer's to refuse (`unsubscribed_symbol`).
  *
  * Pure and deterministic: the same options give the same frames, byte for byte.
  *
@@ -17,9 +21,12 @@ import { mulberry32 } from "../shared/random.ts";
 export type TradeFate =
   | "good"
   | "producer:bad_trade_shape"
+  | "producer:unsubscribed_symbol"
+  | "producer:inexact_integer"
   | `silver:${
-    | "bad_symbol"
     | "bad_price"
+    | "bad_price_range"
+    | "bad_volume_range"
     | "bad_time"
     | "bad_time_floor"
     | "bad_volume"
@@ -54,9 +61,12 @@ export interface HostileOptions {
   readonly count: number;
   /** Event time of the first good trade (epoch ms); good trades advance 1 ms each. */
   readonly start: number;
-  /** Symbols of good trades. Default: tickers that are CQL keywords, and crypto and FX pairs. */
+  /**
+   * Symbols of good trades, which the producer must have subscribed (and no other). Default:
+   * tickers that are CQL keywords, and crypto and FX pairs.
+   */
   readonly symbols?: readonly string[];
-  /** Largest frame the producer accepts, bytes (huge frames are made larger). Default 512 KiB. */
+  /** Largest frame the producer accepts, bytes (huge frames are made larger). Default 4 MiB. */
   readonly maxFrameBytes?: number;
 }
 
@@ -76,7 +86,7 @@ const DAY = 86_400_000;
 export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
   const rand = mulberry32(options.seed);
   const symbols = options.symbols ?? HOSTILE_GOOD_SYMBOLS;
-  const maxFrameBytes = options.maxFrameBytes ?? 512 * 1024;
+  const maxFrameBytes = options.maxFrameBytes ?? 4 * 1024 * 1024;
   let clock = options.start;
   const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)]!;
   const int = (from: number, to: number) => from + Math.floor(rand() * (to - from + 1));
@@ -102,7 +112,7 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
   function bad(): HostileTrade {
     const base = good();
     const t = base["t"] as number;
-    const roll = int(0, 29);
+    const roll = int(0, 35);
     const silver = (code: string, kind: string, trade: unknown): HostileTrade => ({
       fate: `silver:${code}` as TradeFate,
       kind,
@@ -110,6 +120,12 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
     });
     const producer = (kind: string, trade: unknown): HostileTrade => ({
       fate: "producer:bad_trade_shape",
+      kind,
+      trade,
+    });
+    // A symbol the producer did not subscribe (every one below is outside `symbols`).
+    const unsubscribed = (kind: string, trade: unknown): HostileTrade => ({
+      fate: "producer:unsubscribed_symbol",
       kind,
       trade,
     });
@@ -121,28 +137,28 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
       case 2:
         return silver("bad_price", "negative-zero-price", { ...base, p: -0 });
       case 3:
-        return silver("bad_symbol", "lower-case-symbol", { ...base, s: "aapl" });
+        return unsubscribed("lower-case-symbol", { ...base, s: "aapl" });
       case 4:
-        return silver("bad_symbol", "quoted-symbol", { ...base, s: `AAPL'"` });
+        return unsubscribed("quoted-symbol", { ...base, s: `AAPL'"` });
       case 5:
-        return silver("bad_symbol", "cql-injection-symbol", {
+        return unsubscribed("cql-injection-symbol", {
           ...base,
           s: "X'; DROP KEYSPACE market; --",
         });
       case 6:
-        return silver("bad_symbol", "semicolon-symbol", { ...base, s: "AAPL;SELECT" });
+        return unsubscribed("semicolon-symbol", { ...base, s: "AAPL;SELECT" });
       case 7:
-        return silver("bad_symbol", "unicode-symbol", {
+        return unsubscribed("unicode-symbol", {
           ...base,
           s: pick(["ÄPPL", "股票", "📈📉"]),
         });
       case 8:
-        return silver("bad_symbol", "control-character-symbol", {
+        return unsubscribed("control-character-symbol", {
           ...base,
           s: pick(["AAPL\u0000", "AA\nPL", "\u202eLPAA"]),
         });
       case 9:
-        return silver("bad_symbol", "long-symbol-64", { ...base, s: "Z".repeat(64) });
+        return unsubscribed("long-symbol-64", { ...base, s: "Z".repeat(64) });
       case 10:
         return silver("bad_time_floor", "seconds-not-ms", { ...base, t: Math.floor(t / 1000) });
       case 11:
@@ -181,6 +197,22 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
         return producer("too-many-conditions", { ...base, c: new Array(65).fill("1") });
       case 28:
         return producer("boolean-price", { ...base, p: true });
+      case 29:
+        return unsubscribed("well-formed-unsubscribed", { ...base, s: "ZZZZ" });
+      case 30:
+        // Written as 9007199254740993, which a double cannot hold (see tradeJson).
+        return { fate: "producer:inexact_integer", kind: "inexact-time", trade: base };
+      case 31:
+        // Written with its price twice (see tradeJson).
+        return producer("duplicate-key", base);
+      case 32:
+        // Finite, well outside any sane bound: p x v overflows.
+        return silver("bad_price_range", "absurd-price", { ...base, p: 1.797e308, v: 1.797e308 });
+      case 33:
+        // Positive, yet a VWAP of 10 decimals would read 0.
+        return silver("bad_price_range", "subnormal-price", { ...base, p: 5e-324 });
+      case 34:
+        return silver("bad_volume_range", "absurd-volume", { ...base, v: 1.797e308 });
       default:
         return producer("object-volume", { ...base, v: { value: 1 } });
     }
@@ -188,10 +220,17 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
 
   /** Trade objects as JSON; the rare ones that JSON cannot spell are written by hand. */
   function tradeJson(trade: HostileTrade): string {
-    if (trade.kind === "negative-zero-price") {
-      return JSON.stringify(trade.trade).replace('"p":0', '"p":-0');
+    const json = JSON.stringify(trade.trade);
+    switch (trade.kind) {
+      case "negative-zero-price":
+        return json.replace('"p":0', '"p":-0');
+      case "inexact-time":
+        return json.replace(/"t":\d+/, '"t":9007199254740993');
+      case "duplicate-key":
+        return json.replace(/}$/, ',"p":1}');
+      default:
+        return json;
     }
-    return JSON.stringify(trade.trade);
   }
 
   function tradeFrame(trades: HostileTrade[], extra = ""): string {
@@ -259,7 +298,7 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
         ? body.replace(/]}$/, ",]}") // trailing comma
         : body.replaceAll('"', "'"); // single quotes
       frames.push({ kind: `invalid-json-${variant}`, text, frameFate: "invalid_json", trades });
-    } else if (roll < 0.785) {
+    } else if (roll < 0.784) {
       // Larger than the producer's limit: refused whole, good trades with it.
       const trades: HostileTrade[] = [];
       let size = 30;
@@ -274,6 +313,16 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
         frameFate: "frame_too_large",
         trades,
       });
+    } else if (roll < 0.785) {
+      // Over 512 KiB (the producer's limit once) and under its limit: every trade kept.
+      const trades: HostileTrade[] = [];
+      let size = 30;
+      while (size <= 512 * 1024 + 1024) {
+        const t: HostileTrade = { fate: "good", kind: "good", trade: good() };
+        trades.push(t);
+        size += tradeJson(t).length + 1;
+      }
+      frames.push({ kind: "large-frame", text: tradeFrame(trades), trades });
     } else if (roll < 0.8) {
       const depth = int(1_000, 100_000);
       frames.push({
@@ -285,9 +334,11 @@ export function generateHostileFrames(options: HostileOptions): HostileFrame[] {
     } else if (roll < 0.9) {
       const trades = lost(int(1, 4));
       const inner = trades.map(tradeJson).join(",");
-      const variant = int(0, 6);
+      const variant = int(0, 7);
       const text = variant === 0
         ? `{"type":"trade","data":{"0":${trades[0] ? tradeJson(trades[0]) : "{}"}}}`
+        : variant === 7
+        ? `{"type":"ping","data":[${inner}],"type":"trade"}` // JavaScript would read "trade"
         : variant === 1
         ? `{"type":["trade"],"data":[${inner}]}`
         : variant === 2
@@ -369,9 +420,9 @@ export function hostileExpectations(frames: readonly HostileFrame[]): HostileExp
       if (t.fate === "good") {
         good.push(t.trade as Record<string, unknown>);
         forwarded.push(t.trade as Record<string, unknown>);
-      } else if (t.fate === "producer:bad_trade_shape") {
+      } else if (t.fate.startsWith("producer:")) {
         badTrades++;
-        add(producerLetters, "bad_trade_shape");
+        add(producerLetters, t.fate.slice("producer:".length));
       } else {
         badTrades++;
         forwarded.push(t.trade as Record<string, unknown>);

@@ -4,7 +4,8 @@
  * fault; the producer must recover (or report) and lose nothing it accepted.
  */
 import assert from "node:assert/strict";
-import { hostileFrames, MALFORMED_FRAMES } from "../simulator/faults.ts";
+import { createHash } from "node:crypto";
+import { hostileFrames, MALFORMED_FRAMES, TRADE_EXPECTATIONS } from "../simulator/faults.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
 import { startSimulator } from "../simulator/server.ts";
 import { waitFor } from "./helpers.ts";
@@ -213,23 +214,38 @@ Deno.test({
       );
       assert.ok(letters.every((l) => l.source === "producer" && l.reason.length > 0));
       for (const fault of lettered) {
-        if (fault.expect === "bad_trade_shape" || fault.expect === "frame_too_large") continue;
-        const bytes = typeof fault.frame === "string"
+        if (fault.expect === "frame_too_large") continue;
+        let bytes = typeof fault.frame === "string"
           ? new TextEncoder().encode(fault.frame)
           : fault.frame;
+        if (TRADE_EXPECTATIONS.includes(fault.expect)) {
+          // The catalogue's trade faults hold one trade: its text between "data":[ and ]}.
+          const text = fault.frame as string;
+          bytes = new TextEncoder().encode(
+            text.slice(text.indexOf('"data":[') + 8, text.lastIndexOf("]")),
+          );
+        }
         assert.ok(
           letters.some((l) =>
-            l.payload.length === bytes.length && l.payload.every((b, i) => b === bytes[i])
+            l.reasonCode === fault.expect && l.payload.length === bytes.length &&
+            l.payload.every((b, i) => b === bytes[i])
           ),
-          `${fault.name}: the whole frame is kept as received`,
+          `${fault.name}: the frame, or its trade, is kept exactly as received`,
         );
       }
       const priceAsString = letters.find((l) => l.reason.includes("field 'p' must be a number"));
       assert.equal(priceAsString?.key, "AAPL");
       assert.deepEqual(JSON.parse(new TextDecoder().decode(priceAsString!.payload)).p, "129.5");
       const tooLarge = letters.find((l) => l.reasonCode === "frame_too_large")!;
+      const oversized = hostileFrames().find((f) => f.name === "oversized")!.frame as string;
       assert.equal(tooLarge.payload.length, 512 * 1024);
-      assert.match(tooLarge.reason, /frame is \d+ bytes, more than the 524288-byte limit/);
+      assert.equal(tooLarge.originalSize, oversized.length);
+      assert.equal(tooLarge.originalSha256, createHash("sha256").update(oversized).digest("hex"));
+      assert.match(tooLarge.reason, /frame is \d+ bytes, more than the 4194304-byte limit/);
+      assert.equal(report.metrics.deadLettersTruncated, 1);
+      const unsubscribed = letters.find((l) => l.reasonCode === "unsubscribed_symbol")!;
+      assert.equal(unsubscribed.key, "ZZZZ");
+      assert.equal(report.metrics.tradesUnsubscribed, 1);
     } finally {
       await running.stop().catch(() => {});
       await sim.close();

@@ -4,7 +4,9 @@ decimal library than the pipeline's own code.
 
 Reads trades as sent by the feed (NDJSON, one object per line: {"s","p","t","v","c","seq",
 "ingest"} where "seq" is the order the feed sent them in and "ingest" an upper bound of when the
-producer received them), applies the silver rules as the README states them, and prints JSON:
+producer received them), applies the silver rules as the README states them, and prints JSON
+(arguments: the file, then SILVER_MIN_EVENT_TIME in epoch ms, SILVER_MAX_FUTURE_MS, and optionally
+SILVER_MIN_PRICE, SILVER_MAX_PRICE, SILVER_MAX_VOLUME, which default to no bound):
 
   {"valid": N, "invalid": N, "invalid_by_symbol": {...},
    "candles": {"5m": {"SYM": {"<window start ms>": {...}}}, "1h": {...}}}
@@ -23,13 +25,18 @@ SYMBOL = re.compile(r"^(?:[A-Z][A-Z0-9]{0,19}:)?[A-Z0-9][A-Z0-9._\-/]{0,31}$")
 INTERVALS = {"5m": 300_000, "1h": 3_600_000}
 
 
-def valid(trade, min_event_time, max_future_ms):
+def valid(trade, min_event_time, max_future_ms, bounds):
     s, p, t, v = trade.get("s"), trade.get("p"), trade.get("t"), trade.get("v")
+    min_price, max_price, max_volume = bounds
     if not isinstance(s, str) or not SYMBOL.fullmatch(s):
         return False
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p <= 0:
         return False
+    if p < min_price or p > max_price:
+        return False
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        return False
+    if v > max_volume:
         return False
     if isinstance(t, bool) or not isinstance(t, int) or abs(t) > 2**53 - 1:
         return False
@@ -51,6 +58,11 @@ def main():
     getcontext().prec = 200
     min_event_time = int(sys.argv[2])
     max_future_ms = int(sys.argv[3])
+    # Bounds as the configuration's numbers: doubles, compared as doubles, as silver does.
+    bounds = tuple(
+        float(sys.argv[i]) if len(sys.argv) > i else default
+        for i, default in ((4, 0.0), (5, math.inf), (6, math.inf))
+    )
     trades = []
     with open(sys.argv[1]) as f:
         for line in f:
@@ -59,7 +71,7 @@ def main():
     result = {"valid": 0, "invalid": 0, "invalid_by_symbol": {}, "candles": {}}
     good = []
     for trade in trades:
-        if valid(trade, min_event_time, max_future_ms):
+        if valid(trade, min_event_time, max_future_ms, bounds):
             good.append(trade)
         else:
             result["invalid"] += 1

@@ -27,11 +27,22 @@ export interface Reference {
 /** Computes the reference for the trades in `groundTruthPath`. */
 export async function computeReference(
   groundTruthPath: string,
-  rules: { readonly minEventTime: number; readonly maxFutureMs: number },
+  rules: {
+    readonly minEventTime: number;
+    readonly maxFutureMs: number;
+    readonly minPrice: number;
+    readonly maxPrice: number;
+    readonly maxVolume: number;
+  },
 ): Promise<Reference> {
   const script = new URL("./reference.py", import.meta.url).pathname;
   const output = await new Deno.Command("python3", {
-    args: [script, groundTruthPath, String(rules.minEventTime), String(rules.maxFutureMs)],
+    args: [
+      script,
+      groundTruthPath,
+      ...[rules.minEventTime, rules.maxFutureMs, rules.minPrice, rules.maxPrice, rules.maxVolume]
+        .map(String),
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -24,7 +24,7 @@ import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
 import type { RawTrade, SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
-import { toSilverTrade, TradeRejection } from "./validate.ts";
+import { type SilverRules, toSilverTrade, TradeRejection } from "./validate.ts";
 
 /** Dependencies of {@linkcode createSilverStage}. */
 export interface SilverStageOptions {
@@ -33,7 +33,7 @@ export interface SilverStageOptions {
   readonly producer: Producer;
   readonly silverTopic: string;
   readonly deadLetterTopic: string;
-  readonly rules: { readonly maxFutureMs: number; readonly minEventTime: number };
+  readonly rules: SilverRules;
   readonly log: Logger;
   readonly metrics: MetricsRegistry;
   /** Most Cassandra requests in flight. Default 32. */

@@ -16,15 +16,21 @@ import { tradingSession } from "./trading_session.ts";
  * 1. `bad_symbol`: `s` is not a string matching `SYMBOL_PATTERN` of `shared/config.ts` exactly
  *    (no trimming, no case folding).
  * 2. `bad_price`: `p` is not a finite number > 0 (`0`, `-0`, `NaN` and ±`Infinity` fail).
- * 3. `bad_time`: `t` is not a safe integer within ±8.64e15, the range of a `Date` (milliseconds
+ * 3. `bad_price_range`: `p` is below `rules.minPrice` or above `rules.maxPrice`
+ *    (`SILVER_MIN_PRICE`, `SILVER_MAX_PRICE`): absurd but finite prices, like `5e-324`, which
+ *    makes a VWAP of 10 decimals 0, or `1.797e308`, whose price x volume overflows.
+ * 4. `bad_time`: `t` is not a safe integer within ±8.64e15, the range of a `Date` (milliseconds
  *    are whole, and the Cassandra driver and `tradingSession` need a `Date`-sized time).
- * 4. `bad_time_floor`: `t` is before `rules.minEventTime` (catches seconds sent as milliseconds).
- * 5. `bad_volume`: `v` is not a finite number >= 0 (`-0` passes as `0`).
- * 6. `bad_conditions`: `c` is none of a list of strings, `null` or `"ABSENT"` (only an untyped
+ * 5. `bad_time_floor`: `t` is before `rules.minEventTime` (catches seconds sent as milliseconds).
+ * 6. `bad_volume`: `v` is not a finite number >= 0 (`-0` passes as `0`).
+ * 7. `bad_volume_range`: `v` is above `rules.maxVolume` (`SILVER_MAX_VOLUME`): `1.797e308` would
+ *    make a candle's exact volume 309 digits long. A positive volume has no floor (a tiny one adds
+ *    digits, never a wrong result), and `0` is a price-only update.
+ * 8. `bad_conditions`: `c` is none of a list of strings, `null` or `"ABSENT"` (only an untyped
  *    caller can send that; Avro decoding cannot).
- * 7. `bad_ingest_time`: `ingestTime` is not a safe integer within ±8.64e15 (a producer bug, but
+ * 9. `bad_ingest_time`: `ingestTime` is not a safe integer within ±8.64e15 (a producer bug, but
  *    it would silently disable the next rule).
- * 8. `bad_time_future`: `t` is more than `rules.maxFutureMs` after `ingestTime`.
+ * 10. `bad_time_future`: `t` is more than `rules.maxFutureMs` after `ingestTime`.
  *
  * The trade's own fields come first in schema order (`s`, `p`, `t`, `v`, `c`, `ingestTime`), then
  * the rule that compares two of them.
@@ -32,9 +38,11 @@ import { tradingSession } from "./trading_session.ts";
 export const REJECTION_CODES = [
   "bad_symbol",
   "bad_price",
+  "bad_price_range",
   "bad_time",
   "bad_time_floor",
   "bad_volume",
+  "bad_volume_range",
   "bad_conditions",
   "bad_ingest_time",
   "bad_time_future",
@@ -67,7 +75,7 @@ export interface SourcePosition {
 }
 
 /**
- * The silver rules, from `Config["silver"]`. Both are required: no default here, so a wiring
+ * The silver rules, from `Config["silver"]`. All are required: no default here, so a wiring
  * mistake cannot fall back silently to values that differ from the configuration.
  */
 export interface SilverRules {
@@ -75,6 +83,12 @@ export interface SilverRules {
   readonly maxFutureMs: number;
   /** Reject a trade whose event time (epoch milliseconds) is earlier than this. */
   readonly minEventTime: number;
+  /** Reject a lower price. */
+  readonly minPrice: number;
+  /** Reject a higher price. */
+  readonly maxPrice: number;
+  /** Reject a higher volume. */
+  readonly maxVolume: number;
 }
 
 const EMPTY_CONDITIONS: readonly string[] = Object.freeze([]);
@@ -115,6 +129,13 @@ export function toSilverTrade(
   if (!(Number.isFinite(p) && p > 0)) {
     throw rejection("bad_price", { field: "p", rule: "must be a finite number > 0", value: p });
   }
+  if (p < rules.minPrice || p > rules.maxPrice) {
+    throw rejection("bad_price_range", {
+      field: "p",
+      rule: "must be from SILVER_MIN_PRICE to SILVER_MAX_PRICE",
+      value: p,
+    });
+  }
   if (!isWholeTime(t)) {
     throw rejection("bad_time", { field: "t", rule: WHOLE_MS_RULE, value: t });
   }
@@ -128,6 +149,13 @@ export function toSilverTrade(
   }
   if (!(Number.isFinite(v) && v >= 0)) {
     throw rejection("bad_volume", { field: "v", rule: "must be a finite number >= 0", value: v });
+  }
+  if (v > rules.maxVolume) {
+    throw rejection("bad_volume_range", {
+      field: "v",
+      rule: "must not be above SILVER_MAX_VOLUME",
+      value: v,
+    });
   }
   const conditions = c === null || c === "ABSENT" ? EMPTY_CONDITIONS : checkedConditions(c);
   if (!isWholeTime(ingestTime)) {

@@ -13,7 +13,10 @@ import {
 } from "./validate.ts";
 import { mulberry32 } from "../../shared/random.ts";
 
-/** The configuration's defaults: 60 s of clock skew, floor 2000-01-01T00:00:00Z. */
+/**
+ * The configuration's defaults: 60 s of clock skew, floor 2000-01-01T00:00:00Z, prices from 1e-10
+ * to 1e12, volumes up to 1e15.
+ */
 const RULES: SilverRules = loadConfig({}).silver;
 const FLOOR = Date.UTC(2000, 0, 1);
 const POSITION: SourcePosition = { topic: "market.trades.raw", partition: 3, offset: 12_345 };
@@ -151,10 +154,25 @@ Deno.test("toSilverTrade() accepts a late trade: there is no lateness rule in si
 // ---------------------------------------------------------------------------------------------
 // Price
 
-Deno.test("toSilverTrade() accepts any finite price > 0, Number.MIN_VALUE to Number.MAX_VALUE", () => {
-  for (const p of [Number.MIN_VALUE, 1e-12, 0.0001, 1, 129.575, 7296.89, 1e15, Number.MAX_VALUE]) {
+Deno.test("toSilverTrade() accepts a price from SILVER_MIN_PRICE to SILVER_MAX_PRICE, both included", () => {
+  assert.equal(RULES.minPrice, 1e-10);
+  assert.equal(RULES.maxPrice, 1e12);
+  for (const p of [1e-10, 2.3e-10, 0.0001, 1, 129.575, 7296.89, 1.5e9, 1e12]) {
     assert.equal(accepted(raw({ p })).price, p, label(p));
   }
+});
+
+Deno.test("toSilverTrade() rejects an absurd but finite price outside the bounds with bad_price_range", () => {
+  for (const p of [Number.MIN_VALUE, 5e-324, 1e-12, 9.99e-11, 1.0000000000000002e12, 1e15]) {
+    rejected(raw({ p }), "bad_price_range");
+  }
+  for (const p of [1.797e308, Number.MAX_VALUE]) {
+    rejected(raw({ p, v: 1.797e308 }), "bad_price_range");
+  }
+  const rules = { ...RULES, minPrice: 1, maxPrice: 2 };
+  rejected(raw({ p: 0.5 }), "bad_price_range", rules);
+  rejected(raw({ p: 2.5 }), "bad_price_range", rules);
+  assert.equal(accepted(raw({ p: 2 }), rules).price, 2);
 });
 
 Deno.test("toSilverTrade() rejects a price of 0, -0, below 0, NaN, ±Infinity or no number", () => {
@@ -191,12 +209,21 @@ Deno.test("toSilverTrade() takes v = -0 as 0, a price-only update with volume +0
   assert.ok(Object.is(trade.volume, 0), "volume must be +0, not -0");
 });
 
-Deno.test("toSilverTrade() keeps any finite volume > 0, fractional too, as a real trade", () => {
-  for (const v of [Number.MIN_VALUE, 1e-12, 0.011467, 0.5, 1, 79, 1e9, Number.MAX_VALUE]) {
+Deno.test("toSilverTrade() keeps any volume > 0 up to SILVER_MAX_VOLUME, fractional too, as a real trade", () => {
+  assert.equal(RULES.maxVolume, 1e15);
+  for (const v of [Number.MIN_VALUE, 1e-12, 0.011467, 0.5, 1, 79, 1e9, 1e15]) {
     const trade = accepted(raw({ v }));
     assert.equal(trade.volume, v, label(v));
     assert.equal(trade.priceOnly, false, label(v));
   }
+});
+
+Deno.test("toSilverTrade() rejects an absurd but finite volume above SILVER_MAX_VOLUME with bad_volume_range", () => {
+  for (const v of [1.0000000000000002e15, 1e20, 1.797e308, Number.MAX_VALUE]) {
+    rejected(raw({ v }), "bad_volume_range");
+  }
+  rejected(raw({ v: 11 }), "bad_volume_range", { ...RULES, maxVolume: 10 });
+  assert.equal(accepted(raw({ v: 10 }), { ...RULES, maxVolume: 10 }).volume, 10);
 });
 
 Deno.test("toSilverTrade() rejects a volume below 0, NaN, ±Infinity or no number", () => {
@@ -382,10 +409,12 @@ Deno.test("toSilverTrade() reports the first broken rule, in the order of REJECT
   // Every rule broken at once, then fixed one by one: the reported code walks the list.
   const fixes: [RejectionCode, Record<string, unknown>][] = [
     ["bad_symbol", { s: "AAPL" }],
-    ["bad_price", { p: 1 }],
+    ["bad_price", { p: 1e300 }],
+    ["bad_price_range", { p: 1 }],
     ["bad_time", { t: 1 }],
     ["bad_time_floor", { t: FLOOR + 120_000 }],
-    ["bad_volume", { v: 1 }],
+    ["bad_volume", { v: 1e300 }],
+    ["bad_volume_range", { v: 1 }],
     ["bad_conditions", { c: [] }],
     ["bad_ingest_time", { ingestTime: FLOOR }],
     ["bad_time_future", { ingestTime: FLOOR + 120_000 }],
@@ -422,6 +451,14 @@ Deno.test("TradeRejection messages name the field and the value", () => {
     [{ p: "1" }, `Rejected trade: field 'p' must be a finite number > 0, got "1"`],
     [{ v: -Infinity }, "Rejected trade: field 'v' must be a finite number >= 0, got -Infinity"],
     [{ v: null }, "Rejected trade: field 'v' must be a finite number >= 0, got null"],
+    [
+      { p: 5e-324 },
+      "Rejected trade: field 'p' must be from SILVER_MIN_PRICE to SILVER_MAX_PRICE, got 5e-324",
+    ],
+    [
+      { v: 1.797e308 },
+      "Rejected trade: field 'v' must not be above SILVER_MAX_VOLUME, got 1.797e+308",
+    ],
     [
       { s: "aapl" },
       `Rejected trade: field 's' must be a ticker like AAPL or EXCHANGE:PAIR like BINANCE:BTCUSDT (upper case, SYMBOL_PATTERN), got "aapl"`,
@@ -476,13 +513,22 @@ Deno.test("TradeRejection messages quote symbols safely and cut long ones", () =
 Deno.test("TradeRejection messages hold nothing but the trade's own fields", () => {
   const position = { topic: "topic-NOT-IN-MESSAGE", partition: 424_242, offset: 8_675_309 };
   const trade = { connectionId: "conn-NOT-IN-MESSAGE", frameSeq: 313_131, tradeIndex: 77_777 };
-  const rules = { maxFutureMs: 54_321, minEventTime: FLOOR };
+  const rules = {
+    maxFutureMs: 54_321,
+    minEventTime: FLOOR,
+    minPrice: 0.0246,
+    maxPrice: 97_531,
+    maxVolume: 86_420,
+  };
   const broken: Record<string, unknown>[] = [
     { s: "" },
     { p: 0 },
+    { p: 0.01 },
+    { p: 97_532 },
     { t: NaN },
     { t: 12_345 },
     { v: -1 },
+    { v: 86_421 },
     { c: 0 },
     { ingestTime: NaN },
     { t: T + 54_322, ingestTime: T },
@@ -503,6 +549,9 @@ Deno.test("TradeRejection messages hold nothing but the trade's own fields", () 
           "313131",
           "77777",
           "54321",
+          "0246",
+          "97531",
+          "86420",
           String(FLOOR),
         ]
       ) {
@@ -548,9 +597,11 @@ function firstBrokenRule(trade: Record<string, unknown>, rules: SilverRules): Re
   const { s, p, t, v, c, ingestTime } = trade;
   if (!wellFormedSymbol(s)) return "bad_symbol";
   if (typeof p !== "number" || Number.isNaN(p) || p <= 0 || p === Infinity) return "bad_price";
+  if (!(p >= rules.minPrice && p <= rules.maxPrice)) return "bad_price_range";
   if (!wholeTime(t)) return "bad_time";
   if (t < rules.minEventTime) return "bad_time_floor";
   if (typeof v !== "number" || Number.isNaN(v) || v < 0 || v === Infinity) return "bad_volume";
+  if (!(v <= rules.maxVolume)) return "bad_volume_range";
   const conditionsOk = c === null || c === "ABSENT" ||
     (Array.isArray(c) && c.filter((x) => typeof x === "string").length === c.length);
   if (!conditionsOk) return "bad_conditions";
@@ -587,6 +638,15 @@ function randomRawTrade(random: () => number, rules: SilverRules): Record<string
 
   const p = chance(0.15)
     ? pick([0, -0, -1, NaN, Infinity, -Infinity, Number.MIN_VALUE, -Number.MIN_VALUE, "1", null])
+    : chance(0.1)
+    ? pick([
+      rules.minPrice,
+      rules.minPrice * (1 - 1e-15),
+      rules.maxPrice,
+      rules.maxPrice * (1 + 1e-15),
+      5e-324,
+      1.797e308,
+    ])
     : chance(0.9)
     ? random() * 10_000 + Number.MIN_VALUE
     : -random() * 10;
@@ -613,6 +673,8 @@ function randomRawTrade(random: () => number, rules: SilverRules): Record<string
 
   const v = chance(0.15)
     ? pick([0, -0, -1, -Number.MIN_VALUE, Number.MIN_VALUE, NaN, Infinity, -Infinity, "1", null])
+    : chance(0.15)
+    ? pick([rules.maxVolume, rules.maxVolume * (1 + 1e-15), 1.797e308, Number.MAX_VALUE])
     : chance(0.5)
     ? Math.floor(random() * 1000)
     : random() * 2;
@@ -675,12 +737,12 @@ function assertSilverInvariants(
   assert.equal(trade.symbol, input.s);
   assert.ok(wellFormedSymbol(trade.symbol));
   assert.equal(trade.price, input.p);
-  assert.ok(Number.isFinite(trade.price) && trade.price > 0);
+  assert.ok(trade.price >= rules.minPrice && trade.price <= rules.maxPrice);
   assert.equal(trade.eventTime, input.t);
   assert.ok(Number.isSafeInteger(trade.eventTime) && trade.eventTime >= rules.minEventTime);
   assert.ok(trade.eventTime - trade.ingestTime <= rules.maxFutureMs);
   assert.equal(trade.ingestTime, input.ingestTime);
-  assert.ok(Number.isFinite(trade.volume) && trade.volume >= 0 && !Object.is(trade.volume, -0));
+  assert.ok(trade.volume >= 0 && trade.volume <= rules.maxVolume && !Object.is(trade.volume, -0));
   assert.equal(trade.volume, input.v === 0 ? 0 : input.v); // -0 becomes +0
   assert.equal(trade.priceOnly, input.v === 0);
   assert.ok(Array.isArray(trade.conditions));
@@ -697,9 +759,15 @@ Deno.test("toSilverTrade() on 5,000 seeded random trades: a valid silver trade o
   const random = mulberry32(0x5117e2);
   const ruleSets: SilverRules[] = [
     RULES,
-    { maxFutureMs: 0, minEventTime: FLOOR },
-    { maxFutureMs: 1_000, minEventTime: Date.UTC(2020, 0, 1) },
-    { maxFutureMs: 86_400_000, minEventTime: 0 },
+    { ...RULES, maxFutureMs: 0, minEventTime: FLOOR, maxVolume: 500 },
+    {
+      maxFutureMs: 1_000,
+      minEventTime: Date.UTC(2020, 0, 1),
+      minPrice: 0.5,
+      maxPrice: 5_000,
+      maxVolume: 1e9,
+    },
+    { ...RULES, maxFutureMs: 86_400_000, minEventTime: 0, minPrice: Number.MIN_VALUE },
   ];
   const outcomes = new Map<string, number>();
   for (let i = 0; i < 5_000; i++) {

@@ -10,15 +10,21 @@ import { parseFrame } from "../../producer/frame_parser.ts";
 import { toSilverTrade, TradeRejection } from "../../processor/silver/validate.ts";
 import { loadConfig } from "../../shared/config.ts";
 import type { RawTrade } from "../../shared/types.ts";
-import { generateHostileFrames, hostileExpectations } from "../../simulator/hostile.ts";
+import {
+  generateHostileFrames,
+  HOSTILE_GOOD_SYMBOLS,
+  hostileExpectations,
+} from "../../simulator/hostile.ts";
 
 Deno.test("hostile frames: the producer and silver do with each frame what its label says", () => {
   const start = Date.UTC(2026, 10, 24, 15, 0);
   const frames = generateHostileFrames({ seed: 99, count: 3000, start });
   const rules = loadConfig({}).silver;
   const ingestTime = start + 20 * 60_000;
+  // The producer subscribes the good trades' symbols, and no other.
+  const subscribed = new Set(HOSTILE_GOOD_SYMBOLS);
   for (const [n, frame] of frames.entries()) {
-    const parsed = parseFrame(frame.text);
+    const parsed = parseFrame(frame.text, { subscribed });
     const where = `frame ${n} (${frame.kind})`;
     if (frame.frameFate === "unknown_type") {
       assert.equal(parsed.kind, "unknown", where);
@@ -31,12 +37,12 @@ Deno.test("hostile frames: the producer and silver do with each frame what its l
     }
     assert.equal(parsed.kind, "trades", where);
     if (parsed.kind !== "trades") continue;
-    const refused = new Set(parsed.rejected.map((r) => r.index));
+    const refused = new Map(parsed.rejected.map((r) => [r.index, r.reasonCode]));
     const kept = new Map(parsed.trades.map((t) => [t.index, t]));
     frame.trades.forEach((trade, i) => {
       const at = `${where} trade ${i} (${trade.kind})`;
-      if (trade.fate === "producer:bad_trade_shape") {
-        assert.ok(refused.has(i), `${at} is refused by the producer`);
+      if (trade.fate.startsWith("producer:")) {
+        assert.equal(`producer:${refused.get(i)}`, trade.fate, `${at} is refused by the producer`);
         return;
       }
       const t = kept.get(i);
@@ -70,12 +76,17 @@ Deno.test("hostile frames: the producer and silver do with each frame what its l
       "bad_frame_shape",
       "frame_too_large",
       "bad_trade_shape",
+      "unsubscribed_symbol",
+      "inexact_integer",
     ]
   ) assert.ok((expected.producerLetters[code] ?? 0) > 0, `some ${code}`);
+  assert.ok((expected.kinds["large-frame"] ?? 0) > 0, "some frame over 512 KiB kept");
+  // No bad_symbol: a malformed symbol was never subscribed, so the producer refuses it first.
   for (
     const code of [
-      "bad_symbol",
       "bad_price",
+      "bad_price_range",
+      "bad_volume_range",
       "bad_time",
       "bad_time_floor",
       "bad_volume",

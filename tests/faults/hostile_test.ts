@@ -10,14 +10,17 @@
 import assert from "node:assert/strict";
 import { hourBucket } from "../../shared/buckets.ts";
 import { hostileFrames, MALFORMED_FRAMES } from "../../simulator/faults.ts";
-import { generateHostileFrames, hostileExpectations } from "../../simulator/hostile.ts";
+import {
+  generateHostileFrames,
+  HOSTILE_GOOD_SYMBOLS,
+  hostileExpectations,
+} from "../../simulator/hostile.ts";
 import { freePort, waitFor } from "../helpers.ts";
 import { computeReference } from "../reference.ts";
 import {
   assertLagZero,
   assertNoSecrets,
   assertTables,
-  FEED_SYMBOLS,
   FULL,
   metric,
   producerReports,
@@ -58,7 +61,14 @@ Deno.test({
       }`,
     );
     const port = freePort();
-    const p = await startPipeline({ name: "hostile", log, simulator: { rate: 0, seed } });
+    // The producer subscribes the good trades' symbols (tickers that are CQL keywords, pairs):
+    // every other symbol in the frames is one it must refuse as unsubscribed.
+    const p = await startPipeline({
+      name: "hostile",
+      log,
+      simulator: { rate: 0, seed },
+      env: { FINNHUB_SYMBOLS: HOSTILE_GOOD_SYMBOLS.join(",") },
+    });
     let passed = false;
     try {
       await startWorkers(p);
@@ -66,7 +76,7 @@ Deno.test({
       await p.guarded(
         waitFor(
           "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
+          () => p.sim.stats().connections[0]?.subscriptions === HOSTILE_GOOD_SYMBOLS.length,
           {
             timeoutMs: 60_000,
           },
