@@ -34,6 +34,8 @@ export interface StatusAppOptions {
   readonly expectedWorkers: readonly WorkerRole[];
   /** Clock, for tests. Default `Date.now`. */
   readonly now?: () => number;
+  /** The status endpoint's own counters (its bounds and connections), shown on `/metrics`. */
+  readonly metrics?: MetricsRegistry;
   /** Extra routes (the market page) mounted after auth. */
   readonly extend?: (app: Hono) => void;
 }
@@ -157,6 +159,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
     const snapshots: { snapshot: ReturnType<MetricsRegistry["snapshot"]>; labels?: Labels }[] = [
       { snapshot: own.snapshot() },
     ];
+    if (options.metrics) snapshots.push({ snapshot: options.metrics.snapshot() });
     for (const w of workers) {
       if (w.up) {
         snapshots.push({ snapshot: w.snapshot, labels: { worker: w.workerId, role: w.role } });

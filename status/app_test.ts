@@ -135,3 +135,16 @@ Deno.test("safeEqual() compares whole strings", () => {
   assert.ok(!safeEqual("abc", "abcd"));
   assert.ok(!safeEqual("", "a"));
 });
+
+Deno.test("/metrics shows the endpoint's own counters", async () => {
+  const metrics = new MetricsRegistry();
+  metrics.counter("pipeline_status_market_symbols_evicted_total", "evicted").inc({}, 3);
+  const app = createStatusApp({
+    sources: sources([]),
+    token: new Secret(""),
+    expectedWorkers: [],
+    metrics,
+  });
+  const text = await (await app.request("/metrics")).text();
+  assert.match(text, /^pipeline_status_market_symbols_evicted_total 3$/m);
+});

@@ -10,6 +10,7 @@ import { createCassandraClient } from "../shared/cassandra.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
 import { redact } from "../shared/secret.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createStatusApp } from "./app.ts";
@@ -68,7 +69,15 @@ async function main(): Promise<number> {
       return true;
     }),
   };
-  const market = createMarketService({ config, kafka, session, sources, log: log.child("market") });
+  const metrics = new MetricsRegistry();
+  const market = createMarketService({
+    config,
+    kafka,
+    session,
+    sources,
+    log: log.child("market"),
+    metrics,
+  });
   market.start();
   // Event streams never end by themselves: close them so the server can finish.
   controller.signal.addEventListener("abort", () => void market.stop().catch(() => {}));
@@ -76,6 +85,7 @@ async function main(): Promise<number> {
     token: config.status.token,
     expectedWorkers: config.status.expectedWorkers,
     sources,
+    metrics,
     extend: market.mount,
   });
   const server = Deno.serve({
