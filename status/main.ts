@@ -48,11 +48,13 @@ async function main(): Promise<number> {
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
   const admin = kafka.admin();
   const session = createCassandraClient(config.cassandra, { applicationName: "market-status" });
+  const metrics = new MetricsRegistry();
   const collector = createCollector({
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: `${config.kafka.groupPrefix}.status-${crypto.randomUUID().slice(0, 8)}`,
     log,
+    metrics,
   });
   await admin.connect();
   await collector.start();
@@ -69,7 +71,6 @@ async function main(): Promise<number> {
       return true;
     }),
   };
-  const metrics = new MetricsRegistry();
   const market = createMarketService({
     config,
     kafka,
