@@ -217,6 +217,24 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: "Worker roles that must be reporting for /readyz to say ready.",
   },
   {
+    name: "STATUS_ALLOWED_HOSTS",
+    default: "",
+    description:
+      "Host names the status endpoint answers to besides loopback and STATUS_HOST (comma-separated, no port); others get 421 (DNS rebinding). Compose adds `status`.",
+  },
+  {
+    name: "STATUS_MAX_CONNECTIONS",
+    default: "256",
+    description:
+      "Most connections the status endpoint keeps open (a market page holds one for live updates); more are closed at once and counted.",
+  },
+  {
+    name: "STATUS_ACCESS_LOG",
+    default: "false",
+    description:
+      "true: the status endpoint logs one line per request (method, path with any token removed, status, milliseconds).",
+  },
+  {
     name: "SIMULATOR_PORT",
     default: "8765",
     description:
@@ -298,6 +316,10 @@ export interface Config {
     readonly port: number;
     readonly token: Secret;
     readonly expectedWorkers: readonly WorkerRole[];
+    /** Lower-case host names (`[...]` for IPv6) answered besides loopback and `host`. */
+    readonly allowedHosts: readonly string[];
+    readonly maxConnections: number;
+    readonly accessLog: boolean;
   };
   /** The simulator `deno task start` runs without a Finnhub key. */
   readonly simulator: { readonly port: number };
@@ -457,6 +479,19 @@ export function loadConfig(env: Env): Config {
         }
         return role as WorkerRole;
       }),
+      allowedHosts: read.raw("STATUS_ALLOWED_HOSTS").split(",").map((h) => h.trim().toLowerCase())
+        .filter((h) => h !== "").map((h) => {
+          if (!/^[a-z0-9.\-]{1,253}$|^\[[0-9a-f:.]{2,45}\]$/.test(h)) {
+            throw new RangeError(
+              `STATUS_ALLOWED_HOSTS must list host names like status or grafana.example.com, or [IPv6], without a port, got ${
+                JSON.stringify(h)
+              }`,
+            );
+          }
+          return h;
+        }),
+      maxConnections: read.int("STATUS_MAX_CONNECTIONS", 1, 100_000),
+      accessLog: read.oneOf("STATUS_ACCESS_LOG", ["true", "false"] as const) === "true",
     },
     simulator: { port: read.int("SIMULATOR_PORT", 1, 65_535) },
     grafana: { url: grafanaUrl },
@@ -606,6 +641,9 @@ export function configEnv(config: Config): Record<string, string> {
     STATUS_EXPECTED_WORKERS: status.expectedWorkers.length === 0
       ? ","
       : status.expectedWorkers.join(","),
+    STATUS_ALLOWED_HOSTS: status.allowedHosts.join(","),
+    STATUS_MAX_CONNECTIONS: String(status.maxConnections),
+    STATUS_ACCESS_LOG: String(status.accessLog),
     SIMULATOR_PORT: String(config.simulator.port),
     GRAFANA_URL: config.grafana.url,
     LOG_LEVEL: config.logLevel,

@@ -1,7 +1,8 @@
 /**
  * `deno task status`: the status endpoint (Hono) on STATUS_HOST:STATUS_PORT. Reads worker
- * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes. It
- * also serves the live market page at `/` (`market/market.ts`), fed by the candle-updates topic.
+ * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes and
+ * `server.ts` for the connection timeouts and cap. It also serves the live market page at `/`
+ * (`market/market.ts`), fed by the candle-updates topic.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { redact } from "../shared/secret.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
+import { serveStatus } from "./server.ts";
 import { createMarketService } from "./market/market.ts";
 import { consumerLag } from "./lag.ts";
 import { groupIdOf, inputTopicOf, STAGES } from "../processor/worker.ts";
@@ -89,25 +91,30 @@ async function main(): Promise<number> {
     metrics,
     extend: market.mount,
   });
-  const server = Deno.serve({
+  const server = await serveStatus({
     hostname: config.status.host,
     port: config.status.port,
+    maxConnections: config.status.maxConnections,
+    metrics,
     signal: controller.signal,
-    onListen: ({ hostname, port }) => {
-      log.info(`listening on http://${hostname}:${port}`);
-      const host = hostname === "0.0.0.0"
-        ? "127.0.0.1"
-        : hostname.includes(":")
-        ? `[${hostname}]`
-        : hostname;
-      const hint = config.status.token.isSet ? "?token=<STATUS_TOKEN>" : "";
-      log.info(`market page: http://${host}:${port}/${hint}`);
-    },
     onError: (error) => {
       log.error("request failed", { error: describeError(error) });
-      return new Response(redact("internal error", secrets), { status: 500 });
+      return new Response(redact("internal error", secrets), {
+        status: 500,
+        headers: { "X-Content-Type-Options": "nosniff" },
+      });
     },
-  }, app.fetch);
+    handler: app.fetch,
+  });
+  const { hostname, port } = server.addr;
+  log.info(`listening on http://${hostname}:${port}`);
+  const shown = hostname === "0.0.0.0" || hostname === "::"
+    ? "127.0.0.1"
+    : hostname.includes(":")
+    ? `[${hostname}]`
+    : hostname;
+  const hint = config.status.token.isSet ? "?token=<STATUS_TOKEN>" : "";
+  log.info(`market page: http://${shown}:${port}/${hint}`);
   await server.finished;
   await market.stop().catch(() => {});
   await collector.stop().catch(() => {});

@@ -28,6 +28,8 @@ const FIXED: Readonly<Record<string, string>> = {
   CASSANDRA_CONTACT_POINTS: "cassandra:9042",
   STATUS_HOST: "0.0.0.0",
   STATUS_PORT: "8080",
+  // Prometheus's scrape sends Host: status:8080; what .env adds comes after.
+  STATUS_ALLOWED_HOSTS: "status,${STATUS_ALLOWED_HOSTS:-}",
 };
 
 /** Which of our services may receive each secret (least privilege). */
