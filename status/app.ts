@@ -4,6 +4,9 @@
  * - `GET /readyz`: Kafka and Cassandra reachable and every expected worker reporting;
  * - `GET /metrics`: Prometheus text exposition of every worker's metrics plus consumer lag;
  * - `GET /status`: the same facts as JSON for people and scripts.
+ * Every route but `/healthz` answers only requests whose `Host` names this machine by a loopback
+ * name, the bind address or a name of STATUS_ALLOWED_HOSTS (any port); others get a 421, so a
+ * page of another site that rebinds its name to 127.0.0.1 reads nothing, token or not.
  * With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>`, or
  * the HttpOnly, SameSite=Strict cookie a browser gets by opening `/?token=<token>` once (which
  * redirects to `/`, so the token leaves the address bar): that is how the market page (mounted
@@ -34,10 +37,44 @@ export interface StatusAppOptions {
   readonly expectedWorkers: readonly WorkerRole[];
   /** Clock, for tests. Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Host names answered besides {@linkcode LOOPBACK_HOSTS} (lower case, IPv6 in brackets, no
+   * port): STATUS_HOST and STATUS_ALLOWED_HOSTS ({@linkcode allowedHostsOf}). Default none.
+   */
+  readonly allowedHosts?: readonly string[];
   /** The status endpoint's own counters (its bounds and connections), shown on `/metrics`. */
   readonly metrics?: MetricsRegistry;
   /** Extra routes (the market page) mounted after auth. */
   readonly extend?: (app: Hono) => void;
+}
+
+/** The names of this machine a browser uses for a local server; always answered. */
+export const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+
+/**
+ * The host names to answer besides loopback: the bind address (unless a wildcard) and the
+ * configured ones.
+ */
+export function allowedHostsOf(
+  status: { host: string; allowedHosts: readonly string[] },
+): string[] {
+  const bind = status.host.toLowerCase();
+  const names = [...status.allowedHosts];
+  if (bind !== "0.0.0.0" && bind !== "::" && bind !== "[::]") {
+    names.push(bind.includes(":") && !bind.startsWith("[") ? `[${bind}]` : bind);
+  }
+  return names;
+}
+
+/**
+ * The host name of a `Host` header, lower case, without port or trailing dot (`[::1]` keeps its
+ * brackets), or undefined when it is not a host name at all.
+ */
+export function hostNameOf(header: string): string | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[a-z0-9.\-]+?)\.?(?::\d{1,5})?$/.exec(
+    header.trim().toLowerCase(),
+  );
+  return match?.[1];
 }
 
 /** The cookie that carries the token for a browser. */
@@ -78,9 +115,34 @@ export function throughput(
 export function createStatusApp(options: StatusAppOptions): Hono {
   const { sources, token, expectedWorkers } = options;
   const now = options.now ?? Date.now;
+  const allowed = new Set([...LOOPBACK_HOSTS, ...(options.allowedHosts ?? [])]);
+  const metrics = options.metrics ?? new MetricsRegistry();
+  const refused = metrics.counter(
+    "pipeline_status_requests_refused_total",
+    "Requests the status endpoint refused: host (a Host it does not answer to), token (missing or wrong).",
+  );
   const app = new Hono();
 
+  // Not behind the host check: a liveness probe may name the container by its address, and
+  // "ok" tells a rebinding page nothing.
   app.get("/healthz", (c) => c.text("ok\n"));
+
+  // DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches this
+  // server as its own origin, but its requests still say `Host: evil.example`.
+  app.use("*", async (c, next) => {
+    const header = c.req.header("host") ?? new URL(c.req.url).host;
+    const name = hostNameOf(header);
+    if (name !== undefined && allowed.has(name)) return await next();
+    refused.inc({ reason: "host" });
+    return c.json(
+      {
+        error: `this status endpoint does not answer to the host ${
+          JSON.stringify(header.slice(0, 100))
+        }: open it as 127.0.0.1 or localhost, or add the name to STATUS_ALLOWED_HOSTS`,
+      },
+      421,
+    );
+  });
 
   app.use("*", async (c, next) => {
     if (!token.isSet) return await next();
@@ -95,6 +157,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
       setCookie(c, TOKEN_COOKIE, secret, { httpOnly: true, sameSite: "Strict", path: "/" });
       return c.redirect("/", 303);
     }
+    refused.inc({ reason: "token" });
     c.header("WWW-Authenticate", 'Bearer realm="market-pipeline"');
     return c.json(
       {
@@ -159,7 +222,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
     const snapshots: { snapshot: ReturnType<MetricsRegistry["snapshot"]>; labels?: Labels }[] = [
       { snapshot: own.snapshot() },
     ];
-    if (options.metrics) snapshots.push({ snapshot: options.metrics.snapshot() });
+    snapshots.push({ snapshot: metrics.snapshot() });
     for (const w of workers) {
       if (w.up) {
         snapshots.push({ snapshot: w.snapshot, labels: { worker: w.workerId, role: w.role } });

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { Secret } from "../shared/secret.ts";
-import { createStatusApp, safeEqual, type StatusSources } from "./app.ts";
+import {
+  allowedHostsOf,
+  createStatusApp,
+  hostNameOf,
+  safeEqual,
+  type StatusSources,
+} from "./app.ts";
 import type { WorkerView } from "./collector.ts";
 
 const NOW = Date.parse("2026-11-24T15:00:00Z");
@@ -147,4 +153,55 @@ Deno.test("/metrics shows the endpoint's own counters", async () => {
   });
   const text = await (await app.request("/metrics")).text();
   assert.match(text, /^pipeline_status_market_symbols_evicted_total 3$/m);
+});
+
+Deno.test("a Host the endpoint does not answer to gets 421 on every route but /healthz (DNS rebinding)", async () => {
+  const metrics = new MetricsRegistry();
+  const app = createStatusApp({
+    sources: sources(all()),
+    token: new Secret(""),
+    expectedWorkers: [],
+    allowedHosts: allowedHostsOf({ host: "0.0.0.0", allowedHosts: ["status"] }),
+    metrics,
+  });
+  const get = (path: string, host: string) => app.request(path, { headers: { Host: host } });
+  for (
+    const host of ["evil.example:8080", "evil.example", "127.0.0.1.evil.example", "status.evil"]
+  ) {
+    for (const path of ["/status", "/metrics", "/readyz", "/", "/api/symbols"]) {
+      const response = await get(path, host);
+      assert.equal(response.status, 421, `${host} ${path}`);
+      assert.match(
+        (await response.json()).error,
+        /does not answer to the host "[^"]+": open it as 127.0.0.1 or localhost, or add the name to STATUS_ALLOWED_HOSTS/,
+      );
+    }
+  }
+  assert.equal((await get("/healthz", "evil.example")).status, 200, "/healthz answers any Host");
+  for (
+    const host of [
+      "127.0.0.1:8080",
+      "127.0.0.1",
+      "localhost:8080",
+      "LOCALHOST.",
+      "[::1]:8080",
+      "status:8080",
+    ]
+  ) {
+    assert.equal((await get("/status", host)).status, 200, host);
+  }
+  const text = await (await get("/metrics", "localhost")).text();
+  assert.match(text, /^pipeline_status_requests_refused_total\{reason="host"\} 20$/m);
+});
+
+Deno.test("allowedHostsOf() adds the bind address unless it is a wildcard; hostNameOf() strips the port", () => {
+  assert.deepEqual(allowedHostsOf({ host: "0.0.0.0", allowedHosts: ["status"] }), ["status"]);
+  assert.deepEqual(allowedHostsOf({ host: "::", allowedHosts: [] }), []);
+  assert.deepEqual(allowedHostsOf({ host: "192.168.1.5", allowedHosts: [] }), ["192.168.1.5"]);
+  assert.deepEqual(allowedHostsOf({ host: "fd00::1", allowedHosts: [] }), ["[fd00::1]"]);
+  assert.equal(hostNameOf("Status:8080"), "status");
+  assert.equal(hostNameOf("[::1]:8080"), "[::1]");
+  assert.equal(hostNameOf("example.com."), "example.com");
+  assert.equal(hostNameOf("a b"), undefined);
+  assert.equal(hostNameOf(""), undefined);
 });

@@ -14,7 +14,7 @@ import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { redact } from "../shared/secret.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
-import { createStatusApp } from "./app.ts";
+import { allowedHostsOf, createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
 import { serveStatus } from "./server.ts";
 import { createMarketService } from "./market/market.ts";
@@ -88,6 +88,7 @@ async function main(): Promise<number> {
     token: config.status.token,
     expectedWorkers: config.status.expectedWorkers,
     sources,
+    allowedHosts: allowedHostsOf(config.status),
     metrics,
     extend: market.mount,
   });
