@@ -7,10 +7,17 @@
  * Every route but `/healthz` answers only requests whose `Host` names this machine by a loopback
  * name, the bind address or a name of STATUS_ALLOWED_HOSTS (any port); others get a 421, so a
  * page of another site that rebinds its name to 127.0.0.1 reads nothing, token or not.
- * With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>`, or
- * the HttpOnly, SameSite=Strict cookie a browser gets by opening `/?token=<token>` once (which
- * redirects to `/`, so the token leaves the address bar): that is how the market page (mounted
- * through `extend`) and its server-sent events pass. Responses never contain a secret.
+ * With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>` (the
+ * scheme in any case, RFC 9110), or the session cookie a browser gets by opening
+ * `/?token=<token>` once, which redirects to `/` (other parameters kept) so the token leaves
+ * the address bar: that is how the market page (mounted through `extend`) and its server-sent
+ * events pass. The cookie holds a signed expiry, not the token (`session.ts`, 12 hours), and is
+ * HttpOnly and SameSite=Lax: Strict was not sent on the redirect when the `/?token=` link was
+ * followed from another site (a page of another site starts that navigation, and Strict counts
+ * the whole redirect chain as cross-site), so such a link ended in 401. Lax is still CSRF-safe
+ * here: every route is a read-only GET, Lax cookies go with top-level navigations only (never
+ * with another site's fetch, EventSource or image), and what a navigation shows goes to the
+ * user, not to the other site. Responses never contain a secret.
  *
  * @module
  */
@@ -21,6 +28,7 @@ import { type Labels, MetricsRegistry, renderPrometheus } from "../shared/metric
 import type { Secret } from "../shared/secret.ts";
 import type { WorkerView } from "./collector.ts";
 import type { PartitionLag } from "./lag.ts";
+import { createSessions, safeEqual, SESSION_TTL_MS } from "./session.ts";
 
 /** What the app reads; `main.ts` wires the real sources, tests pass their own. */
 export interface StatusSources {
@@ -37,6 +45,8 @@ export interface StatusAppOptions {
   readonly expectedWorkers: readonly WorkerRole[];
   /** Clock, for tests. Default `Date.now`. */
   readonly now?: () => number;
+  /** How long a browser session lasts. Default {@linkcode SESSION_TTL_MS} (12 hours). */
+  readonly sessionTtlMs?: number;
   /**
    * Host names answered besides {@linkcode LOOPBACK_HOSTS} (lower case, IPv6 in brackets, no
    * port): STATUS_HOST and STATUS_ALLOWED_HOSTS ({@linkcode allowedHostsOf}). Default none.
@@ -77,16 +87,20 @@ export function hostNameOf(header: string): string | undefined {
   return match?.[1];
 }
 
-/** The cookie that carries the token for a browser. */
-export const TOKEN_COOKIE = "market_status_token";
+/** The cookie that carries a browser's session (see `session.ts`). */
+export const SESSION_COOKIE = "market_status_session";
 
-/** Compares two strings in time that does not depend on where they differ. */
-export function safeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
+/** The token of an `Authorization` header of the Bearer scheme (any case), or undefined. */
+export function bearerToken(header: string): string | undefined {
+  return /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header)?.[1];
+}
+
+/** `/?token=...&symbol=...` without its token: where a login redirects to. */
+export function withoutToken(url: string): string {
+  const { searchParams } = new URL(url);
+  searchParams.delete("token");
+  const rest = searchParams.toString();
+  return rest === "" ? "/" : `/?${rest}`;
 }
 
 /** Throughput of each stage, records per second, from the workers' counter rates. */
@@ -144,18 +158,27 @@ export function createStatusApp(options: StatusAppOptions): Hono {
     );
   });
 
+  const sessions = token.isSet
+    ? createSessions(token.reveal(), { ttlMs: options.sessionTtlMs ?? SESSION_TTL_MS })
+    : undefined;
   app.use("*", async (c, next) => {
-    if (!token.isSet) return await next();
+    if (!sessions) return await next();
     const secret = token.reveal();
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer (.+)$/.exec(header);
-    if (match && safeEqual(match[1]!, secret)) return await next();
-    const cookie = getCookie(c, TOKEN_COOKIE);
-    if (cookie !== undefined && safeEqual(cookie, secret)) return await next();
+    const bearer = bearerToken(c.req.header("authorization") ?? "");
+    if (bearer !== undefined && safeEqual(bearer, secret)) return await next();
+    const cookie = getCookie(c, SESSION_COOKIE);
+    if (cookie !== undefined && await sessions.verify(cookie, now())) return await next();
     const query = c.req.method === "GET" && c.req.path === "/" ? c.req.query("token") : undefined;
     if (query !== undefined && safeEqual(query, secret)) {
-      setCookie(c, TOKEN_COOKIE, secret, { httpOnly: true, sameSite: "Strict", path: "/" });
-      return c.redirect("/", 303);
+      setCookie(c, SESSION_COOKIE, await sessions.issue(now()), {
+        httpOnly: true,
+        sameSite: "Lax",
+        path: "/",
+        maxAge: Math.floor(sessions.ttlMs / 1000),
+      });
+      c.header("Cache-Control", "no-store");
+      c.header("Referrer-Policy", "no-referrer");
+      return c.redirect(withoutToken(c.req.url), 303);
     }
     refused.inc({ reason: "token" });
     c.header("WWW-Authenticate", 'Bearer realm="market-pipeline"');

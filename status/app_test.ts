@@ -3,10 +3,11 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import { Secret } from "../shared/secret.ts";
 import {
   allowedHostsOf,
+  bearerToken,
   createStatusApp,
   hostNameOf,
-  safeEqual,
   type StatusSources,
+  withoutToken,
 } from "./app.ts";
 import type { WorkerView } from "./collector.ts";
 
@@ -135,13 +136,6 @@ Deno.test("/status reports throughput per stage and lag per group", async () => 
   assert.equal(body.workers.length, 4);
 });
 
-Deno.test("safeEqual() compares whole strings", () => {
-  assert.ok(safeEqual("abc", "abc"));
-  assert.ok(!safeEqual("abc", "abd"));
-  assert.ok(!safeEqual("abc", "abcd"));
-  assert.ok(!safeEqual("", "a"));
-});
-
 Deno.test("/metrics shows the endpoint's own counters", async () => {
   const metrics = new MetricsRegistry();
   metrics.counter("pipeline_status_market_symbols_evicted_total", "evicted").inc({}, 3);
@@ -204,4 +198,64 @@ Deno.test("allowedHostsOf() adds the bind address unless it is a wildcard; hostN
   assert.equal(hostNameOf("example.com."), "example.com");
   assert.equal(hostNameOf("a b"), undefined);
   assert.equal(hostNameOf(""), undefined);
+});
+
+Deno.test("the Bearer scheme is taken in any case (RFC 9110), the token exactly", async () => {
+  const app = createStatusApp({
+    sources: sources(all()),
+    token: new Secret("s3cret-token"),
+    expectedWorkers: [],
+  });
+  const status = async (authorization: string) =>
+    (await app.request("/status", { headers: { Authorization: authorization } })).status;
+  for (const scheme of ["Bearer", "bearer", "BEARER", "bEaReR"]) {
+    assert.equal(await status(`${scheme} s3cret-token`), 200, scheme);
+  }
+  assert.equal(await status("Bearer  s3cret-token"), 200, "more than one space");
+  assert.equal(await status("bearer S3CRET-TOKEN"), 401, "the token's case matters");
+  assert.equal(await status("Basic s3cret-token"), 401);
+  assert.equal(await status("Bearer s3cret-token x"), 401);
+});
+
+Deno.test("a browser session lasts 12 hours, is refused after, and ends when the token changes", async () => {
+  let now = NOW;
+  const app = (token: string) =>
+    createStatusApp({
+      sources: sources(all()),
+      token: new Secret(token),
+      expectedWorkers: [],
+      now: () => now,
+    });
+  const first = app("s3cret-token");
+  const login = await first.request("/?symbol=AAPL&token=s3cret-token&interval=1h");
+  assert.equal(login.status, 303);
+  assert.equal(login.headers.get("location"), "/?symbol=AAPL&interval=1h", "other parameters kept");
+  assert.equal(login.headers.get("cache-control"), "no-store");
+  const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+  const get = (a: ReturnType<typeof app>) => a.request("/status", { headers: { Cookie: cookie } });
+  assert.equal((await get(first)).status, 200);
+  assert.equal((await get(app("s3cret-token"))).status, 200, "a restart keeps sessions");
+  assert.equal((await get(app("other-token"))).status, 401, "a new token ends them");
+  now = NOW + 12 * 3_600_000 - 1;
+  assert.equal((await get(first)).status, 200);
+  now = NOW + 12 * 3_600_000;
+  assert.equal((await get(first)).status, 401, "expired");
+  // Its expiry moved on by hand: the signature no longer matches.
+  const [name, value] = cookie.split("=") as [string, string];
+  const [, expiry, mac] = value.split(".");
+  const extended = `${name}=v1.${Number(expiry) + 3_600_000}.${mac}`;
+  assert.equal(
+    (await first.request("/status", { headers: { Cookie: extended } })).status,
+    401,
+  );
+});
+
+Deno.test("withoutToken() keeps the other parameters of a login link", () => {
+  assert.equal(withoutToken("http://h/?token=x"), "/");
+  assert.equal(
+    withoutToken("http://h/?token=x&symbol=BINANCE%3ABTCUSDT"),
+    "/?symbol=BINANCE%3ABTCUSDT",
+  );
+  assert.equal(bearerToken("Bearer abc.def"), "abc.def");
+  assert.equal(bearerToken("Bearerabc"), undefined);
 });
