@@ -17,17 +17,20 @@
  * the whole redirect chain as cross-site), so such a link ended in 401. Lax is still CSRF-safe
  * here: every route is a read-only GET, Lax cookies go with top-level navigations only (never
  * with another site's fetch, EventSource or image), and what a navigation shows goes to the
- * user, not to the other site. Responses never contain a secret.
+ * user, not to the other site. Responses never contain a secret, and every one says
+ * `X-Content-Type-Options: nosniff`.
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
+import type { Logger } from "../shared/log.ts";
 import type { WorkerRole } from "../shared/types.ts";
 import { type Labels, MetricsRegistry, renderPrometheus } from "../shared/metrics.ts";
 import type { Secret } from "../shared/secret.ts";
 import type { WorkerView } from "./collector.ts";
 import type { PartitionLag } from "./lag.ts";
+import type { ServeInfo } from "./server.ts";
 import { createSessions, safeEqual, SESSION_TTL_MS } from "./session.ts";
 
 /** What the app reads; `main.ts` wires the real sources, tests pass their own. */
@@ -54,6 +57,12 @@ export interface StatusAppOptions {
   readonly allowedHosts?: readonly string[];
   /** The status endpoint's own counters (its bounds and connections), shown on `/metrics`. */
   readonly metrics?: MetricsRegistry;
+  /**
+   * Where to write one line per request (STATUS_ACCESS_LOG=true): method, path with any `token`
+   * parameter removed, status, milliseconds to the response head, client address. Headers
+   * (Authorization, Cookie) are never written. Default none.
+   */
+  readonly accessLog?: Logger;
   /** Extra routes (the market page) mounted after auth. */
   readonly extend?: (app: Hono) => void;
 }
@@ -93,6 +102,25 @@ export const SESSION_COOKIE = "market_status_session";
 /** The token of an `Authorization` header of the Bearer scheme (any case), or undefined. */
 export function bearerToken(header: string): string | undefined {
   return /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header)?.[1];
+}
+
+/** The path and query of `url` for a log line: no `token` parameter, at most 300 characters. */
+export function loggedPath(url: string): string {
+  const { pathname, searchParams } = new URL(url);
+  searchParams.delete("token");
+  const query = searchParams.toString();
+  const path = query === "" ? pathname : `${pathname}?${query}`;
+  return path.length > 300 ? `${path.slice(0, 300)}...` : path;
+}
+
+/** Sets a header on the response, copying it first if its headers are immutable. */
+function setHeader(c: Context, name: string, value: string): void {
+  try {
+    c.res.headers.set(name, value);
+  } catch {
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set(name, value);
+  }
 }
 
 /** `/?token=...&symbol=...` without its token: where a login redirects to. */
@@ -136,6 +164,19 @@ export function createStatusApp(options: StatusAppOptions): Hono {
     "Requests the status endpoint refused: host (a Host it does not answer to), token (missing or wrong).",
   );
   const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    const started = now();
+    await next();
+    setHeader(c, "X-Content-Type-Options", "nosniff");
+    options.accessLog?.info("request", {
+      method: c.req.method,
+      path: loggedPath(c.req.url),
+      status: c.res.status,
+      ms: now() - started,
+      client: (c.env as Partial<ServeInfo> | undefined)?.remoteAddr?.hostname,
+    });
+  });
 
   // Not behind the host check: a liveness probe may name the container by its address, and
   // "ok" tells a rebinding page nothing.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { Secret } from "../shared/secret.ts";
 import {
@@ -6,6 +7,7 @@ import {
   bearerToken,
   createStatusApp,
   hostNameOf,
+  loggedPath,
   type StatusSources,
   withoutToken,
 } from "./app.ts";
@@ -258,4 +260,41 @@ Deno.test("withoutToken() keeps the other parameters of a login link", () => {
   );
   assert.equal(bearerToken("Bearer abc.def"), "abc.def");
   assert.equal(bearerToken("Bearerabc"), undefined);
+});
+
+Deno.test("the access log, when on, has method, path, status and time, and never a token", async () => {
+  const lines: string[] = [];
+  const log = createLogger("status", { write: (line) => lines.push(line) });
+  const app = createStatusApp({
+    sources: sources(all()),
+    token: new Secret("s3cret-token"),
+    expectedWorkers: [],
+    accessLog: log.child("access"),
+  });
+  await app.request("/status?x=1", { headers: { Authorization: "Bearer s3cret-token" } });
+  await app.request("/?token=s3cret-token&symbol=AAPL");
+  await app.request("/?token=wrong-guess");
+  await app.request("/status", { headers: { Cookie: "market_status_session=v1.1.abc" } });
+  assert.equal(lines.length, 4);
+  assert.match(
+    lines[0]!,
+    /INFO {2}status\.access: request method=GET path="\/status\?x=1" status=200 ms=\d+/,
+  );
+  assert.match(lines[1]!, /path="\/\?symbol=AAPL" status=303/);
+  assert.match(lines[2]!, /path=\/ status=401/);
+  assert.match(lines[3]!, /path=\/status status=401/);
+  for (const line of lines) {
+    assert.doesNotMatch(line, /s3cret|wrong-guess|token=|Bearer|v1\.1\.abc/i, line);
+  }
+  const quiet = createStatusApp({
+    sources: sources(all()),
+    token: new Secret(""),
+    expectedWorkers: [],
+  });
+  assert.equal((await quiet.request("/status")).status, 200, "off by default");
+});
+
+Deno.test("loggedPath() drops token parameters and cuts long paths", () => {
+  assert.equal(loggedPath("http://h/?token=a&token=b&symbol=X"), "/?symbol=X");
+  assert.equal(loggedPath(`http://h/${"a".repeat(400)}`), `/${"a".repeat(299)}...`);
 });

@@ -90,6 +90,7 @@ async function main(): Promise<number> {
     sources,
     allowedHosts: allowedHostsOf(config.status),
     metrics,
+    ...(config.status.accessLog ? { accessLog: log.child("access") } : {}),
     extend: market.mount,
   });
   const server = await serveStatus({

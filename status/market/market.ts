@@ -66,9 +66,9 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
     return c.json({ error: `Cassandra read failed: ${describeError(error)}` }, 503);
   }
 
+  // X-Content-Type-Options: nosniff is set on every response by app.ts.
   app.use("*", async (c, next) => {
     await next();
-    c.res.headers.set("X-Content-Type-Options", "nosniff");
     c.res.headers.set("Referrer-Policy", "no-referrer");
   });
 

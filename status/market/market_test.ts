@@ -262,3 +262,38 @@ Deno.test("/api/stream sends one symbol's candle updates and health as server-se
   }
   assert.equal(hub.clients(), 0);
 });
+
+Deno.test("every response says X-Content-Type-Options: nosniff: page, assets, JSON, 401, 404, 421, SSE", async () => {
+  for (const token of ["", "page-s3cret"]) {
+    const { app, hub } = setup(token);
+    const auth = token ? { Authorization: `Bearer ${token}` } : {};
+    try {
+      const cases: [string, Record<string, string>][] = [
+        ["/healthz", {}],
+        ["/", auth],
+        ["/assets/app.js", auth],
+        ["/api/symbols", auth],
+        ["/api/candles?symbol=bad", auth],
+        ["/api/nope", auth],
+        ["/nope", auth],
+        ["/metrics", auth],
+        ["/status", { ...auth, Host: "evil.example" }],
+        ["/status", {}],
+        ["/?token=wrong", {}],
+        ["/api/stream?symbol=AAPL", auth],
+      ];
+      if (token) cases.push([`/?token=${token}`, {}]);
+      for (const [path, headers] of cases) {
+        const response = await app.request(path, { headers });
+        assert.equal(
+          response.headers.get("x-content-type-options"),
+          "nosniff",
+          `${path} (${response.status})`,
+        );
+        await response.body?.cancel();
+      }
+    } finally {
+      hub.close();
+    }
+  }
+});
