@@ -209,16 +209,21 @@ export function serveStatus(options: StatusServerOptions): Promise<StatusServer>
     const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
     closed.inc({ reason: timedOut ? "request_timeout" : "bad_request" });
     const message = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && !message?.headersSent) {
-      socket.write(CLIENT_ERROR_RESPONSES[error.code ?? ""] ?? BAD_REQUEST);
+    try {
+      if (socket.writable && !message?.headersSent) {
+        socket.write(CLIENT_ERROR_RESPONSES[error.code ?? ""] ?? BAD_REQUEST);
+      }
+    } finally {
+      socket.destroy();
     }
-    socket.destroy();
   });
 
   let shutting: Promise<void> | undefined;
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const controller = new AbortController();
     res.once("close", () => controller.abort());
+    res.on("error", () => {}); // a client gone mid-write: "close" ends the response
+
     // Shutting down: a connection whose response ends is idle, and closed.
     res.once("finish", () => {
       if (shutting) setTimeout(() => server.closeIdleConnections(), 0);
