@@ -277,6 +277,31 @@ function isoTime(v: Described): Variable<number> {
   });
 }
 
+/** `true` or `false`. */
+function flag(v: Described): Variable<boolean> {
+  const text = oneOf(v, ["true", "false"] as const);
+  return variable({ ...v, parse: (t) => text.parse(t) === "true", format: String });
+}
+
+/** Host names without a port, lower-cased; `""` is none. */
+function hostNames(v: Described): Variable<readonly string[]> {
+  return variable({
+    ...v,
+    parse: (t) =>
+      items(t).map((h) => h.toLowerCase()).map((h) => {
+        if (!/^[a-z0-9.\-]{1,253}$|^\[[0-9a-f:.]{2,45}\]$/.test(h)) {
+          throw new RangeError(
+            `${v.name} must list host names like status or grafana.example.com, or [IPv6], without a port, got ${
+              JSON.stringify(h)
+            }`,
+          );
+        }
+        return h;
+      }),
+    format: (value) => value.join(","),
+  });
+}
+
 function roles(v: Described): Variable<readonly WorkerRole[]> {
   return variable({
     ...v,
@@ -616,6 +641,29 @@ export const CONFIG_SPEC = {
       name: "STATUS_EXPECTED_WORKERS",
       default: "producer,bronze,silver,gold",
       description: "Worker roles that must be reporting for /readyz to say ready.",
+    }),
+    /** Lower-case host names (`[...]` for IPv6) answered besides loopback and `host`. */
+    allowedHosts: hostNames({
+      name: "STATUS_ALLOWED_HOSTS",
+      default: "",
+      description:
+        "Host names the status endpoint answers to besides loopback and STATUS_HOST (comma-separated, no port); others get 421 (DNS rebinding). Compose adds `status`.",
+    }),
+    maxConnections: int(
+      {
+        name: "STATUS_MAX_CONNECTIONS",
+        default: "256",
+        description:
+          "Most connections the status endpoint keeps open (a market page holds one for live updates); more are closed at once and counted.",
+      },
+      1,
+      100_000,
+    ),
+    accessLog: flag({
+      name: "STATUS_ACCESS_LOG",
+      default: "false",
+      description:
+        "true: the status endpoint logs one line per request (method, path with any token removed, status, milliseconds).",
     }),
   },
   /** The simulator `deno task start` runs without a Finnhub key. */

@@ -1,7 +1,8 @@
 /**
  * `deno task status`: the status endpoint (Hono) on STATUS_HOST:STATUS_PORT. Reads worker
- * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes. It
- * also serves the live market page at `/` (`market/market.ts`), fed by the candle-updates topic.
+ * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes and
+ * `server.ts` for the connection timeouts and cap. It also serves the live market page at `/`
+ * (`market/market.ts`), fed by the candle-updates topic.
  *
  * @module
  */
@@ -10,11 +11,13 @@ import { createCassandraClient } from "../shared/cassandra.ts";
 import { loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
 import { redact } from "../shared/secret.ts";
 import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
-import { createStatusApp } from "./app.ts";
+import { allowedHostsOf, createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
+import { serveStatus } from "./server.ts";
 import { createMarketService } from "./market/market.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { stageSubscriptions } from "../shared/topology.ts";
@@ -46,11 +49,13 @@ async function main(): Promise<number> {
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
   const admin = kafka.admin();
   const session = createCassandraClient(config.cassandra, { applicationName: "market-status" });
+  const metrics = new MetricsRegistry();
   const collector = createCollector({
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: `${config.kafka.groupPrefix}.status-${crypto.randomUUID().slice(0, 8)}`,
     log,
+    metrics,
   });
   await admin.connect();
   await collector.start();
@@ -64,7 +69,14 @@ async function main(): Promise<number> {
       return true;
     }),
   };
-  const market = createMarketService({ config, kafka, session, sources, log: log.child("market") });
+  const market = createMarketService({
+    config,
+    kafka,
+    session,
+    sources,
+    log: log.child("market"),
+    metrics,
+  });
   market.start();
   // Event streams never end by themselves: close them so the server can finish.
   controller.signal.addEventListener("abort", () => void market.stop().catch(() => {}));
@@ -72,27 +84,35 @@ async function main(): Promise<number> {
     token: config.status.token,
     expectedWorkers: config.status.expectedWorkers,
     sources,
+    allowedHosts: allowedHostsOf(config.status),
+    metrics,
+    ...(config.status.accessLog ? { accessLog: log.child("access") } : {}),
     extend: market.mount,
   });
-  const server = Deno.serve({
+  const server = await serveStatus({
     hostname: config.status.host,
     port: config.status.port,
+    maxConnections: config.status.maxConnections,
+    metrics,
     signal: controller.signal,
-    onListen: ({ hostname, port }) => {
-      log.info(`listening on http://${hostname}:${port}`);
-      const host = hostname === "0.0.0.0"
-        ? "127.0.0.1"
-        : hostname.includes(":")
-        ? `[${hostname}]`
-        : hostname;
-      const hint = config.status.token.isSet ? "?token=<STATUS_TOKEN>" : "";
-      log.info(`market page: http://${host}:${port}/${hint}`);
-    },
     onError: (error) => {
       log.error("request failed", { error: describeError(error) });
-      return new Response(redact("internal error", secrets), { status: 500 });
+      return new Response(redact("internal error", secrets), {
+        status: 500,
+        headers: { "X-Content-Type-Options": "nosniff" },
+      });
     },
-  }, app.fetch);
+    handler: app.fetch,
+  });
+  const { hostname, port } = server.addr;
+  log.info(`listening on http://${hostname}:${port}`);
+  const shown = hostname === "0.0.0.0" || hostname === "::"
+    ? "127.0.0.1"
+    : hostname.includes(":")
+    ? `[${hostname}]`
+    : hostname;
+  const hint = config.status.token.isSet ? "?token=<STATUS_TOKEN>" : "";
+  log.info(`market page: http://${shown}:${port}/${hint}`);
   await server.finished;
   await market.stop().catch(() => {});
   await collector.stop().catch(() => {});

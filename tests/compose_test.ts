@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { CONFIG_VARIABLES } from "../shared/config.ts";
+import { CONFIG_VARIABLES, loadConfig } from "../shared/config.ts";
+import { allowedHostsOf } from "../status/app.ts";
 import { checkHealth } from "../docker/healthcheck.ts";
 import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
 
@@ -27,6 +28,8 @@ const FIXED: Readonly<Record<string, string>> = {
   CASSANDRA_CONTACT_POINTS: "cassandra:9042",
   STATUS_HOST: "0.0.0.0",
   STATUS_PORT: "8080",
+  // Prometheus's scrape sends Host: status:8080; what .env adds comes after.
+  STATUS_ALLOWED_HOSTS: "status,${STATUS_ALLOWED_HOSTS:-}",
 };
 
 /** Which of our services may receive each secret (least privilege). */
@@ -531,6 +534,16 @@ Deno.test("compose: Prometheus scrapes the status endpoint's /metrics every 5 s 
   assert.equal(job["metrics_path"] ?? "/metrics", "/metrics");
   assert.equal(job["scrape_interval"], "5s");
   assert.equal(job["scheme"] ?? "http", "http");
+  // The scrape says `Host: status:8080`: the status endpoint must answer to that name.
+  const allowed = loadConfig({
+    STATUS_HOST: environmentOf(service("status")).get("STATUS_HOST") ?? "",
+    STATUS_ALLOWED_HOSTS: (environmentOf(service("status")).get("STATUS_ALLOWED_HOSTS") ?? "")
+      .replace(/\$\{[^}]*\}/g, ""),
+  }).status;
+  assert.ok(
+    allowedHostsOf(allowed).includes("status"),
+    "STATUS_ALLOWED_HOSTS of the status service must name status (Prometheus's scrape target)",
+  );
 
   // The bearer token: a file compose writes from STATUS_TOKEN into the Prometheus container.
   const authorization = job["authorization"];

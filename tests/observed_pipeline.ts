@@ -1,8 +1,9 @@
 /**
  * The whole pipeline running in the test process, observed the way production observes it: the
  * simulator feeds the producer, the bronze, silver and gold stages run as workers, every worker
- * reports through the metrics topic, and the status endpoint (`status/app.ts`, wired as
- * `status/main.ts` wires it) serves `/metrics` on a free port. Fresh topics and keyspace.
+ * reports through the metrics topic, and the status endpoint (`status/app.ts` on
+ * `status/server.ts`, wired as `status/main.ts` wires it) serves `/metrics` on a free port.
+ * Fresh topics and keyspace.
  *
  * @module
  */
@@ -24,6 +25,7 @@ import { type Simulator, startSimulator } from "../simulator/server.ts";
 import { createStatusApp } from "../status/app.ts";
 import { createMarketService } from "../status/market/market.ts";
 import { createCollector } from "../status/collector.ts";
+import { serveStatus } from "../status/server.ts";
 import { cleanup, provision, randomId, testConfig, waitFor } from "./helpers.ts";
 import { parseExposition, rolesUp } from "./prometheus_text.ts";
 import { type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
@@ -110,11 +112,13 @@ export async function startObservedPipeline(
     closers.push({ what: "status admin", close: () => admin.disconnect() });
     const session = createCassandraClient(config.cassandra, { applicationName: "market-status" });
     closers.push({ what: "status session", close: () => session.shutdown() });
+    const statusMetrics = new MetricsRegistry();
     const collector = createCollector({
       kafka,
       topic: config.kafka.topics.metrics,
       groupId: `${config.kafka.groupPrefix}.status-${randomId()}`,
       log,
+      metrics: statusMetrics,
     });
     await collector.start();
     closers.push({ what: "collector", close: () => collector.stop() });
@@ -129,16 +133,29 @@ export async function startObservedPipeline(
       },
     };
     const market = options.market
-      ? createMarketService({ config, kafka, session, sources, log: log.child("market") })
+      ? createMarketService({
+        config,
+        kafka,
+        session,
+        sources,
+        log: log.child("market"),
+        metrics: statusMetrics,
+      })
       : undefined;
     market?.start();
     const app = createStatusApp({
       token: new Secret(""),
       expectedWorkers: config.status.expectedWorkers,
       sources,
+      metrics: statusMetrics,
       ...(market ? { extend: market.mount } : {}),
     });
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+    const server = await serveStatus({
+      hostname: "127.0.0.1",
+      port: 0,
+      handler: app.fetch,
+      metrics: statusMetrics,
+    });
     closers.push({ what: "status server", close: () => server.shutdown() });
     // Before the server: its event streams never end by themselves.
     if (market) closers.push({ what: "market", close: () => market.stop() });

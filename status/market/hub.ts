@@ -8,11 +8,22 @@
  * does not read is not buffered for: its stream holds a few events, then its throttle keeps only
  * the newest value per key until it reads again.
  *
- * Health is computed once a second while at least one client is connected, never otherwise.
+ * Health is computed once a second while at least one client is connected, never otherwise. A
+ * stream that had no event for `keepAliveMs` (health failing, no candles) gets a comment line,
+ * so the server's idle timeout never cuts a live stream.
+ *
+ * Bounded whatever the feed carries (a flood of 200,000 distinct symbols took the status
+ * process from 168 to 330 MB and sent a client without a symbol a 64 MB first event): the hub
+ * remembers the newest candles of at most `maxSymbols` symbols, forgetting the least recently
+ * updated first (`pipeline_status_market_symbols_evicted_total`); each client holds at most
+ * `4 * maxSymbols` pending candles (beyond, the oldest pending is dropped and counted in
+ * `pipeline_status_market_stream_candles_dropped_total`) and gets at most `maxCandlesPerEvent`
+ * candles an event, the rest in the following ones.
  *
  * @module
  */
 import { describeError, type Logger } from "../../shared/log.ts";
+import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
 import type { MarketHealth } from "./health.ts";
 import type { CandleJson } from "./store.ts";
@@ -40,6 +51,14 @@ export interface MarketHubOptions {
   readonly healthIntervalMs?: number;
   /** Events a client's stream holds before its throttle keeps values instead. Default 8. */
   readonly clientBufferEvents?: number;
+  /** Symbols whose newest candles the hub remembers. Default {@linkcode MAX_SYMBOLS}. */
+  readonly maxSymbols?: number;
+  /** Most candles in one event. Default {@linkcode MAX_CANDLES_PER_EVENT}. */
+  readonly maxCandlesPerEvent?: number;
+  /** A stream with no event for this long gets a keep-alive comment. Default 15000 ms. */
+  readonly keepAliveMs?: number;
+  /** Where the bounds count what they drop. Default a registry of its own. */
+  readonly metrics?: MetricsRegistry;
   /** Default real timers. */
   readonly timers?: Timers;
 }
@@ -52,7 +71,7 @@ export interface MarketHub {
   connect(filter: { readonly symbol?: string }): ReadableStream<Uint8Array>;
   /** Clients connected now. */
   clients(): number;
-  /** Symbols seen on the feed since start. */
+  /** Symbols seen on the feed, at most `maxSymbols`: the most recently updated. */
   symbolsSeen(): string[];
   /** Ends every client's stream and stops the health timer. */
   close(): void;
@@ -76,15 +95,27 @@ export function liveCandleOf(update: CandleUpdate): LiveCandle {
   };
 }
 
+/** Symbols the hub remembers by default: 20 times Finnhub's 50-symbol limit. */
+export const MAX_SYMBOLS = 1000;
+
+/** Candles in one event by default (about 250 bytes each). */
+export const MAX_CANDLES_PER_EVENT = 200;
+
 type Item = { kind: "candle"; candle: LiveCandle } | { kind: "health"; health: MarketHealth };
 
 interface Client {
   readonly symbol: string | undefined;
   readonly throttle: Throttle<Item>;
   readonly end: () => void;
+  /** Sends a keep-alive comment if the stream has room. */
+  readonly keepAlive: () => void;
+  lastSent: number;
 }
 
 const encoder = new TextEncoder();
+
+/** A comment line: EventSource ignores it, the connection sees bytes. */
+const KEEP_ALIVE = encoder.encode(": keep-alive\n\n");
 
 /** Encodes one server-sent event. */
 export function sseEvent(event: string, data: unknown): Uint8Array {
@@ -97,9 +128,24 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
   const minIntervalMs = options.minIntervalMs ?? 250;
   const healthIntervalMs = options.healthIntervalMs ?? 1000;
   const bufferEvents = options.clientBufferEvents ?? 8;
+  const maxSymbols = options.maxSymbols ?? MAX_SYMBOLS;
+  const maxCandlesPerEvent = options.maxCandlesPerEvent ?? MAX_CANDLES_PER_EVENT;
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
+  const metrics = options.metrics ?? new MetricsRegistry();
+  const evicted = metrics.counter(
+    "pipeline_status_market_symbols_evicted_total",
+    `Symbols the market page's live hub forgot, least recently updated first, to remember at most ${maxSymbols}.`,
+  );
+  const dropped = metrics.counter(
+    "pipeline_status_market_stream_candles_dropped_total",
+    "Candle updates a live market stream dropped because it held too many pending for a client that did not keep up.",
+  );
   const clients = new Set<Client>();
-  /** The newest candle of each symbol and interval, for a client that just connected. */
-  const newest = new Map<string, LiveCandle>();
+  /**
+   * The newest candle of each interval of each symbol, for a client that just connected. Map
+   * order is update order: the first symbol is the least recently updated.
+   */
+  const newest = new Map<string, Map<string, LiveCandle>>();
   let healthTimer: unknown;
   let lastHealth: MarketHealth | undefined;
   let healthBusy = false;
@@ -109,6 +155,8 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
     healthTimer = undefined;
     if (clients.size === 0) return;
     healthTimer = timers.setTimeout(refreshHealth, healthIntervalMs);
+    const at = timers.now();
+    for (const client of clients) if (at - client.lastSent >= keepAliveMs) client.keepAlive();
     if (healthBusy) return;
     healthBusy = true;
     options.health().then((health) => {
@@ -126,12 +174,24 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
     return `${c.interval}|${c.symbol}|${c.time}`;
   }
 
+  /** Remembers `candle` as its symbol's newest of its interval, unless a later one is known. */
+  function remember(candle: LiveCandle): void {
+    const intervals = newest.get(candle.symbol) ?? new Map<string, LiveCandle>();
+    const known = intervals.get(candle.interval);
+    if (known && known.time > candle.time) return;
+    intervals.set(candle.interval, candle);
+    newest.delete(candle.symbol); // to the end: the most recently updated
+    newest.set(candle.symbol, intervals);
+    while (newest.size > maxSymbols) {
+      newest.delete(newest.keys().next().value as string);
+      evicted.inc();
+    }
+  }
+
   return {
     publish(update) {
       const candle = liveCandleOf(update);
-      const key = `${candle.interval}|${candle.symbol}`;
-      const known = newest.get(key);
-      if (!known || known.time <= candle.time) newest.set(key, candle);
+      remember(candle);
       for (const client of clients) {
         if (client.symbol !== undefined && client.symbol !== candle.symbol) continue;
         client.throttle.offer(candleKey(candle), { kind: "candle", candle });
@@ -144,6 +204,10 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
           const throttle = createThrottle<Item>({
             minIntervalMs,
             timers,
+            // A closing window and the next one's first update of each interval, and health.
+            maxPending: 4 * maxSymbols + 1,
+            onDrop: () => dropped.inc(),
+            maxBatch: maxCandlesPerEvent,
             emit(items) {
               if ((controller.desiredSize ?? 1) <= 0) return false;
               const data: { candles: LiveCandle[]; health?: MarketHealth } = { candles: [] };
@@ -152,22 +216,32 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
                 else data.health = item.health;
               }
               controller.enqueue(sseEvent("update", data));
+              client!.lastSent = timers.now();
               return true;
             },
           });
           client = {
             symbol: filter.symbol,
             throttle,
+            lastSent: timers.now(),
             end: () => {
               try {
                 controller.close();
               } catch { /* already closed */ }
             },
+            keepAlive: () => {
+              if ((controller.desiredSize ?? 1) <= 0) return;
+              controller.enqueue(KEEP_ALIVE);
+              client!.lastSent = timers.now();
+            },
           };
           clients.add(client);
           controller.enqueue(encoder.encode("retry: 2000\n\n"));
-          for (const candle of newest.values()) {
-            if (filter.symbol === undefined || filter.symbol === candle.symbol) {
+          const known = filter.symbol === undefined
+            ? [...newest.values()]
+            : [newest.get(filter.symbol) ?? new Map<string, LiveCandle>()];
+          for (const intervals of known) {
+            for (const candle of intervals.values()) {
               throttle.offer(candleKey(candle), { kind: "candle", candle });
             }
           }
@@ -182,7 +256,7 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
       }, new CountQueuingStrategy({ highWaterMark: bufferEvents }));
     },
     clients: () => clients.size,
-    symbolsSeen: () => [...new Set([...newest.values()].map((c) => c.symbol))].sort(),
+    symbolsSeen: () => [...newest.keys()].sort(),
     close() {
       for (const client of clients) {
         client.throttle.close();

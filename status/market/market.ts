@@ -20,6 +20,7 @@ import type { Context, Hono } from "hono";
 import type { Kafka } from "kafkajs";
 import type { Config } from "../../shared/config.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { StatusSources } from "../app.ts";
 import { createAssets } from "./assets.ts";
 import { createCandleFeed } from "./feed.ts";
@@ -65,9 +66,9 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
     return c.json({ error: `Cassandra read failed: ${describeError(error)}` }, 503);
   }
 
+  // X-Content-Type-Options: nosniff is set on every response by app.ts.
   app.use("*", async (c, next) => {
     await next();
-    c.res.headers.set("X-Content-Type-Options", "nosniff");
     c.res.headers.set("Referrer-Policy", "no-referrer");
   });
 
@@ -169,6 +170,8 @@ export interface MarketServiceOptions {
   readonly session: cassandra.Client;
   readonly sources: Pick<StatusSources, "workers" | "lag">;
   readonly log: Logger;
+  /** The status endpoint's own metrics (the hub's bounds count there). */
+  readonly metrics?: MetricsRegistry;
 }
 
 /** The market page with its live feed, wired from the status endpoint's clients. */
@@ -191,7 +194,11 @@ export function createMarketService(options: MarketServiceOptions): MarketServic
       groups,
       now: Date.now(),
     });
-  const hub = createMarketHub({ health, log });
+  const hub = createMarketHub({
+    health,
+    log,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
   const feed = createCandleFeed({
     kafka,
     topic: config.kafka.topics.candles,

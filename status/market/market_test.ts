@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../../shared/log.ts";
 import { Secret } from "../../shared/secret.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
-import { createStatusApp, TOKEN_COOKIE } from "../app.ts";
+import { createStatusApp, SESSION_COOKIE } from "../app.ts";
 import { chartBundleUrl } from "./assets.ts";
 import { healthOf } from "./health.ts";
 import { createMarketHub } from "./hub.ts";
@@ -186,7 +186,7 @@ Deno.test("bad parameters are a 400 with a message naming them, and nothing is r
   }
 });
 
-Deno.test("with a token, the page and API refuse without it; /?token= sets an HttpOnly cookie", async () => {
+Deno.test("with a token, the page and API refuse without it; /?token= sets an HttpOnly, SameSite=Lax session cookie without the token", async () => {
   const { app, hub } = setup("page-s3cret");
   try {
     for (const path of ["/", "/assets/app.js", "/api/candles?symbol=AAPL", "/api/stream"]) {
@@ -204,16 +204,21 @@ Deno.test("with a token, the page and API refuse without it; /?token= sets an Ht
     assert.equal(login.status, 303);
     assert.equal(login.headers.get("location"), "/");
     const cookie = login.headers.get("set-cookie")!;
-    assert.match(cookie, new RegExp(`^${TOKEN_COOKIE}=page-s3cret;`));
+    const session = new RegExp(`^${SESSION_COOKIE}=(v1\\.\\d+\\.[\\w-]{43});`).exec(cookie)?.[1];
+    assert.ok(session, cookie);
+    assert.ok(!cookie.includes("page-s3cret"), "the cookie does not hold the token");
     assert.match(cookie, /HttpOnly/);
-    assert.match(cookie, /SameSite=Strict/);
+    assert.match(cookie, /SameSite=Lax/);
     assert.match(cookie, /Path=\//);
+    assert.match(cookie, /Max-Age=43200/);
 
-    const withCookie = { headers: { Cookie: `${TOKEN_COOKIE}=page-s3cret` } };
+    const withCookie = { headers: { Cookie: `${SESSION_COOKIE}=${session}` } };
     assert.equal((await app.request("/", withCookie)).status, 200);
     assert.equal((await app.request("/api/symbols", withCookie)).status, 200);
-    const badCookie = { headers: { Cookie: `${TOKEN_COOKIE}=page-s3cre` } };
+    const badCookie = { headers: { Cookie: `${SESSION_COOKIE}=${session.slice(0, -1)}A` } };
     assert.equal((await app.request("/api/symbols", badCookie)).status, 401);
+    const rawToken = { headers: { Cookie: `${SESSION_COOKIE}=page-s3cret` } };
+    assert.equal((await app.request("/api/symbols", rawToken)).status, 401);
     const bearer = { headers: { Authorization: "Bearer page-s3cret" } };
     assert.equal((await app.request("/api/symbols", bearer)).status, 200);
     assert.equal((await app.request("/healthz")).status, 200);
@@ -256,4 +261,39 @@ Deno.test("/api/stream sends one symbol's candle updates and health as server-se
     hub.close();
   }
   assert.equal(hub.clients(), 0);
+});
+
+Deno.test("every response says X-Content-Type-Options: nosniff: page, assets, JSON, 401, 404, 421, SSE", async () => {
+  for (const token of ["", "page-s3cret"]) {
+    const { app, hub } = setup(token);
+    const auth = token ? { Authorization: `Bearer ${token}` } : {};
+    try {
+      const cases: [string, Record<string, string>][] = [
+        ["/healthz", {}],
+        ["/", auth],
+        ["/assets/app.js", auth],
+        ["/api/symbols", auth],
+        ["/api/candles?symbol=bad", auth],
+        ["/api/nope", auth],
+        ["/nope", auth],
+        ["/metrics", auth],
+        ["/status", { ...auth, Host: "evil.example" }],
+        ["/status", {}],
+        ["/?token=wrong", {}],
+        ["/api/stream?symbol=AAPL", auth],
+      ];
+      if (token) cases.push([`/?token=${token}`, {}]);
+      for (const [path, headers] of cases) {
+        const response = await app.request(path, { headers });
+        assert.equal(
+          response.headers.get("x-content-type-options"),
+          "nosniff",
+          `${path} (${response.status})`,
+        );
+        await response.body?.cancel();
+      }
+    } finally {
+      hub.close();
+    }
+  }
 });

@@ -4,6 +4,10 @@
  * pending goes out as one event at most once every `minIntervalMs`. A client is therefore sent
  * a bounded number of events whatever the feed's rate, and always the latest state.
  *
+ * Bounded whatever the number of keys: at most `maxPending` keys wait (a new key beyond that
+ * drops the oldest pending one, reported to `onDrop`), and one event carries at most `maxBatch`
+ * values, the oldest keys first; the rest go in the next events.
+ *
  * Pure but for the timer it is given, so tests drive it with a fake clock.
  *
  * @module
@@ -33,13 +37,22 @@ export interface ThrottleOptions<T> {
    * the same key arrived meanwhile) and are tried again after `minIntervalMs`.
    */
   readonly emit: (values: T[]) => boolean;
+  /** Most keys pending at once; a new key beyond drops the oldest pending one. Default no bound. */
+  readonly maxPending?: number;
+  /** Called with the key of each value dropped to stay within `maxPending`. */
+  readonly onDrop?: (key: string) => void;
+  /** Most values in one event. Default no bound. */
+  readonly maxBatch?: number;
   /** Default {@linkcode REAL_TIMERS}. */
   readonly timers?: Timers;
 }
 
 /** A running throttle. */
 export interface Throttle<T> {
-  /** Queues `value` under `key`, replacing a pending value of the same key. */
+  /**
+   * Queues `value` under `key`, replacing a pending value of the same key (which keeps its place
+   * in the order).
+   */
   offer(key: string, value: T): void;
   /** How many keys are pending. */
   pending(): number;
@@ -50,6 +63,14 @@ export interface Throttle<T> {
 /** Creates a throttle; nothing is scheduled until the first offer. */
 export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
   const timers = options.timers ?? REAL_TIMERS;
+  const maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
+  const maxBatch = options.maxBatch ?? Number.POSITIVE_INFINITY;
+  if (!(maxPending >= 1) || !(maxBatch >= 1)) {
+    throw new RangeError(
+      `createThrottle() needs maxPending and maxBatch of at least 1, got ${maxPending} and ${maxBatch}`,
+    );
+  }
+  /** Insertion order is the order values go out in: oldest key first. */
   const pending = new Map<string, T>();
   let lastEmit = Number.NEGATIVE_INFINITY;
   let timer: unknown;
@@ -65,11 +86,15 @@ export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
   function flush(): void {
     timer = undefined;
     if (closed || pending.size === 0) return;
-    const batch = new Map(pending);
-    pending.clear();
+    const batch: [string, T][] = [];
+    for (const entry of pending) {
+      if (batch.length >= maxBatch) break;
+      batch.push(entry);
+    }
     lastEmit = timers.now();
-    if (!options.emit([...batch.values()])) {
-      for (const [key, value] of batch) if (!pending.has(key)) pending.set(key, value);
+    // `emit` is synchronous: nothing is offered between it and the deletes.
+    if (options.emit(batch.map(([, value]) => value))) {
+      for (const [key] of batch) pending.delete(key);
     }
     schedule();
   }
@@ -77,6 +102,11 @@ export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
   return {
     offer(key, value) {
       if (closed) return;
+      if (!pending.has(key) && pending.size >= maxPending) {
+        const oldest = pending.keys().next().value as string;
+        pending.delete(oldest);
+        options.onDrop?.(oldest);
+      }
       pending.set(key, value);
       schedule();
     },

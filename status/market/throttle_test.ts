@@ -1,38 +1,6 @@
 import assert from "node:assert/strict";
-import { createThrottle, type Timers } from "./throttle.ts";
-
-/** A fake clock: timers run only when the test advances time. */
-function fakeTimers() {
-  let now = 0;
-  let nextId = 1;
-  const due = new Map<number, { at: number; callback: () => void }>();
-  const timers: Timers = {
-    now: () => now,
-    setTimeout(callback, ms) {
-      const id = nextId++;
-      due.set(id, { at: now + ms, callback });
-      return id;
-    },
-    clearTimeout(handle) {
-      due.delete(handle as number);
-    },
-  };
-  return {
-    timers,
-    pendingTimers: () => due.size,
-    advance(ms: number) {
-      const end = now + ms;
-      for (;;) {
-        const next = [...due.entries()].sort((a, b) => a[1].at - b[1].at)[0];
-        if (!next || next[1].at > end) break;
-        due.delete(next[0]);
-        now = next[1].at;
-        next[1].callback();
-      }
-      now = end;
-    },
-  };
-}
+import { fakeTimers } from "./_fake_timers.ts";
+import { createThrottle } from "./throttle.ts";
 
 Deno.test("a burst of offers goes out as one event, newest value per key", () => {
   const clock = fakeTimers();
@@ -132,4 +100,48 @@ Deno.test("close() drops what is pending and cancels the timer", () => {
   clock.advance(1000);
   assert.deepEqual(sent, []);
   assert.equal(clock.pendingTimers(), 0);
+});
+
+Deno.test("at most maxPending keys wait: a new key drops the oldest pending one and says so", () => {
+  const clock = fakeTimers();
+  const sent: string[][] = [];
+  const dropped: string[] = [];
+  const throttle = createThrottle<string>({
+    minIntervalMs: 250,
+    emit: (values) => (sent.push(values), true),
+    maxPending: 3,
+    onDrop: (key) => dropped.push(key),
+    timers: clock.timers,
+  });
+  for (let i = 0; i < 10_000; i++) throttle.offer(`S${i}`, `v${i}`);
+  throttle.offer("S9998", "v9998b");
+  assert.equal(throttle.pending(), 3);
+  assert.equal(dropped.length, 9_997);
+  assert.deepEqual(dropped.slice(0, 2), ["S0", "S1"]);
+  clock.advance(0);
+  assert.deepEqual(sent, [["v9997", "v9998b", "v9999"]]);
+});
+
+Deno.test("an event carries at most maxBatch values, oldest keys first; the rest follow", () => {
+  const clock = fakeTimers();
+  const sent: number[][] = [];
+  const throttle = createThrottle<number>({
+    minIntervalMs: 250,
+    emit: (values) => (sent.push(values), true),
+    maxBatch: 2,
+    timers: clock.timers,
+  });
+  for (let i = 0; i < 5; i++) throttle.offer(`k${i}`, i);
+  clock.advance(0);
+  assert.deepEqual(sent, [[0, 1]]);
+  throttle.offer("k2", 22);
+  clock.advance(250);
+  assert.deepEqual(sent, [[0, 1], [22, 3]], "a refreshed key keeps its place");
+  clock.advance(250);
+  assert.deepEqual(sent, [[0, 1], [22, 3], [4]]);
+  assert.equal(throttle.pending(), 0);
+  assert.throws(
+    () => createThrottle({ minIntervalMs: 1, emit: () => true, maxBatch: 0 }),
+    /maxPending and maxBatch of at least 1/,
+  );
 });

@@ -1,0 +1,154 @@
+/**
+ * The `/?token=` login of the status endpoint in a real headless Chromium (Debian's
+ * `chromium`, driven by npm `playwright-core`): a link to `http://127.0.0.1:<port>/?token=...`
+ * followed from a page of another site (`http://localhost:<port>`, another site for the
+ * browser's SameSite rules) must end on the market page with its API and live stream working,
+ * not on a 401. The status endpoint runs as `status/main.ts` runs it (`status/server.ts`,
+ * `createStatusApp`, the market routes), over a store and hub of the test's own: no Kafka or
+ * Cassandra needed.
+ *
+ * Needs /usr/bin/chromium (`apt-get install chromium`): without it the test is ignored, saying
+ * so.
+ */
+import assert from "node:assert/strict";
+import { type BrowserContext, chromium } from "playwright-core";
+import { silentLogger } from "../shared/log.ts";
+import { Secret } from "../shared/secret.ts";
+import { createStatusApp, SESSION_COOKIE } from "../status/app.ts";
+import { healthOf } from "../status/market/health.ts";
+import { createMarketHub } from "../status/market/hub.ts";
+import { mountMarket } from "../status/market/market.ts";
+import type { MarketStore } from "../status/market/store.ts";
+import { serveStatus } from "../status/server.ts";
+
+// What the callbacks run in the page use of the DOM (see market_page_test.ts).
+declare const document: {
+  getElementById(id: string): { readonly dataset: Record<string, string | undefined> } | null;
+};
+
+const CHROMIUM = "/usr/bin/chromium";
+const TOKEN = "login-test-token-5b1e";
+
+function chromiumMissing(): boolean {
+  try {
+    return !Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return true;
+  }
+}
+
+Deno.test({
+  name:
+    "a /?token= link followed from another site ends on the market page, with its API and stream",
+  ignore: chromiumMissing(),
+  async fn() {
+    const now = Date.now();
+    const window = now - (now % 300_000);
+    const store: MarketStore = {
+      candles: () =>
+        Promise.resolve([{
+          time: window,
+          end: window + 300_000,
+          open: 100,
+          high: 101,
+          low: 99,
+          close: 100.5,
+          volume: "3",
+          vwap: "100.2",
+          trades: 3,
+          final: false,
+        }]),
+      latest: (symbol) =>
+        Promise.resolve({ symbol, price: 100.5, volume: 1, time: now, session: null }),
+    };
+    const health = () => Promise.resolve(healthOf([], [], { groups: {}, now: Date.now() }));
+    const hub = createMarketHub({ health, log: silentLogger() });
+    const app = createStatusApp({
+      sources: {
+        workers: () => [],
+        lag: () => Promise.resolve([]),
+        kafkaUp: () => Promise.resolve(true),
+        cassandraUp: () => Promise.resolve(true),
+      },
+      token: new Secret(TOKEN),
+      expectedWorkers: [],
+      extend: (app) =>
+        mountMarket(app, {
+          store,
+          hub,
+          symbols: ["AAPL"],
+          health,
+          live: () => true,
+          log: silentLogger(),
+        }),
+    });
+    const status = await serveStatus({ hostname: "127.0.0.1", port: 0, handler: app.fetch });
+    const target = `http://127.0.0.1:${status.addr.port}/?token=${TOKEN}&symbol=AAPL`;
+    // The other site: a page on localhost (not 127.0.0.1, so another site) with the link.
+    const other = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () =>
+        new Response(`<!doctype html><a id="go" href="${target}">market</a>`, {
+          headers: { "Content-Type": "text/html; charset=utf-8" },
+        }),
+    );
+    const userDataDir = await Deno.makeTempDir({ prefix: "status-login-chromium-" });
+    let context: BrowserContext | undefined;
+    try {
+      context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+      });
+      const page = await context.newPage();
+      const statuses: string[] = [];
+      page.on("response", (response) => {
+        if (response.url().startsWith(`http://127.0.0.1:${status.addr.port}/`)) {
+          statuses.push(`${response.status()} ${new URL(response.url()).pathname}`);
+        }
+      });
+      await page.goto(`http://localhost:${other.addr.port}/`);
+      const [landed] = await Promise.all([
+        page.waitForNavigation({ url: /^http:\/\/127\.0\.0\.1:\d+\/\?symbol=AAPL$/ }),
+        page.click("#go"),
+      ]);
+      assert.equal(landed?.status(), 200, `the link ended on ${landed?.status()}: ${statuses}`);
+      assert.equal(page.url(), `http://127.0.0.1:${status.addr.port}/?symbol=AAPL`);
+      await page.waitForFunction(
+        () => {
+          const d = document.getElementById("chart")!.dataset;
+          return d.ready === "true" && Number(d.bars) > 0;
+        },
+        null,
+        { timeout: 15_000 },
+      );
+      await page.waitForFunction(
+        () => document.getElementById("live")!.dataset.live === "true",
+        null,
+        { timeout: 10_000 },
+      );
+      assert.ok(!statuses.some((s) => s.startsWith("401")), `no 401: ${statuses.join(", ")}`);
+      const cookies = await context.cookies(`http://127.0.0.1:${status.addr.port}/`);
+      const session = cookies.find((c) => c.name === SESSION_COOKIE);
+      assert.ok(session, "the session cookie is set");
+      assert.equal(session.sameSite, "Lax");
+      assert.equal(session.httpOnly, true);
+      assert.ok(!session.value.includes(TOKEN), "the cookie does not hold the token");
+      const hours = (session.expires * 1000 - Date.now()) / 3_600_000;
+      assert.ok(hours > 11.9 && hours <= 12, `the cookie expires in ${hours.toFixed(2)} h`);
+    } finally {
+      await context?.close().catch(() => {});
+      hub.close();
+      await status.shutdown();
+      await other.shutdown();
+      await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
