@@ -101,7 +101,9 @@ export const SESSION_COOKIE = "market_status_session";
 
 /** The token of an `Authorization` header of the Bearer scheme (any case), or undefined. */
 export function bearerToken(header: string): string | undefined {
-  return /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header)?.[1];
+  // Any visible characters, not only RFC 6750's b64token: STATUS_TOKEN is the user's own text
+  // (a generated password may hold "=" or "!" anywhere), and it is compared in constant time.
+  return /^bearer +([\x21-\x7e]+) *$/i.exec(header)?.[1];
 }
 
 /** The path and query of `url` for a log line: no `token` parameter, at most 300 characters. */

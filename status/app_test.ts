@@ -262,6 +262,14 @@ Deno.test("withoutToken() keeps the other parameters of a login link", () => {
   assert.equal(bearerToken("Bearerabc"), undefined);
 });
 
+Deno.test("bearerToken() takes a token with = + / and ! anywhere, in any case of the scheme", () => {
+  assert.equal(bearerToken("Bearer stt-J5+pN/v2=Token-1618"), "stt-J5+pN/v2=Token-1618");
+  assert.equal(bearerToken("bearer pa!ss=word"), "pa!ss=word");
+  assert.equal(bearerToken("BEARER x"), "x");
+  assert.equal(bearerToken("Bearer two words"), undefined);
+  assert.equal(bearerToken("Basic dXNlcjpwYXNz"), undefined);
+});
+
 Deno.test("the access log, when on, has method, path, status and time, and never a token", async () => {
   const lines: string[] = [];
   const log = createLogger("status", { write: (line) => lines.push(line) });
