@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { CandleRow } from "./gold_table.ts";
 
 /** Trade conditions as Finnhub sends them: a list (maybe empty), `null`, or no key at all. */
 export type Conditions = readonly string[] | null | "ABSENT";
@@ -102,25 +103,10 @@ export type CandleInterval = "5m" | "1h";
 
 /**
  * A gold candle just written to Cassandra, on the candle-updates topic
- * (`schemas/avro/candle_update.avsc`), for the live market page.
+ * (`schemas/avro/candle_update.avsc`), for the live market page: the row's candle
+ * ({@linkcode CandleRow}) and when it was written.
  */
-export interface CandleUpdate {
-  readonly symbol: string;
-  readonly interval: CandleInterval;
-  /** Window start, epoch milliseconds UTC. */
-  readonly windowStart: number;
-  /** Window end (exclusive), epoch milliseconds UTC. */
-  readonly windowEnd: number;
-  readonly open: number;
-  readonly high: number;
-  readonly low: number;
-  readonly close: number;
-  /** Exact decimal, as text. */
-  readonly volume: string;
-  /** Exact decimal, as text; `null` when the volume is 0. */
-  readonly vwap: string | null;
-  readonly tradeCount: number;
-  readonly isFinal: boolean;
+export interface CandleUpdate extends CandleRow {
   /** When gold wrote the row, epoch milliseconds. */
   readonly updatedAt: number;
 }

@@ -19,7 +19,7 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import type { SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import type { Stage, StageBatch } from "../processor/stage_runner.ts";
-import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS } from "../processor/gold/window.ts";
+import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS } from "../shared/gold_table.ts";
 import { cleanup, services, session, testConfig } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

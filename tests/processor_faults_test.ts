@@ -35,7 +35,7 @@ import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
-import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../processor/gold/window.ts";
+import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../shared/gold_table.ts";
 import { cleanup, provision, randomId, session, testConfig, waitFor } from "./helpers.ts";
 import {
   assertGoldMatches,

@@ -18,7 +18,7 @@ import { describeError, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
 import { type Candle, vwap } from "./candle.ts";
-import { formatDecimal } from "./decimal.ts";
+import { formatDecimal } from "../../shared/decimal.ts";
 
 /** Options of {@linkcode createCandlePublisher}. */
 export interface CandlePublisherOptions {

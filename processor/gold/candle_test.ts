@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { SilverTrade } from "../../shared/types.ts";
 import { alreadyFolded, type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
-import { formatDecimal } from "./decimal.ts";
-import { type Interval, windowStart } from "./window.ts";
+import { formatDecimal } from "../../shared/decimal.ts";
+import { type Interval, windowStart } from "../../shared/gold_table.ts";
 import { mulberry32 } from "../../shared/random.ts";
 
 const T0 = Date.parse("2026-11-24T14:00:00Z");

@@ -19,7 +19,7 @@
 import cassandra from "cassandra-driver";
 import type { RowWrite } from "../../shared/cassandra_writer.ts";
 import type { PartitionClock } from "./watermark.ts";
-import { type Interval, INTERVAL_MS } from "./window.ts";
+import { type Interval, INTERVAL_MS } from "../../shared/gold_table.ts";
 
 /** What Cassandra holds for one silver partition. */
 export interface PartitionRecord {

@@ -47,7 +47,7 @@ import type { SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
-import { type Decimal, formatDecimal, parseDecimal } from "./decimal.ts";
+import { type Decimal, formatDecimal, parseDecimal } from "../../shared/decimal.ts";
 import { createFinalityStore, openWindowKey } from "./finality_store.ts";
 import {
   dueEnds,
@@ -57,7 +57,7 @@ import {
   TAKEOVER_GRACE_MS,
 } from "./open_windows.ts";
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
-import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS, windowStart } from "./window.ts";
+import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS, windowStart } from "../../shared/gold_table.ts";
 
 /** The intervals gold maintains. */
 export const INTERVALS: readonly Interval[] = ["5m", "1h"];

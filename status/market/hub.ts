@@ -26,7 +26,7 @@ import { describeError, type Logger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
 import type { MarketHealth } from "./health.ts";
-import type { CandleJson } from "./store.ts";
+import { type CandleJson, candleJsonOf } from "./store.ts";
 import { createThrottle, REAL_TIMERS, type Throttle, type Timers } from "./throttle.ts";
 
 /** A candle in an SSE event: a {@linkcode CandleJson} with its symbol and interval. */
@@ -79,20 +79,7 @@ export interface MarketHub {
 
 /** The JSON of a candle update, as the routes give candles. */
 export function liveCandleOf(update: CandleUpdate): LiveCandle {
-  return {
-    symbol: update.symbol,
-    interval: update.interval,
-    time: update.windowStart,
-    end: update.windowEnd,
-    open: update.open,
-    high: update.high,
-    low: update.low,
-    close: update.close,
-    volume: update.volume,
-    vwap: update.vwap,
-    trades: update.tradeCount,
-    final: update.isFinal,
-  };
+  return { symbol: update.symbol, interval: update.interval, ...candleJsonOf(update) };
 }
 
 /** Symbols the hub remembers by default: 20 times Finnhub's 50-symbol limit. */

@@ -1,18 +1,15 @@
 /**
- * The market page's reads from Cassandra: candles from the gold tables and the latest price.
- * Every statement is prepared, with the whole partition key bound (gold: symbol and the bucket,
- * the UTC month for 5m and the UTC year for 1h; a range crossing buckets reads each, newest
- * first, until the limit is reached).
+ * The market page's reads from Cassandra: candles from the gold tables (`readCandles` of
+ * `shared/gold_table.ts`) and the latest price. Every statement is prepared, with the whole
+ * partition key bound.
  *
  * JSON shape of a candle: times epoch ms; prices (Cassandra `double`) as numbers; `volume` and
  * `vwap` (Cassandra `decimal`, exact) as decimal strings; counts as numbers.
  *
  * @module
  */
-import cassandra from "cassandra-driver";
-import type { CandleInterval } from "../../shared/types.ts";
-import { formatDecimal, parseDecimal } from "../../processor/gold/decimal.ts";
-import { GOLD_TABLE, goldBucketsBetween, windowStart } from "../../processor/gold/window.ts";
+import type cassandra from "cassandra-driver";
+import { type CandleRow, readCandles } from "../../shared/gold_table.ts";
 import type { CandleQuery } from "./params.ts";
 
 /** One candle as the JSON routes give it. */
@@ -48,52 +45,29 @@ export interface MarketStore {
   latest(symbol: string): Promise<LatestJson | null>;
 }
 
-function decimalText(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  return formatDecimal(parseDecimal(String(value)));
+/** The JSON of a candle row, as the routes give candles. */
+export function candleJsonOf(candle: CandleRow): CandleJson {
+  return {
+    time: candle.windowStart,
+    end: candle.windowEnd,
+    open: candle.open,
+    high: candle.high,
+    low: candle.low,
+    close: candle.close,
+    volume: candle.volume,
+    vwap: candle.vwap,
+    trades: candle.tradeCount,
+    final: candle.isFinal,
+  };
 }
 
 /** A store over `session`, reading tables of `keyspace`. */
 export function createMarketStore(session: cassandra.Client, keyspace: string): MarketStore {
-  const candleQuery = (interval: CandleInterval) =>
-    `SELECT window_start, window_end, open, high, low, close, volume, vwap, trade_count, is_final
-       FROM ${keyspace}.${GOLD_TABLE[interval]}
-      WHERE symbol = ? AND bucket = ? AND window_start >= ? AND window_start < ?
-      LIMIT ?`;
   const latestQuery =
     `SELECT symbol, price, volume, event_time, session FROM ${keyspace}.latest_prices WHERE symbol = ?`;
   return {
     async candles(query) {
-      const from = windowStart(query.from, query.interval);
-      const buckets = goldBucketsBetween(from, query.to, query.interval).reverse();
-      const rows: CandleJson[] = [];
-      for (const bucket of buckets) {
-        const want = query.limit - rows.length;
-        if (want <= 0) break;
-        const result = await session.execute(candleQuery(query.interval), [
-          query.symbol,
-          cassandra.types.LocalDate.fromString(bucket),
-          new Date(from),
-          new Date(query.to),
-          want,
-        ], { prepare: true });
-        // Rows come newest first (CLUSTERING ORDER BY window_start DESC).
-        for (const row of result.rows) {
-          rows.push({
-            time: (row.get("window_start") as Date).getTime(),
-            end: (row.get("window_end") as Date).getTime(),
-            open: row.get("open"),
-            high: row.get("high"),
-            low: row.get("low"),
-            close: row.get("close"),
-            volume: decimalText(row.get("volume")) ?? "0",
-            vwap: decimalText(row.get("vwap")),
-            trades: Number(row.get("trade_count") ?? 0n),
-            final: row.get("is_final") === true,
-          });
-        }
-      }
-      return rows.reverse();
+      return (await readCandles(session, keyspace, query)).map(candleJsonOf);
     },
     async latest(symbol) {
       const result = await session.execute(latestQuery, [symbol], { prepare: true });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { goldBucket, goldBucketsBetween, windowEnd, windowStart } from "./window.ts";
+import { goldBucket, goldBucketsBetween, windowEnd, windowStart } from "./gold_table.ts";
 
 const t = (iso: string) => Date.parse(iso);
 
