@@ -7,7 +7,9 @@
  *
  * The buffer that holds trades while Kafka is slow or down lives in the Kafka worker's heap, and
  * its bound is a config value, so the producer refuses at start a buffer that could not fit:
- * {@linkcode checkBufferFitsHeap}.
+ * {@linkcode checkBufferFitsHeap}. The encoded trades themselves lie outside the heap (in the
+ * buffers the main thread hands over), so the buffer is bounded in bytes as well as in trades:
+ * {@linkcode bufferMaxBytes}.
  *
  * @module
  */
@@ -24,6 +26,19 @@ export const PRODUCER_V8_FLAGS = "--max-old-space-size=128,--max-semi-space-size
  * with margin.
  */
 export const BUFFERED_TRADE_HEAP_BYTES = 256;
+
+/**
+ * Encoded bytes the buffer may hold per trade of its bound. A trade from Finnhub encodes to about
+ * 100 bytes, so a buffer of real trades meets its trade bound first; trades swollen to the
+ * parser's limits (a 64-character symbol, 64 conditions of 32 characters: about 6.5 KB) meet this
+ * one first, and a full buffer still takes no more than this many bytes a trade.
+ */
+export const BUFFERED_TRADE_VALUE_BYTES = 256;
+
+/** Encoded bytes a buffer of `bufferMaxTrades` trades may hold: the bytes bound beside it. */
+export function bufferMaxBytes(bufferMaxTrades: number): number {
+  return bufferMaxTrades * BUFFERED_TRADE_VALUE_BYTES;
+}
 
 /** The largest `PRODUCER_BUFFER_MAX_TRADES` whose full buffer fits in half of `heapLimitBytes`. */
 export function maxBufferTrades(heapLimitBytes: number): number {
