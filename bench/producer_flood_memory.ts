@@ -19,7 +19,9 @@
  *
  *   deno run -A bench/producer_flood_memory.ts [--steady-rate 8000] [--flood-rate 200000]
  *     [--steady-s 60] [--flood-s 60] [--after-s 120] [--frame-trades 1000]
- *     [--hostile-every-ms 20] [--symbols 40] [--trace-gc true]
+ *     [--hostile-every-ms 20] [--symbols 40] [--trace-gc true] [--v8-flags FLAGS]
+ *
+ * `--v8-flags` replaces the producer's {@linkcode PRODUCER_V8_FLAGS}, to try other bounds.
  *
  * Fresh topics and keyspace (dropped at the end). Memory figures hardly depend on other work on
  * the machine, but the rates do: the report lists the load average.
@@ -48,6 +50,7 @@ interface Settings {
   readonly hostileEveryMs: number;
   readonly symbols: number;
   readonly traceGc: boolean;
+  readonly v8Flags: string;
 }
 
 /** One second's sample of the producer. */
@@ -60,6 +63,11 @@ interface Sample {
   /** Anonymous memory in malloc's arenas, and elsewhere (V8's heap pages, large mappings). */
   readonly mallocMiB: number;
   readonly otherAnonMiB: number;
+  /**
+   * The largest single anonymous mapping outside malloc's arenas: under a flood, the WebSocket's read buffer (Deno's, in
+   * Rust), which doubles while frames arrive faster than they are read and is never shrunk.
+   */
+  readonly largestMapMiB: number;
   /** Heap (used, committed) of each isolate after its latest GC, MiB, by isolate label. */
   readonly heaps: Record<string, { used: number; committed: number }>;
   readonly received: number;
@@ -93,6 +101,7 @@ function parseSettings(args: string[]): Settings {
       "hostile-every-ms": { type: "string", default: "20" },
       symbols: { type: "string", default: "40" },
       "trace-gc": { type: "string", default: "true" },
+      "v8-flags": { type: "string", default: PRODUCER_V8_FLAGS },
     },
   });
   if (values["trace-gc"] !== "true" && values["trace-gc"] !== "false") {
@@ -108,6 +117,7 @@ function parseSettings(args: string[]): Settings {
     hostileEveryMs: positive("hostile-every-ms", values["hostile-every-ms"], 0),
     symbols: positive("symbols", values.symbols),
     traceGc: values["trace-gc"] === "true",
+    v8Flags: values["v8-flags"],
   };
 }
 
@@ -131,7 +141,9 @@ const ARENA = 64 * 1024 * 1024;
  * ArrayBuffer contents and Rust's allocations included), and other anonymous mappings (V8's heap
  * pages, and allocations large enough for malloc to map them on their own).
  */
-function anonymousOf(pid: number): { malloc: number; other: number } | undefined {
+function anonymousOf(
+  pid: number,
+): { malloc: number; other: number; largest: number } | undefined {
   let text: string;
   try {
     text = Deno.readTextFileSync(`/proc/${pid}/smaps`);
@@ -155,16 +167,21 @@ function anonymousOf(pid: number): { malloc: number; other: number } | undefined
   }
   let malloc = 0;
   let other = 0;
+  let largest = 0;
   maps.forEach((m, i) => {
     if (m.anon === 0) return;
     const next = maps[i + 1];
     const arena = m.start % ARENA === 0 &&
       (m.end - m.start === ARENA ||
         (next !== undefined && next.perm.startsWith("---") && next.end - m.start === ARENA));
-    if (m.name === "[heap]" || (m.name === "" && arena)) malloc += m.anon;
-    else other += m.anon;
+    if (m.name === "[heap]" || (m.name === "" && arena)) {
+      malloc += m.anon;
+    } else {
+      other += m.anon;
+      if (m.name === "") largest = Math.max(largest, m.anon);
+    }
   });
-  return { malloc: malloc / 1024, other: other / 1024 };
+  return { malloc: malloc / 1024, other: other / 1024, largest: largest / 1024 };
 }
 
 /**
@@ -285,6 +302,7 @@ function summarize(samples: readonly Sample[], phase: Phase) {
     rssAnonTailMeanMiB: mean(tail.map((s) => s.rssAnonMiB)),
     mallocPeakMiB: round(Math.max(...all.map((s) => s.mallocMiB))),
     mallocTailMeanMiB: mean(tail.map((s) => s.mallocMiB)),
+    largestMapPeakMiB: round(Math.max(...all.map((s) => s.largestMapMiB))),
     heaps,
     receivedPerS: Math.round((last.received - first.received) / seconds),
     ackedPerS: Math.round((last.acked - first.acked) / seconds),
@@ -329,7 +347,7 @@ async function main() {
     log,
   });
   await collector.start();
-  const v8Flags = settings.traceGc ? `${PRODUCER_V8_FLAGS},--trace-gc` : PRODUCER_V8_FLAGS;
+  const v8Flags = settings.traceGc ? `${settings.v8Flags},--trace-gc` : settings.v8Flags;
   const producer = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `--v8-flags=${v8Flags}`, new URL("producer/main.ts", ROOT).pathname],
     cwd: ROOT.pathname,
@@ -394,7 +412,7 @@ async function main() {
         await new Promise((r) => setTimeout(r, 1000));
         const memory = memoryOf(producer.pid);
         if (!memory) throw new Error(`the producer exited:\n${errors.join("")}`);
-        const anonymous = anonymousOf(producer.pid) ?? { malloc: NaN, other: NaN };
+        const anonymous = anonymousOf(producer.pid) ?? { malloc: NaN, other: NaN, largest: NaN };
         const s = latest();
         const sample: Sample = {
           phase,
@@ -403,6 +421,7 @@ async function main() {
           rssAnonMiB: round(memory.anon),
           mallocMiB: round(anonymous.malloc),
           otherAnonMiB: round(anonymous.other),
+          largestMapMiB: round(anonymous.largest),
           heaps: gc.heaps(),
           received: counter(s, "pipeline_producer_trades_received_total"),
           dropped: counter(s, "pipeline_producer_trades_dropped_total"),
@@ -417,7 +436,8 @@ async function main() {
         );
         console.log(
           `${phase} +${sample.t}s: RSS ${sample.rssMiB} MiB (anon ${sample.rssAnonMiB}: malloc ` +
-            `${sample.mallocMiB}, other ${sample.otherAnonMiB}), heaps ` +
+            `${sample.mallocMiB}, other ${sample.otherAnonMiB}, largest map ${sample.largestMapMiB}), ` +
+            `heaps ` +
             `[${heaps}] MiB, received ${sample.received}, dropped ${sample.dropped}, buffer ` +
             `${sample.bufferDepth}, dead letters ${sample.deadLetters} (+${sample.deadLettersDropped} dropped)`,
         );

@@ -2,8 +2,9 @@
  * The producer's heap bound and what its buffer may take of it. Every way the producer is run
  * (`deno task producer`, `deno task start`, compose, the fault suite) passes
  * {@linkcode PRODUCER_V8_FLAGS}, the bound the stages have: the heap stays at what the workload
- * needs (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS), and a leak
- * ends in an out-of-memory exit instead of a slow swell of the machine.
+ * needs (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS; a flood peaked
+ * at 470-499 MiB, `bench/producer_flood_memory.ts`), and a leak ends in an out-of-memory exit
+ * instead of a slow swell of the machine.
  *
  * The buffer that holds trades while Kafka is slow or down lives in the Kafka worker's heap, and
  * its bound is a config value, so the producer refuses at start a buffer that could not fit:
@@ -16,7 +17,10 @@
 
 /**
  * V8 flags of a producer process: the bound the stages have (`STAGE_V8_FLAGS`). Each isolate
- * (the main thread and the Kafka worker) gets this heap limit.
+ * (the main thread and each Kafka worker) gets this heap limit on its own, so the process may take
+ * three times it, plus what lies outside the heaps. A worker cannot be given a smaller one: Deno's
+ * `Worker` takes no heap limit, and `node:worker_threads`' `resourceLimits`, which Deno honours,
+ * lose to `--max-old-space-size` (V8 lets the flag win: a worker asked for 48 MiB got 152).
  */
 export const PRODUCER_V8_FLAGS = "--max-old-space-size=128,--max-semi-space-size=8";
 
