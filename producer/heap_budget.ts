@@ -2,12 +2,19 @@
  * The producer's heap bound and what its buffer may take of it. Every way the producer is run
  * (`deno task producer`, `deno task start`, compose, the fault suite) passes `PRODUCER_V8_FLAGS`
  * (`shared/topology.ts`), the bound the stages have: the heap stays at what the workload needs
- * (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS), and a leak ends in
- * an out-of-memory exit instead of a slow swell of the machine.
+ * (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS; a flood peaked at
+ * 470-499 MiB, `bench/producer_flood_memory.ts`), and a leak ends in an out-of-memory exit
+ * instead of a slow swell of the machine. Each isolate (the main thread and each Kafka worker)
+ * gets that heap limit on its own, so the process may take three times it, plus what lies
+ * outside the heaps. A worker cannot be given a smaller one: Deno's `Worker` takes no heap limit,
+ * and `node:worker_threads`' `resourceLimits`, which Deno honours, lose to `--max-old-space-size`
+ * (V8 lets the flag win: a worker asked for 48 MiB got 152).
  *
  * The buffer that holds trades while Kafka is slow or down lives in the Kafka worker's heap, and
  * its bound is a config value, so the producer refuses at start a buffer that could not fit:
- * {@linkcode checkBufferFitsHeap}.
+ * {@linkcode checkBufferFitsHeap}. The encoded trades themselves lie outside the heap (in the
+ * buffers the main thread hands over), so the buffer is bounded in bytes as well as in trades:
+ * {@linkcode bufferMaxBytes}.
  *
  * @module
  */
@@ -19,6 +26,19 @@ import { PRODUCER_V8_FLAGS } from "../shared/topology.ts";
  * with margin.
  */
 export const BUFFERED_TRADE_HEAP_BYTES = 256;
+
+/**
+ * Encoded bytes the buffer may hold per trade of its bound. A trade from Finnhub encodes to about
+ * 100 bytes, so a buffer of real trades meets its trade bound first; trades swollen to the
+ * parser's limits (a 64-character symbol, 64 conditions of 32 characters: about 6.5 KB) meet this
+ * one first, and a full buffer still takes no more than this many bytes a trade.
+ */
+export const BUFFERED_TRADE_VALUE_BYTES = 256;
+
+/** Encoded bytes a buffer of `bufferMaxTrades` trades may hold: the bytes bound beside it. */
+export function bufferMaxBytes(bufferMaxTrades: number): number {
+  return bufferMaxTrades * BUFFERED_TRADE_VALUE_BYTES;
+}
 
 /** The largest `PRODUCER_BUFFER_MAX_TRADES` whose full buffer fits in half of `heapLimitBytes`. */
 export function maxBufferTrades(heapLimitBytes: number): number {

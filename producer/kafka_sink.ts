@@ -1,8 +1,10 @@
 /**
  * The Kafka side of the producer. Trades wait in a bounded {@linkcode TradeBuffer} and go to the
  * raw topic in batches (one send in flight, so each partition's order is the buffer's order);
- * dead letters wait in a small bounded queue of their own and go in separate sends, so a
- * rejected frame can never hold up or fail a batch of trades.
+ * dead letters wait in a small queue of their own and go in separate sends, so a rejected frame
+ * can never hold up or fail a batch of trades. Both are bounded twice: in trades or letters, and
+ * in bytes (the encoded bytes lie outside the heap, and a trade or letter can be large: a letter
+ * carries up to a whole refused frame), so what waits here never exceeds either bound.
  *
  * Every send is `acks = all` and uncompressed, through a kafkajs producer built with
  * `idempotent: true` (see {@linkcode PRODUCER_CONFIG}). Gzip (kafkajs's only built-in codec)
@@ -28,6 +30,7 @@ import { isRetriableKafkaError } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
 import { reconnectDelay } from "./backoff.ts";
 import { DropLog } from "./drop_log.ts";
+import { bufferMaxBytes } from "./heap_budget.ts";
 import type { ProducerMetrics } from "./metrics.ts";
 import type { TradeBuffer } from "./trade_buffer.ts";
 
@@ -72,6 +75,16 @@ export function cachingPartitioner(inner: ICustomPartitioner): ICustomPartitione
   };
 }
 
+/** Most dead letters waiting, by default. */
+export const DEAD_LETTER_MAX_RECORDS = 1_000;
+
+/**
+ * Most bytes of dead letters waiting, by default. A letter can carry a whole refused frame (up to
+ * 512 KiB), so a bound in letters alone let a stream of oversized frames queue 1,000 of them:
+ * half a gigabyte outside the heap.
+ */
+export const DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024;
+
 /**
  * Where the producer puts what it has to send: {@linkcode KafkaSink} in this thread, or
  * `WorkerSink`, the same sink in a worker.
@@ -85,7 +98,11 @@ export interface TradeSink {
    * trades it must drop. Returns `false` when the buffer is full: the drop is counted and logged.
    */
   offerTrade(symbol: string, ingestTime: number, encodeValue: () => Buffer): boolean;
-  /** Queues one dead letter (an encoded `DeadLetter`), keyed by a symbol or not at all. */
+  /**
+   * Queues one dead letter (an encoded `DeadLetter`), keyed by a symbol or not at all; drops and
+   * counts it when the letters waiting reach their bound. The sink takes `value` over (it may
+   * transfer its bytes to another thread): the caller must not use it afterwards.
+   */
   offerDeadLetter(key: string | null, value: Buffer): void;
   /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
   close(): void;
@@ -107,10 +124,20 @@ export interface KafkaSinkOptions {
   readonly deadLetterTopic: string;
   /** Holds the raw-topic messages; its bound is the producer's memory bound. */
   readonly buffer: TradeBuffer<Message>;
+  /**
+   * Most encoded bytes of trades waiting; past it new trades are dropped and counted as when the
+   * buffer is full. Default {@linkcode bufferMaxBytes} of the buffer's bound.
+   */
+  readonly bufferMaxBytes?: number;
   readonly metrics: ProducerMetrics;
   readonly log: Logger;
-  /** Most dead letters waiting. Default 1 000. */
+  /** Most dead letters waiting. Default {@linkcode DEAD_LETTER_MAX_RECORDS}. */
   readonly deadLetterMaxRecords?: number;
+  /**
+   * Most bytes of dead letters waiting (one letter is always let in when none waits). Default
+   * {@linkcode DEAD_LETTER_MAX_BYTES}.
+   */
+  readonly deadLetterMaxBytes?: number;
   /** Most payload bytes in one dead-letter send. Default 768 KiB (under Kafka's 1 MiB batch). */
   readonly deadLetterMaxBatchBytes?: number;
   /** First and largest delay between retries of a failed send, ms. Default 200 and 5 000. */
@@ -134,7 +161,11 @@ export class KafkaSink implements TradeSink {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #deadLetterMaxRecords: number;
+  readonly #deadLetterMaxBytes: number;
   readonly #deadLetterMaxBatchBytes: number;
+  readonly #bufferMaxBytes: number;
+  #bufferedBytes = 0;
+  #deadLetterBytes = 0;
   readonly #retry: { baseMs: number; maxMs: number };
   #deadLetters: Message[] = [];
   #wake: AbortController = new AbortController();
@@ -155,7 +186,9 @@ export class KafkaSink implements TradeSink {
     this.#metrics = options.metrics;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
-    this.#deadLetterMaxRecords = options.deadLetterMaxRecords ?? 1_000;
+    this.#deadLetterMaxRecords = options.deadLetterMaxRecords ?? DEAD_LETTER_MAX_RECORDS;
+    this.#deadLetterMaxBytes = options.deadLetterMaxBytes ?? DEAD_LETTER_MAX_BYTES;
+    this.#bufferMaxBytes = options.bufferMaxBytes ?? bufferMaxBytes(this.#buffer.maxItems);
     this.#deadLetterMaxBatchBytes = options.deadLetterMaxBatchBytes ?? 768 * 1024;
     this.#retry = { baseMs: options.retryBaseMs ?? 200, maxMs: options.retryMaxMs ?? 5_000 };
     this.#onSent = options.onSent ?? (() => {});
@@ -171,6 +204,16 @@ export class KafkaSink implements TradeSink {
     return this.#buffer.size + this.#deadLetters.length;
   }
 
+  /** Encoded bytes of the trades waiting. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes;
+  }
+
+  /** Bytes of the dead letters waiting. */
+  get deadLetterBytes(): number {
+    return this.#deadLetterBytes;
+  }
+
   /** As {@linkcode TradeSink.offerTrade}; `partition` pins the record's partition. */
   offerTrade(
     symbol: string,
@@ -178,7 +221,10 @@ export class KafkaSink implements TradeSink {
     encodeValue: () => Buffer,
     _partition?: number,
   ): boolean {
-    if (this.#buffer.size >= this.#buffer.maxItems) {
+    // Checked before encoding, so the bytes bound can be passed by at most one trade.
+    if (
+      this.#buffer.size >= this.#buffer.maxItems || this.#bufferedBytes >= this.#bufferMaxBytes
+    ) {
       this.#drops.dropped();
       return false;
     }
@@ -186,11 +232,9 @@ export class KafkaSink implements TradeSink {
       this.#lastTime = ingestTime;
       this.#lastTimestamp = String(ingestTime);
     }
-    this.#buffer.push({
-      key: this.#key(symbol),
-      value: encodeValue(),
-      timestamp: this.#lastTimestamp,
-    });
+    const value = encodeValue();
+    this.#buffer.push({ key: this.#key(symbol), value, timestamp: this.#lastTimestamp });
+    this.#bufferedBytes += value.length;
     this.#metrics.bufferDepth = this.#buffer.size;
     this.#drops.accepted();
     return true;
@@ -206,9 +250,16 @@ export class KafkaSink implements TradeSink {
     return key;
   }
 
-  /** Queues one dead letter; when its queue is full the letter is counted and dropped. */
+  /**
+   * Queues one dead letter; when its queue is full (in letters or in bytes) the letter is counted
+   * and dropped.
+   */
   offerDeadLetter(key: string | null, value: Buffer): void {
-    if (this.#deadLetters.length >= this.#deadLetterMaxRecords) {
+    const waiting = this.#deadLetters.length;
+    if (
+      waiting >= this.#deadLetterMaxRecords ||
+      (waiting > 0 && this.#deadLetterBytes + value.length > this.#deadLetterMaxBytes)
+    ) {
       this.#metrics.deadLettersDropped++;
       if (this.#metrics.deadLettersDropped === 1 || this.#metrics.deadLettersDropped % 1000 === 0) {
         this.#log.error("dead-letter queue full: dead letters dropped", {
@@ -218,6 +269,7 @@ export class KafkaSink implements TradeSink {
       return;
     }
     this.#deadLetters.push({ key: key === null ? null : Buffer.from(key, "utf8"), value });
+    this.#deadLetterBytes += value.length;
     this.#wake.abort();
   }
 
@@ -240,6 +292,8 @@ export class KafkaSink implements TradeSink {
     this.#metrics.deadLettersDropped += this.#deadLetters.length;
     this.#buffer.commit(lost);
     this.#deadLetters = [];
+    this.#bufferedBytes = 0;
+    this.#deadLetterBytes = 0;
     this.#metrics.bufferDepth = 0;
     this.#buffer.close();
     this.#wake.abort();
@@ -291,6 +345,7 @@ export class KafkaSink implements TradeSink {
       this.#metrics.tradesFailed += batch.length;
     }
     this.#buffer.commit(batch.length);
+    for (const message of batch) this.#bufferedBytes -= (message.value as Buffer).length;
     this.#metrics.bufferDepth = this.#buffer.size;
     this.#onSent();
   }
@@ -308,6 +363,7 @@ export class KafkaSink implements TradeSink {
     const ok = await this.#send(this.#deadLetterTopic, batch);
     if (this.#abandoned) return;
     this.#deadLetters.splice(0, count);
+    this.#deadLetterBytes -= bytes;
     if (ok) this.#metrics.deadLettersProduced += count;
     else this.#metrics.deadLettersDropped += count;
     this.#onSent();

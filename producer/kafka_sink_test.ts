@@ -3,7 +3,8 @@ import { Buffer } from "node:buffer";
 import { type Message, type PartitionerArgs, Partitioners } from "kafkajs";
 import { FakeClock } from "../shared/clock.ts";
 import { createLogger } from "../shared/log.ts";
-import { cachingPartitioner, KafkaSink } from "./kafka_sink.ts";
+import { BUFFERED_TRADE_VALUE_BYTES } from "./heap_budget.ts";
+import { cachingPartitioner, DEAD_LETTER_MAX_BYTES, KafkaSink } from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { FakeProducer } from "./test_doubles.ts";
 import { TradeBuffer } from "./trade_buffer.ts";
@@ -160,6 +161,60 @@ Deno.test("KafkaSink sends dead letters separately, at once, and bounds their qu
   t.sink.close();
   await t.running;
   assert.deepEqual(t.producer.sends.map((s) => s.topic), ["dlq", "raw"]);
+});
+
+Deno.test("KafkaSink bounds its dead-letter queue in bytes, so oversized frames cannot pile up", async () => {
+  const t = setup();
+  t.producer.hang = true;
+  // A refused oversized frame makes a letter of up to 512 KiB: 1,000 of them would be 512 MiB.
+  for (let i = 0; i < 100; i++) t.sink.offerDeadLetter(null, Buffer.alloc(512 * 1024));
+  await settle();
+  const fits = DEAD_LETTER_MAX_BYTES / (512 * 1024);
+  assert.equal(t.metrics.deadLettersDropped, 100 - fits);
+  assert.equal(t.sink.deadLetterBytes, fits * 512 * 1024);
+  assert.ok(t.lines.some((l) => l.includes("dead-letter queue full")));
+  assert.equal(t.sink.abandon(), 0);
+  await t.running;
+  assert.equal(t.sink.deadLetterBytes, 0);
+});
+
+Deno.test("KafkaSink lets one dead letter in when none waits, whatever its size", async () => {
+  const t = setup();
+  t.sink.offerDeadLetter(null, Buffer.alloc(DEAD_LETTER_MAX_BYTES + 1));
+  await settle();
+  assert.deepEqual(t.producer.sends.map((s) => s.topic), ["dlq"]);
+  assert.equal(t.metrics.deadLettersDropped, 0);
+  assert.equal(t.sink.deadLetterBytes, 0, "sent letters no longer count");
+  t.sink.close();
+  await t.running;
+});
+
+Deno.test("KafkaSink bounds the encoded bytes of the trades it buffers, dropping and counting past it", async () => {
+  const t = setup({ maxItems: 100, batchMaxItems: 10 });
+  t.producer.hang = true;
+  const bound = 100 * BUFFERED_TRADE_VALUE_BYTES;
+  const large = () => Buffer.alloc(1_000);
+  let accepted = 0;
+  for (let i = 0; i < 100; i++) if (t.sink.offerTrade("AAPL", i, large)) accepted++;
+  assert.equal(accepted, Math.ceil(bound / 1_000), "the trade that crosses the bound is the last");
+  assert.equal(t.sink.bufferedBytes, accepted * 1_000);
+  assert.equal(t.metrics.tradesDropped, 100 - accepted);
+  t.sink.abandon();
+  await t.running;
+  assert.equal(t.sink.bufferedBytes, 0);
+});
+
+Deno.test("KafkaSink counts bytes out as batches are acknowledged", async () => {
+  const t = setup({ batchMaxItems: 5 });
+  for (let i = 0; i < 12; i++) offer(t.sink, i);
+  assert.equal(t.sink.bufferedBytes, "t0".length * 10 + "t10".length * 2);
+  await settle();
+  t.clock.tick(20);
+  await settle();
+  assert.equal(t.metrics.tradesProduced, 12);
+  assert.equal(t.sink.bufferedBytes, 0);
+  t.sink.close();
+  await t.running;
 });
 
 Deno.test("KafkaSink.abandon() ends run() while a send hangs, counting what was not confirmed", async () => {

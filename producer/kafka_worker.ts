@@ -19,6 +19,9 @@ import { unpackTrades } from "./trade_packing.ts";
 import type { FromWorker, SinkCounters, ToWorker } from "./worker_sink.ts";
 
 let sink: KafkaSink | undefined;
+/** Encoded bytes of the trades and dead letters received, for the main side's bytes bound. */
+let tradeBytesIn = 0;
+let deadLetterBytesIn = 0;
 
 function post(message: FromWorker): void {
   self.postMessage(message);
@@ -55,6 +58,8 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
       batchesProduced: metrics.batchesProduced,
       kafkaErrors: metrics.kafkaErrors,
       lastError: metrics.lastError,
+      tradeBytesDone: tradeBytesIn - (sink?.bufferedBytes ?? 0),
+      deadLetterBytesDone: deadLetterBytesIn - (sink?.deadLetterBytes ?? 0),
     };
     post({ type, counters, latencies });
     latencies = [];
@@ -108,12 +113,15 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       const target = sink;
       if (!target) return;
       unpackTrades(message.buffer, (symbol, ingestTime, value, partition) => {
+        tradeBytesIn += value.length;
         target.offerTrade(symbol, ingestTime, () => value, partition);
       });
       return;
     }
     case "deadLetter":
-      sink?.offerDeadLetter(
+      if (!sink) return;
+      deadLetterBytesIn += message.value.length;
+      sink.offerDeadLetter(
         message.key,
         Buffer.from(message.value.buffer, message.value.byteOffset, message.value.length),
       );

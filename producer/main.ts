@@ -17,6 +17,7 @@ import { redact } from "../shared/secret.ts";
 import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { checkBufferFitsHeap } from "./heap_budget.ts";
+import { startMallocTrim } from "./malloc_trim.ts";
 import { createProducer } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
@@ -77,10 +78,13 @@ async function main(): Promise<number> {
       snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
       log: log.child("reporter"),
     });
+    // Native memory freed after a flood goes back to the system (see malloc_trim.ts).
+    const stopTrim = startMallocTrim({ log: log.child("memory") });
     let report;
     try {
       report = await producer.run();
     } finally {
+      stopTrim();
       await reporter.stop();
       await reportProducer.disconnect().catch(() => {});
     }

@@ -99,10 +99,13 @@ export class FakeWorker implements WorkerLike {
   onmessage: ((event: MessageEvent<FromWorker>) => void) | null = null;
   onerror: ((event: ErrorEvent) => void) | null = null;
   readonly received: ToWorker[] = [];
+  /** What each message transferred, in order. */
+  readonly transferred: Transferable[][] = [];
   terminated = false;
 
-  postMessage(message: ToWorker): void {
+  postMessage(message: ToWorker, transfer: Transferable[] = []): void {
     this.received.push(message);
+    this.transferred.push(transfer);
   }
 
   terminate(): void {

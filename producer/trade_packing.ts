@@ -25,6 +25,11 @@ export class TradePacker {
     return this.#count;
   }
 
+  /** Bytes packed since the last {@linkcode take}. */
+  get bytes(): number {
+    return this.#used;
+  }
+
   /** Appends one trade. Throws a `RangeError` for a symbol over 255 UTF-8 bytes. */
   add(symbol: string, ingestTime: number, value: Uint8Array, partition: number): void {
     let key = this.#symbols.get(symbol);

@@ -13,9 +13,14 @@
  * restart.
  *
  * The main side ({@linkcode WorkerSink}) holds the memory bound: it counts trades handed over and
- * not yet acknowledged, and drops (and counts) new ones when that reaches the buffer's bound.
- * Encoded trades cross in packed, transferred buffers (`trade_packing.ts`), every couple of
- * milliseconds or every 1 000 trades. Each worker reports its counters after every send.
+ * not yet acknowledged, and their encoded bytes, and drops (and counts) new ones when either
+ * reaches its bound (the buffer's, and {@linkcode bufferMaxBytes} of it). Dead letters, which go
+ * to the first worker, are bounded the same way ({@linkcode DEAD_LETTER_MAX_RECORDS} and
+ * {@linkcode DEAD_LETTER_MAX_BYTES}): without it a worker slower than the feed let them pile up
+ * in its message queue. So a worker that falls behind never holds more than those bounds, queue
+ * included. Encoded trades cross in packed, transferred buffers (`trade_packing.ts`), every
+ * couple of milliseconds, every 1 000 trades or every 256 KiB; dead letters cross transferred too.
+ * Each worker reports its counters after every send.
  *
  * @module
  */
@@ -25,7 +30,8 @@ import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Config, LogLevel } from "../shared/config.ts";
 import type { Logger } from "../shared/log.ts";
 import { DropLog } from "./drop_log.ts";
-import type { TradeSink } from "./kafka_sink.ts";
+import { bufferMaxBytes } from "./heap_budget.ts";
+import { DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_RECORDS, type TradeSink } from "./kafka_sink.ts";
 import type { ProducerMetrics } from "./metrics.ts";
 import { TradePacker } from "./trade_packing.ts";
 
@@ -39,6 +45,10 @@ export interface SinkCounters {
   readonly batchesProduced: number;
   readonly kafkaErrors: number;
   readonly lastError: string | null;
+  /** Encoded bytes of the trades it was handed and no longer holds (sent, failed or dropped). */
+  readonly tradeBytesDone: number;
+  /** Bytes of the dead letters it was handed and no longer holds. */
+  readonly deadLetterBytesDone: number;
 }
 
 /** Messages to a worker. */
@@ -90,6 +100,8 @@ export interface WorkerSinkOptions {
 }
 
 const FLUSH_TRADES = 1_000;
+/** A pack goes once it holds this many bytes, so a burst of large trades crosses in pieces. */
+const FLUSH_BYTES = 256 * 1024;
 
 const ZERO: SinkCounters = {
   tradesProduced: 0,
@@ -100,6 +112,8 @@ const ZERO: SinkCounters = {
   batchesProduced: 0,
   kafkaErrors: 0,
   lastError: null,
+  tradeBytesDone: 0,
+  deadLetterBytesDone: 0,
 };
 
 interface Sender {
@@ -113,19 +127,23 @@ interface Sender {
 export class WorkerSink implements TradeSink {
   readonly #config: WorkerSinkOptions["config"];
   readonly #metrics: ProducerMetrics;
+  readonly #log: Logger;
   readonly #clock: Clock;
   readonly #flushMs: number;
   readonly #workerCount: number;
   readonly #createWorker: (index: number) => WorkerLike;
   readonly #drops: DropLog;
   readonly #capacity: number;
+  readonly #capacityBytes: number;
   readonly #partitionOf = new Map<string, number>();
   #senders: Sender[] = [];
   #partitions = 1;
   #flushTimer: TimerId | undefined;
-  /** Trades handed to a packer since start. */
+  /** Trades handed to a packer since start, and their encoded bytes. */
   #accepted = 0;
+  #acceptedBytes = 0;
   #deadLettersSent = 0;
+  #deadLetterBytesSent = 0;
   #abandoned = 0;
   #settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
   readonly #done: Promise<void>;
@@ -133,6 +151,7 @@ export class WorkerSink implements TradeSink {
   constructor(options: WorkerSinkOptions) {
     this.#config = options.config;
     this.#metrics = options.metrics;
+    this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
     this.#flushMs = options.flushMs ?? 2;
     this.#workerCount = Math.max(1, options.workers ?? 2);
@@ -142,6 +161,7 @@ export class WorkerSink implements TradeSink {
           type: "module",
         }) as unknown as WorkerLike);
     this.#capacity = options.config.producer.bufferMaxTrades;
+    this.#capacityBytes = bufferMaxBytes(this.#capacity);
     this.#drops = new DropLog(this.#metrics, options.log, {
       clock: this.#clock,
       intervalMs: 5_000,
@@ -161,12 +181,24 @@ export class WorkerSink implements TradeSink {
     return this.#accepted - done;
   }
 
-  get pending(): number {
+  /** Encoded bytes of the trades handed over and not yet acknowledged or given up. */
+  get #outstandingBytes(): number {
+    let done = 0;
+    for (const { counters: c } of this.#senders) done += c.tradeBytesDone;
+    return this.#acceptedBytes - done;
+  }
+
+  /** Dead letters handed over and not yet sent or dropped. */
+  get #lettersOutstanding(): number {
     let letters = this.#deadLettersSent;
     for (const { counters: c } of this.#senders) {
       letters -= c.deadLettersProduced + c.deadLettersDropped;
     }
-    return this.#outstanding + letters;
+    return letters;
+  }
+
+  get pending(): number {
+    return this.#outstanding + this.#lettersOutstanding;
   }
 
   /** Starts the workers and their Kafka producers; rejects when one cannot connect. */
@@ -224,17 +256,20 @@ export class WorkerSink implements TradeSink {
 
   offerTrade(symbol: string, ingestTime: number, encodeValue: () => Buffer): boolean {
     const outstanding = this.#outstanding;
-    if (outstanding >= this.#capacity) {
+    // Checked before encoding, so the bytes bound can be passed by at most one trade.
+    if (outstanding >= this.#capacity || this.#outstandingBytes >= this.#capacityBytes) {
       this.#drops.dropped();
       return false;
     }
     const partition = this.#partition(symbol);
     const { packer } = this.#senders[partition % this.#senders.length]!;
-    packer.add(symbol, ingestTime, encodeValue(), partition);
+    const value = encodeValue();
+    packer.add(symbol, ingestTime, value, partition);
     this.#accepted++;
+    this.#acceptedBytes += value.length;
     this.#metrics.bufferDepth = outstanding + 1;
     this.#drops.accepted();
-    if (packer.count >= FLUSH_TRADES) {
+    if (packer.count >= FLUSH_TRADES || packer.bytes >= FLUSH_BYTES) {
       this.#flush();
     } else if (this.#flushTimer === undefined) {
       this.#flushTimer = this.#clock.setTimeout(() => this.#flush(), this.#flushMs);
@@ -242,13 +277,39 @@ export class WorkerSink implements TradeSink {
     return true;
   }
 
+  /**
+   * Hands a dead letter to the first worker, or drops and counts it when the letters handed over
+   * and not yet sent reach {@linkcode DEAD_LETTER_MAX_RECORDS} or {@linkcode DEAD_LETTER_MAX_BYTES}
+   * (one letter always goes when none is outstanding). Takes `value` over: its bytes are
+   * transferred when it owns its whole buffer, else copied once.
+   */
   offerDeadLetter(key: string | null, value: Buffer): void {
+    const sender = this.#senders[0];
+    if (!sender) return;
+    const waiting = this.#lettersOutstanding;
+    let bytes = this.#deadLetterBytesSent;
+    for (const { counters: c } of this.#senders) bytes -= c.deadLetterBytesDone;
+    if (
+      waiting >= DEAD_LETTER_MAX_RECORDS ||
+      (waiting > 0 && bytes + value.length > DEAD_LETTER_MAX_BYTES)
+    ) {
+      const dropped = ++this.#metrics.deadLettersDropped;
+      if (dropped === 1 || dropped % 1000 === 0) {
+        this.#log.error("dead-letter queue full: dead letters dropped", {
+          droppedTotal: dropped,
+          waiting,
+          waitingBytes: bytes,
+        });
+      }
+      return;
+    }
     this.#deadLettersSent++;
-    this.#senders[0]?.worker.postMessage({
-      type: "deadLetter",
-      key,
-      value: new Uint8Array(value),
-    });
+    this.#deadLetterBytesSent += value.length;
+    const owned = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength &&
+        value.buffer instanceof ArrayBuffer
+      ? new Uint8Array(value.buffer)
+      : new Uint8Array(value);
+    sender.worker.postMessage({ type: "deadLetter", key, value: owned }, [owned.buffer]);
   }
 
   close(): void {

@@ -4,6 +4,8 @@ import { Partitioners } from "kafkajs";
 import { FakeClock } from "../shared/clock.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createLogger } from "../shared/log.ts";
+import { BUFFERED_TRADE_VALUE_BYTES } from "./heap_budget.ts";
+import { DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_RECORDS } from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { FakeWorker } from "./test_doubles.ts";
 import { partitionFor, type SinkCounters, type ToWorker, WorkerSink } from "./worker_sink.ts";
@@ -17,6 +19,8 @@ const ZERO: SinkCounters = {
   batchesProduced: 0,
   kafkaErrors: 0,
   lastError: null,
+  tradeBytesDone: 0,
+  deadLetterBytesDone: 0,
 };
 
 async function setup(options: { bufferMax?: number; workers?: number; partitions?: number } = {}) {
@@ -155,6 +159,63 @@ Deno.test("WorkerSink bounds what is unacknowledged over all workers, dropping a
   assert.equal(t.metrics.snapshot().produceLatencyMs.max, 30);
   assert.equal(t.offer(9), true);
   assert.ok(t.lines.some((l) => l.includes("buffer full")));
+});
+
+Deno.test("WorkerSink bounds the encoded bytes of what is unacknowledged too: large trades are dropped and counted before the trade bound", async () => {
+  const t = await setup({ bufferMax: 2_000 });
+  const large = Buffer.alloc(6_000);
+  let accepted = 0;
+  for (let i = 0; i < 2_000; i++) if (t.sink.offerTrade("AAPL", i, () => large)) accepted++;
+  const bound = 2_000 * BUFFERED_TRADE_VALUE_BYTES;
+  assert.equal(accepted, Math.ceil(bound / 6_000), "the trade that crosses the bound is the last");
+  assert.equal(t.metrics.tradesDropped, 2_000 - accepted);
+  t.clock.tick(2);
+  assert.equal(t.worker.trades().length, accepted);
+  const packs = t.worker.received.filter((m) => m.type === "trades");
+  assert.ok(packs.length > 1, "large trades cross in several packs, not one of 1,000 trades");
+  t.worker.reply({
+    type: "progress",
+    counters: { ...ZERO, tradesProduced: accepted, tradeBytesDone: accepted * 6_000 },
+    latencies: [],
+  });
+  assert.equal(t.sink.offerTrade("AAPL", 1, () => large), true, "acknowledged bytes free room");
+});
+
+Deno.test("WorkerSink bounds the dead letters waiting for its worker, in bytes and in letters, dropping and counting past it", async () => {
+  const t = await setup();
+  const letters = () => t.worker.received.filter((m) => m.type === "deadLetter").length;
+  // A worker that does not keep up: nothing is acknowledged, so letters would queue in it.
+  for (let i = 0; i < 100; i++) t.sink.offerDeadLetter(null, Buffer.alloc(512 * 1024));
+  const fits = DEAD_LETTER_MAX_BYTES / (512 * 1024);
+  assert.equal(letters(), fits);
+  assert.equal(t.metrics.deadLettersDropped, 100 - fits);
+  assert.equal(t.sink.pending, fits);
+  assert.ok(t.lines.some((l) => l.includes("dead-letter queue full")));
+  t.worker.reply({
+    type: "progress",
+    counters: { ...ZERO, deadLettersProduced: fits, deadLetterBytesDone: fits * 512 * 1024 },
+    latencies: [],
+  });
+  assert.equal(t.sink.pending, 0);
+  for (let i = 0; i < DEAD_LETTER_MAX_RECORDS + 1; i++) {
+    t.sink.offerDeadLetter("AAPL", Buffer.from([i % 256]));
+  }
+  assert.equal(letters(), fits + DEAD_LETTER_MAX_RECORDS);
+  assert.equal(t.metrics.deadLettersDropped, 100 - fits + 1);
+});
+
+Deno.test("WorkerSink transfers a dead letter's bytes to its worker when the letter owns its buffer, else copies them once", async () => {
+  const t = await setup();
+  const owning = Buffer.from(new Uint8Array([1, 2, 3]).buffer);
+  t.sink.offerDeadLetter(null, owning);
+  assert.deepEqual(t.worker.transferred.at(-1), [owning.buffer]);
+  const shared = new Uint8Array([9, 9, 4, 5, 6]);
+  const view = Buffer.from(shared.buffer, 2, 3);
+  t.sink.offerDeadLetter("AAPL", view);
+  const sent = t.worker.received.at(-1) as Extract<ToWorker, { type: "deadLetter" }>;
+  assert.deepEqual([...sent.value], [4, 5, 6]);
+  assert.deepEqual(t.worker.transferred.at(-1), [sent.value.buffer]);
+  assert.notEqual(sent.value.buffer, shared.buffer, "a view into a larger buffer is copied");
 });
 
 Deno.test("WorkerSink.close() flushes, and run() resolves once every worker reports it closed", async () => {
