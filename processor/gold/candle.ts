@@ -13,7 +13,14 @@
  * @module
  */
 import type { SilverTrade } from "../../shared/types.ts";
-import { add, type Decimal, decimalFromNumber, divide, multiply, ZERO } from "../../shared/decimal.ts";
+import {
+  add,
+  type Decimal,
+  decimalFromNumber,
+  divide,
+  multiply,
+  ZERO,
+} from "../../shared/decimal.ts";
 import { type Interval, windowEnd, windowStart } from "../../shared/gold_table.ts";
 
 /** Where a trade sits in the total order used for open and close. */

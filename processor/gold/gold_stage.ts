@@ -57,7 +57,13 @@ import {
   TAKEOVER_GRACE_MS,
 } from "./open_windows.ts";
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
-import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS, windowStart } from "../../shared/gold_table.ts";
+import {
+  GOLD_TABLE,
+  goldBucket,
+  type Interval,
+  INTERVAL_MS,
+  windowStart,
+} from "../../shared/gold_table.ts";
 
 /** The intervals gold maintains. */
 export const INTERVALS: readonly Interval[] = ["5m", "1h"];
