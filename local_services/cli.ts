@@ -1,10 +1,10 @@
 /**
- * Command line for the local Kafka and Cassandra servers.
+ * Command line for the local Kafka, Cassandra and schema registry servers.
  *
- *   deno run -A local_services/cli.ts up [kafka|cassandra]     start (both by default), wait until ready
- *   deno run -A local_services/cli.ts down [kafka|cassandra]   stop (both by default)
- *   deno run -A local_services/cli.ts status                   running / reachable / version / data dir
- *   deno run -A local_services/cli.ts logs <kafka|cassandra> [--lines N]
+ *   deno run -A local_services/cli.ts up [kafka|cassandra|registry]     start (all by default)
+ *   deno run -A local_services/cli.ts down [kafka|cassandra|registry]   stop (all by default)
+ *   deno run -A local_services/cli.ts status      running / reachable / version / data dir
+ *   deno run -A local_services/cli.ts logs <kafka|cassandra|registry> [--lines N]
  *   deno run -A local_services/cli.ts smoke     produce+consume one message, TTL round trip
  *   deno run -A local_services/cli.ts nodetool [args]   Cassandra's nodetool (default: status)
  *
@@ -28,8 +28,8 @@ import {
 
 const NAMES = SERVICE_NAMES.join("|");
 const USAGE = `usage: deno run -A local_services/cli.ts <command>
-  up [${NAMES}]        start the local servers (both by default) and wait until ready
-  down [${NAMES}]      stop them (both by default)
+  up [${NAMES}]        start the local servers (all by default) and wait until ready
+  down [${NAMES}]      stop them (all by default)
   status                      show running / reachable / version / data dir
   logs <${NAMES}> [--lines N]   print the last lines of a server's logs
   smoke                       produce+consume one message, write+read a TTL'd row

@@ -1,6 +1,10 @@
 /**
  * A server's runtime jars in `.local/<name>/lib`, fetched from Maven Central with
- * `local_services/<name>/pom.xml` (pinned versions, pinned maven-dependency-plugin 3.8.1).
+ * `local_services/<name>/pom.xml` (pinned versions, pinned maven-dependency-plugin 3.8.1):
+ * `dependency:copy-dependencies` copies the jars, `dependency:unpack-dependencies` unpacks an
+ * archive (a tar.gz distribution) into lib/. The plugin's unpack markers go to a folder under
+ * `.local/<name>/` that is emptied first: with its default (`target/` next to the pom) a marker
+ * left from an earlier fetch would make it skip the unpacking.
  *
  * Fetching writes into `lib.partial` and renames it to `lib` only when Maven succeeded, with a
  * marker `lib/.fetched.json` holding the version and the pom's SHA-256: jars are refetched when
@@ -11,7 +15,15 @@
  */
 
 import { join } from "node:path";
-import { decode, ignoreNotFound, indent, lastLines, type Log, seconds } from "./_util.ts";
+import {
+  decode,
+  existsSync,
+  ignoreNotFound,
+  indent,
+  lastLines,
+  type Log,
+  seconds,
+} from "./_util.ts";
 import { LOG_TAIL_LINES } from "./logs.ts";
 import { commandExists } from "./processes.ts";
 import type { Server } from "./server_spec.ts";
@@ -59,6 +71,8 @@ export async function ensureJars(server: Server, log: Log): Promise<string> {
   const why = marker ? `pom changed (was ${marker.version})` : "first run";
   log(`${name}: fetching ${name} ${version} jars with Maven (${why}) into ${paths.libDir}`);
   const t0 = performance.now();
+  const markers = join(paths.dir, ".maven-markers");
+  await Deno.remove(markers, { recursive: true }).catch(ignoreNotFound);
   const output = await new Deno.Command("mvn", {
     args: [
       "-q",
@@ -69,10 +83,12 @@ export async function ensureJars(server: Server, log: Log): Promise<string> {
       `dependency:${fetch.goal}`,
       "-DincludeScope=runtime",
       `-DoutputDirectory=${partial}`,
+      `-DmarkersDirectory=${markers}`,
     ],
     stdout: "piped",
     stderr: "piped",
   }).output();
+  await Deno.remove(markers, { recursive: true }).catch(ignoreNotFound);
   if (!output.success) {
     const tail = lastLines(decode(output.stdout) + decode(output.stderr), LOG_TAIL_LINES);
     throw new Error(
@@ -81,14 +97,40 @@ export async function ensureJars(server: Server, log: Log): Promise<string> {
         `names versions that exist.\nLast lines of mvn output:\n${indent(tail)}`,
     );
   }
+  if (fetch.expect && !existsSync(join(partial, fetch.expect))) {
+    throw new Error(
+      `${name}: Maven ran, but ${partial} holds no ${fetch.expect}: ${pomFile} names an ` +
+        "artifact that is not the runnable distribution (check its classifier and type)",
+    );
+  }
   const next: JarMarker = { version, pomSha256, fetchedAt: new Date().toISOString() };
   await Deno.writeTextFile(join(partial, ".fetched.json"), JSON.stringify(next, null, 2) + "\n");
   await Deno.remove(paths.libDir, { recursive: true }).catch(ignoreNotFound);
   await Deno.rename(partial, paths.libDir);
-  let count = 0;
-  for await (const entry of Deno.readDir(paths.libDir)) if (entry.name.endsWith(".jar")) count++;
-  log(`${name}: fetched ${count} jars in ${seconds(performance.now() - t0)}`);
+  const { jars, bytes } = await countJars(paths.libDir);
+  log(
+    `${name}: fetched ${jars} jars (${(bytes / 1e6).toFixed(0)} MB) in ` +
+      seconds(performance.now() - t0),
+  );
   return version;
+}
+
+/** The jars under `dir` (at any depth) and their total size. */
+async function countJars(dir: string): Promise<{ jars: number; bytes: number }> {
+  let jars = 0;
+  let bytes = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) {
+      const inner = await countJars(path);
+      jars += inner.jars;
+      bytes += inner.bytes;
+    } else if (entry.isFile && entry.name.endsWith(".jar")) {
+      jars++;
+      bytes += (await Deno.stat(path)).size;
+    }
+  }
+  return { jars, bytes };
 }
 
 /** @throws Error when mvn is not on PATH, saying that `name`'s jars still need it. */

@@ -93,7 +93,7 @@ export async function kafkaReachable(
 }
 
 /** Formats Kafka's KRaft storage once (when log.dirs has no meta.properties yet). */
-async function formatKafkaStorage(paths: ServicePaths, log: Log): Promise<void> {
+async function formatKafkaStorage(paths: ServicePaths, log: Log, java: string): Promise<void> {
   if (existsSync(join(paths.dataDir, "meta.properties"))) return;
   const base = [
     "-Xmx256m",
@@ -102,12 +102,13 @@ async function formatKafkaStorage(paths: ServicePaths, log: Log): Promise<void> 
     join(paths.libDir, "*"),
     "kafka.tools.StorageTool",
   ];
-  const uuid = await runJava(base.concat("random-uuid"), "generate a Kafka cluster id");
+  const uuid = await runJava(java, base.concat("random-uuid"), "generate a Kafka cluster id");
   const clusterId = uuid.trim().split(/\s+/).pop() ?? "";
   if (!/^[A-Za-z0-9_-]{22}$/.test(clusterId)) {
     throw new Error(`kafka: StorageTool random-uuid printed no cluster id: ${uuid.trim()}`);
   }
   await runJava(
+    java,
     base.concat(
       "format",
       "-t",

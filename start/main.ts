@@ -29,9 +29,8 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type cassandra from "cassandra-driver";
 import {
-  cassandraReachable,
   ensureServices,
-  kafkaReachable,
+  localServiceReachable,
   localServices,
   type ServiceName,
   stopService,
@@ -124,6 +123,13 @@ function displayHost(host: string): string {
 
 function describeExit(exit: ChildExit): string {
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listNames(names: readonly string[]): string {
+  return names.length <= 1
+    ? names.join("")
+    : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
 }
 
 function seconds(ms: number): string {
@@ -415,23 +421,17 @@ async function main(args: string[]): Promise<number> {
         : `feed: ${feed}`,
     );
     if (local.length > 0) {
-      const before = await Promise.all(
-        local.map((name) =>
-          name === "kafka"
-            ? kafkaReachable([...config.kafka.brokers])
-            : cassandraReachable([...config.cassandra.contactPoints])
-        ),
-      );
+      const before = await Promise.all(local.map(localServiceReachable));
       const missing = local.filter((_, i) => !before[i]);
       if (missing.length === 0) {
         out.say(
           local.length > 1
-            ? `local ${local.join(" and ")} already running: using them (they stay running)`
+            ? `local ${listNames(local)} already running: using them (they stay running)`
             : `local ${local[0]} already running: using it (it stays running)`,
         );
       } else {
         out.say(
-          `starting local ${missing.join(" and ")} (first time: fetching jars with Maven, ` +
+          `starting local ${listNames(missing)} (first time: fetching jars with Maven, ` +
             "about a minute)",
         );
         const t = performance.now();
@@ -443,13 +443,10 @@ async function main(args: string[]): Promise<number> {
         } finally {
           // Whatever answers now and did not before, this run started.
           for (const name of missing) {
-            const up = name === "kafka"
-              ? await kafkaReachable([...config.kafka.brokers])
-              : await cassandraReachable([...config.cassandra.contactPoints]);
-            if (up) startedServices.push(name);
+            if (await localServiceReachable(name)) startedServices.push(name);
           }
         }
-        out.say(`local ${missing.join(" and ")} ready in ${seconds(performance.now() - t)}`);
+        out.say(`local ${listNames(missing)} ready in ${seconds(performance.now() - t)}`);
       }
     }
     throwIfStopping();
@@ -686,7 +683,7 @@ async function main(args: string[]): Promise<number> {
     } else if (local.length > 0 && ready) {
       out.say(
         local.length > 1
-          ? `local ${local.join(" and ")} left running (they were running before start)`
+          ? `local ${listNames(local)} left running (they were running before start)`
           : `local ${local[0]} left running (it was running before start)`,
       );
     }

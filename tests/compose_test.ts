@@ -26,6 +26,7 @@ const STAGES = ["bronze", "silver", "gold"] as const;
 const FIXED: Readonly<Record<string, string>> = {
   KAFKA_BROKERS: "kafka:9092",
   CASSANDRA_CONTACT_POINTS: "cassandra:9042",
+  SCHEMA_REGISTRY_URL: "http://registry:8080/apis/ccompat/v7",
   STATUS_HOST: "0.0.0.0",
   STATUS_PORT: "8080",
   // Prometheus's scrape sends Host: status:8080; what .env adds comes after.
@@ -36,6 +37,8 @@ const FIXED: Readonly<Record<string, string>> = {
 const SECRET_USERS: Readonly<Record<string, readonly string[]>> = {
   FINNHUB_API_KEY: ["producer"],
   CASSANDRA_PASSWORD: ["schema", ...STAGES.map((s) => `processor-${s}`), "status"],
+  // The services that read or write the Avro topics.
+  SCHEMA_REGISTRY_PASSWORD: ["producer", ...STAGES.map((s) => `processor-${s}`), "status"],
   STATUS_TOKEN: ["status"],
 };
 
@@ -61,6 +64,7 @@ const EXPECTED_DEPENDENCIES: Readonly<Record<string, Readonly<Record<string, str
     schema: "service_completed_successfully",
   },
   grafana: { cassandra: "service_healthy", schema: "service_completed_successfully" },
+  registry: { kafka: "service_healthy" },
   "kafka-ui": { kafka: "service_healthy" },
 };
 
@@ -353,7 +357,7 @@ Deno.test("compose: long-running services restart; one-shot jobs do not", () => 
   }
 });
 
-Deno.test("compose: Kafka, Cassandra and the status endpoint have real health checks", () => {
+Deno.test("compose: Kafka, Cassandra, the registry and the status endpoint have real health checks", () => {
   const testOf = (name: string): string => {
     const healthcheck = service(name).raw["healthcheck"];
     assert.ok(isMap(healthcheck), `service ${name} has no healthcheck`);
@@ -365,6 +369,7 @@ Deno.test("compose: Kafka, Cassandra and the status endpoint have real health ch
   };
   assert.match(testOf("kafka"), /kafka-broker-api-versions\.sh.*--bootstrap-server \S+:9092/);
   assert.match(testOf("cassandra"), /^cqlsh\b/);
+  assert.match(testOf("registry"), /\/dev\/tcp\/127\.0\.0\.1\/9000 .*GET \/health\/ready .* 200 /s);
   const statusPort = environmentOf(service("status")).get("STATUS_PORT");
   assert.ok(
     testOf("status").includes(`http://127.0.0.1:${statusPort}/healthz`),
@@ -456,7 +461,7 @@ Deno.test("compose: our services get only CONFIG_VARIABLES, each from .env or fi
 Deno.test("compose: no local addresses, so the containers start no local servers", () => {
   for (const s of configReaders()) {
     const env = environmentOf(s);
-    for (const name of ["KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
+    for (const name of ["KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS", "SCHEMA_REGISTRY_URL"]) {
       const value = env.get(name) ?? "";
       assert.ok(value !== "", `service ${s.name}: ${name} unset means the local default`);
       assert.doesNotMatch(value, /127\.0\.0\.1|localhost/, `service ${s.name}: ${name}=${value}`);
@@ -589,6 +594,30 @@ Deno.test("compose: Kafka, Cassandra, Prometheus and Grafana keep their data in 
     assert.ok(mount, `service ${name} mounts nothing at ${dir}`);
     assert.ok(declared.has(mount.source), `${name}: ${mount.source} is not a named volume`);
   }
+});
+
+Deno.test("compose: the registry is the local one's Apicurio, durable, BACKWARD, and unpublished", () => {
+  const registry = service("registry");
+  const pom = readText("local_services/registry/pom.xml");
+  const version = /<apicurio\.version>([^<]+)<\/apicurio\.version>/.exec(pom)?.[1];
+  assert.ok(version, "local_services/registry/pom.xml names no apicurio.version");
+  assert.equal(registry.raw["image"], `apicurio/apicurio-registry:${version}`);
+  const env = environmentOf(registry);
+  // Apicurio keeps schemas in memory by default: ids already in Kafka would become unresolvable.
+  const storage = env.get("APICURIO_STORAGE_KIND");
+  if (storage === "kafkasql") {
+    assert.equal(env.get("APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"), "kafka:9092");
+  } else {
+    assert.equal(storage, "sql", "registry storage must be kafkasql or sql (not in memory)");
+    assert.match(env.get("APICURIO_DATASOURCE_URL") ?? "", /^jdbc:h2:file:|^jdbc:postgresql:/);
+  }
+  assert.equal(env.get("APICURIO_RULES_GLOBAL_COMPATIBILITY"), "BACKWARD");
+  // The local registry owns 127.0.0.1:8081; the services reach this one inside the network.
+  assert.deepEqual(publishedPorts(registry), []);
+  const url = new URL(FIXED["SCHEMA_REGISTRY_URL"]!);
+  assert.equal(url.hostname, "registry");
+  assert.equal(url.port, "8080", "Apicurio's container listens on 8080");
+  assert.equal(url.pathname, "/apis/ccompat/v7");
 });
 
 Deno.test("compose: Kafka runs in KRaft mode without ZooKeeper", () => {

@@ -19,7 +19,10 @@ import { silentLogger } from "../shared/log.ts";
 
 let servicesReady: Promise<void> | undefined;
 
-/** Brings the local Kafka and Cassandra up once per test process (no-op when reachable). */
+/**
+ * Brings the local Kafka, Cassandra and schema registry up once per test process (no-op when
+ * reachable; a server the environment points elsewhere is left alone).
+ */
 export function services(): Promise<void> {
   if (!servicesReady) hideKafkajsTimeoutWarning();
   servicesReady ??= ensureServices(Deno.env.toObject());
@@ -57,13 +60,21 @@ export function freePort(): number {
 
 /**
  * What a child process started with `clearEnv: true` needs from this one: `PATH` (default
- * `/usr/bin:/bin`), and `HOME`, `DENO_DIR`, `KAFKA_BROKERS` and `CASSANDRA_CONTACT_POINTS` when
- * set (Deno's cache and the same services).
+ * `/usr/bin:/bin`), and `HOME`, `DENO_DIR`, `KAFKA_BROKERS`, `CASSANDRA_CONTACT_POINTS` and
+ * `SCHEMA_REGISTRY_URL` when set (Deno's cache and the same services).
  */
 export function childProcessEnv(): Record<string, string> {
   const env = Deno.env.toObject();
   const out: Record<string, string> = { PATH: env["PATH"] ?? "/usr/bin:/bin" };
-  for (const name of ["HOME", "DENO_DIR", "KAFKA_BROKERS", "CASSANDRA_CONTACT_POINTS"]) {
+  for (
+    const name of [
+      "HOME",
+      "DENO_DIR",
+      "KAFKA_BROKERS",
+      "CASSANDRA_CONTACT_POINTS",
+      "SCHEMA_REGISTRY_URL",
+    ]
+  ) {
     if (env[name]) out[name] = env[name]!;
   }
   return out;

@@ -126,7 +126,7 @@ function assertOrderedStop(stdout: string): void {
   );
   const status = at(/^start: stopping status\.\.\.$/m);
   const simulator = at(/^start: stopping simulator\.\.\.$/m);
-  const leftRunning = at(/^start: local kafka and cassandra left running/m);
+  const leftRunning = at(/^start: local kafka, cassandra and registry left running/m);
   const clean = at(/^start: stopped cleanly in /m);
   assert.ok(signal < producer, "the producer stops after the signal");
   for (const s of stages) assert.ok(producer < s, "the stages stop after the producer exited");
