@@ -87,6 +87,9 @@ export type ParsedFrame =
     readonly payload: Uint8Array;
   };
 
+/** What the parser asks of the subscribed symbols: membership and, for the reason text, a count. */
+export type SymbolSet = Pick<ReadonlySet<string>, "has" | "size">;
+
 /** Options of {@linkcode parseFrame}. */
 export interface ParseFrameOptions {
   /** Largest accepted frame in UTF-8 bytes. Default {@linkcode DEFAULT_MAX_FRAME_BYTES}. */
@@ -95,7 +98,7 @@ export interface ParseFrameOptions {
    * The symbols the connection subscribed to, matched exactly; a trade of any other symbol is
    * refused (`unsubscribed_symbol`). Default: every symbol is accepted.
    */
-  readonly subscribed?: ReadonlySet<string>;
+  readonly subscribed?: SymbolSet;
 }
 
 const encoder = new TextEncoder();
@@ -185,7 +188,7 @@ function parseTradeFrame(
   frame: Record<string, unknown>,
   text: string,
   items: readonly ScannedItem[] | null,
-  subscribed: ReadonlySet<string> | undefined,
+  subscribed: SymbolSet | undefined,
 ): ParsedFrame {
   const data = frame.data;
   if (!Array.isArray(data)) {
@@ -245,7 +248,7 @@ function shape(reason: string): TradeProblem {
 function tradeProblem(
   item: unknown,
   source: ScannedItem,
-  subscribed: ReadonlySet<string> | undefined,
+  subscribed: SymbolSet | undefined,
 ): TradeProblem | null {
   if (!isPlainObject(item)) return shape(`must be a JSON object, got ${describe(item)}`);
   if (source.duplicateKey !== null) {

@@ -6,7 +6,8 @@
  * topic with the reason. Nothing is dropped silently: every loss has a counter.
  *
  * Only trades of the subscribed symbols (`FINNHUB_SYMBOLS`) go on; any other is dead-lettered
- * (`unsubscribed_symbol`). So every per-symbol structure downstream of the parser (the sink's key
+ * (`unsubscribed_symbol`). Without a Finnhub key (a simulator: Finnhub refuses a connection
+ * without one) the smoke test's namespace `SMOKE:` is taken too, see {@linkcode acceptedSymbols}. So every per-symbol structure downstream of the parser (the sink's key
  * and partition caches) holds at most the subscribed symbols, and the producer itself keeps no
  * state keyed by anything the feed chooses: its log throttle is keyed by its own reason codes.
  *
@@ -33,7 +34,7 @@ import type { Config } from "../shared/config.ts";
 import { describeError, type Logger } from "../shared/log.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { type FrameMeta, runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
-import { DEFAULT_MAX_FRAME_BYTES, parseFrame } from "./frame_parser.ts";
+import { DEFAULT_MAX_FRAME_BYTES, parseFrame, type SymbolSet } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
 import { letterPayload } from "./letter_payload.ts";
 import {
@@ -112,7 +113,7 @@ export function createProducer(options: ProducerOptions): Producer {
   const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
   const topics = config.kafka.topics;
   const throttle = createThrottle(clock, THROTTLE_MS);
-  const subscribed: ReadonlySet<string> = new Set(config.finnhub.symbols);
+  const subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
   async function run(): Promise<ProducerReport> {
     const { sink, disconnect } = await openSink();
     const sinkDone = sink.run();
@@ -390,6 +391,21 @@ export function createProducer(options: ProducerOptions): Producer {
   }
 
   return { metrics, run };
+}
+
+/** The namespace of `deno task smoke`'s trades: `SMOKE:R<run>`, an exchange Finnhub has not. */
+export const SMOKE_NAMESPACE = "SMOKE:";
+
+/**
+ * The symbols the producer takes: the subscribed ones and, when it reads a feed without a key
+ * (the bundled simulator; Finnhub refuses a connection without one), any symbol of
+ * {@linkcode SMOKE_NAMESPACE}. `deno task smoke` pushes trades of a symbol unique to its run
+ * through the simulator, so its rows never mix with another run's or with the feed's.
+ */
+export function acceptedSymbols(symbols: readonly string[], keyed: boolean): SymbolSet {
+  const set = new Set(symbols);
+  if (keyed) return set;
+  return { has: (s: string) => set.has(s) || s.startsWith(SMOKE_NAMESPACE), size: set.size };
 }
 
 function sameFrame(a: string | ArrayBuffer, b: string | ArrayBuffer): boolean {

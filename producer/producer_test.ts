@@ -5,7 +5,12 @@ import { decode } from "../shared/avro.ts";
 import { FakeClock } from "../shared/clock.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createLogger } from "../shared/log.ts";
-import { createProducer, type ProducerOptions } from "./producer.ts";
+import {
+  acceptedSymbols,
+  createProducer,
+  type ProducerOptions,
+  SMOKE_NAMESPACE,
+} from "./producer.ts";
 import { FakeProducer, FakeSocket, FakeWorker } from "./test_doubles.ts";
 
 function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, string> = {}) {
@@ -371,4 +376,16 @@ Deno.test("the producer stops reading and fails when its Kafka worker dies", asy
     "the trade handed to the dead worker is counted",
   );
   assert.ok(t.lines.some((l) => l.includes("the Kafka sink failed") && l.includes("unflushed=1")));
+});
+
+Deno.test("acceptedSymbols() takes the smoke namespace only from a feed without a Finnhub key", () => {
+  const keyless = acceptedSymbols(["AAPL"], false);
+  assert.ok(keyless.has("AAPL"));
+  assert.ok(keyless.has(`${SMOKE_NAMESPACE}RX1`));
+  assert.ok(!keyless.has("MSFT"));
+  assert.ok(!keyless.has("SMOKE"));
+  assert.equal(keyless.size, 1);
+  const keyed = acceptedSymbols(["AAPL"], true);
+  assert.ok(keyed.has("AAPL"));
+  assert.ok(!keyed.has(`${SMOKE_NAMESPACE}RX1`), "never from Finnhub itself");
 });

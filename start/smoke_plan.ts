@@ -4,9 +4,10 @@
  * own code (its own small exact decimal, its own ordering), so a bug in gold cannot hide itself.
  *
  * The trades carry a symbol unique to the run (`SMOKE:R…`, an `EXCHANGE:PAIR` symbol, so it has
- * no US trading session and never collides with a real one). The producer forwards every symbol
- * it receives (it does not filter by subscription), so the smoke trades need no subscription and
- * are told apart from the simulated feed by their symbol alone.
+ * no US trading session and never collides with a real one). The producer refuses symbols it did
+ * not subscribe to, but takes the `SMOKE:` namespace from a feed without a Finnhub key (the
+ * simulator; `producer/producer.ts` `acceptedSymbols`), so the smoke trades need no subscription
+ * and are told apart from the simulated feed by their symbol alone.
  *
  * @module
  */
