@@ -42,6 +42,7 @@ import type { Admin } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
 import type { WorkerRole } from "../shared/types.ts";
@@ -227,20 +228,6 @@ async function stopChildren(list: readonly Child[], graceMs = GRACE_MS): Promise
   await Promise.all(alive.map((c) => c.ended));
 }
 
-/** Waits `ms`, or less when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 // --- one step ----------------------------------------------------------------------------------
 
 interface Settings {
@@ -407,7 +394,7 @@ async function waitForRoles(
         }`,
       );
     }
-    await sleep(250, signal);
+    await delay(250, signal);
   }
 }
 
@@ -519,7 +506,7 @@ async function sampleFor(
         samples.poolsMaxPending[name] = Math.max(samples.poolsMaxPending[name] ?? 0, pending);
       }
     }
-    await sleep(Math.max(0, Math.min(1000, until - performance.now())), probes.signal);
+    await delay(Math.max(0, Math.min(1000, until - performance.now())), probes.signal);
   }
 }
 

@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { ensureServices } from "../local_services/services.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { createLogger } from "../shared/log.ts";
 import { createProducer } from "../producer/producer.ts";
 import { CLOCK_TICKS, cpuTicks, machineTicks, servicePid } from "./proc_stats.ts";
@@ -154,7 +155,7 @@ async function main() {
     const deadline = Date.now() + 30_000;
     while (!condition()) {
       if (Date.now() > deadline) throw new Error("timed out waiting for the producer to connect");
-      await new Promise((r) => setTimeout(r, 50));
+      await delay(50);
     }
   };
   await waitUntil(() => metrics.connectionState === "open");
@@ -168,7 +169,7 @@ async function main() {
   const results: StepResult[] = [];
   for (const rate of rates) {
     await control("rate", { rate });
-    await new Promise((r) => setTimeout(r, warmupMs));
+    await delay(warmupMs);
     const start = {
       time: performance.now(),
       sent: (await simStats()).tradesSent as number,
@@ -184,7 +185,7 @@ async function main() {
     let bufferMax = 0;
     let rssMax = 0;
     while (performance.now() - start.time < durationMs) {
-      await new Promise((r) => setTimeout(r, 250));
+      await delay(250);
       bufferMax = Math.max(bufferMax, metrics.bufferDepth);
       rssMax = Math.max(rssMax, Deno.memoryUsage().rss);
     }

@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { createLogger } from "../shared/log.ts";
 import { cleanup, provision, randomId } from "../tests/helpers.ts";
 import { CLOCK_TICKS, cpuTicks, rssBytes, servicePid } from "./proc_stats.ts";
@@ -69,10 +70,6 @@ async function stop(child: Spawned): Promise<void> {
   }, 20_000);
   await child.process.status;
   clearTimeout(timer);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function topicCount(
@@ -139,7 +136,7 @@ async function main(): Promise<number> {
     ], {});
     let url: string | undefined;
     for (let i = 0; i < 300 && url === undefined; i++) {
-      await sleep(100);
+      await delay(100);
       url = /listening url=(ws:\/\/\S+)/.exec(simulator.output())?.[1];
     }
     if (url === undefined) throw new Error("simulator did not start");
@@ -149,7 +146,7 @@ async function main(): Promise<number> {
     const producerPid = producer.process.pid;
     let producerTicks = 0;
     for (;;) {
-      await sleep(500);
+      await delay(500);
       producerTicks = cpuTicks(producerPid);
       const n = await topicCount(admin, config.kafka.topics.raw);
       if (n >= trades) break;
@@ -189,7 +186,7 @@ async function main(): Promise<number> {
       let rssMax = 0;
       let done = 0;
       for (;;) {
-        await sleep(250);
+        await delay(250);
         rssMax = Math.max(rssMax, rssBytes(pid) || 0);
         const lag = await consumerLag(admin, [{ group, topic }]);
         const committed = lag.every((l) => l.committed >= 0);

@@ -40,6 +40,7 @@ import { createCassandraClient } from "../shared/cassandra.ts";
 import { provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { type Config, CONFIG_VARIABLES, loadConfig, secretsOf } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { describeError } from "../shared/log.ts";
 import { portFree, portHolder } from "../shared/ports.ts";
 import { redact } from "../shared/secret.ts";
@@ -128,19 +129,6 @@ function describeExit(exit: ChildExit): string {
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 interface Entry {

@@ -29,6 +29,7 @@ import {
 } from "../local_services/services.ts";
 import { decode, encode } from "../shared/avro.ts";
 import { hourBucket } from "../shared/buckets.ts";
+import { delay } from "../shared/delay.ts";
 import { type Config, configEnv } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
@@ -369,10 +370,6 @@ async function produceLive(
 
 function sum(offsets: ReadonlyMap<number, number>): number {
   return [...offsets.values()].reduce((a, b) => a + b, 0);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // ---------------------------------------------------------------------------------------------
