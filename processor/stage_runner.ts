@@ -9,6 +9,7 @@
  * @module
  */
 import type { Consumer, KafkaMessage } from "kafkajs";
+import { exponentialDelay } from "../shared/backoff.ts";
 import { delay } from "../shared/delay.ts";
 import { isRetriable } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
@@ -158,14 +159,17 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
           if (!isRetriable(error)) throw error;
           retries.inc(labels);
           paused.set(1, labels);
-          const step = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt, 16));
-          const jittered = step / 2 + Math.random() * step / 2;
+          const jittered = exponentialDelay(attempt, {
+            baseMs: retryBaseMs,
+            maxMs: retryMaxMs,
+            jitter: "equal",
+          });
           const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
           log_("batch failed, retrying; nothing committed", {
             partition: batch.partition,
             firstOffset: batch.firstOffset(),
             attempt: attempt + 1,
-            retryInMs: Math.round(jittered),
+            retryInMs: jittered,
             error: describeError(error),
           });
           await delay(jittered, signal);
