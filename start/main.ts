@@ -38,15 +38,26 @@ import {
 } from "../local_services/services.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { provisionSchema, provisionTopics } from "../shared/provision.ts";
-import { type Config, CONFIG_VARIABLES, loadConfig, secretsOf } from "../shared/config.ts";
+import {
+  type Config,
+  CONFIG_VARIABLES,
+  loadConfig,
+  secretEnv,
+  secretsOf,
+} from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { delay } from "../shared/delay.ts";
 import { describeError } from "../shared/log.ts";
 import { portFree, portHolder } from "../shared/ports.ts";
 import { redact } from "../shared/secret.ts";
 import { createSignalGate } from "../shared/shutdown.ts";
-import { supervisedEnv } from "../shared/supervisor.ts";
-import { type Child, type ChildExit, createChild } from "./child.ts";
+import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
+import {
+  type ProcessExit,
+  type ProcessSpec,
+  type RunningProcess,
+  spawnProcess,
+} from "../shared/process/spawn.ts";
 import { type NeededPort, portTakenMessage } from "./ports.ts";
 import {
   type CandleView,
@@ -59,7 +70,7 @@ import {
   summaryLine,
   type ViewState,
 } from "./view.ts";
-import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
+import { STAGES } from "../shared/topology.ts";
 
 const USAGE = `Usage: deno task start [--plain]
 
@@ -123,7 +134,7 @@ function displayHost(host: string): string {
   return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
 
-function describeExit(exit: ChildExit): string {
+function describeExit(exit: ProcessExit): string {
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 
@@ -132,12 +143,24 @@ function seconds(ms: number): string {
 }
 
 interface Entry {
-  readonly child: Child;
+  readonly spec: ProcessSpec;
+  /** The current run; `null` before the first. */
+  process: RunningProcess | null;
   state: ChildView["state"];
   restarts: number;
   deaths: number[];
   loop: Promise<void>;
-  lastExit: ChildExit | null;
+  lastExit: ProcessExit | null;
+}
+
+/** The pid of the entry's process while it runs. */
+function pidOf(entry: Entry): number | null {
+  return entry.process && !entry.process.exit ? entry.process.pid : null;
+}
+
+/** The last lines of the entry's latest run. */
+function tailOf(entry: Entry): readonly string[] {
+  return entry.process?.tail() ?? [];
 }
 
 /** Where the output goes: the live view (terminal) or plain lines. */
@@ -252,7 +275,7 @@ async function main(args: string[]): Promise<number> {
       if (decision === "force" || stopState.reason) {
         leaveView();
         out.warn(`second ${name}: killing every process now (no flush, no commit)`);
-        for (const entry of entries.values()) entry.child.kill();
+        for (const entry of entries.values()) entry.process?.kill();
         Deno.exit(130);
       }
       requestStop({ kind: "signal", name });
@@ -304,14 +327,8 @@ async function main(args: string[]): Promise<number> {
 
   // -- Supervision ------------------------------------------------------------------------------
   let ready = false;
-  const childEnv = { ...env, ...supervisedEnv() };
-  function addChild(
-    name: string,
-    module: string,
-    args: string[],
-    extraEnv = {},
-    runtimeFlags: string[] = [],
-  ): Entry {
+  function addChild(role: RoleName, args: string[] = [], overrides = {}): Entry {
+    const name = role;
     try {
       Deno.mkdirSync(logDir, { recursive: true });
       logFiles.set(
@@ -322,16 +339,17 @@ async function main(args: string[]): Promise<number> {
       // No log file: the lines still reach the view's error list or stderr.
     }
     const entry: Entry = {
-      child: createChild(
-        {
-          name,
-          module: modulePath(module),
-          args,
-          env: { ...childEnv, ...extraEnv },
-          runtimeFlags,
-        },
-        onChildLine,
-      ),
+      spec: roleProcess(role, {
+        env: roleEnv({
+          inherit: env,
+          config,
+          secrets: secretEnv(config),
+          supervised: true,
+          overrides,
+        }),
+        args,
+      }),
+      process: null,
       state: "starting",
       restarts: 0,
       deaths: [],
@@ -344,10 +362,14 @@ async function main(args: string[]): Promise<number> {
   }
 
   async function supervise(entry: Entry): Promise<void> {
-    const { name } = entry.child.spec;
+    const { name } = entry.spec;
     while (true) {
       entry.state = ready ? "running" : "starting";
-      const exit = await entry.child.run();
+      entry.process = spawnProcess(entry.spec, {
+        newSession: true,
+        onLine: (line) => onChildLine(name, line),
+      });
+      const exit = await entry.process.exited;
       entry.lastExit = exit;
       if (stopState.reason) {
         entry.state = "stopped";
@@ -359,7 +381,7 @@ async function main(args: string[]): Promise<number> {
         requestStop({
           kind: "failure",
           message: `${what} while starting. Its last lines:\n${
-            indent(entry.child.tail())
+            indent(tailOf(entry))
           }\n(full log: ${logDir}/${name}.log)`,
         });
         return;
@@ -371,7 +393,7 @@ async function main(args: string[]): Promise<number> {
         requestStop({
           kind: "failure",
           message: `${what}, the ${entry.deaths.length}th time in 5 minutes: not a transient ` +
-            `failure, stopping everything. Its last lines:\n${indent(entry.child.tail())}\n` +
+            `failure, stopping everything. Its last lines:\n${indent(tailOf(entry))}\n` +
             `(full log: ${logDir}/${name}.log)`,
         });
         return;
@@ -445,7 +467,7 @@ async function main(args: string[]): Promise<number> {
     throwIfStopping();
 
     if (simulated) {
-      const simulator = addChild("simulator", "simulator/main.ts", [
+      const simulator = addChild("simulator", [
         "--port",
         String(config.simulator.port),
         "--host",
@@ -453,27 +475,21 @@ async function main(args: string[]): Promise<number> {
       ]);
       await waitSimulator(config.simulator.port, simulator);
       out.say(
-        `simulator (pid ${simulator.child.pid()}) on ws://127.0.0.1:${config.simulator.port}/`,
+        `simulator (pid ${pidOf(simulator)}) on ws://127.0.0.1:${config.simulator.port}/`,
       );
     }
     throwIfStopping();
-    addChild("status", "status/main.ts", []);
-    for (const stage of ["bronze", "silver", "gold"]) {
-      // The same heap bounds as `deno task processor` and compose give a stage.
-      addChild(stage, "processor/main.ts", ["--stage", stage], {}, [
-        `--v8-flags=${STAGE_V8_FLAGS}`,
-      ]);
-    }
+    addChild("status");
+    // The same heap bounds as `deno task processor|producer` and compose give them.
+    for (const stage of STAGES) addChild(stage);
     addChild(
       "producer",
-      "producer/main.ts",
       [],
       simulated ? { FINNHUB_WS_URL: `ws://127.0.0.1:${config.simulator.port}/` } : {},
-      [`--v8-flags=${PRODUCER_V8_FLAGS}`],
     );
     out.say(
       `started ${
-        [...entries.keys()].map((n) => `${n} (pid ${entries.get(n)!.child.pid()})`)
+        [...entries.keys()].map((n) => `${n} (pid ${pidOf(entries.get(n)!)})`)
           .join(", ")
       }; waiting until every worker reports (status /readyz)`,
     );
@@ -512,8 +528,8 @@ async function main(args: string[]): Promise<number> {
         urls,
         symbols: config.finnhub.symbols,
         children: [...entries.values()].map((e) => ({
-          name: e.child.spec.name,
-          pid: e.child.pid(),
+          name: e.spec.name,
+          pid: pidOf(e),
           state: e.state,
           restarts: e.restarts,
         })),
@@ -581,7 +597,7 @@ async function main(args: string[]): Promise<number> {
     }
     throw new Error(
       `the simulator did not answer on 127.0.0.1:${port} within ${SIMULATOR_TIMEOUT_MS / 1000} s` +
-        `; its last lines:\n${indent(entry.child.tail())}`,
+        `; its last lines:\n${indent(tailOf(entry))}`,
     );
   }
 
@@ -623,7 +639,7 @@ async function main(args: string[]): Promise<number> {
       await delay(500, stopController.signal);
     }
     const quiet = [...entries.values()].map((e) =>
-      `${e.child.spec.name}:\n${indent(e.child.tail().slice(-8))}`
+      `${e.spec.name}:\n${indent(tailOf(e).slice(-8))}`
     ).join("\n");
     throw new Error(
       `the pipeline did not become ready within ${READY_TIMEOUT_MS / 1000} s: ${
@@ -639,7 +655,7 @@ async function main(args: string[]): Promise<number> {
       await Promise.all(group.map(async (name) => {
         const entry = entries.get(name);
         if (!entry) return;
-        if (entry.child.pid() === null) {
+        if (pidOf(entry) === null) {
           await entry.loop;
           if (entry.state === "failed") clean = false;
           return;
@@ -648,7 +664,7 @@ async function main(args: string[]): Promise<number> {
         const note = STOP_NOTES[name] ? ` (${STOP_NOTES[name]})` : "";
         out.say(`stopping ${name}${note}...`);
         const t = performance.now();
-        const exit = await entry.child.stop(STOP_GRACE_MS[name] ?? 10_000);
+        const exit = await entry.process!.stop(STOP_GRACE_MS[name] ?? 10_000);
         await entry.loop;
         entry.state = "stopped";
         if (exit && (exit.code !== 0 || exit.signal)) {
