@@ -15,9 +15,11 @@ import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone, supervisedEnv } from "../shared/supervisor.ts";
+import type { RunningProcess } from "../shared/process/spawn.ts";
+import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
+import { superviseStage } from "./stage_supervisor.ts";
 import { runStageWorker } from "./worker.ts";
-import { STAGE_V8_FLAGS, type StageName, STAGES } from "../shared/topology.ts";
+import { type StageName, STAGES } from "../shared/topology.ts";
 
 const USAGE = `Usage: deno task processor [--stage bronze|silver|gold]
 
@@ -47,12 +49,12 @@ async function main(): Promise<number> {
     secrets,
   });
   const controller = new AbortController();
-  const children = new Set<Deno.ChildProcess>();
+  const children = new Set<RunningProcess>();
   stopOnSignals(controller, {
     log,
     skipped: stage ? "without committing the batch in hand" : "killing every stage",
     onForce: () => {
-      for (const child of children) killQuietly(child, "SIGKILL");
+      for (const child of children) child.kill();
       Deno.exit(130);
     },
   });
@@ -69,59 +71,11 @@ async function main(): Promise<number> {
     log.info("stopped cleanly");
     return 0;
   }
-  await Promise.all(STAGES.map((s) => supervise(s, { signal: controller.signal, log, children })));
+  await Promise.all(
+    STAGES.map((s) => superviseStage(s, { signal: controller.signal, log, children })),
+  );
   log.info("all stages stopped");
   return 0;
-}
-
-/** Runs one stage as a child process, restarting it with backoff when it exits unasked. */
-async function supervise(
-  stage: StageName,
-  { signal, log, children }: {
-    signal: AbortSignal;
-    log: ReturnType<typeof createLogger>;
-    /** The live children, for a forced exit to kill. */
-    children: Set<Deno.ChildProcess>;
-  },
-): Promise<void> {
-  let failures = 0;
-  while (!signal.aborted) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `--v8-flags=${STAGE_V8_FLAGS}`,
-        new URL("./main.ts", import.meta.url).pathname,
-        "--stage",
-        stage,
-      ],
-      env: supervisedEnv(),
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    children.add(child);
-    const stop = () => killQuietly(child, "SIGTERM");
-    signal.addEventListener("abort", stop, { once: true });
-    const status = await child.status;
-    children.delete(child);
-    signal.removeEventListener("abort", stop);
-    if (signal.aborted) return;
-    failures++;
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
-    log.error(`stage ${stage} exited; restarting`, {
-      code: status.code,
-      signal: status.signal,
-      inMs: delay,
-    });
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
-}
-
-function killQuietly(child: Deno.ChildProcess, signal: Deno.Signal): void {
-  try {
-    child.kill(signal);
-  } catch { /* already gone */ }
 }
 
 if (import.meta.main) {
