@@ -71,9 +71,18 @@ async function main(): Promise<number> {
     log.info("stopped cleanly");
     return 0;
   }
-  await Promise.all(
-    STAGES.map((s) => superviseStage(s, { signal: controller.signal, log, children })),
-  );
+  // A stage the restart policy gives up on stops the others: the processor then exits 1.
+  const givenUp = new AbortController();
+  const signal = AbortSignal.any([controller.signal, givenUp.signal]);
+  const ends = await Promise.all(STAGES.map(async (s) => {
+    const end = await superviseStage(s, { signal, log, children });
+    if (end === "gave-up") givenUp.abort();
+    return end;
+  }));
+  if (ends.includes("gave-up")) {
+    log.error("stopped every stage: a stage kept dying");
+    return 1;
+  }
   log.info("all stages stopped");
   return 0;
 }

@@ -1,16 +1,20 @@
 /**
  * `deno task processor` without `--stage`: each stage runs as its own process (`deno run
  * processor/main.ts --stage X` with the stage's heap bound, `shared/process/role.ts`), its
- * output going where the supervisor's goes, and is started again with backoff when it exits
- * unasked. On stop each stage gets SIGTERM (it finishes its batch and commits), then SIGKILL
+ * output going where the supervisor's goes, under the supervisors' restart policy
+ * (`shared/process/restart_policy.ts`): a stage that exits unasked is started again after 1 s,
+ * doubling while it keeps dying within a minute of its start, up to 30 s, and back to 1 s after a
+ * run of a minute or more; a sixth death within 5 minutes is not transient, and the supervisor
+ * gives up. On stop each stage gets SIGTERM (it finishes its batch and commits), then SIGKILL
  * after {@linkcode STAGE_STOP_GRACE_MS}.
  *
  * @module
  */
-import { delay } from "../shared/delay.ts";
 import type { Logger } from "../shared/log.ts";
+import { describeWindow, RESTART_POLICY } from "../shared/process/restart_policy.ts";
 import { roleEnv, roleProcess } from "../shared/process/role.ts";
 import { type ProcessSpec, type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
+import { supervise } from "../shared/process/supervise.ts";
 import type { StageName } from "../shared/topology.ts";
 
 /** How long a stage may take to finish its batch and commit once asked to stop. */
@@ -33,32 +37,48 @@ export interface SuperviseStageOptions {
   readonly wait?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-/** Runs `stage` as a child process until `signal` aborts, restarting it when it exits unasked. */
+/**
+ * Runs `stage` as a child process until `signal` aborts (`"stopped"`), restarting it when it
+ * exits unasked, or until the restart policy gives up on it (`"gave-up"`).
+ */
 export async function superviseStage(
   stage: StageName,
   options: SuperviseStageOptions,
-): Promise<void> {
+): Promise<"stopped" | "gave-up"> {
   const { signal, log, children } = options;
   const spec = roleProcess(stage, { env: options.env ?? roleEnv({ supervised: true }) });
   const spawn = options.spawn ?? spawnProcess;
-  const wait = options.wait ?? delay;
-  let failures = 0;
-  while (!signal.aborted) {
-    const child = spawn(spec);
-    children.add(child);
-    const stop = () => void child.stop(STAGE_STOP_GRACE_MS);
-    signal.addEventListener("abort", stop, { once: true });
-    const status = await child.exited;
-    children.delete(child);
-    signal.removeEventListener("abort", stop);
-    if (signal.aborted) return;
-    failures++;
-    const delayMs = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
-    log.error(`stage ${stage} exited; restarting`, {
-      code: status.code,
-      signal: status.signal,
-      inMs: delayMs,
+  let current: RunningProcess | undefined;
+  const stop = () => void current?.stop(STAGE_STOP_GRACE_MS);
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    const end = await supervise({
+      spawn: () => spawn(spec),
+      signal,
+      policy: RESTART_POLICY,
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.wait ? { wait: options.wait } : {}),
+      onStart: (child) => {
+        current = child;
+        children.add(child);
+        child.exited.finally(() => children.delete(child));
+      },
+      onDeath: (exit, decision) => {
+        const fields = { code: exit.code, signal: exit.signal };
+        if (decision.action === "restart") {
+          log.error(`stage ${stage} exited; restarting`, { ...fields, inMs: decision.delayMs });
+        } else {
+          log.error(
+            `stage ${stage} exited, the ${decision.deaths}th time in ${
+              describeWindow(RESTART_POLICY.deathWindowMs)
+            }: not a transient failure, giving up`,
+            fields,
+          );
+        }
+      },
     });
-    await wait(delayMs, signal);
+    return end.outcome === "stopped" ? "stopped" : "gave-up";
+  } finally {
+    signal.removeEventListener("abort", stop);
   }
 }

@@ -20,8 +20,10 @@
  * last lines are shown. Once running, a child that dies is reported and restarted with backoff:
  * the stages resume from their committed offsets and the producer reconnects, so a transient
  * crash (Cassandra briefly away, an out-of-memory kill) heals without losing or duplicating data,
- * whereas stopping everything would turn it into an outage. A child that dies more than
- * {@linkcode MAX_DEATHS} times in 5 minutes is not transient: then everything stops, exit 1.
+ * whereas stopping everything would turn it into an outage. The restarts follow the supervisors'
+ * policy (`shared/process/restart_policy.ts`: 1 s, doubling while a child keeps dying within a
+ * minute, back to 1 s after a minute's run); a sixth death within 5 minutes is not transient:
+ * then everything stops, exit 1.
  *
  * @module
  */
@@ -51,7 +53,9 @@ import { describeError } from "../shared/log.ts";
 import { portFree, portHolder } from "../shared/ports.ts";
 import { redact } from "../shared/secret.ts";
 import { createSignalGate } from "../shared/shutdown.ts";
+import { describeWindow, RESTART_POLICY } from "../shared/process/restart_policy.ts";
 import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
+import { supervise as superviseProcess } from "../shared/process/supervise.ts";
 import {
   type ProcessExit,
   type ProcessSpec,
@@ -84,9 +88,6 @@ Options:
 
 Configuration: .env and the environment (see .env.example).`;
 
-/** A child that dies more often than this within {@linkcode DEATH_WINDOW_MS} stops everything. */
-export const MAX_DEATHS = 5;
-const DEATH_WINDOW_MS = 5 * 60_000;
 const READY_TIMEOUT_MS = 180_000;
 const SIMULATOR_TIMEOUT_MS = 30_000;
 const PLAIN_SUMMARY_MS = 10_000;
@@ -148,9 +149,7 @@ interface Entry {
   process: RunningProcess | null;
   state: ChildView["state"];
   restarts: number;
-  deaths: number[];
   loop: Promise<void>;
-  lastExit: ProcessExit | null;
 }
 
 /** The pid of the entry's process while it runs. */
@@ -352,9 +351,7 @@ async function main(args: string[]): Promise<number> {
       process: null,
       state: "starting",
       restarts: 0,
-      deaths: [],
       loop: Promise.resolve(),
-      lastExit: null,
     };
     entries.set(name, entry);
     entry.loop = supervise(entry);
@@ -363,53 +360,42 @@ async function main(args: string[]): Promise<number> {
 
   async function supervise(entry: Entry): Promise<void> {
     const { name } = entry.spec;
-    while (true) {
-      entry.state = ready ? "running" : "starting";
-      entry.process = spawnProcess(entry.spec, {
-        newSession: true,
-        onLine: (line) => onChildLine(name, line),
-      });
-      const exit = await entry.process.exited;
-      entry.lastExit = exit;
-      if (stopState.reason) {
-        entry.state = "stopped";
-        return;
-      }
-      const what = `${name} exited unexpectedly (${describeExit(exit)})`;
-      if (!ready) {
-        entry.state = "failed";
-        requestStop({
-          kind: "failure",
-          message: `${what} while starting. Its last lines:\n${
-            indent(tailOf(entry))
-          }\n(full log: ${logDir}/${name}.log)`,
-        });
-        return;
-      }
-      const now = Date.now();
-      entry.deaths = [...entry.deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
-      if (entry.deaths.length > MAX_DEATHS) {
-        entry.state = "failed";
-        requestStop({
-          kind: "failure",
-          message: `${what}, the ${entry.deaths.length}th time in 5 minutes: not a transient ` +
-            `failure, stopping everything. Its last lines:\n${indent(tailOf(entry))}\n` +
-            `(full log: ${logDir}/${name}.log)`,
-        });
-        return;
-      }
-      entry.restarts++;
-      entry.state = "restarting";
-      const backoff = Math.min(30_000, 1_000 * 2 ** (entry.deaths.length - 1));
-      const message = `${what}; restarting it in ${seconds(backoff)} (restart ${entry.restarts})`;
-      notice(`${new Date().toISOString().slice(11, 19)} ${message}`);
-      if (!viewActive) out.warn(message);
-      await delay(backoff, stopController.signal);
-      if (stopState.reason) {
-        entry.state = "stopped";
-        return;
-      }
-    }
+    const end = await superviseProcess({
+      spawn: () =>
+        spawnProcess(entry.spec, { newSession: true, onLine: (line) => onChildLine(name, line) }),
+      signal: stopController.signal,
+      policy: RESTART_POLICY,
+      onStart: (process) => {
+        entry.process = process;
+        entry.state = ready ? "running" : "starting";
+      },
+      onDeath: (exit, decision) => {
+        const what = `${name} exited unexpectedly (${describeExit(exit)})`;
+        const lastLines = `Its last lines:\n${
+          indent(tailOf(entry))
+        }\n(full log: ${logDir}/${name}.log)`;
+        if (!ready || decision.action === "give-up") {
+          entry.state = "failed";
+          requestStop({
+            kind: "failure",
+            message: ready
+              ? `${what}, the ${decision.deaths}th time in ${
+                describeWindow(RESTART_POLICY.deathWindowMs)
+              }: not a transient failure, stopping everything. ${lastLines}`
+              : `${what} while starting. ${lastLines}`,
+          });
+          return "fail";
+        }
+        entry.restarts = decision.restarts;
+        entry.state = "restarting";
+        const message = `${what}; restarting it in ${
+          seconds(decision.delayMs)
+        } (restart ${entry.restarts})`;
+        notice(`${new Date().toISOString().slice(11, 19)} ${message}`);
+        if (!viewActive) out.warn(message);
+      },
+    });
+    if (end.outcome === "stopped") entry.state = "stopped";
   }
 
   // -- Startup ----------------------------------------------------------------------------------
