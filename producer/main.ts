@@ -9,31 +9,15 @@
 import { Partitioners } from "kafkajs";
 import { getHeapStatistics } from "node:v8";
 import { prepareLocal } from "../shared/provision.ts";
-import { loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { createKafka } from "../shared/kafka.ts";
+import { type MainContext, runMain } from "../shared/main.ts";
 import { startReporter } from "../shared/reporter.ts";
-import { redact } from "../shared/secret.ts";
-import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { createProducer } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
-async function main(): Promise<number> {
-  const env = Deno.env.toObject();
-  let config;
-  try {
-    config = loadConfig(env);
-    checkBufferFitsHeap(config.producer.bufferMaxTrades, getHeapStatistics().heap_size_limit);
-  } catch (error) {
-    console.error(`producer: cannot start: ${(error as Error).message}`);
-    return 1;
-  }
-  const secrets = secretsOf(config);
-  const log = createLogger("producer", { level: config.logLevel, secrets });
-  hideKafkajsTimeoutWarning();
-  try {
+async function main({ env, config, log, signal }: MainContext): Promise<number> {
+  {
     // On this machine's own services: start them, create topics and schema, when needed.
     await prepareLocal(env, config, log);
     const kafka = createKafka(config.kafka, log, { clientIdSuffix: "producer" });
@@ -54,10 +38,6 @@ async function main(): Promise<number> {
       await admin.disconnect();
     }
 
-    const controller = new AbortController();
-    stopOnSignals(controller, { log, skipped: "without flushing" });
-    stopWhenSupervisorGone(env, log);
-
     log.info("starting", {
       url: new URL(config.finnhub.url).origin,
       symbols: config.finnhub.symbols.length,
@@ -65,7 +45,7 @@ async function main(): Promise<number> {
       topic: config.kafka.topics.raw,
     });
     // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
-    const producer = createProducer({ config, log, signal: controller.signal });
+    const producer = createProducer({ config, log, signal });
     // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
     // that fails is logged and never stops the producer.
     const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -86,10 +66,11 @@ async function main(): Promise<number> {
     }
     log.info("stopped", { ...report.metrics, produceLatencyMs: report.metrics.produceLatencyMs });
     return report.unflushed > 0 ? 1 : 0;
-  } catch (error) {
-    log.error("producer failed", { error: redact(describeError(error), secrets) });
-    return 1;
   }
 }
 
-Deno.exit(await main());
+await runMain("producer", main, {
+  check: (config) =>
+    checkBufferFitsHeap(config.producer.bufferMaxTrades, getHeapStatistics().heap_size_limit),
+  skipped: "without flushing",
+});

@@ -7,12 +7,10 @@
  */
 import { prepareLocal } from "../shared/provision.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
-import { loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { createKafka } from "../shared/kafka.ts";
+import { describeError } from "../shared/log.ts";
+import { type MainContext, runMain } from "../shared/main.ts";
 import { redact } from "../shared/secret.ts";
-import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
 import { createMarketService } from "./market/market.ts";
@@ -33,15 +31,7 @@ function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
   };
 }
 
-async function main(): Promise<number> {
-  hideKafkajsTimeoutWarning();
-  const env = Deno.env.toObject();
-  const config = loadConfig(env);
-  const secrets = secretsOf(config);
-  const log = createLogger("status", { level: config.logLevel, secrets });
-  const controller = new AbortController();
-  stopOnSignals(controller, { log });
-  stopWhenSupervisorGone(env, log);
+async function main({ env, config, secrets, log, signal }: MainContext): Promise<number> {
   await prepareLocal(env, config, log);
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
   const admin = kafka.admin();
@@ -67,7 +57,7 @@ async function main(): Promise<number> {
   const market = createMarketService({ config, kafka, session, sources, log: log.child("market") });
   market.start();
   // Event streams never end by themselves: close them so the server can finish.
-  controller.signal.addEventListener("abort", () => void market.stop().catch(() => {}));
+  signal.addEventListener("abort", () => void market.stop().catch(() => {}));
   const app = createStatusApp({
     token: config.status.token,
     expectedWorkers: config.status.expectedWorkers,
@@ -77,7 +67,7 @@ async function main(): Promise<number> {
   const server = Deno.serve({
     hostname: config.status.host,
     port: config.status.port,
-    signal: controller.signal,
+    signal,
     onListen: ({ hostname, port }) => {
       log.info(`listening on http://${hostname}:${port}`);
       const host = hostname === "0.0.0.0"
@@ -102,11 +92,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (error) {
-    console.error(`status: ${describeError(error)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain("status", main);
