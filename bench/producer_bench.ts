@@ -23,6 +23,8 @@ import { loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { delay } from "../shared/delay.ts";
 import { createLogger } from "../shared/log.ts";
+import { roleEnv, roleProcess } from "../shared/process/role.ts";
+import { spawnProcess } from "../shared/process/spawn.ts";
 import { createProducer } from "../producer/producer.ts";
 import { CLOCK_TICKS, cpuTicks, machineTicks, servicePid } from "./proc_stats.ts";
 
@@ -50,39 +52,37 @@ interface StepResult {
   why: string;
 }
 
+/** The simulator as its own process, generating nothing until told; resolves once it listens. */
 async function startSimulatorProcess(symbolsLimit: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("simulator/main.ts", ROOT).pathname,
-      "--port",
-      "0",
-      "--rate",
-      "0",
-      "--symbols-limit",
-      String(symbolsLimit),
-      "--max-trades-per-frame",
-      "50",
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  for (;;) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`the simulator exited before listening:\n${buffered}`);
-    buffered += value;
-    const match = /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/.exec(buffered);
-    if (match) {
-      // Keep draining its log so the pipe never fills.
-      (async () => {
-        while (!(await lines.read()).done) { /* discard */ }
-      })();
-      return { child, url: match[1]!, control: match[2]! };
-    }
-  }
+  const listening = Promise.withResolvers<RegExpExecArray>();
+  const child = spawnProcess(
+    roleProcess("simulator", {
+      env: roleEnv(),
+      args: [
+        "--port",
+        "0",
+        "--rate",
+        "0",
+        "--symbols-limit",
+        String(symbolsLimit),
+        "--max-trades-per-frame",
+        "50",
+      ],
+    }),
+    {
+      onLine: (line) => {
+        const match = /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/.exec(line);
+        if (match) listening.resolve(match);
+      },
+    },
+  );
+  child.exited.then(() =>
+    listening.reject(
+      new Error(`the simulator exited before listening:\n${child.tail().join("\n")}`),
+    )
+  );
+  const match = await listening.promise;
+  return { child, url: match[1]!, control: match[2]! };
 }
 
 async function main() {
@@ -287,8 +287,7 @@ async function main() {
   );
   await admin.deleteTopics({ topics }).catch(() => {});
   await admin.disconnect();
-  sim.child.kill("SIGTERM");
-  await sim.child.status;
+  await sim.child.stop(10_000);
   Deno.exit(summary.acked.match ? 0 : 1);
 }
 
