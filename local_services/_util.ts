@@ -1,7 +1,7 @@
 /**
  * Small helpers private to local_services/ (the `_` prefix says so: nothing outside imports them).
  *
- * Twins elsewhere, left for the project-wide clean-up: `seconds` and `indent` (start/main.ts).
+ * Twins elsewhere, left for the project-wide clean-up: `seconds` and `indent` (start/output.ts).
  * The waiting loops here use `delayUnlessAborted` from `shared/delay.ts`, which rejects with the
  * abort reason.
  *

@@ -64,7 +64,20 @@ export async function runMain(
   body: Body<MainContext>,
   options: RunMainOptions = {},
 ): Promise<never> {
-  Deno.exit(await mainExitCode(name, body, options));
+  hideKafkajsTimeoutWarning();
+  const env = Deno.env.toObject();
+  let config: Config;
+  try {
+    config = loadConfig(env);
+    options.check?.(config);
+  } catch (error) {
+    console.error(`${name}: cannot start: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+  const secrets = secretsOf(config);
+  const log = createLogger(options.component ?? name, { level: config.logLevel, secrets });
+  const run = (signal: AbortSignal) => body({ env, config, secrets, log, signal });
+  Deno.exit(await runBody(name, env, log, options, run));
 }
 
 /** {@linkcode runMain} for an entry point that reads no pipeline config. */
@@ -76,33 +89,6 @@ export async function runTool(
   const env = Deno.env.toObject();
   const log = createLogger(options.component ?? name);
   Deno.exit(await runBody(name, env, log, options, (signal) => body({ env, log, signal })));
-}
-
-/** {@linkcode runMain} without the exit: the code it would exit with. */
-export async function mainExitCode(
-  name: string,
-  body: Body<MainContext>,
-  options: RunMainOptions = {},
-): Promise<number> {
-  hideKafkajsTimeoutWarning();
-  const env = Deno.env.toObject();
-  let config: Config;
-  try {
-    config = loadConfig(env);
-    options.check?.(config);
-  } catch (error) {
-    console.error(`${name}: cannot start: ${(error as Error).message}`);
-    return 1;
-  }
-  const secrets = secretsOf(config);
-  const log = createLogger(options.component ?? name, { level: config.logLevel, secrets });
-  return await runBody(
-    name,
-    env,
-    log,
-    options,
-    (signal) => body({ env, config, secrets, log, signal }),
-  );
 }
 
 async function runBody(

@@ -47,21 +47,14 @@ const STOP_ORDER: readonly (readonly RoleName[])[] = [
   ["bronze", "silver", "gold"],
   ["status", "simulator"],
 ];
-const STOP_NOTES: Readonly<Record<RoleName, string>> = {
-  producer: "flushing accepted trades to Kafka",
-  bronze: "finishing its batch, committing offsets",
-  silver: "finishing its batch, committing offsets",
-  gold: "flushing open candles, committing offsets",
-  status: "",
-  simulator: "",
-};
-const STOP_GRACE_MS: Readonly<Record<RoleName, number>> = {
-  producer: 30_000,
-  bronze: 60_000,
-  silver: 60_000,
-  gold: 60_000,
-  status: 10_000,
-  simulator: 10_000,
+/** What each child does when asked to stop, and how long it may take before SIGKILL. */
+const STOPPING: Readonly<Record<RoleName, { note: string; graceMs: number }>> = {
+  producer: { note: " (flushing accepted trades to Kafka)", graceMs: 30_000 },
+  bronze: { note: " (finishing its batch, committing offsets)", graceMs: 60_000 },
+  silver: { note: " (finishing its batch, committing offsets)", graceMs: 60_000 },
+  gold: { note: " (flushing open candles, committing offsets)", graceMs: 60_000 },
+  status: { note: "", graceMs: 10_000 },
+  simulator: { note: "", graceMs: 10_000 },
 };
 
 /** How many WARN/ERROR lines the view keeps. */
@@ -82,6 +75,10 @@ export interface Entry {
 /** The pid of the entry's process while it runs. */
 export function pidOf(entry: Entry): number | null {
   return entry.process && !entry.process.exit ? entry.process.pid : null;
+}
+
+function describeExit(exit: ProcessExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 
 /** The last lines of the entry's latest run. */
@@ -164,9 +161,7 @@ export function createChildren(options: ChildrenOptions): Children {
   /** Reports a death; `"fail"` when it fails the run instead of a restart. */
   function onDeath(entry: Entry, exit: ProcessExit, decision: RestartDecision) {
     const { name } = entry;
-    const what = `${name} exited unexpectedly (${
-      exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`
-    })`;
+    const what = `${name} exited unexpectedly (${describeExit(exit)})`;
     const lastLines = `Its last lines:\n${
       indent(tailOf(entry))
     }\n(full log: ${LOG_DIR}/${name}.log)`;
@@ -198,17 +193,14 @@ export function createChildren(options: ChildrenOptions): Children {
       return entry.state !== "failed";
     }
     entry.state = "stopping";
-    const note = STOP_NOTES[name] ? ` (${STOP_NOTES[name]})` : "";
-    out.say(`stopping ${name}${note}...`);
+    out.say(`stopping ${name}${STOPPING[name].note}...`);
     const t = performance.now();
-    const exit = await entry.process!.stop(STOP_GRACE_MS[name]);
+    const exit = await entry.process!.stop(STOPPING[name].graceMs);
     await entry.supervised;
     entry.state = "stopped";
     if (exit.code !== 0 || exit.signal) {
       out.warn(
-        `${name} stopped with ${
-          exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`
-        } after ${seconds(performance.now() - t)}`,
+        `${name} stopped with ${describeExit(exit)} after ${seconds(performance.now() - t)}`,
       );
       return false;
     }

@@ -45,7 +45,7 @@ import {
 } from "./local_servers.ts";
 import { showLiveView } from "./live_view.ts";
 import { createOutput, createScreen, type Output, type Screen, seconds } from "./output.ts";
-import { type NeededPort, portTakenMessage } from "./ports.ts";
+import { displayHost, type NeededPort, portTakenMessage } from "./ports.ts";
 import { answers, waitReady, waitSimulator } from "./readiness.ts";
 import { createStopControl, type StopControl, stopOnStartSignals, Stopping } from "./stop.ts";
 import { readyBanner } from "./view.ts";
@@ -345,13 +345,6 @@ async function announceReady(
   for (const line of readyBanner(feed, urls, performance.now() - t0)) out.say(line);
   if (!out.tty) out.say(`process logs: ${LOG_DIR}/`);
   return urls;
-}
-
-/** `127.0.0.1` for a wildcard bind address, brackets for IPv6. */
-function displayHost(host: string): string {
-  if (host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::" || host === "[::]") return "[::1]";
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
 
 if (import.meta.main) {

@@ -47,17 +47,12 @@ import {
   smokeSymbol,
   type SmokeTrade,
 } from "./smoke_plan.ts";
+import { displayHost } from "./ports.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { stageSubscriptions } from "../shared/topology.ts";
 
 const POLL_MS = 500;
 const FETCH_TIMEOUT_MS = 5_000;
-
-function displayHost(host: string): string {
-  if (host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::" || host === "[::]") return "[::1]";
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-}
 
 async function getJson(url: string, init: RequestInit = {}): Promise<unknown> {
   const response = await fetch(url, { ...init, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
