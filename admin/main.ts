@@ -11,30 +11,22 @@
 import { ensureServices } from "../local_services/services.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { provisionSchema, provisionTopics } from "../shared/provision.ts";
-import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError, type Logger } from "../shared/log.ts";
+import type { Config } from "../shared/config.ts";
+import { createKafka } from "../shared/kafka.ts";
+import type { Logger } from "../shared/log.ts";
+import { type MainContext, runMain } from "../shared/main.ts";
 import { inputTopicOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
 
 const USAGE = 'Usage: deno task topics | deno task schema | deno task lag | deno task cql "<CQL>"';
 
-async function main(command: string | undefined, rest: string[]): Promise<number> {
-  if (command === "cql" && rest.length !== 1) {
-    console.error(USAGE);
-    return 2;
-  }
-  if (command !== "topics" && command !== "schema" && command !== "lag" && command !== "cql") {
-    console.error(USAGE);
-    return 2;
-  }
-  hideKafkajsTimeoutWarning();
-  const env = Deno.env.toObject();
-  const config = loadConfig(env);
-  const log = createLogger(`admin.${command}`, {
-    level: config.logLevel,
-    secrets: secretsOf(config),
-  });
+type Command = "topics" | "schema" | "lag" | "cql";
+
+async function main(
+  command: Command,
+  rest: string[],
+  { env, config, log }: MainContext,
+): Promise<number> {
   if (command === "lag") return await printLag(config, log);
   if (command === "cql") return await runCql(config, rest[0] ?? "");
   await ensureServices(env, { log: (line) => log.info(line) });
@@ -111,10 +103,17 @@ async function printLag(config: Config, log: Logger): Promise<number> {
 }
 
 if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args[0], Deno.args.slice(1)));
-  } catch (error) {
-    console.error(`admin: ${describeError(error)}`);
-    Deno.exit(1);
+  const [command, ...rest] = Deno.args;
+  if (
+    !(command === "topics" || command === "schema" || command === "lag" || command === "cql") ||
+    (command === "cql" && rest.length !== 1)
+  ) {
+    console.error(USAGE);
+    Deno.exit(2);
   }
+  // Nothing to finish: Ctrl-C exits at once.
+  await runMain("admin", (context) => main(command, rest, context), {
+    component: `admin.${command}`,
+    signals: false,
+  });
 }

@@ -42,7 +42,10 @@ import type { Admin } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { createLogger, describeError } from "../shared/log.ts";
+import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
+import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
 import type { WorkerRole } from "../shared/types.ts";
 import { type Collector, createCollector, type WorkerView } from "../status/collector.ts";
@@ -122,15 +125,15 @@ function otherDenoProcesses(ours: ReadonlySet<number>): string[] {
 
 // --- child processes ---------------------------------------------------------------------------
 
-/** One child process of the benchmark; its stderr goes to `logPath`. */
+/** One child process of the benchmark; its output goes to `logPath`. */
 interface Child {
   readonly name: ProcessName;
   readonly pid: number;
-  readonly process: Deno.ChildProcess;
+  readonly process: RunningProcess;
   readonly logPath: string;
   /** Resolves once it exited and its log is written. */
-  readonly ended: Promise<Deno.CommandStatus>;
-  status?: Deno.CommandStatus;
+  readonly ended: Promise<ProcessExit>;
+  status?: ProcessExit;
   stopping: boolean;
 }
 
@@ -138,65 +141,52 @@ interface Child {
 const children = new Set<Child>();
 
 /**
- * Starts `deno run -A <script> <args>` with `env` added to ours. When `ready` is given, resolves
- * with its first match in the child's stderr (and throws if the child exits before).
+ * Starts `role` with `env` added to ours (and `v8Flags`, none when absent or empty). When `ready`
+ * is given, resolves with its first match in one of the child's lines (and throws if the child
+ * exits before).
  */
-async function spawnDeno(
-  name: ProcessName,
-  script: string,
-  args: readonly string[],
-  options: { env: Record<string, string>; logDir: string; ready?: RegExp; v8Flags?: string },
+async function spawnRole(
+  role: Exclude<RoleName, "status">,
+  options: {
+    env: Record<string, string>;
+    logDir: string;
+    args?: readonly string[];
+    ready?: RegExp;
+    v8Flags?: string;
+  },
 ): Promise<{ child: Child; match: RegExpExecArray | null }> {
-  const logPath = `${options.logDir}/${name}.log`;
+  const logPath = `${options.logDir}/${role}.log`;
   const file = await Deno.open(logPath, { create: true, append: true });
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      ...(options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : []),
-      new URL(script, ROOT).pathname,
-      ...args,
-    ],
-    cwd: ROOT.pathname,
-    env: options.env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
   const found = Promise.withResolvers<RegExpExecArray | null>();
   if (!options.ready) found.resolve(null);
-  const decoder = new TextDecoder();
-  let watching = options.ready !== undefined;
-  let seen = "";
-  const pumped = (async () => {
-    try {
-      for await (const chunk of process.stderr) {
-        await file.write(chunk);
-        if (!watching) continue;
-        seen += decoder.decode(chunk, { stream: true });
-        const match = options.ready!.exec(seen);
-        if (match) {
-          watching = false;
-          found.resolve(match);
-        } else if (seen.length > 65_536) seen = seen.slice(-4096);
-      }
-    } catch {
-      /* the pipe broke: the child is gone */
-    } finally {
-      file.close();
-    }
-  })();
+  const encoder = new TextEncoder();
+  const process = spawnProcess(
+    roleProcess(role, {
+      env: roleEnv({ overrides: options.env }),
+      args: options.args ?? [],
+      v8Flags: options.v8Flags || null,
+      cwd: ROOT.pathname,
+    }),
+    {
+      onLine: (line) => {
+        file.writeSync(encoder.encode(`${line}\n`));
+        const match = options.ready?.exec(line);
+        if (match) found.resolve(match);
+      },
+    },
+  );
   const child: Child = {
-    name,
+    name: role,
     pid: process.pid,
     process,
     logPath,
     stopping: false,
-    ended: Promise.all([process.status, pumped]).then(([status]) => {
+    ended: process.exited.then((status) => {
+      file.close();
       child.status = status;
       children.delete(child);
       found.reject(
-        new Error(`${name} exited (code ${status.code}) before it was ready; see ${logPath}`),
+        new Error(`${role} exited (code ${status.code}) before it was ready; see ${logPath}`),
       );
       return status;
     }),
@@ -206,39 +196,12 @@ async function spawnDeno(
   return { child, match: await found.promise };
 }
 
-function signalChild(child: Child, signal: Deno.Signal): void {
-  try {
-    child.process.kill(signal);
-  } catch { /* already gone */ }
-}
-
 /** SIGTERM, then SIGKILL whatever is left after `graceMs`; resolves when all have exited. */
 async function stopChildren(list: readonly Child[], graceMs = GRACE_MS): Promise<void> {
   const alive = list.filter((c) => c.status === undefined);
-  for (const child of alive) {
-    child.stopping = true;
-    signalChild(child, "SIGTERM");
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
-  await Promise.race([Promise.all(alive.map((c) => c.ended)), grace]);
-  clearTimeout(timer);
-  for (const child of alive) if (child.status === undefined) signalChild(child, "SIGKILL");
+  for (const child of alive) child.stopping = true;
+  await Promise.all(alive.map((c) => c.process.stop(graceMs)));
   await Promise.all(alive.map((c) => c.ended));
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 // --- one step ----------------------------------------------------------------------------------
@@ -407,7 +370,7 @@ async function waitForRoles(
         }`,
       );
     }
-    await sleep(250, signal);
+    await delay(250, signal);
   }
 }
 
@@ -423,22 +386,26 @@ async function startPipeline(
 ): Promise<{ producer: Child; simulator: Child; controlUrl: string }> {
   // The stages first, so nothing the producer writes waits for a consumer to exist.
   for (const stage of STAGES) {
-    const options = { env, logDir, v8Flags: settings.workerV8Flags };
-    started.push((await spawnDeno(stage, "processor/main.ts", ["--stage", stage], options)).child);
+    started.push((await spawnRole(stage, { env, logDir, v8Flags: settings.workerV8Flags })).child);
   }
   await waitForRoles(collector, STAGES, started, signal);
-  const simulator = await spawnDeno("simulator", "simulator/main.ts", [
-    "--port",
-    "0",
-    "--rate",
-    String(rate),
-    "--seed",
-    String(settings.seed),
-    "--symbols-limit",
-    String(Math.max(50, settings.symbols.length)),
-  ], { env: {}, logDir, ready: /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/ });
+  const simulator = await spawnRole("simulator", {
+    args: [
+      "--port",
+      "0",
+      "--rate",
+      String(rate),
+      "--seed",
+      String(settings.seed),
+      "--symbols-limit",
+      String(Math.max(50, settings.symbols.length)),
+    ],
+    env: {},
+    logDir,
+    ready: /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/,
+  });
   started.push(simulator.child);
-  const { child: producer } = await spawnDeno("producer", "producer/main.ts", [], {
+  const { child: producer } = await spawnRole("producer", {
     env: { ...env, FINNHUB_WS_URL: simulator.match![1]! },
     logDir,
     v8Flags: settings.workerV8Flags,
@@ -519,7 +486,7 @@ async function sampleFor(
         samples.poolsMaxPending[name] = Math.max(samples.poolsMaxPending[name] ?? 0, pending);
       }
     }
-    await sleep(Math.max(0, Math.min(1000, until - performance.now())), probes.signal);
+    await delay(Math.max(0, Math.min(1000, until - performance.now())), probes.signal);
   }
 }
 
@@ -1207,7 +1174,7 @@ async function main(): Promise<number> {
         controller.abort();
         return;
       }
-      for (const child of children) signalChild(child, "SIGKILL");
+      for (const child of children) child.process.kill();
       Deno.exit(130);
     });
   }

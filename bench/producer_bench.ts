@@ -21,7 +21,10 @@ import { parseArgs } from "node:util";
 import { ensureServices } from "../local_services/services.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createKafka, ensureTopics, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { createLogger } from "../shared/log.ts";
+import { roleEnv, roleProcess } from "../shared/process/role.ts";
+import { spawnProcess } from "../shared/process/spawn.ts";
 import { createProducer } from "../producer/producer.ts";
 import { CLOCK_TICKS, cpuTicks, machineTicks, servicePid } from "./proc_stats.ts";
 
@@ -49,39 +52,37 @@ interface StepResult {
   why: string;
 }
 
+/** The simulator as its own process, generating nothing until told; resolves once it listens. */
 async function startSimulatorProcess(symbolsLimit: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("simulator/main.ts", ROOT).pathname,
-      "--port",
-      "0",
-      "--rate",
-      "0",
-      "--symbols-limit",
-      String(symbolsLimit),
-      "--max-trades-per-frame",
-      "50",
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  for (;;) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`the simulator exited before listening:\n${buffered}`);
-    buffered += value;
-    const match = /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/.exec(buffered);
-    if (match) {
-      // Keep draining its log so the pipe never fills.
-      (async () => {
-        while (!(await lines.read()).done) { /* discard */ }
-      })();
-      return { child, url: match[1]!, control: match[2]! };
-    }
-  }
+  const listening = Promise.withResolvers<RegExpExecArray>();
+  const child = spawnProcess(
+    roleProcess("simulator", {
+      env: roleEnv(),
+      args: [
+        "--port",
+        "0",
+        "--rate",
+        "0",
+        "--symbols-limit",
+        String(symbolsLimit),
+        "--max-trades-per-frame",
+        "50",
+      ],
+    }),
+    {
+      onLine: (line) => {
+        const match = /listening url=(ws:\/\/\S+) control=(http:\/\/\S+)/.exec(line);
+        if (match) listening.resolve(match);
+      },
+    },
+  );
+  child.exited.then(() =>
+    listening.reject(
+      new Error(`the simulator exited before listening:\n${child.tail().join("\n")}`),
+    )
+  );
+  const match = await listening.promise;
+  return { child, url: match[1]!, control: match[2]! };
 }
 
 async function main() {
@@ -154,7 +155,7 @@ async function main() {
     const deadline = Date.now() + 30_000;
     while (!condition()) {
       if (Date.now() > deadline) throw new Error("timed out waiting for the producer to connect");
-      await new Promise((r) => setTimeout(r, 50));
+      await delay(50);
     }
   };
   await waitUntil(() => metrics.connectionState === "open");
@@ -168,7 +169,7 @@ async function main() {
   const results: StepResult[] = [];
   for (const rate of rates) {
     await control("rate", { rate });
-    await new Promise((r) => setTimeout(r, warmupMs));
+    await delay(warmupMs);
     const start = {
       time: performance.now(),
       sent: (await simStats()).tradesSent as number,
@@ -184,7 +185,7 @@ async function main() {
     let bufferMax = 0;
     let rssMax = 0;
     while (performance.now() - start.time < durationMs) {
-      await new Promise((r) => setTimeout(r, 250));
+      await delay(250);
       bufferMax = Math.max(bufferMax, metrics.bufferDepth);
       rssMax = Math.max(rssMax, Deno.memoryUsage().rss);
     }
@@ -286,8 +287,7 @@ async function main() {
   );
   await admin.deleteTopics({ topics }).catch(() => {});
   await admin.disconnect();
-  sim.child.kill("SIGTERM");
-  await sim.child.status;
+  await sim.child.stop(10_000);
   Deno.exit(summary.acked.match ? 0 : 1);
 }
 

@@ -19,7 +19,10 @@
 import { parseArgs } from "node:util";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { createLogger } from "../shared/log.ts";
+import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
+import { type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
 import { cleanup, provision, randomId } from "../tests/helpers.ts";
 import { CLOCK_TICKS, cpuTicks, rssBytes, servicePid } from "./proc_stats.ts";
 import { groupIdOf, inputTopicOf, type StageName } from "../shared/topology.ts";
@@ -28,51 +31,37 @@ import { consumerLag } from "../shared/lag.ts";
 const ROOT = new URL("../", import.meta.url);
 
 interface Spawned {
-  readonly process: Deno.ChildProcess;
-  /** What it printed to stderr so far (the last 100 KB or more). */
+  readonly process: RunningProcess;
+  /** What it printed so far (the last 100 KB or more). */
   readonly output: () => string;
 }
 
-function spawnDeno(
-  script: string,
-  args: readonly string[],
+function spawnRole(
+  role: RoleName,
   env: Record<string, string>,
-  denoFlags: readonly string[] = [],
+  options: { args?: readonly string[]; denoFlags?: readonly string[]; v8Flags?: string } = {},
 ): Spawned {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...denoFlags, new URL(script, ROOT).pathname, ...args],
-    cwd: ROOT.pathname,
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
   let text = "";
-  (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of process.stderr) {
-      text += decoder.decode(chunk, { stream: true });
-      if (text.length > 1_000_000) text = text.slice(-100_000);
-    }
-  })();
+  const process = spawnProcess(
+    roleProcess(role, {
+      env: roleEnv({ overrides: env }),
+      args: options.args ?? [],
+      denoFlags: options.denoFlags ?? [],
+      v8Flags: options.v8Flags || null,
+      cwd: ROOT.pathname,
+    }),
+    {
+      onLine: (line) => {
+        text += `${line}\n`;
+        if (text.length > 1_000_000) text = text.slice(-100_000);
+      },
+    },
+  );
   return { process, output: () => text };
 }
 
 async function stop(child: Spawned): Promise<void> {
-  try {
-    child.process.kill("SIGTERM");
-  } catch { /* gone */ }
-  const timer = setTimeout(() => {
-    try {
-      child.process.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, 20_000);
-  await child.process.status;
-  clearTimeout(timer);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  await child.process.stop(20_000);
 }
 
 async function topicCount(
@@ -127,29 +116,31 @@ async function main(): Promise<number> {
   const us = (ticks: number, n: number) => Math.round(ticks / CLOCK_TICKS * 1e6 / n);
   try {
     // Fill.
-    const simulator = spawnDeno("simulator/main.ts", [
-      "--port",
-      "0",
-      "--rate",
-      values.rate,
-      "--seed",
-      "1",
-      "--symbols-limit",
-      String(Math.max(50, symbols.length)),
-    ], {});
+    const simulator = spawnRole("simulator", {}, {
+      args: [
+        "--port",
+        "0",
+        "--rate",
+        values.rate,
+        "--seed",
+        "1",
+        "--symbols-limit",
+        String(Math.max(50, symbols.length)),
+      ],
+    });
     let url: string | undefined;
     for (let i = 0; i < 300 && url === undefined; i++) {
-      await sleep(100);
+      await delay(100);
       url = /listening url=(ws:\/\/\S+)/.exec(simulator.output())?.[1];
     }
     if (url === undefined) throw new Error("simulator did not start");
     const fillStart = serverTicks();
-    const producer = spawnDeno("producer/main.ts", [], { ...env, FINNHUB_WS_URL: url });
+    const producer = spawnRole("producer", { ...env, FINNHUB_WS_URL: url });
     const started = Date.now();
     const producerPid = producer.process.pid;
     let producerTicks = 0;
     for (;;) {
-      await sleep(500);
+      await delay(500);
       producerTicks = cpuTicks(producerPid);
       const n = await topicCount(admin, config.kafka.topics.raw);
       if (n >= trades) break;
@@ -170,17 +161,13 @@ async function main(): Promise<number> {
       const topic = inputTopicOf(config, stage);
       const total = await topicCount(admin, topic);
       const group = groupIdOf(config, stage);
-      const flags = [
-        ...(values["cpu-prof-dir"]
-          ? [
-            "--cpu-prof",
-            `--cpu-prof-dir=${values["cpu-prof-dir"]}`,
-            `--cpu-prof-name=${stage}.cpuprofile`,
-          ]
-          : []),
-        ...(values["v8-flags"] ? [`--v8-flags=${values["v8-flags"]}`] : []),
-      ];
-      const child = spawnDeno("processor/main.ts", ["--stage", stage], env, flags);
+      const profile = values["cpu-prof-dir"];
+      const child = spawnRole(stage, env, {
+        denoFlags: profile
+          ? ["--cpu-prof", `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${stage}.cpuprofile`]
+          : [],
+        v8Flags: values["v8-flags"],
+      });
       const pid = child.process.pid;
       // Measure from the first commit, so start-up is left out.
       let t0:
@@ -189,7 +176,7 @@ async function main(): Promise<number> {
       let rssMax = 0;
       let done = 0;
       for (;;) {
-        await sleep(250);
+        await delay(250);
         rssMax = Math.max(rssMax, rssBytes(pid) || 0);
         const lag = await consumerLag(admin, [{ group, topic }]);
         const committed = lag.every((l) => l.committed >= 0);

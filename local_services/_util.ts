@@ -1,9 +1,9 @@
 /**
  * Small helpers private to local_services/ (the `_` prefix says so: nothing outside imports them).
  *
- * Twins elsewhere, left for the project-wide clean-up: `delay` (start/main.ts and
- * processor/stage_runner.ts have one that resolves on abort; this one rejects with the abort
- * reason, which the waiting loops here rely on), `seconds` and `indent` (start/main.ts).
+ * Twins elsewhere, left for the project-wide clean-up: `seconds` and `indent` (start/output.ts).
+ * The waiting loops here use `delayUnlessAborted` from `shared/delay.ts`, which rejects with the
+ * abort reason.
  *
  * @module
  */
@@ -13,22 +13,6 @@ export type Log = (line: string) => void;
 
 export function defaultLog(line: string): void {
   console.error(line);
-}
-
-/** Waits `ms`; rejects with `signal.reason` as soon as `signal` aborts. */
-export function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** `promise`, or `fallback` when it has not settled after `ms`. */

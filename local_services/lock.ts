@@ -11,7 +11,8 @@
  */
 
 import { dirname } from "node:path";
-import { delay, ignoreNotFound, type Log } from "./_util.ts";
+import { delayUnlessAborted as delay } from "../shared/delay.ts";
+import { ignoreNotFound, type Log } from "./_util.ts";
 import { processAlive } from "./processes.ts";
 
 const LOCK_TIMEOUT_MS = 15 * 60_000;

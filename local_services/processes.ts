@@ -15,7 +15,8 @@
  */
 
 import { join } from "node:path";
-import { decode, delay, existsSync, removeIfExists } from "./_util.ts";
+import { delayUnlessAborted as delay } from "../shared/delay.ts";
+import { decode, existsSync, removeIfExists } from "./_util.ts";
 import type { ServicePaths } from "./layout.ts";
 
 /**

@@ -21,14 +21,8 @@
 
 import { join } from "node:path";
 import { portFree, portHolder } from "../shared/ports.ts";
-import {
-  defaultLog,
-  delay,
-  type Log,
-  removeIfExists,
-  seconds,
-  throwIfAnyRejected,
-} from "./_util.ts";
+import { delayUnlessAborted as delay } from "../shared/delay.ts";
+import { defaultLog, type Log, removeIfExists, seconds, throwIfAnyRejected } from "./_util.ts";
 import { CASSANDRA } from "./cassandra.ts";
 import {
   createSerialQueue,

@@ -1,7 +1,8 @@
 /**
  * `deno task processor`: runs the bronze, silver and gold stages, each in its own process and
- * consumer group, restarting a stage that dies. `--stage bronze|silver|gold` runs one stage in
- * this process (start more of them to split a stage's partitions between instances).
+ * consumer group, restarting a stage that dies (`stage_supervisor.ts`). `--stage
+ * bronze|silver|gold` runs one stage in this process (start more of them to split a stage's
+ * partitions between instances).
  *
  * SIGINT/SIGTERM stop consuming, let the batch in hand finish and commit, and close clients; a
  * repeat within a second is the same stop, a later one exits at once (`shared/shutdown.ts`).
@@ -9,126 +10,88 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { prepareLocal } from "../shared/provision.ts";
-import { loadConfig, secretsOf } from "../shared/config.ts";
-import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { type MainContext, runMain } from "../shared/main.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
-import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone, supervisedEnv } from "../shared/supervisor.ts";
+import type { RunningProcess } from "../shared/process/spawn.ts";
+import { prepareLocal } from "../shared/provision.ts";
+import { type StageName, STAGES } from "../shared/topology.ts";
+import { superviseStage } from "./stage_supervisor.ts";
 import { runStageWorker } from "./worker.ts";
-import { STAGE_V8_FLAGS, type StageName, STAGES } from "../shared/topology.ts";
 
 const USAGE = `Usage: deno task processor [--stage bronze|silver|gold]
 
 Without --stage, runs all three stages as child processes and restarts any that exits.`;
 
-async function main(): Promise<number> {
+/** `--stage`, or a usage error. */
+function parseStage(args: string[]): { help: true } | { stage: StageName | undefined } {
   const { values } = parseArgs({
-    args: Deno.args,
+    args,
     options: { stage: { type: "string" }, help: { type: "boolean", short: "h" } },
   });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  hideKafkajsTimeoutWarning();
-  const env = Deno.env.toObject();
-  const config = loadConfig(env);
-  const secrets = secretsOf(config);
+  if (values.help) return { help: true };
   const stage = values.stage as StageName | undefined;
   if (stage !== undefined && !STAGES.includes(stage)) {
     throw new RangeError(
       `--stage must be one of ${STAGES.join(", ")}, got ${JSON.stringify(stage)}`,
     );
   }
-  const log = createLogger(stage ? `processor.${stage}` : "processor", {
-    level: config.logLevel,
-    secrets,
-  });
-  const controller = new AbortController();
-  const children = new Set<Deno.ChildProcess>();
-  stopOnSignals(controller, {
-    log,
-    skipped: stage ? "without committing the batch in hand" : "killing every stage",
-    onForce: () => {
-      for (const child of children) killQuietly(child, "SIGKILL");
-      Deno.exit(130);
-    },
-  });
-  stopWhenSupervisorGone(env, log);
+  return { stage };
+}
+
+/** One stage in this process, until the signal. */
+async function runOneStage(stage: StageName, { env, config, log, signal }: MainContext) {
   await prepareLocal(env, config, log);
-  if (stage) {
-    await runStageWorker({
-      config,
-      stage,
-      log,
-      metrics: new MetricsRegistry(),
-      signal: controller.signal,
-    });
-    log.info("stopped cleanly");
-    return 0;
+  await runStageWorker({ config, stage, log, metrics: new MetricsRegistry(), signal });
+  log.info("stopped cleanly");
+  return 0;
+}
+
+/** Every stage as a child process, until the signal or until one keeps dying. */
+async function superviseStages(
+  children: Set<RunningProcess>,
+  { env, config, log, signal }: MainContext,
+): Promise<number> {
+  await prepareLocal(env, config, log);
+  // A stage the restart policy gives up on stops the others: the processor then exits 1.
+  const givenUp = new AbortController();
+  const stop = AbortSignal.any([signal, givenUp.signal]);
+  const ends = await Promise.all(STAGES.map(async (s) => {
+    const end = await superviseStage(s, { signal: stop, log, children });
+    if (end === "gave-up") givenUp.abort();
+    return end;
+  }));
+  if (ends.includes("gave-up")) {
+    log.error("stopped every stage: a stage kept dying");
+    return 1;
   }
-  await Promise.all(STAGES.map((s) => supervise(s, { signal: controller.signal, log, children })));
   log.info("all stages stopped");
   return 0;
 }
 
-/** Runs one stage as a child process, restarting it with backoff when it exits unasked. */
-async function supervise(
-  stage: StageName,
-  { signal, log, children }: {
-    signal: AbortSignal;
-    log: ReturnType<typeof createLogger>;
-    /** The live children, for a forced exit to kill. */
-    children: Set<Deno.ChildProcess>;
-  },
-): Promise<void> {
-  let failures = 0;
-  while (!signal.aborted) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `--v8-flags=${STAGE_V8_FLAGS}`,
-        new URL("./main.ts", import.meta.url).pathname,
-        "--stage",
-        stage,
-      ],
-      env: supervisedEnv(),
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    children.add(child);
-    const stop = () => killQuietly(child, "SIGTERM");
-    signal.addEventListener("abort", stop, { once: true });
-    const status = await child.status;
-    children.delete(child);
-    signal.removeEventListener("abort", stop);
-    if (signal.aborted) return;
-    failures++;
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
-    log.error(`stage ${stage} exited; restarting`, {
-      code: status.code,
-      signal: status.signal,
-      inMs: delay,
-    });
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
-}
-
-function killQuietly(child: Deno.ChildProcess, signal: Deno.Signal): void {
-  try {
-    child.kill(signal);
-  } catch { /* already gone */ }
-}
-
 if (import.meta.main) {
+  let parsed;
   try {
-    Deno.exit(await main());
+    parsed = parseStage(Deno.args);
   } catch (error) {
-    console.error(`processor: ${describeError(error)}`);
-    Deno.exit(1);
+    console.error(`processor: ${(error as Error).message}\n\n${USAGE}`);
+    Deno.exit(2);
   }
+  if ("help" in parsed) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const { stage } = parsed;
+  const children = new Set<RunningProcess>();
+  await runMain(
+    "processor",
+    (context) => stage ? runOneStage(stage, context) : superviseStages(children, context),
+    {
+      component: stage ? `processor.${stage}` : "processor",
+      skipped: stage ? "without committing the batch in hand" : "killing every stage",
+      onForce: () => {
+        for (const child of children) child.kill();
+        Deno.exit(130);
+      },
+    },
+  );
 }

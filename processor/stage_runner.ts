@@ -9,6 +9,8 @@
  * @module
  */
 import type { Consumer, KafkaMessage } from "kafkajs";
+import { exponentialDelay } from "../shared/backoff.ts";
+import { delay } from "../shared/delay.ts";
 import { isRetriable } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
@@ -157,17 +159,20 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
           if (!isRetriable(error)) throw error;
           retries.inc(labels);
           paused.set(1, labels);
-          const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt, 16));
-          const jittered = delay / 2 + Math.random() * delay / 2;
+          const jittered = exponentialDelay(attempt, {
+            baseMs: retryBaseMs,
+            maxMs: retryMaxMs,
+            jitter: "equal",
+          });
           const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
           log_("batch failed, retrying; nothing committed", {
             partition: batch.partition,
             firstOffset: batch.firstOffset(),
             attempt: attempt + 1,
-            retryInMs: Math.round(jittered),
+            retryInMs: jittered,
             error: describeError(error),
           });
-          await sleep(jittered, signal);
+          await delay(jittered, signal);
           await heartbeat().catch(() => {});
         } finally {
           clearInterval(beat);
@@ -255,18 +260,4 @@ export function lostGroupMembership(error: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

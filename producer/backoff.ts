@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { exponentialDelay } from "../shared/backoff.ts";
 
 /** Options of {@linkcode reconnectDelay}. */
 export interface BackoffOptions {
@@ -22,10 +23,7 @@ export interface BackoffOptions {
  * lockstep, and no delay is ever shorter than half its step.
  */
 export function reconnectDelay(attempt: number, options: BackoffOptions): number {
-  const random = options.random ?? Math.random;
-  const exponent = Math.min(Math.max(0, Math.floor(attempt)), 52);
-  const step = Math.min(options.maxMs, options.baseMs * 2 ** exponent);
-  return Math.round(step / 2 + random() * (step / 2));
+  return exponentialDelay(attempt, { ...options, jitter: "equal" });
 }
 
 /**

@@ -9,91 +9,70 @@
 import { Partitioners } from "kafkajs";
 import { getHeapStatistics } from "node:v8";
 import { prepareLocal } from "../shared/provision.ts";
-import { loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { createKafka } from "../shared/kafka.ts";
+import { type MainContext, runMain } from "../shared/main.ts";
 import { startReporter } from "../shared/reporter.ts";
-import { redact } from "../shared/secret.ts";
-import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { startMallocTrim } from "./malloc_trim.ts";
 import { createProducer } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
-async function main(): Promise<number> {
-  const env = Deno.env.toObject();
-  let config;
+async function main({ env, config, log, signal }: MainContext): Promise<number> {
+  // On this machine's own services: start them, create topics and schema, when needed.
+  await prepareLocal(env, config, log);
+  const kafka = createKafka(config.kafka, log, { clientIdSuffix: "producer" });
+  const admin = kafka.admin();
+  await admin.connect();
   try {
-    config = loadConfig(env);
-    checkBufferFitsHeap(config.producer.bufferMaxTrades, getHeapStatistics().heap_size_limit);
-  } catch (error) {
-    console.error(`producer: cannot start: ${(error as Error).message}`);
-    return 1;
+    const existing = new Set(await admin.listTopics());
+    const missing = [config.kafka.topics.raw, config.kafka.topics.deadLetter].filter((t) =>
+      !existing.has(t)
+    );
+    if (missing.length > 0) {
+      log.error("cannot start: Kafka topics are missing; run `deno task topics` first", {
+        missing,
+      });
+      return 1;
+    }
+  } finally {
+    await admin.disconnect();
   }
-  const secrets = secretsOf(config);
-  const log = createLogger("producer", { level: config.logLevel, secrets });
-  hideKafkajsTimeoutWarning();
+
+  log.info("starting", {
+    url: new URL(config.finnhub.url).origin,
+    symbols: config.finnhub.symbols.length,
+    brokers: config.kafka.brokers.join(","),
+    topic: config.kafka.topics.raw,
+  });
+  // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
+  const producer = createProducer({ config, log, signal });
+  // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
+  // that fails is logged and never stops the producer.
+  const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await reportProducer.connect();
+  const reporter = startReporter({
+    producer: reportProducer,
+    topic: config.kafka.topics.metrics,
+    role: "producer",
+    snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
+    log: log.child("reporter"),
+  });
+  // Native memory freed after a flood goes back to the system (see malloc_trim.ts).
+  const stopTrim = startMallocTrim({ log: log.child("memory") });
+  let report;
   try {
-    // On this machine's own services: start them, create topics and schema, when needed.
-    await prepareLocal(env, config, log);
-    const kafka = createKafka(config.kafka, log, { clientIdSuffix: "producer" });
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const existing = new Set(await admin.listTopics());
-      const missing = [config.kafka.topics.raw, config.kafka.topics.deadLetter].filter((t) =>
-        !existing.has(t)
-      );
-      if (missing.length > 0) {
-        log.error("cannot start: Kafka topics are missing; run `deno task topics` first", {
-          missing,
-        });
-        return 1;
-      }
-    } finally {
-      await admin.disconnect();
-    }
-
-    const controller = new AbortController();
-    stopOnSignals(controller, { log, skipped: "without flushing" });
-    stopWhenSupervisorGone(env, log);
-
-    log.info("starting", {
-      url: new URL(config.finnhub.url).origin,
-      symbols: config.finnhub.symbols.length,
-      brokers: config.kafka.brokers.join(","),
-      topic: config.kafka.topics.raw,
-    });
-    // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
-    const producer = createProducer({ config, log, signal: controller.signal });
-    // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
-    // that fails is logged and never stops the producer.
-    const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await reportProducer.connect();
-    const reporter = startReporter({
-      producer: reportProducer,
-      topic: config.kafka.topics.metrics,
-      role: "producer",
-      snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
-      log: log.child("reporter"),
-    });
-    // Native memory freed after a flood goes back to the system (see malloc_trim.ts).
-    const stopTrim = startMallocTrim({ log: log.child("memory") });
-    let report;
-    try {
-      report = await producer.run();
-    } finally {
-      stopTrim();
-      await reporter.stop();
-      await reportProducer.disconnect().catch(() => {});
-    }
-    log.info("stopped", { ...report.metrics, produceLatencyMs: report.metrics.produceLatencyMs });
-    return report.unflushed > 0 ? 1 : 0;
-  } catch (error) {
-    log.error("producer failed", { error: redact(describeError(error), secrets) });
-    return 1;
+    report = await producer.run();
+  } finally {
+    stopTrim();
+    await reporter.stop();
+    await reportProducer.disconnect().catch(() => {});
   }
+  log.info("stopped", { ...report.metrics, produceLatencyMs: report.metrics.produceLatencyMs });
+  return report.unflushed > 0 ? 1 : 0;
 }
 
-Deno.exit(await main());
+await runMain("producer", main, {
+  check: (config) =>
+    checkBufferFitsHeap(config.producer.bufferMaxTrades, getHeapStatistics().heap_size_limit),
+  skipped: "without flushing",
+});

@@ -869,6 +869,19 @@ export function secretsOf(config: Config): Secret[] {
 }
 
 /**
+ * The secrets of `config` that are set, as the variables that set them: what a parent passes on
+ * to a child by name, since {@linkcode configEnv} writes no secret.
+ */
+export function secretEnv(config: Config): Record<string, string> {
+  return Object.fromEntries(
+    LEAVES.filter(([, v]) => v.secret)
+      .map(([path, v]) => [v.name, valueAt(config, path) as Secret] as const)
+      .filter(([, secret]) => secret.isSet)
+      .map(([name, secret]) => [name, secret.reveal()]),
+  );
+}
+
+/**
  * The topic, consumer group and keyspace variables of an isolated pipeline, every name made of
  * `prefix` and `id`, so that runs with different ids (a test, a benchmark step) share nothing:
  * `isolatedNames("test", "3f9c")` sets `KAFKA_TOPIC_RAW=test.3f9c.raw` (and `.silver`, `.dlq`,

@@ -5,6 +5,7 @@ import {
   configEnv,
   isolatedNames,
   loadConfig,
+  secretEnv,
   secretsOf,
 } from "./config.ts";
 import { Secret } from "./secret.ts";
@@ -358,4 +359,17 @@ Deno.test("secretsOf() returns every secret variable's value, and only those", (
     "sr-secret-42",
     "tok-987",
   ]);
+});
+
+Deno.test("secretEnv() names each secret that is set, so a child gets what configEnv() leaves out", () => {
+  const config = loadConfig({ FINNHUB_API_KEY: "sk-live-123456", STATUS_TOKEN: "tok-987" });
+  assert.deepEqual(secretEnv(config), {
+    FINNHUB_API_KEY: "sk-live-123456",
+    STATUS_TOKEN: "tok-987",
+  });
+  assert.deepEqual(
+    loadConfig({ ...configEnv(config), ...secretEnv(config) }).finnhub.apiKey.reveal(),
+    "sk-live-123456",
+  );
+  assert.deepEqual(secretEnv(loadConfig({})), {});
 });

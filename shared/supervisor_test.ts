@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { delay } from "./delay.ts";
 import { createLogger, silentLogger } from "./log.ts";
 import {
   stopWhenSupervisorGone,
@@ -34,7 +35,7 @@ Deno.test("stopWhenSupervisorGone: nothing is watched without a supervisor", asy
     parentPid: () => 999,
     onGone: () => gone++,
   });
-  await new Promise((resolve) => setTimeout(resolve, 40));
+  await delay(40);
   stop();
   assert.equal(gone, 0);
 });
@@ -50,13 +51,13 @@ Deno.test("stopWhenSupervisorGone: stops once, when the parent stops being the s
     onGone: () => gone++,
   });
   try {
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await delay(40);
     assert.equal(gone, 0, "the supervisor is still the parent");
     parent = 1;
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await delay(40);
     assert.equal(gone, 1);
     parent = 7;
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await delay(40);
     assert.equal(gone, 1, "once only");
     assert.equal(lines.length, 1);
     assert.match(
@@ -78,7 +79,7 @@ Deno.test("stopWhenSupervisorGone: ended before the supervisor goes, it never fi
   });
   stop();
   parent = 1;
-  await new Promise((resolve) => setTimeout(resolve, 40));
+  await delay(40);
   assert.equal(gone, 0);
 });
 
@@ -121,7 +122,7 @@ await new Promise(() => setInterval(() => {}, 1_000));
     while (Date.now() < deadline) {
       text = await Deno.readTextFile(out).catch(() => "");
       if (text.includes("stopped")) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await delay(50);
     }
     assert.equal(text, "running\nstopped by SIGTERM\n");
   } finally {

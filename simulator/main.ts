@@ -5,9 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { createLogger } from "../shared/log.ts";
-import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
+import { runTool, type ToolContext } from "../shared/main.ts";
 import { type Fault, parseFaultFlag } from "./faults.ts";
 import { parseReplay } from "./replay.ts";
 import { type DuplicateConnectionPolicy, type SimulatorOptions, startSimulator } from "./server.ts";
@@ -66,7 +64,7 @@ function numberFlag(name: string, text: string | undefined, fallback: number, mi
   return value;
 }
 
-async function main(args: string[]): Promise<number> {
+async function main(args: string[], { log, signal }: ToolContext): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -102,7 +100,6 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const log = createLogger("simulator");
   let options: SimulatorOptions;
   try {
     const policy = v["duplicate-connections"] ?? "drop-both";
@@ -153,13 +150,12 @@ async function main(args: string[]): Promise<number> {
     seed: options.seed,
     replay: v.replay,
   });
-  const controller = new AbortController();
-  stopOnSignals(controller, { log });
-  stopWhenSupervisorGone(Deno.env.toObject(), log);
-  await new Promise((resolve) => controller.signal.addEventListener("abort", resolve));
+  if (!signal.aborted) {
+    await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  }
   await simulator.close();
   log.info("stopped", { ...simulator.stats(), connections: undefined });
   return 0;
 }
 
-Deno.exit(await main(Deno.args));
+if (import.meta.main) await runTool("simulator", (context) => main(Deno.args, context));

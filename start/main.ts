@@ -20,44 +20,35 @@
  * last lines are shown. Once running, a child that dies is reported and restarted with backoff:
  * the stages resume from their committed offsets and the producer reconnects, so a transient
  * crash (Cassandra briefly away, an out-of-memory kill) heals without losing or duplicating data,
- * whereas stopping everything would turn it into an outage. A child that dies more than
- * {@linkcode MAX_DEATHS} times in 5 minutes is not transient: then everything stops, exit 1.
+ * whereas stopping everything would turn it into an outage. The restarts follow the supervisors'
+ * policy (`shared/process/restart_policy.ts`: 1 s, doubling while a child keeps dying within a
+ * minute, back to 1 s after a minute's run); a sixth death within 5 minutes is not transient:
+ * then everything stops, exit 1.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import type cassandra from "cassandra-driver";
-import {
-  ensureServices,
-  localServiceReachable,
-  localServices,
-  type ServiceName,
-  stopService,
-} from "../local_services/services.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
-import { provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { type Config, CONFIG_VARIABLES, loadConfig, secretsOf } from "../shared/config.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { describeError } from "../shared/log.ts";
 import { portFree, portHolder } from "../shared/ports.ts";
-import { redact } from "../shared/secret.ts";
-import { createSignalGate } from "../shared/shutdown.ts";
-import { supervisedEnv } from "../shared/supervisor.ts";
-import { type Child, type ChildExit, createChild } from "./child.ts";
-import { type NeededPort, portTakenMessage } from "./ports.ts";
+import { provisionSchema, provisionTopics } from "../shared/provision.ts";
+import { STAGES } from "../shared/topology.ts";
+import { type Children, createChildren, LOG_DIR, pidOf } from "./children.ts";
 import {
-  type CandleView,
-  type ChildView,
-  type MetricTotals,
-  parseMetricTotals,
-  readyBanner,
-  renderView,
-  type StatusJson,
-  summaryLine,
-  type ViewState,
-} from "./view.ts";
-import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
+  type LocalServers,
+  localServersOf,
+  startLocalServers,
+  stopLocalServers,
+} from "./local_servers.ts";
+import { showLiveView } from "./live_view.ts";
+import { createOutput, createScreen, type Output, type Screen, seconds } from "./output.ts";
+import { displayHost, type NeededPort, portTakenMessage } from "./ports.ts";
+import { answers, waitReady, waitSimulator } from "./readiness.ts";
+import { createStopControl, type StopControl, stopOnStartSignals, Stopping } from "./stop.ts";
+import { readyBanner } from "./view.ts";
 
 const USAGE = `Usage: deno task start [--plain]
 
@@ -71,164 +62,206 @@ Options:
 
 Configuration: .env and the environment (see .env.example).`;
 
-/** A child that dies more often than this within {@linkcode DEATH_WINDOW_MS} stops everything. */
-export const MAX_DEATHS = 5;
-const DEATH_WINDOW_MS = 5 * 60_000;
-const READY_TIMEOUT_MS = 180_000;
-const SIMULATOR_TIMEOUT_MS = 30_000;
-const PLAIN_SUMMARY_MS = 10_000;
-const VIEW_REFRESH_MS = 1_000;
-const CANDLE_REFRESH_MS = 2_000;
-const FETCH_TIMEOUT_MS = 2_000;
-
-/** kafkajs warnings every worker prints once at start; not problems. */
-const KNOWN_NOISE =
-  /KafkaJS v2\.0\.0 switched default partitioner|Limiting retries for the idempotent producer/;
-
 const DEFAULT_FINNHUB_URL = CONFIG_VARIABLES.find((v) => v.name === "FINNHUB_WS_URL")!.default;
 
-/** Stop order: each group stops only after the one before it exited. */
-const STOP_ORDER: readonly (readonly string[])[] = [
-  ["producer"],
-  ["bronze", "silver", "gold"],
-  ["status", "simulator"],
-];
-const STOP_NOTES: Readonly<Record<string, string>> = {
-  producer: "flushing accepted trades to Kafka",
-  bronze: "finishing its batch, committing offsets",
-  silver: "finishing its batch, committing offsets",
-  gold: "flushing open candles, committing offsets",
-  status: "",
-  simulator: "",
-};
-const STOP_GRACE_MS: Readonly<Record<string, number>> = {
-  producer: 30_000,
-  bronze: 60_000,
-  silver: 60_000,
-  gold: 60_000,
-  status: 10_000,
-  simulator: 10_000,
-};
+async function main(args: string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === "number") return flags;
+  hideKafkajsTimeoutWarning();
+  const env = Deno.env.toObject();
+  const config = readConfig(env);
+  if (!config) return 1;
+  const out = createOutput(Deno.stdout.isTerminal() && !flags.plain, secretsOf(config));
+  const t0 = performance.now();
+  const feed = describeFeed(config);
+  if (!(await portsFree(config, feed.simulated, out))) return 1;
 
-function modulePath(relative: string): string {
-  return fileURLToPath(new URL(`../${relative}`, import.meta.url));
-}
-
-/** `127.0.0.1` for a wildcard bind address, brackets for IPv6. */
-function displayHost(host: string): string {
-  if (host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::" || host === "[::]") return "[::1]";
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-}
-
-function describeExit(exit: ChildExit): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-}
-
-/** `a`, `a and b`, `a, b and c`. */
-function listNames(names: readonly string[]): string {
-  return names.length <= 1
-    ? names.join("")
-    : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
+  const stop = createStopControl();
+  const screen = createScreen(out);
+  const children = createChildren({ config, env, out, screen, stop });
+  const stopSignals = stopOnStartSignals(stop, (name) => {
+    screen.leave();
+    out.warn(`second ${name}: killing every process now (no flush, no commit)`);
+    children.killAll();
+  });
+  const run: Run = {
+    config,
+    env,
+    out,
+    t0,
+    feed,
+    stop,
+    screen,
+    children,
+    servers: localServersOf(env),
+    statusBase: `http://${displayHost(config.status.host)}:${config.status.port}`,
+    ready: false,
+    session: undefined,
+  };
+  try {
+    await startAndShow(run);
+  } catch (error) {
+    if (!(error instanceof Stopping)) {
+      stop.request({ kind: "failure", message: describeError(error) });
     }
-    signal?.addEventListener("abort", done, { once: true });
+  }
+  const code = await stopInOrder(run);
+  stopSignals();
+  return code;
+}
+
+/** One run of start: what every step reads, and what they leave for the stop. */
+interface Run {
+  readonly config: Config;
+  readonly env: Readonly<Record<string, string>>;
+  readonly out: Output;
+  /** When start began (`performance.now()`). */
+  readonly t0: number;
+  readonly feed: Feed;
+  readonly stop: StopControl;
+  readonly screen: Screen;
+  readonly children: Children;
+  readonly servers: LocalServers;
+  /** The status endpoint's base URL. */
+  readonly statusBase: string;
+  /** Set once the pipeline was ready. */
+  ready: boolean;
+  /** The view's Cassandra session, once open. */
+  session: cassandra.Client | undefined;
+}
+
+/** The steps up to a ready pipeline, then the view until a stop is requested. */
+async function startAndShow(run: Run): Promise<void> {
+  const { config, env, out, stop, children, feed } = run;
+  const startedAt = Date.now();
+  out.say(feed.line);
+  await startLocalServers(run.servers, { config, env, out, signal: stop.signal });
+  stop.throwIfStopping();
+  await prepareTopicsAndSchema(config, out);
+  stop.throwIfStopping();
+  if (feed.simulated) await startSimulator(children, config, out, stop);
+  stop.throwIfStopping();
+  startWorkers(children, config, feed.simulated, out);
+  const entries = children.entries.values();
+  await waitReady(run.statusBase, { config, out, stop, feedUrl: feed.url, entries });
+  stop.throwIfStopping();
+  run.ready = true;
+  children.markReady();
+  const urls = await announceReady(run.statusBase, config, feed.label, out, run.t0);
+  run.session = createCassandraClient(config.cassandra, {
+    applicationName: "market-start",
+    keyspace: config.cassandra.keyspace,
+  });
+  await showLiveView({
+    ...run,
+    session: run.session,
+    frame: { startedAt, feed: feed.label, urls, logDir: out.tty ? LOG_DIR : null },
   });
 }
 
-interface Entry {
-  readonly child: Child;
-  state: ChildView["state"];
-  restarts: number;
-  deaths: number[];
-  loop: Promise<void>;
-  lastExit: ChildExit | null;
+/**
+ * Says why the run stops, stops the children in order and the local servers it started, and
+ * returns the exit code: 0 only after a signal and a clean stop.
+ */
+async function stopInOrder(run: Run): Promise<number> {
+  const { out, stop, children } = run;
+  run.screen.leave();
+  const reason = stop.reason;
+  if (reason?.kind === "failure") out.warn(`FAILED: ${reason.message}`);
+  out.say(
+    reason?.kind === "signal" ? `${reason.name} received: stopping in order` : "stopping in order",
+  );
+  const stopStartedAt = performance.now();
+  const childrenClean = await children.stopInOrder();
+  const clean = await stopLocalServers(run.servers, out, { wasReady: run.ready }) &&
+    childrenClean;
+  await run.session?.shutdown().catch(() => {});
+  children.close();
+  if (reason?.kind !== "failure" && clean) {
+    out.say(`stopped cleanly in ${seconds(performance.now() - stopStartedAt)}`);
+    return 0;
+  }
+  out.warn(
+    clean
+      ? "stopped; nothing is left running"
+      : "stopped, but not every process exited cleanly (see above); nothing is left running",
+  );
+  return 1;
 }
 
-/** Where the output goes: the live view (terminal) or plain lines. */
-interface Output {
-  readonly tty: boolean;
-  /** A line of our own (stdout). */
-  say(line: string): void;
-  /** A problem (stderr). */
-  warn(line: string): void;
-}
-
-function createOutput(tty: boolean, secrets: Config["finnhub"]["apiKey"][]): Output {
-  // A closed terminal (SIGHUP) must not break the ordered stop: write errors are dropped.
-  const write = (stream: typeof Deno.stdout, line: string) =>
-    safeWrite(stream, redact(`start: ${line}`, secrets) + "\n");
-  return {
-    tty,
-    say: (line) => write(Deno.stdout, line),
-    warn: (line) => write(Deno.stderr, line),
-  };
-}
-
-async function main(args: string[]): Promise<number> {
-  let flags;
+/** The flags, or the exit code when there is nothing to run (`--help`, a bad flag). */
+function parseFlags(args: string[]): { plain: boolean } | number {
   try {
-    flags = parseArgs({
+    const { values } = parseArgs({
       args,
       options: { plain: { type: "boolean" }, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: false,
-    }).values;
+    });
+    if (!values.help) return { plain: values.plain ?? false };
+    console.log(USAGE);
+    return 0;
   } catch (error) {
     console.error(`start: ${(error as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  if (flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  hideKafkajsTimeoutWarning();
-  const env = Deno.env.toObject();
-  let config: Config;
+}
+
+/** The config, or `null` after saying which variable is wrong. */
+function readConfig(env: Readonly<Record<string, string>>): Config | null {
   try {
-    config = loadConfig(env);
+    return loadConfig(env);
   } catch (error) {
     console.error(
       `start: cannot start: ${(error as Error).message} (fix it in .env or the environment)`,
     );
-    return 1;
+    return null;
   }
-  const secrets = secretsOf(config);
-  const out = createOutput(Deno.stdout.isTerminal() && !flags.plain, secrets);
-  const t0 = performance.now();
-  const startedAt = Date.now();
+}
 
-  // -- The feed ---------------------------------------------------------------------------------
+/** Where the trades come from: the bundled simulator, Finnhub, or another server. */
+interface Feed {
+  /** No key and the default URL: the simulator runs. */
+  readonly simulated: boolean;
+  /** `SIMULATED DATA (...)`, `LIVE DATA from Finnhub`, ... */
+  readonly label: string;
+  /** The first line start says. */
+  readonly line: string;
+  /** The URL the producer connects to. */
+  readonly url: string;
+}
+
+function describeFeed(config: Config): Feed {
   const simulated = !config.finnhub.apiKey.isSet && config.finnhub.url === DEFAULT_FINNHUB_URL;
-  const feedOrigin = new URL(config.finnhub.url).origin;
-  const feed = simulated
+  const origin = new URL(config.finnhub.url).origin;
+  const label = simulated
     ? "SIMULATED DATA (no FINNHUB_API_KEY)"
     : config.finnhub.apiKey.isSet
-    ? `LIVE DATA from ${
-      feedOrigin === new URL(DEFAULT_FINNHUB_URL).origin ? "Finnhub" : feedOrigin
-    }`
-    : `data from FINNHUB_WS_URL ${feedOrigin} (no FINNHUB_API_KEY)`;
+    ? `LIVE DATA from ${origin === new URL(DEFAULT_FINNHUB_URL).origin ? "Finnhub" : origin}`
+    : `data from FINNHUB_WS_URL ${origin} (no FINNHUB_API_KEY)`;
+  return {
+    simulated,
+    label,
+    line: simulated
+      ? "FINNHUB_API_KEY is not set: running the bundled simulator. SIMULATED DATA, not market " +
+        "prices (put FINNHUB_API_KEY=<key> in .env for live Finnhub trades)."
+      : `feed: ${label}`,
+    url: simulated ? simulatorUrl(config) : config.finnhub.url,
+  };
+}
 
-  // -- Ports, before anything starts ------------------------------------------------------------
+function simulatorUrl(config: Config): string {
+  return `ws://127.0.0.1:${config.simulator.port}/`;
+}
+
+/** Whether the ports start will listen on are free; says which is not, before anything starts. */
+async function portsFree(config: Config, simulated: boolean, out: Output): Promise<boolean> {
   if (config.status.port === 0) {
     out.warn(
       "cannot start: STATUS_PORT=0 picks a random port, and start must know where the status " +
         "endpoint listens: set STATUS_PORT to a free port (default 8080) in .env",
     );
-    return 1;
+    return false;
   }
   const needed: NeededPort[] = [{
     host: config.status.host,
@@ -248,504 +281,10 @@ async function main(args: string[]): Promise<number> {
     if (!portFree(port.host, port.port)) {
       out.warn(`cannot start: ${portTakenMessage(port, await portHolder(port.port))}`);
       out.warn("nothing was started");
-      return 1;
+      return false;
     }
   }
-
-  // -- Signals ----------------------------------------------------------------------------------
-  const stopController = new AbortController();
-  const stopState: { reason: StopReason | null } = { reason: null };
-  const entries = new Map<string, Entry>();
-  let viewActive = false;
-  function requestStop(reason: StopReason) {
-    if (stopState.reason) return;
-    stopState.reason = reason;
-    stopController.abort();
-  }
-  const signalGate = createSignalGate();
-  function onSignal(name: string) {
-    return () => {
-      const decision = signalGate();
-      if (decision === "repeat") return;
-      if (decision === "force" || stopState.reason) {
-        leaveView();
-        out.warn(`second ${name}: killing every process now (no flush, no commit)`);
-        for (const entry of entries.values()) entry.child.kill();
-        Deno.exit(130);
-      }
-      requestStop({ kind: "signal", name });
-    };
-  }
-  const signalHandlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((name) => {
-    const handler = onSignal(name);
-    Deno.addSignalListener(name, handler);
-    return { name, handler };
-  });
-
-  // -- The view's terminal handling -------------------------------------------------------------
-  const encoder = new TextEncoder();
-  function enterView() {
-    if (!out.tty || viewActive) return;
-    viewActive = true;
-    safeWrite(Deno.stdout, "\x1b[?1049h\x1b[?25l");
-  }
-  function leaveView() {
-    if (!viewActive) return;
-    viewActive = false;
-    safeWrite(Deno.stdout, "\x1b[?25h\x1b[?1049l");
-  }
-
-  // -- Child output -----------------------------------------------------------------------------
-  const logDir = modulePath(".local/start/logs");
-  const logFiles = new Map<string, Deno.FsFile>();
-  const problems: string[] = [];
-  function notice(problem: string) {
-    problems.push(problem);
-    if (problems.length > 20) problems.shift();
-  }
-  function onChildLine(name: string, line: string) {
-    try {
-      logFiles.get(name)?.writeSync(encoder.encode(line + "\n"));
-    } catch {
-      // Disk full or file gone: the line still reaches the view or stderr.
-    }
-    const level = KNOWN_NOISE.test(line)
-      ? undefined
-      : / (ERROR|WARN) /.exec(line.slice(0, 40))?.[1];
-    if (level) notice(`${line.slice(11, 19)} ${line.slice(25)}`.slice(0, 300));
-    if (!out.tty) {
-      safeWrite(Deno.stderr, `[${name}] ${line}\n`);
-    } else if (!viewActive && level === "ERROR") {
-      safeWrite(Deno.stderr, `[${name}] ${line}\n`);
-    }
-  }
-
-  // -- Supervision ------------------------------------------------------------------------------
-  let ready = false;
-  const childEnv = { ...env, ...supervisedEnv() };
-  function addChild(
-    name: string,
-    module: string,
-    args: string[],
-    extraEnv = {},
-    runtimeFlags: string[] = [],
-  ): Entry {
-    try {
-      Deno.mkdirSync(logDir, { recursive: true });
-      logFiles.set(
-        name,
-        Deno.openSync(`${logDir}/${name}.log`, { write: true, create: true, truncate: true }),
-      );
-    } catch {
-      // No log file: the lines still reach the view's error list or stderr.
-    }
-    const entry: Entry = {
-      child: createChild(
-        {
-          name,
-          module: modulePath(module),
-          args,
-          env: { ...childEnv, ...extraEnv },
-          runtimeFlags,
-        },
-        onChildLine,
-      ),
-      state: "starting",
-      restarts: 0,
-      deaths: [],
-      loop: Promise.resolve(),
-      lastExit: null,
-    };
-    entries.set(name, entry);
-    entry.loop = supervise(entry);
-    return entry;
-  }
-
-  async function supervise(entry: Entry): Promise<void> {
-    const { name } = entry.child.spec;
-    while (true) {
-      entry.state = ready ? "running" : "starting";
-      const exit = await entry.child.run();
-      entry.lastExit = exit;
-      if (stopState.reason) {
-        entry.state = "stopped";
-        return;
-      }
-      const what = `${name} exited unexpectedly (${describeExit(exit)})`;
-      if (!ready) {
-        entry.state = "failed";
-        requestStop({
-          kind: "failure",
-          message: `${what} while starting. Its last lines:\n${
-            indent(entry.child.tail())
-          }\n(full log: ${logDir}/${name}.log)`,
-        });
-        return;
-      }
-      const now = Date.now();
-      entry.deaths = [...entry.deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
-      if (entry.deaths.length > MAX_DEATHS) {
-        entry.state = "failed";
-        requestStop({
-          kind: "failure",
-          message: `${what}, the ${entry.deaths.length}th time in 5 minutes: not a transient ` +
-            `failure, stopping everything. Its last lines:\n${indent(entry.child.tail())}\n` +
-            `(full log: ${logDir}/${name}.log)`,
-        });
-        return;
-      }
-      entry.restarts++;
-      entry.state = "restarting";
-      const backoff = Math.min(30_000, 1_000 * 2 ** (entry.deaths.length - 1));
-      const message = `${what}; restarting it in ${seconds(backoff)} (restart ${entry.restarts})`;
-      notice(`${new Date().toISOString().slice(11, 19)} ${message}`);
-      if (!viewActive) out.warn(message);
-      await delay(backoff, stopController.signal);
-      if (stopState.reason) {
-        entry.state = "stopped";
-        return;
-      }
-    }
-  }
-
-  // -- Startup ----------------------------------------------------------------------------------
-  const startedServices: ServiceName[] = [];
-  const local = localServices(env);
-  let session: cassandra.Client | undefined;
-  let exitCode = 0;
-  try {
-    out.say(
-      simulated
-        ? "FINNHUB_API_KEY is not set: running the bundled simulator. SIMULATED DATA, not market " +
-          "prices (put FINNHUB_API_KEY=<key> in .env for live Finnhub trades)."
-        : `feed: ${feed}`,
-    );
-    if (local.length > 0) {
-      const before = await Promise.all(local.map(localServiceReachable));
-      const missing = local.filter((_, i) => !before[i]);
-      if (missing.length === 0) {
-        out.say(
-          local.length > 1
-            ? `local ${listNames(local)} already running: using them (they stay running)`
-            : `local ${local[0]} already running: using it (it stays running)`,
-        );
-      } else {
-        out.say(
-          `starting local ${listNames(missing)} (first time: fetching jars with Maven, ` +
-            "about a minute)",
-        );
-        const t = performance.now();
-        try {
-          await ensureServices(env, {
-            log: (line) => out.say(line),
-            signal: stopController.signal,
-          });
-        } finally {
-          // Whatever answers now and did not before, this run started.
-          for (const name of missing) {
-            if (await localServiceReachable(name)) startedServices.push(name);
-          }
-        }
-        out.say(`local ${listNames(missing)} ready in ${seconds(performance.now() - t)}`);
-      }
-    }
-    throwIfStopping();
-    await prepareTopicsAndSchema(config, out);
-    throwIfStopping();
-
-    if (simulated) {
-      const simulator = addChild("simulator", "simulator/main.ts", [
-        "--port",
-        String(config.simulator.port),
-        "--host",
-        "127.0.0.1",
-      ]);
-      await waitSimulator(config.simulator.port, simulator);
-      out.say(
-        `simulator (pid ${simulator.child.pid()}) on ws://127.0.0.1:${config.simulator.port}/`,
-      );
-    }
-    throwIfStopping();
-    addChild("status", "status/main.ts", []);
-    for (const stage of ["bronze", "silver", "gold"]) {
-      // The same heap bounds as `deno task processor` and compose give a stage.
-      addChild(stage, "processor/main.ts", ["--stage", stage], {}, [
-        `--v8-flags=${STAGE_V8_FLAGS}`,
-      ]);
-    }
-    addChild(
-      "producer",
-      "producer/main.ts",
-      [],
-      simulated ? { FINNHUB_WS_URL: `ws://127.0.0.1:${config.simulator.port}/` } : {},
-      [`--v8-flags=${PRODUCER_V8_FLAGS}`],
-    );
-    out.say(
-      `started ${
-        [...entries.keys()].map((n) => `${n} (pid ${entries.get(n)!.child.pid()})`)
-          .join(", ")
-      }; waiting until every worker reports (status /readyz)`,
-    );
-    const statusBase = `http://${displayHost(config.status.host)}:${config.status.port}`;
-    const feedUrl = simulated ? `ws://127.0.0.1:${config.simulator.port}/` : config.finnhub.url;
-    await waitReady(statusBase, config, out, feedUrl);
-    throwIfStopping();
-    ready = true;
-    for (const entry of entries.values()) if (entry.state === "starting") entry.state = "running";
-
-    const urls = [
-      { label: "status", url: `${statusBase}/status` },
-      { label: "metrics", url: `${statusBase}/metrics` },
-    ];
-    if (await answers(`${statusBase}/`, config)) {
-      urls.unshift({ label: "market", url: `${statusBase}/` });
-    }
-    if (config.grafana.url) urls.push({ label: "grafana", url: config.grafana.url });
-    for (const line of readyBanner(feed, urls, performance.now() - t0)) out.say(line);
-    if (!out.tty) out.say(`process logs: ${logDir}/`);
-
-    // -- Running ------------------------------------------------------------------------------
-    session = createCassandraClient(config.cassandra, {
-      applicationName: "market-start",
-      keyspace: config.cassandra.keyspace,
-    });
-    const view = createViewSource(config, statusBase, session);
-    enterView();
-    let lastSummary = 0;
-    while (!stopState.reason) {
-      const state: ViewState = {
-        ...(await view.read()),
-        now: Date.now(),
-        startedAt,
-        feed,
-        urls,
-        symbols: config.finnhub.symbols,
-        children: [...entries.values()].map((e) => ({
-          name: e.child.spec.name,
-          pid: e.child.pid(),
-          state: e.state,
-          restarts: e.restarts,
-        })),
-        problems,
-        groupPrefix: config.kafka.groupPrefix,
-        logDir: out.tty ? logDir : null,
-      };
-      if (stopState.reason) break;
-      if (viewActive) {
-        const { columns, rows } = consoleSize();
-        const lines = renderView(state, columns).slice(0, rows - 1);
-        safeWrite(
-          Deno.stdout,
-          `\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\n\x1b[J`,
-        );
-      } else if (Date.now() - lastSummary >= PLAIN_SUMMARY_MS) {
-        lastSummary = Date.now();
-        out.say(`${new Date().toISOString().slice(11, 19)} ${summaryLine(state)}`);
-      }
-      await delay(viewActive ? VIEW_REFRESH_MS : 1_000, stopController.signal);
-    }
-  } catch (error) {
-    if (!(error instanceof Stopping)) {
-      requestStop({ kind: "failure", message: describeError(error) });
-    }
-  }
-
-  // -- Stopping ---------------------------------------------------------------------------------
-  leaveView();
-  const reason = stopState.reason;
-  if (reason?.kind === "failure") {
-    out.warn(`FAILED: ${reason.message}`);
-    exitCode = 1;
-  }
-  out.say(
-    reason?.kind === "signal" ? `${reason.name} received: stopping in order` : "stopping in order",
-  );
-  const clean = await stopAll();
-  await session?.shutdown().catch(() => {});
-  for (const file of logFiles.values()) file.close();
-  for (const { name, handler } of signalHandlers) Deno.removeSignalListener(name, handler);
-  if (exitCode === 0 && clean) {
-    out.say(`stopped cleanly in ${seconds(performance.now() - stopStartedAt)}`);
-    return 0;
-  }
-  out.warn(
-    clean
-      ? "stopped; nothing is left running"
-      : "stopped, but not every process exited cleanly (see above); nothing is left running",
-  );
-  return 1;
-
-  // -- Helpers closing over the run ---------------------------------------------------------
-
-  function throwIfStopping() {
-    if (stopState.reason) throw new Stopping();
-  }
-
-  async function waitSimulator(port: number, entry: Entry): Promise<void> {
-    const deadline = Date.now() + SIMULATOR_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      throwIfStopping();
-      if (await answers(`http://127.0.0.1:${port}/control/stats`, null)) return;
-      await delay(200, stopController.signal);
-    }
-    throw new Error(
-      `the simulator did not answer on 127.0.0.1:${port} within ${SIMULATOR_TIMEOUT_MS / 1000} s` +
-        `; its last lines:\n${indent(entry.child.tail())}`,
-    );
-  }
-
-  async function waitReady(
-    base: string,
-    config: Config,
-    out: Output,
-    feedUrl: string,
-  ): Promise<void> {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    let reasons: string[] = ["the status endpoint did not answer"];
-    let nextNote = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      throwIfStopping();
-      try {
-        const response = await fetch(`${base}/readyz`, {
-          headers: authHeaders(config),
-          signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-        });
-        const body = await response.json();
-        if (response.ok && body?.ready === true) {
-          // Workers report from their start; the producer must also hold the feed connection.
-          const metrics = await fetch(`${base}/metrics`, {
-            headers: authHeaders(config),
-            signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-          });
-          if (metrics.ok && parseMetricTotals(await metrics.text()).feedConnected > 0) return;
-          reasons = [`the producer is not connected to ${new URL(feedUrl).origin} yet`];
-        } else {
-          reasons = Array.isArray(body?.reasons) ? body.reasons : [`HTTP ${response.status}`];
-        }
-      } catch (error) {
-        reasons = [`the status endpoint did not answer (${describeError(error)})`];
-      }
-      if (Date.now() > nextNote) {
-        out.say(`still waiting for readiness: ${reasons.join("; ")}`);
-        nextNote = Date.now() + 20_000;
-      }
-      await delay(500, stopController.signal);
-    }
-    const quiet = [...entries.values()].map((e) =>
-      `${e.child.spec.name}:\n${indent(e.child.tail().slice(-8))}`
-    ).join("\n");
-    throw new Error(
-      `the pipeline did not become ready within ${READY_TIMEOUT_MS / 1000} s: ${
-        reasons.join("; ")
-      }. Last lines of each process:\n${quiet}`,
-    );
-  }
-
-  async function stopAll(): Promise<boolean> {
-    stopStartedAt = performance.now();
-    let clean = true;
-    for (const group of STOP_ORDER) {
-      await Promise.all(group.map(async (name) => {
-        const entry = entries.get(name);
-        if (!entry) return;
-        if (entry.child.pid() === null) {
-          await entry.loop;
-          if (entry.state === "failed") clean = false;
-          return;
-        }
-        entry.state = "stopping";
-        const note = STOP_NOTES[name] ? ` (${STOP_NOTES[name]})` : "";
-        out.say(`stopping ${name}${note}...`);
-        const t = performance.now();
-        const exit = await entry.child.stop(STOP_GRACE_MS[name] ?? 10_000);
-        await entry.loop;
-        entry.state = "stopped";
-        if (exit && (exit.code !== 0 || exit.signal)) {
-          clean = false;
-          out.warn(
-            `${name} stopped with ${describeExit(exit)} after ${seconds(performance.now() - t)}`,
-          );
-        } else {
-          out.say(`${name} stopped in ${seconds(performance.now() - t)}`);
-        }
-      }));
-    }
-    if (startedServices.length > 0) {
-      for (const name of [...startedServices].reverse()) {
-        out.say(`stopping local ${name} (this run started it)...`);
-        try {
-          await stopService(name, { log: (line) => out.say(line) });
-        } catch (error) {
-          clean = false;
-          out.warn(`could not stop ${name}: ${describeError(error)}`);
-        }
-      }
-    } else if (local.length > 0 && ready) {
-      out.say(
-        local.length > 1
-          ? `local ${listNames(local)} left running (they were running before start)`
-          : `local ${local[0]} left running (it was running before start)`,
-      );
-    }
-    return clean;
-  }
-}
-
-let stopStartedAt = performance.now();
-
-/** Why the run stops: a signal, or a failure with the message to show. */
-type StopReason = { kind: "signal"; name: string } | { kind: "failure"; message: string };
-
-/** Thrown inside the start-up sequence when a stop was requested; not an error. */
-class Stopping extends Error {
-  constructor() {
-    super("stopping");
-  }
-}
-
-const safeEncoder = new TextEncoder();
-
-/** Writes to a terminal or pipe that may be gone (closed terminal): errors are dropped. */
-function safeWrite(stream: typeof Deno.stdout, text: string): void {
-  try {
-    let bytes = safeEncoder.encode(text);
-    while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
-  } catch {
-    // Nowhere to write to.
-  }
-}
-
-function indent(lines: readonly string[]): string {
-  return lines.length === 0 ? "    (no output)" : lines.map((l) => `    ${l}`).join("\n");
-}
-
-function consoleSize(): { columns: number; rows: number } {
-  try {
-    const { columns, rows } = Deno.consoleSize();
-    return { columns: columns >= 20 ? columns : 100, rows: rows >= 10 ? rows : 40 };
-  } catch {
-    return { columns: 100, rows: 40 };
-  }
-}
-
-function authHeaders(config: Config | null): Record<string, string> {
-  return config?.status.token.isSet
-    ? { authorization: `Bearer ${config.status.token.reveal()}` }
-    : {};
-}
-
-/** True when `url` answers 2xx within the fetch timeout. */
-async function answers(url: string, config: Config | null): Promise<boolean> {
-  try {
-    const response = await fetch(url, {
-      headers: authHeaders(config),
-      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-    });
-    await response.body?.cancel();
-    return response.ok;
-  } catch {
-    return false;
-  }
+  return true;
 }
 
 /** Creates every topic and applies the schema (both idempotent), local or external servers. */
@@ -761,79 +300,51 @@ async function prepareTopicsAndSchema(config: Config, out: Output): Promise<void
   out.say(`schema applied to keyspace ${config.cassandra.keyspace}`);
 }
 
-/** Reads what the view shows: `/status`, `/metrics` and the latest 5m candle per symbol. */
-function createViewSource(config: Config, base: string, session: cassandra.Client) {
-  let candles: CandleView[] = [];
-  let candlesAt = 0;
-  let candlesInFlight = false;
-  const query = `SELECT window_start, open, high, low, close, volume, trade_count, is_final
-    FROM ${config.cassandra.keyspace}.trades_gold_5m WHERE symbol = ? AND bucket = ? LIMIT 1`;
+/** Starts the simulator on SIMULATOR_PORT and waits until it answers. */
+async function startSimulator(
+  children: Children,
+  config: Config,
+  out: Output,
+  stop: StopControl,
+): Promise<void> {
+  const port = config.simulator.port;
+  const simulator = children.start("simulator", ["--port", String(port), "--host", "127.0.0.1"]);
+  await waitSimulator(port, simulator, stop);
+  out.say(`simulator (pid ${pidOf(simulator)}) on ${simulatorUrl(config)}`);
+}
 
-  async function latestCandle(symbol: string): Promise<CandleView | null> {
-    const now = new Date();
-    const months = [Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)];
-    if (now.getUTCDate() === 1) {
-      months.push(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
-    }
-    for (const month of months) {
-      const bucket = new Date(month).toISOString().slice(0, 10);
-      const result = await session.execute(query, [symbol, bucket], { prepare: true });
-      const row = result.first();
-      if (!row) continue;
-      return {
-        symbol,
-        windowStart: (row.get("window_start") as Date).getTime(),
-        open: row.get("open") as number,
-        high: row.get("high") as number,
-        low: row.get("low") as number,
-        close: row.get("close") as number,
-        volume: String(row.get("volume")),
-        tradeCount: Number(row.get("trade_count")),
-        isFinal: row.get("is_final") === true,
-      };
-    }
-    return null;
+/** Starts the status endpoint, the stages and the producer (on the simulator when simulated). */
+function startWorkers(children: Children, config: Config, simulated: boolean, out: Output) {
+  children.start("status");
+  // The same heap bounds as `deno task processor|producer` and compose give them.
+  for (const stage of STAGES) children.start(stage);
+  children.start("producer", [], simulated ? { FINNHUB_WS_URL: simulatorUrl(config) } : {});
+  out.say(
+    `started ${
+      [...children.entries.values()].map((e) => `${e.name} (pid ${pidOf(e)})`).join(", ")
+    }; waiting until every worker reports (status /readyz)`,
+  );
+}
+
+/** Says READY with the URLs to open; returns them for the view. */
+async function announceReady(
+  statusBase: string,
+  config: Config,
+  feed: string,
+  out: Output,
+  t0: number,
+): Promise<{ label: string; url: string }[]> {
+  const urls = [
+    { label: "status", url: `${statusBase}/status` },
+    { label: "metrics", url: `${statusBase}/metrics` },
+  ];
+  if (await answers(`${statusBase}/`, config)) {
+    urls.unshift({ label: "market", url: `${statusBase}/` });
   }
-
-  return {
-    async read(): Promise<
-      Pick<ViewState, "status" | "statusError" | "totals" | "candles">
-    > {
-      const headers = authHeaders(config);
-      const signal = () => AbortSignal.timeout(FETCH_TIMEOUT_MS);
-      let status: StatusJson | null = null;
-      let statusError: string | null = null;
-      let totals: MetricTotals | null = null;
-      const statusRead = (async () => {
-        const response = await fetch(`${base}/status`, { headers, signal: signal() });
-        if (!response.ok) throw new Error(`/status answered HTTP ${response.status}`);
-        status = await response.json() as StatusJson;
-      })().catch((error) => {
-        statusError = describeError(error);
-      });
-      const metricsRead = (async () => {
-        const response = await fetch(`${base}/metrics`, { headers, signal: signal() });
-        if (!response.ok) {
-          await response.body?.cancel();
-          return;
-        }
-        totals = parseMetricTotals(await response.text());
-      })().catch(() => {});
-      // Candles refresh in the background: a slow Cassandra never stalls the view.
-      if (!candlesInFlight && Date.now() - candlesAt >= CANDLE_REFRESH_MS) {
-        candlesInFlight = true;
-        (async () => {
-          const found = await Promise.all(config.finnhub.symbols.map((s) => latestCandle(s)));
-          candles = found.filter((c): c is CandleView => c !== null);
-        })().catch(() => {}).finally(() => {
-          candlesAt = Date.now();
-          candlesInFlight = false;
-        });
-      }
-      await Promise.all([statusRead, metricsRead]);
-      return { status, statusError, totals, candles };
-    },
-  };
+  if (config.grafana.url) urls.push({ label: "grafana", url: config.grafana.url });
+  for (const line of readyBanner(feed, urls, performance.now() - t0)) out.say(line);
+  if (!out.tty) out.say(`process logs: ${LOG_DIR}/`);
+  return urls;
 }
 
 if (import.meta.main) {

@@ -1,6 +1,7 @@
 /**
- * The ports `deno task start` will listen on, and the message when one is taken (the check and
- * the holder lookup are shared/ports.ts, also used by local_services/).
+ * The ports `deno task start` will listen on, the message when one is taken (the check and the
+ * holder lookup are shared/ports.ts, also used by local_services/), and the address to show for a
+ * bind address.
  *
  * @module
  */
@@ -27,4 +28,11 @@ export function portTakenMessage(needed: NeededPort, holder: PortHolder | null):
     : " Stop it, or";
   return `port ${needed.port} on ${needed.host}, needed for ${needed.purpose}, is already in use by ${who}.` +
     `${another} choose another port: set ${needed.variable}=<free port> in .env (or the environment).`;
+}
+
+/** `127.0.0.1` for a wildcard bind address, brackets for IPv6: where to reach `host`. */
+export function displayHost(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "[::1]";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { portTakenMessage } from "./ports.ts";
+import { displayHost, portTakenMessage } from "./ports.ts";
 
 Deno.test("portTakenMessage() names the port, the holder and the variable that moves ours", () => {
   const needed = {
@@ -17,4 +17,12 @@ Deno.test("portTakenMessage() names the port, the holder and the variable that m
     /another `deno task start`/,
   );
   assert.match(portTakenMessage(needed, null), /another process \(not visible to this user\)/);
+});
+
+Deno.test("displayHost() shows a wildcard bind address as the loopback, IPv6 in brackets", () => {
+  assert.equal(displayHost("0.0.0.0"), "127.0.0.1");
+  assert.equal(displayHost("::"), "[::1]");
+  assert.equal(displayHost("::1"), "[::1]");
+  assert.equal(displayHost("[::1]"), "[::1]");
+  assert.equal(displayHost("10.0.0.5"), "10.0.0.5");
 });

@@ -26,6 +26,7 @@ import { decode } from "../shared/avro.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { delay } from "../shared/delay.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { redact } from "../shared/secret.ts";
 import type { DeadLetter } from "../shared/types.ts";
@@ -46,21 +47,12 @@ import {
   smokeSymbol,
   type SmokeTrade,
 } from "./smoke_plan.ts";
+import { displayHost } from "./ports.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { stageSubscriptions } from "../shared/topology.ts";
 
 const POLL_MS = 500;
 const FETCH_TIMEOUT_MS = 5_000;
-
-function displayHost(host: string): string {
-  if (host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::" || host === "[::]") return "[::1]";
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function getJson(url: string, init: RequestInit = {}): Promise<unknown> {
   const response = await fetch(url, { ...init, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });

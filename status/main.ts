@@ -8,13 +8,11 @@
  */
 import { prepareLocal } from "../shared/provision.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
-import { loadConfig, secretsOf } from "../shared/config.ts";
-import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { createKafka } from "../shared/kafka.ts";
+import { describeError } from "../shared/log.ts";
+import { type MainContext, runMain } from "../shared/main.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { redact } from "../shared/secret.ts";
-import { stopOnSignals } from "../shared/shutdown.ts";
-import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
 import { allowedHostsOf, createStatusApp } from "./app.ts";
 import { createCollector } from "./collector.ts";
 import { serveStatus } from "./server.ts";
@@ -36,15 +34,7 @@ function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
   };
 }
 
-async function main(): Promise<number> {
-  hideKafkajsTimeoutWarning();
-  const env = Deno.env.toObject();
-  const config = loadConfig(env);
-  const secrets = secretsOf(config);
-  const log = createLogger("status", { level: config.logLevel, secrets });
-  const controller = new AbortController();
-  stopOnSignals(controller, { log });
-  stopWhenSupervisorGone(env, log);
+async function main({ env, config, secrets, log, signal }: MainContext): Promise<number> {
   await prepareLocal(env, config, log);
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "status" });
   const admin = kafka.admin();
@@ -79,7 +69,7 @@ async function main(): Promise<number> {
   });
   market.start();
   // Event streams never end by themselves: close them so the server can finish.
-  controller.signal.addEventListener("abort", () => void market.stop().catch(() => {}));
+  signal.addEventListener("abort", () => void market.stop().catch(() => {}));
   const app = createStatusApp({
     token: config.status.token,
     expectedWorkers: config.status.expectedWorkers,
@@ -94,7 +84,7 @@ async function main(): Promise<number> {
     port: config.status.port,
     maxConnections: config.status.maxConnections,
     metrics,
-    signal: controller.signal,
+    signal,
     onError: (error) => {
       log.error("request failed", { error: describeError(error) });
       return new Response(redact("internal error", secrets), {
@@ -122,11 +112,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (error) {
-    console.error(`status: ${describeError(error)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain("status", main);

@@ -9,6 +9,7 @@ import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
+import { delay } from "../shared/delay.ts";
 import {
   createKafka,
   ensureTopics,
@@ -148,7 +149,7 @@ export async function waitFor<T>(
     if (Date.now() > deadline) {
       throw new Error(`Timed out waiting for ${what} (last: ${String(last)})`);
     }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 200));
+    await delay(options.intervalMs ?? 200);
   }
 }
 

@@ -1,13 +1,14 @@
 /**
  * The processor under faults, against real Kafka and Cassandra and real OS processes: each stage
- * runs as `deno run -A processor/main.ts --stage <s>`, exactly as deployed, and is killed with
- * SIGKILL mid-stream, run twice in one group, or left running while Cassandra is stopped and
- * started again. Whatever happens, bronze, silver and gold must end equal to the independent
- * reference (`tests/reference.py`) with no trade lost and none counted twice.
+ * runs as `deno run -A --v8-flags=<its heap bound> processor/main.ts --stage <s>`, exactly as
+ * deployed (`shared/process/role.ts`), and is killed with SIGKILL mid-stream, run twice in one
+ * group, or left running while Cassandra is stopped and started again. Whatever happens, bronze,
+ * silver and gold must end equal to the independent reference (`tests/reference.py`) with no
+ * trade lost and none counted twice.
  *
  * Every random choice (the feed, which moments to kill at, which instance dies) comes from one
  * seed, printed at the start of each test; `PROCESSOR_FAULTS_SEED=<n>` replays it. Each child's
- * stderr goes to a file in a temporary directory that is printed, with the last lines of every
+ * output goes to a file in a temporary directory that is printed, with the last lines of every
  * log, when a test fails.
  *
  * Note: a process killed with SIGKILL stays a member of its consumer group until its session
@@ -29,10 +30,13 @@ import {
 } from "../local_services/services.ts";
 import { decode, encode } from "../shared/avro.ts";
 import { hourBucket } from "../shared/buckets.ts";
-import { type Config, configEnv } from "../shared/config.ts";
+import { delay } from "../shared/delay.ts";
+import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
+import { roleEnv, roleProcess } from "../shared/process/role.ts";
+import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../shared/gold_table.ts";
@@ -51,7 +55,6 @@ import { generateFeed, groundTruthNdjson, produceFeed, type SentTrade } from "./
 import { groupIdOf, inputTopicOf, type StageName, STAGES } from "../shared/topology.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const MAIN = new URL("../processor/main.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
 const HOUR = 3_600_000;
 
@@ -74,7 +77,7 @@ function freshConfig(
     LOG_LEVEL: "warn",
     ...overrides,
   });
-  return { env: configEnv(config), config };
+  return { env: roleEnv({ config }), config };
 }
 
 /** Prints a test's progress lines, each with the seconds since the test started. */
@@ -106,11 +109,11 @@ interface StageProcess {
   /** Names the instance; its restarts append to the same log file. */
   readonly label: string;
   readonly pid: number;
-  readonly child: Deno.ChildProcess;
-  /** Resolves once the process exited and its stderr is in the log file. */
-  readonly ended: Promise<Deno.CommandStatus>;
+  readonly child: RunningProcess;
+  /** Resolves once the process exited and its output is in the log file. */
+  readonly ended: Promise<ProcessExit>;
   /** Set when the process exited. */
-  status?: Deno.CommandStatus;
+  status?: ProcessExit;
   /** Set when the test killed it. */
   killed: boolean;
 }
@@ -132,29 +135,23 @@ async function createFleet(env: Record<string, string>, name: string): Promise<F
   return { env, dir, processes: [], failed: failed.promise, fail: failed.reject };
 }
 
-/** Starts one stage process; its stderr is appended to `<dir>/<label>.log`. */
+/** Starts one stage process; its output is appended to `<dir>/<label>.log`. */
 async function spawnStage(fleet: Fleet, stage: StageName, label: string): Promise<StageProcess> {
-  const path = `${fleet.dir}/${label}.log`;
-  await Deno.writeTextFile(path, `--- ${new Date().toISOString()} test: starting ${label}\n`, {
-    append: true,
+  const file = await Deno.open(`${fleet.dir}/${label}.log`, { append: true, create: true });
+  const encoder = new TextEncoder();
+  const write = (line: string) => file.writeSync(encoder.encode(`${line}\n`));
+  write(`--- ${new Date().toISOString()} test: starting ${label}`);
+  const child = spawnProcess(roleProcess(stage, { env: fleet.env, name: label, cwd: ROOT }), {
+    onLine: write,
   });
-  const file = await Deno.open(path, { append: true, create: true });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--stage", stage],
-    cwd: ROOT,
-    env: fleet.env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const piped = child.stderr.pipeTo(file.writable).catch(() => {});
   const proc: StageProcess = {
     stage,
     label,
     pid: child.pid,
     child,
     killed: false,
-    ended: Promise.all([child.status, piped]).then(([status]) => {
+    ended: child.exited.then((status) => {
+      file.close();
       proc.status = status;
       if (!proc.killed) {
         fleet.fail(
@@ -173,11 +170,7 @@ async function spawnStage(fleet: Fleet, stage: StageName, label: string): Promis
 /** `kill -9`, and waits until the process is gone. */
 async function killStage(proc: StageProcess): Promise<void> {
   proc.killed = true;
-  try {
-    proc.child.kill("SIGKILL");
-  } catch {
-    /* already gone */
-  }
+  proc.child.kill();
   await proc.ended;
 }
 
@@ -369,10 +362,6 @@ async function produceLive(
 
 function sum(offsets: ReadonlyMap<number, number>): number {
   return [...offsets.values()].reduce((a, b) => a + b, 0);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // ---------------------------------------------------------------------------------------------

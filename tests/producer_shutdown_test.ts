@@ -4,6 +4,7 @@
  * read before the signal is on the raw topic, exactly once.
  */
 import assert from "node:assert/strict";
+import { delay } from "../shared/delay.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
@@ -89,7 +90,7 @@ for (const { name, signals } of CASES) {
         for (const [i, signal] of signals.entries()) {
           // Signals sent back to back coalesce into one pending signal: a copy forwarded by a
           // task runner comes once the first was delivered.
-          if (i > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+          if (i > 0) await delay(5);
           child.kill(signal);
         }
         const status = await child.status;

@@ -20,6 +20,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { isolatedNames, loadConfig } from "../shared/config.ts";
+import { delay } from "../shared/delay.ts";
 import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS, STAGES } from "../shared/topology.ts";
 
 const START = new URL("../start/main.ts", import.meta.url).pathname;
@@ -104,7 +105,7 @@ async function untilReady(run: Running, label: string): Promise<void> {
 /** One Ctrl-C as a terminal delivers it to a task runner's group: twice, milliseconds apart. */
 async function stopWithSigint(run: Running): Promise<{ code: number; stdout: string }> {
   run.process.kill("SIGINT");
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await delay(5);
   run.process.kill("SIGINT");
   const result = await run.done;
   return result;

@@ -5,6 +5,7 @@
  * simulator sent.
  */
 import assert from "node:assert/strict";
+import { delay } from "../../shared/delay.ts";
 import { mulberry32 } from "../../shared/random.ts";
 import { waitFor } from "../helpers.ts";
 import {
@@ -22,10 +23,6 @@ import {
   testOptions,
 } from "./harness.ts";
 import { STAGES } from "../../shared/topology.ts";
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 Deno.test({
   name: "kill -9 of the stages at seeded random moments: tables equal the reference, none lost",

@@ -5,6 +5,7 @@
  * nothing it received may be lost.
  */
 import assert from "node:assert/strict";
+import { delay } from "../../shared/delay.ts";
 import { waitFor } from "../helpers.ts";
 import {
   account,
@@ -20,10 +21,6 @@ import {
   startWorkers,
   testOptions,
 } from "./harness.ts";
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Watches the simulator: when each connection closed and when its successor was subscribed. */
 function watchConnections(p: Pipeline) {

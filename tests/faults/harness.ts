@@ -19,10 +19,12 @@ import type { Admin, Consumer } from "kafkajs";
 import type cassandra from "cassandra-driver";
 import { decode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
-import { type Config, configEnv } from "../../shared/config.ts";
+import type { Config } from "../../shared/config.ts";
 import { createKafka } from "../../shared/kafka.ts";
 import { createLogger, silentLogger } from "../../shared/log.ts";
 import type { MetricsSnapshot } from "../../shared/metrics.ts";
+import { roleEnv, roleProcess } from "../../shared/process/role.ts";
+import { type ProcessExit, type RunningProcess, spawnProcess } from "../../shared/process/spawn.ts";
 import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
@@ -35,14 +37,7 @@ import {
   total,
 } from "../pipeline_assertions.ts";
 import { computeReference, type Reference } from "../reference.ts";
-import {
-  groupIdOf,
-  inputTopicOf,
-  PRODUCER_V8_FLAGS,
-  STAGE_V8_FLAGS,
-  type StageName,
-  STAGES,
-} from "../../shared/topology.ts";
+import { groupIdOf, inputTopicOf, type StageName, STAGES } from "../../shared/topology.ts";
 
 /** `FAULT_SUITE=full`: the long variant (what `deno task test:faults` runs). */
 export const FULL = Deno.env.get("FAULT_SUITE") === "full";
@@ -93,9 +88,10 @@ export interface Child {
   readonly role: Role;
   readonly label: string;
   readonly pid: number;
-  readonly process: Deno.ChildProcess;
-  readonly ended: Promise<Deno.CommandStatus>;
-  status?: Deno.CommandStatus;
+  readonly process: RunningProcess;
+  /** Resolves once it exited and its output is in its log. */
+  readonly ended: Promise<ProcessExit>;
+  status?: ProcessExit;
   killed: boolean;
   readonly startedAt: number;
 }
@@ -153,28 +149,6 @@ export interface Pipeline {
   stop(passed: boolean): Promise<void>;
 }
 
-/**
- * The child environment that makes `loadConfig` resolve to `config`, but for the feed symbols,
- * the Cassandra user and the secrets every child gets.
- */
-function childEnv(config: Config, extra: Record<string, string>): Record<string, string> {
-  return {
-    ...configEnv(config),
-    CASSANDRA_USERNAME: "fault_suite_user",
-    FINNHUB_SYMBOLS: FEED_SYMBOLS.join(","),
-    ...SECRETS,
-    ...extra,
-  };
-}
-
-const MAIN: Record<Role, string[]> = {
-  producer: [`--v8-flags=${PRODUCER_V8_FLAGS}`, "producer/main.ts"],
-  bronze: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "bronze"],
-  silver: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "silver"],
-  gold: [`--v8-flags=${STAGE_V8_FLAGS}`, "processor/main.ts", "--stage", "gold"],
-  status: ["status/main.ts"],
-};
-
 /** Provisions fresh topics and keyspace, starts the simulator; no worker yet. */
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
   const overrides = options.env ?? {};
@@ -201,7 +175,18 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       write: (line) => simEvents.push([Date.now(), line]),
     }),
   });
-  const env = childEnv(config, { FINNHUB_WS_URL: sim.url, ...overrides });
+  // Every child resolves `config`, but for the feed symbols and the Cassandra user, and gets the
+  // secrets.
+  const env = roleEnv({
+    config,
+    secrets: SECRETS,
+    overrides: {
+      CASSANDRA_USERNAME: "fault_suite_user",
+      FINNHUB_SYMBOLS: FEED_SYMBOLS.join(","),
+      FINNHUB_WS_URL: sim.url,
+      ...overrides,
+    },
+  });
   const children: Child[] = [];
   const rss = new Map<string, RssSeries>();
   const failed = Promise.withResolvers<never>();
@@ -241,26 +226,14 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     reports,
     async spawn(role, label = role, extraEnv = {}) {
       if (stopped) throw new Error(`the pipeline is stopped: not starting ${label}`);
-      const path = `${dir}/${label}.log`;
-      const file = await Deno.open(path, { append: true, create: true });
-      await file.write(
-        new TextEncoder().encode(`--- ${new Date().toISOString()} harness: starting ${label}\n`),
+      const file = await Deno.open(`${dir}/${label}.log`, { append: true, create: true });
+      const encoder = new TextEncoder();
+      const write = (line: string) => file.writeSync(encoder.encode(`${line}\n`));
+      write(`--- ${new Date().toISOString()} harness: starting ${label}`);
+      const process = spawnProcess(
+        roleProcess(role, { env: { ...env, ...extraEnv }, name: label, cwd: ROOT }),
+        { onLine: write },
       );
-      const process = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", ...MAIN[role]],
-        cwd: ROOT,
-        env: { ...env, ...extraEnv },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const writer = file.writable.getWriter();
-      const pump = async (stream: ReadableStream<Uint8Array>) => {
-        for await (const chunk of stream) await writer.write(chunk);
-      };
-      const pumped = Promise.all([pump(process.stdout), pump(process.stderr)])
-        .catch(() => {})
-        .finally(() => writer.close().catch(() => {}));
       const child: Child = {
         role,
         label,
@@ -268,7 +241,8 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         process,
         killed: false,
         startedAt: Date.now(),
-        ended: Promise.all([process.status, pumped]).then(([status]) => {
+        ended: process.exited.then((status) => {
+          file.close();
           child.status = status;
           if (!child.killed && !stopped) {
             failed.reject(
@@ -285,11 +259,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     },
     async kill(child) {
       child.killed = true;
-      try {
-        child.process.kill("SIGKILL");
-      } catch {
-        /* already gone */
-      }
+      child.process.kill();
       await child.ended;
     },
     running(label) {
@@ -308,9 +278,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       await Promise.all(
         children.filter((c) => c.status === undefined).map((c) => {
           c.killed = true;
-          try {
-            c.process.kill("SIGKILL");
-          } catch { /* gone */ }
+          c.process.kill();
           return c.ended;
         }),
       );

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { hourBucket } from "../../shared/buckets.ts";
+import { delay } from "../../shared/delay.ts";
 import { hostileFrames, MALFORMED_FRAMES } from "../../simulator/faults.ts";
 import {
   generateHostileFrames,
@@ -36,10 +37,6 @@ import {
 } from "./harness.ts";
 
 const HOUR = 3_600_000;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 Deno.test({
   name:

@@ -7,6 +7,7 @@
  * Needs a quiet machine: `FAULT_LOAD=1 deno test -A tests/faults/load_test.ts`.
  */
 import assert from "node:assert/strict";
+import { delay } from "../../shared/delay.ts";
 import { waitFor } from "../helpers.ts";
 import {
   assertLagZero,
@@ -61,7 +62,7 @@ Deno.test({
       const lagSamples: { at: number; lag: Record<string, number> }[] = [];
       let lastSent = 0;
       while (Date.now() < end) {
-        await p.guarded(new Promise((resolve) => setTimeout(resolve, 10_000)));
+        await p.guarded(delay(10_000));
         const lag = await lagOf(p);
         lagSamples.push({ at: Date.now() - began, lag });
         const sent = p.sim.stats().tradesSent;

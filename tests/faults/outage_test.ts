@@ -5,6 +5,7 @@
  * (`deno test -A tests/faults/outage_test.ts`).
  */
 import assert from "node:assert/strict";
+import { delay } from "../../shared/delay.ts";
 import {
   cassandraReachable,
   kafkaReachable,
@@ -27,10 +28,6 @@ import {
 import { groupIdOf, inputTopicOf, STAGES } from "../../shared/topology.ts";
 
 const OUTAGE_MS = FULL ? 30_000 : 15_000;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function committed(p: Pipeline): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
