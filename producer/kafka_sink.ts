@@ -75,8 +75,13 @@ export function cachingPartitioner(inner: ICustomPartitioner): ICustomPartitione
   };
 }
 
-/** Most dead letters waiting, by default. */
-export const DEAD_LETTER_MAX_RECORDS = 1_000;
+/**
+ * Most dead letters waiting, by default. Bytes bound the memory ({@linkcode DEAD_LETTER_MAX_BYTES});
+ * this bounds the per-letter overhead, and must absorb a burst while the worker's report of what
+ * it sent is on its way: with 1,000, a hostile feed (thousands of bad trades a second) and a flood
+ * of unsubscribed symbols (10,000 a second) had most of their letters dropped.
+ */
+export const DEAD_LETTER_MAX_RECORDS = 50_000;
 
 /**
  * Most bytes of dead letters waiting, by default. A letter can carry a whole refused frame (up to
