@@ -26,7 +26,7 @@
 import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import { redact, type Secret } from "../shared/secret.ts";
-import { reconnectDelay, refusedHandshakeDelay } from "./backoff.ts";
+import { type BackoffOptions, reconnectDelay, refusedHandshakeDelay } from "./backoff.ts";
 import type { ProducerMetrics } from "./metrics.ts";
 
 /** The part of the WebSocket API the client uses, so tests can pass a fake. */
@@ -125,288 +125,328 @@ const REFUSED_STATUS = /\b(?:status(?: code)?:?\s*)(401|429)\b/i;
  * last socket is closed. Never rejects: every failure becomes a reconnect.
  */
 export function runFinnhubClient(options: FinnhubClientOptions): Promise<void> {
-  const {
-    symbols,
-    watchdogMs,
-    log,
-    metrics,
-    onFrame,
-    signal,
-  } = options;
-  const clock = options.clock ?? systemClock;
-  const random = options.random ?? Math.random;
-  const openSocket = options.webSocket ?? ((url: string) => new WebSocket(url));
-  const runId = options.runId ?? newRunId();
-  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-  const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
-  const healthyAfterMs = options.healthyAfterMs ?? DEFAULT_HEALTHY_AFTER_MS;
-  const secrets = [options.apiKey];
-  const { dial, display } = feedUrls(options.url, options.apiKey);
-  const backoff = {
-    baseMs: options.reconnectBaseMs,
-    maxMs: options.reconnectMaxMs,
-    random,
-  };
+  const client = new FinnhubClient(options);
+  return new Promise<void>((resolve) => client.run(resolve));
+}
 
-  let attempts = 0;
-  let failures = 0;
-  let refusals = 0;
-  let opened = 0;
-  let reconnectTimer: TimerId | undefined;
+/** One socket, from dialling until it has closed. */
+interface Connection {
+  readonly socket: WebSocketLike;
+  id: string | null;
+  frameSeq: number;
+  lastFrameAt: number;
+  /** When the socket opened, epoch ms (when it was dialled, until then). */
+  openedAt: number;
+  open: boolean;
+  closing: boolean;
+  /** Why we are closing it ourselves, for the log. */
+  closeReason: string | null;
+  refusedStatus: number | null;
+  errorText: string | null;
+  /** The handshake timeout, then the watchdog, then the close timeout. */
+  timer: TimerId | undefined;
+}
 
-  return new Promise<void>((resolve) => {
-    let stopped = false;
-    /** The one socket that exists, from dialling until it has closed. */
-    let current: Connection | undefined;
+/**
+ * The steps of {@linkcode runFinnhubClient}: connect, subscribe on open, hand frames on, watch
+ * for silence, close, and schedule the next connection with its backoff.
+ */
+class FinnhubClient {
+  readonly #options: FinnhubClientOptions;
+  readonly #clock: Clock;
+  readonly #openSocket: WebSocketFactory;
+  readonly #runId: string;
+  readonly #connectTimeoutMs: number;
+  readonly #closeTimeoutMs: number;
+  readonly #healthyAfterMs: number;
+  readonly #secrets: readonly Secret[];
+  readonly #dial: string;
+  readonly #display: string;
+  readonly #backoff: BackoffOptions;
+  #attempts = 0;
+  /** Ordinary failures since the last healthy connection: the backoff's exponent. */
+  #failures = 0;
+  /** Refused handshakes in a row. */
+  #refusals = 0;
+  /** Connections opened: the number in each connection id. */
+  #opened = 0;
+  #reconnectTimer: TimerId | undefined;
+  #stopped = false;
+  /** The one socket that exists, from dialling until it has closed. */
+  #current: Connection | undefined;
+  #resolve: () => void = () => {};
+  /** Bound once, so the listener can be removed. */
+  readonly #onAbort = () => this.#stop();
 
-    interface Connection {
-      readonly socket: WebSocketLike;
-      id: string | null;
-      frameSeq: number;
-      lastFrameAt: number;
-      /** When the socket opened, epoch ms (when it was dialled, until then). */
-      openedAt: number;
-      open: boolean;
-      closing: boolean;
-      /** Why we are closing it ourselves, for the log. */
-      closeReason: string | null;
-      refusedStatus: number | null;
-      errorText: string | null;
-      timer: TimerId | undefined;
-    }
-
-    const stop = () => {
-      if (stopped) return;
-      stopped = true;
-      if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
-      reconnectTimer = undefined;
-      if (current) {
-        closeConnection(current, 1000, "producer shutting down");
-      } else {
-        finish();
-      }
+  constructor(options: FinnhubClientOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#openSocket = options.webSocket ?? ((url: string) => new WebSocket(url));
+    this.#runId = options.runId ?? newRunId();
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+    this.#healthyAfterMs = options.healthyAfterMs ?? DEFAULT_HEALTHY_AFTER_MS;
+    this.#secrets = [options.apiKey];
+    ({ dial: this.#dial, display: this.#display } = feedUrls(options.url, options.apiKey));
+    this.#backoff = {
+      baseMs: options.reconnectBaseMs,
+      maxMs: options.reconnectMaxMs,
+      random: options.random ?? Math.random,
     };
+  }
 
-    function finish() {
-      metrics.connectionState = "stopped";
-      signal.removeEventListener("abort", stop);
-      resolve();
-    }
-
-    function connect() {
-      reconnectTimer = undefined;
-      if (stopped) return;
-      attempts++;
-      if (attempts > 1) metrics.reconnects++;
-      metrics.connectionState = "connecting";
-      let socket: WebSocketLike;
-      try {
-        socket = openSocket(dial);
-      } catch (error) {
-        log.error("cannot open the WebSocket", {
-          url: display,
-          error: redact(String(error), secrets),
-        });
-        scheduleReconnect(null);
-        return;
-      }
-      const connection: Connection = {
-        socket,
-        id: null,
-        frameSeq: 0,
-        lastFrameAt: clock.now(),
-        openedAt: clock.now(),
-        open: false,
-        closing: false,
-        closeReason: null,
-        refusedStatus: null,
-        errorText: null,
-        timer: undefined,
-      };
-      current = connection;
-      socket.binaryType = "arraybuffer";
-      connection.timer = clock.setTimeout(() => {
-        connection.timer = undefined;
-        log.warn("handshake timed out; abandoning the connection", {
-          url: display,
-          timeoutMs: connectTimeoutMs,
-        });
-        closeConnection(connection, 4000, "handshake timeout");
-      }, connectTimeoutMs);
-
-      socket.onopen = () => {
-        if (current !== connection || connection.closing) return;
-        opened++;
-        connection.open = true;
-        connection.id = `${runId}-${opened}`;
-        connection.lastFrameAt = clock.now();
-        connection.openedAt = connection.lastFrameAt;
-        refusals = 0;
-        metrics.connectionsOpened++;
-        metrics.connectionState = "open";
-        metrics.connectionId = connection.id;
-        try {
-          for (const symbol of symbols) socket.send(JSON.stringify({ type: "subscribe", symbol }));
-        } catch (error) {
-          log.warn("subscribing failed; replacing the connection", {
-            connectionId: connection.id,
-            error: redact(String(error), secrets),
-          });
-          closeConnection(connection, 4000, "subscribe failed");
-          return;
-        }
-        log.info("connected and subscribed", {
-          url: display,
-          connectionId: connection.id,
-          symbols: symbols.length,
-        });
-        armWatchdog(connection, watchdogMs);
-      };
-
-      socket.onmessage = (event: MessageEvent) => {
-        if (current !== connection || stopped || !connection.open) return;
-        const now = clock.now();
-        connection.lastFrameAt = now;
-        connection.frameSeq++;
-        if (failures > 0 && now - connection.openedAt >= healthyAfterMs) failures = 0;
-        metrics.lastFrameTime = now;
-        onFrame(event.data as string | ArrayBuffer, {
-          connectionId: connection.id!,
-          frameSeq: connection.frameSeq,
-          receivedAt: now,
-        });
-      };
-
-      socket.onerror = (event: Event) => {
-        const text = redact(
-          (event as ErrorEvent).message ?? String((event as ErrorEvent).error ?? "error"),
-          secrets,
-        );
-        connection.errorText = text;
-        const match = REFUSED_STATUS.exec(text);
-        if (match && !connection.open) connection.refusedStatus = Number(match[1]);
-        if (
-          current === connection && connection.open && !connection.closing && !stopped &&
-          UNREADABLE_FRAME.test(text)
-        ) {
-          connection.frameSeq++;
-          const meta = {
-            connectionId: connection.id!,
-            frameSeq: connection.frameSeq,
-            receivedAt: clock.now(),
-          };
-          log.warn("the WebSocket layer refused a frame; its bytes are lost", {
-            connectionId: meta.connectionId,
-            frameSeq: meta.frameSeq,
-            error: text,
-          });
-          options.onUnreadableFrame?.(text, meta);
-        }
-      };
-
-      socket.onclose = (event: CloseEvent) => {
-        if (current !== connection) return;
-        closed(connection, event.code, redact(event.reason ?? "", secrets));
-      };
-    }
-
-    function armWatchdog(connection: Connection, delay: number) {
-      if (connection.timer !== undefined) clock.clearTimeout(connection.timer);
-      connection.timer = clock.setTimeout(() => {
-        connection.timer = undefined;
-        if (current !== connection || connection.closing) return;
-        const silentFor = clock.now() - connection.lastFrameAt;
-        if (silentFor < watchdogMs) {
-          armWatchdog(connection, watchdogMs - silentFor);
-          return;
-        }
-        metrics.watchdogTimeouts++;
-        log.warn("no frame from the feed for too long; replacing the connection", {
-          connectionId: connection.id,
-          silentMs: silentFor,
-          watchdogMs,
-        });
-        closeConnection(connection, 4000, "watchdog: feed silent");
-      }, delay);
-    }
-
-    /** Closes a connection ourselves and waits (bounded) for it to finish closing. */
-    function closeConnection(connection: Connection, code: number, reason: string) {
-      if (connection.closing) return;
-      connection.closing = true;
-      connection.closeReason = reason;
-      if (connection.timer !== undefined) clock.clearTimeout(connection.timer);
-      connection.timer = clock.setTimeout(() => {
-        connection.timer = undefined;
-        if (current !== connection) return;
-        log.warn("the socket did not finish closing; treating it as closed", {
-          connectionId: connection.id,
-          closeTimeoutMs,
-        });
-        closed(connection, 1006, "close timed out");
-      }, closeTimeoutMs);
-      try {
-        connection.socket.close(code, reason);
-      } catch {
-        // Closing an unopened or already closed socket: its close event still comes, or the
-        // timeout above stands in for it.
-      }
-    }
-
-    /** The connection is gone: clean up, then stop or schedule the next one. */
-    function closed(connection: Connection, code: number, reason: string) {
-      if (connection.timer !== undefined) clock.clearTimeout(connection.timer);
-      connection.timer = undefined;
-      const { socket } = connection;
-      socket.onopen = socket.onmessage = socket.onerror = null;
-      socket.onclose = null;
-      current = undefined;
-      if (stopped) {
-        log.info("disconnected", { connectionId: connection.id });
-        finish();
-        return;
-      }
-      if (connection.closeReason === null) {
-        log.warn(connection.open ? "the feed closed the connection" : "could not connect", {
-          url: display,
-          connectionId: connection.id,
-          code,
-          reason: reason || undefined,
-          error: connection.errorText ?? undefined,
-        });
-      }
-      scheduleReconnect(connection.refusedStatus);
-    }
-
-    function scheduleReconnect(refusedStatus: number | null) {
-      metrics.connectionState = "backoff";
-      let delay: number;
-      if (refusedStatus !== null) {
-        refusals++;
-        metrics.handshakeRefusals++;
-        delay = refusedHandshakeDelay(refusals, options.authBackoffMs, backoff);
-        const why = refusedStatus === 401
-          ? "the API key was refused (HTTP 401): check FINNHUB_API_KEY"
-          : "rate limited (HTTP 429): too many connections or requests for this key";
-        metrics.lastError = `handshake refused: ${why}`;
-        log.error(`Finnhub refused the handshake: ${why}; backing off hard`, {
-          url: display,
-          status: refusedStatus,
-          retryInMs: delay,
-        });
-      } else {
-        delay = reconnectDelay(failures, backoff);
-        failures++;
-        log.info("reconnecting after backoff", { retryInMs: delay, attempt: failures });
-      }
-      reconnectTimer = clock.setTimeout(connect, delay);
-    }
-
+  /** Starts connecting; `resolve` is called once stopped and the last socket has closed. */
+  run(resolve: () => void) {
+    this.#resolve = resolve;
+    const { signal } = this.#options;
     if (signal.aborted) {
-      finish();
+      this.#finish();
       return;
     }
-    signal.addEventListener("abort", stop, { once: true });
-    connect();
-  });
+    signal.addEventListener("abort", this.#onAbort, { once: true });
+    this.#connect();
+  }
+
+  /** Stops reconnecting and closes the socket; `#finish` once it has closed. */
+  #stop() {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#reconnectTimer !== undefined) this.#clock.clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    if (this.#current) {
+      this.#closeConnection(this.#current, 1000, "producer shutting down");
+    } else {
+      this.#finish();
+    }
+  }
+
+  #finish() {
+    this.#options.metrics.connectionState = "stopped";
+    this.#options.signal.removeEventListener("abort", this.#onAbort);
+    this.#resolve();
+  }
+
+  /** Dials, with a handshake timeout; the socket's events go to the `#on…` steps. */
+  #connect() {
+    this.#reconnectTimer = undefined;
+    if (this.#stopped) return;
+    const { metrics, log } = this.#options;
+    this.#attempts++;
+    if (this.#attempts > 1) metrics.reconnects++;
+    metrics.connectionState = "connecting";
+    let socket: WebSocketLike;
+    try {
+      socket = this.#openSocket(this.#dial);
+    } catch (error) {
+      log.error("cannot open the WebSocket", {
+        url: this.#display,
+        error: redact(String(error), this.#secrets),
+      });
+      this.#scheduleReconnect(null);
+      return;
+    }
+    const connection: Connection = {
+      socket,
+      id: null,
+      frameSeq: 0,
+      lastFrameAt: this.#clock.now(),
+      openedAt: this.#clock.now(),
+      open: false,
+      closing: false,
+      closeReason: null,
+      refusedStatus: null,
+      errorText: null,
+      timer: undefined,
+    };
+    this.#current = connection;
+    socket.binaryType = "arraybuffer";
+    connection.timer = this.#clock.setTimeout(() => {
+      connection.timer = undefined;
+      log.warn("handshake timed out; abandoning the connection", {
+        url: this.#display,
+        timeoutMs: this.#connectTimeoutMs,
+      });
+      this.#closeConnection(connection, 4000, "handshake timeout");
+    }, this.#connectTimeoutMs);
+    socket.onopen = () => this.#onOpen(connection);
+    socket.onmessage = (event: MessageEvent) => this.#onMessage(connection, event);
+    socket.onerror = (event: Event) => this.#onError(connection, event);
+    socket.onclose = (event: CloseEvent) => {
+      if (this.#current !== connection) return;
+      this.#closed(connection, event.code, redact(event.reason ?? "", this.#secrets));
+    };
+  }
+
+  /** Numbers the connection, subscribes every symbol and arms the watchdog. */
+  #onOpen(connection: Connection) {
+    if (this.#current !== connection || connection.closing) return;
+    const { metrics, log, symbols } = this.#options;
+    this.#opened++;
+    connection.open = true;
+    connection.id = `${this.#runId}-${this.#opened}`;
+    connection.lastFrameAt = this.#clock.now();
+    connection.openedAt = connection.lastFrameAt;
+    this.#refusals = 0;
+    metrics.connectionsOpened++;
+    metrics.connectionState = "open";
+    metrics.connectionId = connection.id;
+    try {
+      for (const symbol of symbols) {
+        connection.socket.send(JSON.stringify({ type: "subscribe", symbol }));
+      }
+    } catch (error) {
+      log.warn("subscribing failed; replacing the connection", {
+        connectionId: connection.id,
+        error: redact(String(error), this.#secrets),
+      });
+      this.#closeConnection(connection, 4000, "subscribe failed");
+      return;
+    }
+    log.info("connected and subscribed", {
+      url: this.#display,
+      connectionId: connection.id,
+      symbols: symbols.length,
+    });
+    this.#armWatchdog(connection, this.#options.watchdogMs);
+  }
+
+  /** Hands a frame on, numbered; a frame after `healthyAfterMs` open starts the backoff over. */
+  #onMessage(connection: Connection, event: MessageEvent) {
+    if (this.#current !== connection || this.#stopped || !connection.open) return;
+    const now = this.#clock.now();
+    connection.lastFrameAt = now;
+    connection.frameSeq++;
+    if (this.#failures > 0 && now - connection.openedAt >= this.#healthyAfterMs) this.#failures = 0;
+    this.#options.metrics.lastFrameTime = now;
+    this.#options.onFrame(event.data as string | ArrayBuffer, {
+      connectionId: connection.id!,
+      frameSeq: connection.frameSeq,
+      receivedAt: now,
+    });
+  }
+
+  /** Keeps the error for the close log; notes a refused handshake; reports an unreadable frame. */
+  #onError(connection: Connection, event: Event) {
+    const text = redact(
+      (event as ErrorEvent).message ?? String((event as ErrorEvent).error ?? "error"),
+      this.#secrets,
+    );
+    connection.errorText = text;
+    const match = REFUSED_STATUS.exec(text);
+    if (match && !connection.open) connection.refusedStatus = Number(match[1]);
+    if (
+      this.#current === connection && connection.open && !connection.closing && !this.#stopped &&
+      UNREADABLE_FRAME.test(text)
+    ) {
+      connection.frameSeq++;
+      const meta = {
+        connectionId: connection.id!,
+        frameSeq: connection.frameSeq,
+        receivedAt: this.#clock.now(),
+      };
+      this.#options.log.warn("the WebSocket layer refused a frame; its bytes are lost", {
+        connectionId: meta.connectionId,
+        frameSeq: meta.frameSeq,
+        error: text,
+      });
+      this.#options.onUnreadableFrame?.(text, meta);
+    }
+  }
+
+  /** Replaces the connection once no frame arrived for `watchdogMs`. */
+  #armWatchdog(connection: Connection, delay: number) {
+    const { watchdogMs } = this.#options;
+    if (connection.timer !== undefined) this.#clock.clearTimeout(connection.timer);
+    connection.timer = this.#clock.setTimeout(() => {
+      connection.timer = undefined;
+      if (this.#current !== connection || connection.closing) return;
+      const silentFor = this.#clock.now() - connection.lastFrameAt;
+      if (silentFor < watchdogMs) {
+        this.#armWatchdog(connection, watchdogMs - silentFor);
+        return;
+      }
+      this.#options.metrics.watchdogTimeouts++;
+      this.#options.log.warn("no frame from the feed for too long; replacing the connection", {
+        connectionId: connection.id,
+        silentMs: silentFor,
+        watchdogMs,
+      });
+      this.#closeConnection(connection, 4000, "watchdog: feed silent");
+    }, delay);
+  }
+
+  /** Closes a connection ourselves and waits (bounded) for it to finish closing. */
+  #closeConnection(connection: Connection, code: number, reason: string) {
+    if (connection.closing) return;
+    connection.closing = true;
+    connection.closeReason = reason;
+    if (connection.timer !== undefined) this.#clock.clearTimeout(connection.timer);
+    connection.timer = this.#clock.setTimeout(() => {
+      connection.timer = undefined;
+      if (this.#current !== connection) return;
+      this.#options.log.warn("the socket did not finish closing; treating it as closed", {
+        connectionId: connection.id,
+        closeTimeoutMs: this.#closeTimeoutMs,
+      });
+      this.#closed(connection, 1006, "close timed out");
+    }, this.#closeTimeoutMs);
+    try {
+      connection.socket.close(code, reason);
+    } catch {
+      // Closing an unopened or already closed socket: its close event still comes, or the
+      // timeout above stands in for it.
+    }
+  }
+
+  /** The connection is gone: clean up, then stop or schedule the next one. */
+  #closed(connection: Connection, code: number, reason: string) {
+    const { log } = this.#options;
+    if (connection.timer !== undefined) this.#clock.clearTimeout(connection.timer);
+    connection.timer = undefined;
+    const { socket } = connection;
+    socket.onopen = socket.onmessage = socket.onerror = null;
+    socket.onclose = null;
+    this.#current = undefined;
+    if (this.#stopped) {
+      log.info("disconnected", { connectionId: connection.id });
+      this.#finish();
+      return;
+    }
+    if (connection.closeReason === null) {
+      log.warn(connection.open ? "the feed closed the connection" : "could not connect", {
+        url: this.#display,
+        connectionId: connection.id,
+        code,
+        reason: reason || undefined,
+        error: connection.errorText ?? undefined,
+      });
+    }
+    this.#scheduleReconnect(connection.refusedStatus);
+  }
+
+  /** Waits the backoff (hard after a 401 or 429 at the handshake), then connects again. */
+  #scheduleReconnect(refusedStatus: number | null) {
+    const { metrics, log } = this.#options;
+    metrics.connectionState = "backoff";
+    let delay: number;
+    if (refusedStatus !== null) {
+      this.#refusals++;
+      metrics.handshakeRefusals++;
+      delay = refusedHandshakeDelay(this.#refusals, this.#options.authBackoffMs, this.#backoff);
+      const why = refusedStatus === 401
+        ? "the API key was refused (HTTP 401): check FINNHUB_API_KEY"
+        : "rate limited (HTTP 429): too many connections or requests for this key";
+      metrics.lastError = `handshake refused: ${why}`;
+      log.error(`Finnhub refused the handshake: ${why}; backing off hard`, {
+        url: this.#display,
+        status: refusedStatus,
+        retryInMs: delay,
+      });
+    } else {
+      delay = reconnectDelay(this.#failures, this.#backoff);
+      this.#failures++;
+      log.info("reconnecting after backoff", { retryInMs: delay, attempt: this.#failures });
+    }
+    this.#reconnectTimer = this.#clock.setTimeout(() => this.#connect(), delay);
+  }
 }

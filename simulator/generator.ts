@@ -89,45 +89,9 @@ export function createTradeGenerator(options: GeneratorOptions): TradeGenerator 
   function state(symbol: string): SymbolState {
     let s = states.get(symbol);
     if (s) return s;
-    const own = mulberry32(hashSeed(symbol, options.seed));
-    const kind = symbolKind(symbol);
-    let price: number;
-    let tick: number;
-    let sigma: number;
-    if (kind === "stock") {
-      price = 10 + own() * 590;
-      tick = own() < 0.2 ? 0.0001 : 0.01;
-      sigma = 0.0004;
-    } else if (kind === "crypto") {
-      price = symbol.includes("BTC")
-        ? 20_000 + own() * 40_000
-        : symbol.includes("ETH")
-        ? 1_000 + own() * 3_000
-        : 0.05 + own() * 100;
-      tick = price > 1_000 ? 0.01 : 0.0001;
-      sigma = 0.0008;
-    } else {
-      price = symbol.includes("JPY") ? 100 + own() * 60 : 0.5 + own() * 1.5;
-      tick = symbol.includes("JPY") ? 0.001 : 0.00001;
-      sigma = 0.00008;
-    }
-    const decimals = Math.max(0, -Math.floor(Math.log10(tick)));
-    s = {
-      kind,
-      tick,
-      decimals,
-      sigma,
-      weight: 0.2 + own() ** 3 * 5,
-      price: roundTo(price, tick, decimals),
-      lastTime: 0,
-    };
+    s = newSymbolState(symbol, options.seed);
     states.set(symbol, s);
     return s;
-  }
-
-  function normal(): number {
-    // Box-Muller; 1 - random() keeps the log argument above 0.
-    return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   }
 
   function pickSymbol(symbols: readonly string[], total: number): string {
@@ -141,7 +105,8 @@ export function createTradeGenerator(options: GeneratorOptions): TradeGenerator 
 
   function trade(symbol: string, now: number, sameTime: number | null): GeneratedTrade {
     const s = state(symbol);
-    s.price = Math.max(s.tick, roundTo(s.price * Math.exp(s.sigma * normal()), s.tick, s.decimals));
+    const move = Math.exp(s.sigma * normal(random));
+    s.price = Math.max(s.tick, roundTo(s.price * move, s.tick, s.decimals));
     let t = sameTime ?? now;
     // About 2% of prints arrive slightly late: up to 250 ms before the previous one.
     if (sameTime === null && s.lastTime > 0 && random() < 0.02) {
@@ -206,6 +171,47 @@ export function createTradeGenerator(options: GeneratorOptions): TradeGenerator 
       return frames;
     },
   };
+}
+
+/** A symbol's starting price, tick and volatility, drawn from its own seed (see the module doc). */
+function newSymbolState(symbol: string, seed: number): SymbolState {
+  const own = mulberry32(hashSeed(symbol, seed));
+  const kind = symbolKind(symbol);
+  let price: number;
+  let tick: number;
+  let sigma: number;
+  if (kind === "stock") {
+    price = 10 + own() * 590;
+    tick = own() < 0.2 ? 0.0001 : 0.01;
+    sigma = 0.0004;
+  } else if (kind === "crypto") {
+    price = symbol.includes("BTC")
+      ? 20_000 + own() * 40_000
+      : symbol.includes("ETH")
+      ? 1_000 + own() * 3_000
+      : 0.05 + own() * 100;
+    tick = price > 1_000 ? 0.01 : 0.0001;
+    sigma = 0.0008;
+  } else {
+    price = symbol.includes("JPY") ? 100 + own() * 60 : 0.5 + own() * 1.5;
+    tick = symbol.includes("JPY") ? 0.001 : 0.00001;
+    sigma = 0.00008;
+  }
+  const decimals = Math.max(0, -Math.floor(Math.log10(tick)));
+  return {
+    kind,
+    tick,
+    decimals,
+    sigma,
+    weight: 0.2 + own() ** 3 * 5,
+    price: roundTo(price, tick, decimals),
+    lastTime: 0,
+  };
+}
+
+/** A standard normal draw (Box-Muller); `1 - random()` keeps the log argument above 0. */
+function normal(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
 function roundTo(value: number, tick: number, decimals: number): number {
