@@ -15,6 +15,7 @@ import { isRetriable } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "../shared/topology.ts";
+import { METRIC } from "../shared/metric_names.ts";
 
 /** One batch of one partition, in offset order. */
 export interface StageBatch {
@@ -80,11 +81,11 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   const labels = { stage: stage.name };
   const batches = metrics.counter("pipeline_stage_batches_total", "Batches made durable.");
   const messagesIn = metrics.counter(
-    "pipeline_stage_messages_in_total",
+    METRIC.stageMessagesIn,
     "Kafka records consumed and made durable by the stage.",
   );
   const retries = metrics.counter(
-    "pipeline_stage_retries_total",
+    METRIC.stageRetries,
     "Batch attempts that failed with a retriable error and were retried.",
   );
   const paused = metrics.gauge(

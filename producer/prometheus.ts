@@ -6,14 +6,15 @@
  */
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
 import type { ConnectionState, ProducerMetricsSnapshot } from "./metrics.ts";
+import { METRIC } from "../shared/metric_names.ts";
 
 const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
   ["framesReceived", "pipeline_producer_frames_total", "WebSocket frames received, of every type."],
-  ["tradesReceived", "pipeline_producer_trades_received_total", "Trades parsed from trade frames."],
-  ["tradesProduced", "pipeline_producer_trades_acked_total", "Trades acknowledged by Kafka."],
+  ["tradesReceived", METRIC.producerTradesReceived, "Trades parsed from trade frames."],
+  ["tradesProduced", METRIC.producerTradesAcked, "Trades acknowledged by Kafka."],
   [
     "tradesDropped",
-    "pipeline_producer_trades_dropped_total",
+    METRIC.producerTradesDropped,
     "Trades dropped: the buffer was full.",
   ],
   [
@@ -56,7 +57,7 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
   ],
   [
     "deadLettersProduced",
-    "pipeline_producer_dead_letters_total",
+    METRIC.producerDeadLetters,
     "Dead letters the producer published.",
   ],
   [
@@ -86,7 +87,7 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
     "Handshakes refused with 401 or 429.",
   ],
   ["batchesProduced", "pipeline_producer_batches_total", "Kafka sends acknowledged."],
-  ["kafkaErrors", "pipeline_producer_kafka_errors_total", "Failed Kafka sends."],
+  ["kafkaErrors", METRIC.producerKafkaErrors, "Failed Kafka sends."],
 ];
 
 const STATES: readonly ConnectionState[] = ["idle", "connecting", "open", "backoff", "stopped"];
@@ -102,7 +103,7 @@ export function producerMetricsSnapshot(s: ProducerMetricsSnapshot): MetricsSnap
     "1 for the WebSocket connection's current state.",
   );
   for (const name of STATES) state.set(s.connectionState === name ? 1 : 0, { state: name });
-  registry.gauge("pipeline_producer_connected", "1 while the feed connection is open.")
+  registry.gauge(METRIC.producerConnected, "1 while the feed connection is open.")
     .set(s.connectionState === "open" ? 1 : 0);
   registry.gauge(
     "pipeline_producer_last_frame_timestamp_seconds",

@@ -13,6 +13,7 @@
 import cassandra from "cassandra-driver";
 import { isRetriableCassandraError } from "./errors.ts";
 import type { MetricsRegistry } from "./metrics.ts";
+import { METRIC } from "./metric_names.ts";
 
 /** One row to write. */
 export interface RowWrite<R = unknown> {
@@ -64,7 +65,7 @@ export function writeMetrics(
     "Duration of one Cassandra write request (a row or a one-partition batch).",
   );
   const errors = metrics.counter(
-    "pipeline_cassandra_write_errors_total",
+    METRIC.cassandraWriteErrors,
     "Cassandra write requests that failed, by kind (retriable or not).",
   );
   return (seconds, outcome) => {

@@ -1,3 +1,4 @@
+import { METRIC } from "../shared/metric_names.ts";
 /**
  * What `deno task start` shows while the pipeline runs, as pure functions of a {@linkcode
  * ViewState}: the compact terminal view ({@linkcode renderView}, redrawn in place about once a
@@ -81,13 +82,13 @@ export interface ViewState {
 export const VIEW_ROLES = ["producer", "bronze", "silver", "gold"] as const;
 
 const METRIC_TOTALS: Readonly<Record<keyof MetricTotals, string>> = {
-  deadLetters: "pipeline_dead_letters_total",
-  producerDeadLetters: "pipeline_producer_dead_letters_total",
-  writeErrors: "pipeline_cassandra_write_errors_total",
-  kafkaErrors: "pipeline_producer_kafka_errors_total",
-  dropped: "pipeline_producer_trades_dropped_total",
-  retries: "pipeline_stage_retries_total",
-  feedConnected: "pipeline_producer_connected",
+  deadLetters: METRIC.deadLetters,
+  producerDeadLetters: METRIC.producerDeadLetters,
+  writeErrors: METRIC.cassandraWriteErrors,
+  kafkaErrors: METRIC.producerKafkaErrors,
+  dropped: METRIC.producerTradesDropped,
+  retries: METRIC.stageRetries,
+  feedConnected: METRIC.producerConnected,
 };
 
 /** Sums each total of {@linkcode MetricTotals} over every series in Prometheus text. */

@@ -32,6 +32,7 @@ import type { WorkerView } from "./collector.ts";
 import type { PartitionLag } from "../shared/lag.ts";
 import type { ServeInfo } from "./server.ts";
 import { createSessions, safeEqual, SESSION_TTL_MS } from "./session.ts";
+import { METRIC } from "../shared/metric_names.ts";
 
 /** What the app reads; `main.ts` wires the real sources, tests pass their own. */
 export interface StatusSources {
@@ -143,12 +144,12 @@ export function throughput(
     const entry = out[worker.role] ??= { in: 0, out: 0 };
     for (const [key, rate] of Object.entries(worker.rates)) {
       if (
-        key.startsWith("pipeline_stage_messages_in_total") ||
-        key.startsWith("pipeline_producer_trades_received_total")
+        key.startsWith(METRIC.stageMessagesIn) ||
+        key.startsWith(METRIC.producerTradesReceived)
       ) entry.in += rate;
       if (
-        key.startsWith("pipeline_stage_rows_written_total") ||
-        key.startsWith("pipeline_producer_trades_acked_total")
+        key.startsWith(METRIC.stageRowsWritten) ||
+        key.startsWith(METRIC.producerTradesAcked)
       ) entry.out += rate;
     }
   }

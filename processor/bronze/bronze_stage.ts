@@ -23,6 +23,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { RawTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import { METRIC } from "../../shared/metric_names.ts";
 
 /** Longest symbol bronze stores, in UTF-8 bytes; a longer one is dead-lettered. */
 export const MAX_KEY_BYTES = 256;
@@ -57,9 +58,9 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     source_offset, source_topic, price, event_time, volume, conditions, conditions_kind,
     ingest_time, connection_id, frame_seq, trade_index, stored_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-  const out = metrics.counter("pipeline_stage_rows_written_total", "Rows written to Cassandra.");
+  const out = metrics.counter(METRIC.stageRowsWritten, "Rows written to Cassandra.");
   const dead = metrics.counter(
-    "pipeline_dead_letters_total",
+    METRIC.deadLetters,
     "Records sent to the dead-letter topic, by stage and reason.",
   );
   const cacheResets = metrics.counter(

@@ -64,6 +64,7 @@ import {
   INTERVAL_MS,
   windowStart,
 } from "../../shared/gold_table.ts";
+import { METRIC } from "../../shared/metric_names.ts";
 
 /** The intervals gold maintains. */
 export const INTERVALS: readonly Interval[] = ["5m", "1h"];
@@ -180,7 +181,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     "Trades gold had already folded in (pipeline retries and replays), skipped.",
   );
   const written = metrics.counter(
-    "pipeline_stage_rows_written_total",
+    METRIC.stageRowsWritten,
     "Rows written to Cassandra.",
   );
   const finalDelay = metrics.histogram(
@@ -203,7 +204,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       "restart or rebalance, or dropped from memory).",
   );
   const dead = metrics.counter(
-    "pipeline_dead_letters_total",
+    METRIC.deadLetters,
     "Records sent to the dead-letter topic, by stage and reason.",
   );
   const watermarkGauge = metrics.gauge(

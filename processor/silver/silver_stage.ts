@@ -25,6 +25,7 @@ import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/m
 import type { RawTrade, SilverTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type SilverRules, toSilverTrade, TradeRejection } from "./validate.ts";
+import { METRIC } from "../../shared/metric_names.ts";
 
 /** Dependencies of {@linkcode createSilverStage}. */
 export interface SilverStageOptions {
@@ -61,7 +62,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   const upsertLatest = `INSERT INTO ${keyspace}.latest_prices (symbol, price, volume,
     event_time, raw_partition, raw_offset, session, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
   const rowsOut = metrics.counter(
-    "pipeline_stage_rows_written_total",
+    METRIC.stageRowsWritten,
     "Rows written to Cassandra.",
   );
   const published = metrics.counter(
@@ -69,7 +70,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
     "Records the stage published downstream.",
   );
   const dead = metrics.counter(
-    "pipeline_dead_letters_total",
+    METRIC.deadLetters,
     "Records sent to the dead-letter topic, by stage and reason.",
   );
   const latency = metrics.histogram(

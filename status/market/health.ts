@@ -7,6 +7,7 @@
 import type { WorkerView } from "../collector.ts";
 import { throughput } from "../app.ts";
 import type { PartitionLag } from "../../shared/lag.ts";
+import { METRIC } from "../../shared/metric_names.ts";
 
 /** One worker role's line of the strip. */
 export interface RoleHealth {
@@ -35,10 +36,7 @@ export interface MarketHealth {
 /** The roles in pipeline order. */
 export const HEALTH_ROLES = ["producer", "bronze", "silver", "gold"] as const;
 
-const DEAD_LETTER_COUNTERS = [
-  "pipeline_dead_letters_total",
-  "pipeline_producer_dead_letters_total",
-];
+const DEAD_LETTER_COUNTERS: readonly string[] = [METRIC.deadLetters, METRIC.producerDeadLetters];
 
 function isDeadLetterSeries(key: string): boolean {
   return DEAD_LETTER_COUNTERS.some((name) => key === name || key.startsWith(`${name}{`));
