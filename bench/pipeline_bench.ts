@@ -48,8 +48,9 @@ import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
 import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
 import type { WorkerRole } from "../shared/types.ts";
-import { type Collector, createCollector, type WorkerView } from "../status/collector.ts";
-import { cleanup, provision, randomId } from "../tests/helpers.ts";
+import { type Collector, createCollector, type WorkerView } from "../shared/report_collector.ts";
+import { deprovision, provision } from "../shared/provision.ts";
+import { randomId } from "../shared/random.ts";
 import {
   DEFAULT_LAG_CRITERION,
   describeCriterion,
@@ -735,7 +736,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     await admin.deleteGroups([...STAGES.map((s) => groupIdOf(config, s)), collectorGroup])
       .catch(() => {});
     await admin.disconnect().catch(() => {});
-    await cleanup(config);
+    await deprovision(config);
   }
 }
 

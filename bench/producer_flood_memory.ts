@@ -34,8 +34,9 @@ import { isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger } from "../shared/log.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
-import { createCollector } from "../status/collector.ts";
-import { cleanup, provision, randomId } from "../tests/helpers.ts";
+import { createCollector } from "../shared/report_collector.ts";
+import { deprovision, provision } from "../shared/provision.ts";
+import { randomId } from "../shared/random.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TAIL_S = 30;
@@ -453,7 +454,7 @@ async function main() {
     sim.child.kill("SIGTERM");
     await sim.child.status;
     await collector.stop().catch(() => {});
-    await cleanup(config);
+    await deprovision(config);
   }
   const summary = {
     command: `deno run -A bench/producer_flood_memory.ts ${Deno.args.join(" ")}`.trim(),

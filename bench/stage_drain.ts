@@ -23,7 +23,8 @@ import { delay } from "../shared/delay.ts";
 import { createLogger } from "../shared/log.ts";
 import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
 import { type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
-import { cleanup, provision, randomId } from "../tests/helpers.ts";
+import { deprovision, provision } from "../shared/provision.ts";
+import { randomId } from "../shared/random.ts";
 import { CLOCK_TICKS, cpuTicks, rssBytes, servicePid } from "./proc_stats.ts";
 import { groupIdOf, inputTopicOf, type StageName } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
@@ -203,7 +204,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await admin.disconnect();
-    if (!values.keep) await cleanup(config);
+    if (!values.keep) await deprovision(config);
   }
   console.log(`\nload ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
   for (const row of rows) console.log(row);

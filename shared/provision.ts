@@ -15,7 +15,7 @@
 import { ensureServices, localServices } from "../local_services/services.ts";
 import { applySchema, createCassandraClient } from "./cassandra.ts";
 import type { Config } from "./config.ts";
-import { createKafka, ensureTopics, type TopicOutcome } from "./kafka.ts";
+import { createKafka, ensureTopics, pipelineTopics, type TopicOutcome } from "./kafka.ts";
 import { describeError, type Logger, silentLogger } from "./log.ts";
 
 /**
@@ -65,6 +65,20 @@ export async function provisionSchema(config: Config): Promise<string[]> {
   }
 }
 
+/**
+ * The set-up of an isolated run (a test, a benchmark step) on names of its own
+ * (`isolatedNames`): starts what `env` leaves on the local servers, then creates the topics and
+ * applies the schema, local or not.
+ */
+export async function provision(
+  config: Config,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): Promise<void> {
+  await ensureServices(env);
+  await provisionTopics(config);
+  await provisionSchema(config);
+}
+
 /** Prepares the local services for `config`; a no-op for external ones. */
 export async function prepareLocal(
   env: Record<string, string | undefined>,
@@ -76,4 +90,29 @@ export async function prepareLocal(
   await ensureServices(env, { log: (line) => log.info(line) });
   if (local.includes("kafka")) await provisionTopics(config, log);
   if (local.includes("cassandra")) await provisionSchema(config);
+}
+
+/**
+ * Drops the keyspace and the topics of `config`, best effort: the end of an isolated run (a
+ * test, a benchmark step) on names of its own (`isolatedNames`). Never point it at a real
+ * installation.
+ */
+export async function deprovision(config: Config): Promise<void> {
+  const client = createCassandraClient(config.cassandra);
+  try {
+    await client.execute(`DROP KEYSPACE IF EXISTS ${config.cassandra.keyspace}`);
+  } catch {
+    /* best effort */
+  } finally {
+    await client.shutdown();
+  }
+  const admin = createKafka(config.kafka, silentLogger()).admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: pipelineTopics(config.kafka) });
+  } catch {
+    /* best effort */
+  } finally {
+    await admin.disconnect();
+  }
 }

@@ -16,3 +16,8 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A short random lower-case id (10 hex digits), e.g. for the names of an isolated run. */
+export function randomId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 10);
+}

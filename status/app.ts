@@ -28,7 +28,7 @@ import type { Logger } from "../shared/log.ts";
 import type { WorkerRole } from "../shared/types.ts";
 import { type Labels, MetricsRegistry, renderPrometheus } from "../shared/metrics.ts";
 import type { Secret } from "../shared/secret.ts";
-import type { WorkerView } from "./collector.ts";
+import type { WorkerView } from "../shared/report_collector.ts";
 import type { PartitionLag } from "../shared/lag.ts";
 import type { ServeInfo } from "./server.ts";
 import { createSessions, safeEqual, SESSION_TTL_MS } from "./session.ts";

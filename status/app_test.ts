@@ -11,7 +11,7 @@ import {
   type StatusSources,
   withoutToken,
 } from "./app.ts";
-import type { WorkerView } from "./collector.ts";
+import type { WorkerView } from "../shared/report_collector.ts";
 
 const NOW = Date.parse("2026-11-24T15:00:00Z");
 

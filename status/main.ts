@@ -14,7 +14,7 @@ import { type MainContext, runMain } from "../shared/main.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { redact } from "../shared/secret.ts";
 import { allowedHostsOf, createStatusApp } from "./app.ts";
-import { createCollector } from "./collector.ts";
+import { createCollector } from "../shared/report_collector.ts";
 import { serveStatus } from "./server.ts";
 import { createMarketService } from "./market/market.ts";
 import { consumerLag } from "../shared/lag.ts";

@@ -7,7 +7,7 @@
  */
 import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
-import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
+import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
 import {
@@ -16,7 +16,8 @@ import {
   hideKafkajsTimeoutWarning,
   pipelineTopics,
 } from "../shared/kafka.ts";
-import { silentLogger } from "../shared/log.ts";
+import { deprovision, provisionSchema, provisionTopics } from "../shared/provision.ts";
+import { randomId } from "../shared/random.ts";
 
 let servicesReady: Promise<void> | undefined;
 
@@ -28,11 +29,6 @@ export function services(): Promise<void> {
   if (!servicesReady) hideKafkajsTimeoutWarning();
   servicesReady ??= ensureServices(Deno.env.toObject());
   return servicesReady;
-}
-
-/** A short random lower-case id for names. */
-export function randomId(): string {
-  return crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 }
 
 /**
@@ -84,43 +80,12 @@ export function childProcessEnv(): Record<string, string> {
 /** Creates the config's topics and applies the schema to its keyspace. */
 export async function provision(config: Config): Promise<void> {
   await services();
-  const admin = createKafka(config.kafka, silentLogger()).admin();
-  await admin.connect();
-  try {
-    await ensureTopics(admin, config.kafka);
-  } finally {
-    await admin.disconnect();
-  }
-  const client = createCassandraClient(config.cassandra);
-  try {
-    await applySchema(client, config.cassandra);
-  } finally {
-    await client.shutdown();
-  }
+  await provisionTopics(config);
+  await provisionSchema(config);
 }
 
 /** Drops the test keyspace and topics (best effort). */
-export async function cleanup(config: Config): Promise<void> {
-  const client = createCassandraClient(config.cassandra);
-  try {
-    await client.execute(`DROP KEYSPACE IF EXISTS ${config.cassandra.keyspace}`);
-  } catch {
-    /* best effort */
-  } finally {
-    await client.shutdown();
-  }
-  const admin = createKafka(config.kafka, silentLogger()).admin();
-  try {
-    await admin.connect();
-    await admin.deleteTopics({
-      topics: pipelineTopics(config.kafka),
-    });
-  } catch {
-    /* best effort */
-  } finally {
-    await admin.disconnect();
-  }
-}
+export const cleanup: (config: Config) => Promise<void> = deprovision;
 
 /** A Cassandra client into the config's keyspace; close it in `finally`. */
 export function session(config: Config): cassandra.Client {

@@ -14,7 +14,8 @@ import { silentLogger } from "../shared/log.ts";
 import type { DeadLetter } from "../shared/types.ts";
 import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
 import { GOLD_TABLE, goldBucketsBetween, type Interval } from "../shared/gold_table.ts";
-import { randomId, waitFor } from "./helpers.ts";
+import { waitFor } from "./helpers.ts";
+import { randomId } from "../shared/random.ts";
 import type { Reference } from "./reference.ts";
 import type { SentTrade } from "./trade_feed.ts";
 

@@ -40,7 +40,8 @@ import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/p
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../shared/gold_table.ts";
-import { cleanup, provision, randomId, session, testConfig, waitFor } from "./helpers.ts";
+import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
+import { randomId } from "../shared/random.ts";
 import {
   assertGoldMatches,
   countRows,

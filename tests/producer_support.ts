@@ -10,7 +10,8 @@ import { createKafka, ensureTopics } from "../shared/kafka.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { createProducer, type Producer, type ProducerReport } from "../producer/producer.ts";
-import { randomId, services, testConfig, waitFor } from "./helpers.ts";
+import { services, testConfig, waitFor } from "./helpers.ts";
+import { randomId } from "../shared/random.ts";
 
 /** kafkajs keeps timers and sockets past `disconnect()`. */
 export const kafkaTestOptions = { sanitizeOps: false, sanitizeResources: false };

@@ -24,7 +24,8 @@ import {
   type SchemaRegistryClient,
   SchemaRegistryError,
 } from "../shared/schema_registry.ts";
-import { randomId, services } from "./helpers.ts";
+import { services } from "./helpers.ts";
+import { randomId } from "../shared/random.ts";
 
 const config = loadConfig(Deno.env.toObject());
 const isLocal = localServices(Deno.env.toObject()).includes("registry");

@@ -12,11 +12,11 @@ import {
   cleanup,
   freePort,
   provision,
-  randomId,
   runSmoke,
   services,
   waitFor,
 } from "./helpers.ts";
+import { randomId } from "../shared/random.ts";
 
 const PRODUCER = new URL("../producer/main.ts", import.meta.url).pathname;
 const PROCESSOR = new URL("../processor/main.ts", import.meta.url).pathname;

@@ -13,12 +13,12 @@ import {
   childProcessEnv,
   cleanup,
   freePort,
-  randomId,
   runSmoke,
   services,
   session,
   waitFor,
 } from "./helpers.ts";
+import { randomId } from "../shared/random.ts";
 import { isolatedNames, loadConfig } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
 import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS, STAGES } from "../shared/topology.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { WorkerView } from "../collector.ts";
+import type { WorkerView } from "../../shared/report_collector.ts";
 import { throughput } from "../app.ts";
 import type { PartitionLag } from "../../shared/lag.ts";
 import { METRIC } from "../../shared/metric_names.ts";

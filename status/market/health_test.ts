@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MetricsRegistry } from "../../shared/metrics.ts";
-import type { WorkerView } from "../collector.ts";
+import type { WorkerView } from "../../shared/report_collector.ts";
 import { healthOf } from "./health.ts";
 
 const NOW = Date.parse("2026-12-01T12:00:00Z");

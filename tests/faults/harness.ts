@@ -28,7 +28,8 @@ import { type ProcessExit, type RunningProcess, spawnProcess } from "../../share
 import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
-import { cleanup, provision, randomId, session, testConfig, waitFor } from "../helpers.ts";
+import { cleanup, provision, session, testConfig, waitFor } from "../helpers.ts";
+import { randomId } from "../../shared/random.ts";
 import {
   assertGoldMatches,
   countRows,

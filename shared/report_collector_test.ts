@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
-import { silentLogger } from "../shared/log.ts";
-import { MetricsRegistry, renderPrometheus } from "../shared/metrics.ts";
-import type { WorkerReport } from "../shared/types.ts";
+import { silentLogger } from "./log.ts";
+import { MetricsRegistry, renderPrometheus } from "./metrics.ts";
+import type { WorkerReport } from "./types.ts";
 import {
   checkReport,
   createCollector,
@@ -11,7 +11,7 @@ import {
   MAX_WORKERS,
   parseSnapshot,
   seriesKey,
-} from "./collector.ts";
+} from "./report_collector.ts";
 
 function report(
   time: number,

@@ -1,6 +1,7 @@
 /**
- * Collects the workers' reports from the metrics topic and keeps the latest of each worker,
- * with the rates of its counters between its last two reports.
+ * The reading side of the worker reports (`reporter.ts` writes them): collects the reports from
+ * the metrics topic and keeps the latest of each worker, with the rates of its counters between
+ * its last two reports. The status endpoint serves them; the benchmarks read them the same way.
  *
  * Whatever the topic carries, the status endpoint stays bounded and its `/metrics` valid: a
  * report is checked before it is kept ({@linkcode checkReport}: a known role and state, ids of
@@ -13,11 +14,11 @@
  * @module
  */
 import type { Consumer, Kafka } from "kafkajs";
-import { decode } from "../shared/avro.ts";
-import { WORKER_ROLES } from "../shared/config.ts";
-import { describeError, type Logger } from "../shared/log.ts";
-import { MetricsRegistry, type MetricsSnapshot, type SeriesSnapshot } from "../shared/metrics.ts";
-import type { WorkerReport, WorkerRole } from "../shared/types.ts";
+import { decode } from "./avro.ts";
+import { WORKER_ROLES } from "./config.ts";
+import { describeError, type Logger } from "./log.ts";
+import { MetricsRegistry, type MetricsSnapshot, type SeriesSnapshot } from "./metrics.ts";
+import type { WorkerReport, WorkerRole } from "./types.ts";
 
 /** Workers kept at most (a deployment runs about 20; restarts add new ids). */
 export const MAX_WORKERS = 128;
