@@ -46,7 +46,7 @@ import { createLogger, describeError } from "../shared/log.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
 import type { WorkerRole } from "../shared/types.ts";
 import { type Collector, createCollector, type WorkerView } from "../status/collector.ts";
-import { cleanup, provision, randomId } from "../tests/helpers.ts";
+import { cleanup, provision, randomId, testWire } from "../tests/helpers.ts";
 import {
   DEFAULT_LAG_CRITERION,
   describeCriterion,
@@ -689,6 +689,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: collectorGroup,
+    wire: testWire(),
     log,
   });
   const session = createCassandraClient(config.cassandra, { applicationName: "market-bench" });

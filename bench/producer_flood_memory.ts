@@ -35,7 +35,7 @@ import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger } from "../shared/log.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
 import { createCollector } from "../status/collector.ts";
-import { cleanup, provision, randomId } from "../tests/helpers.ts";
+import { cleanup, provision, randomId, testWire } from "../tests/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TAIL_S = 30;
@@ -344,6 +344,7 @@ async function main() {
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: `${config.kafka.groupPrefix}.flood-bench`,
+    wire: testWire(),
     log,
   });
   await collector.start();

@@ -1,5 +1,7 @@
 /**
- * `deno task producer`: reads the config, checks the topics exist, runs the producer until
+ * `deno task producer`: reads the config, checks the topics exist, registers the schemas it
+ * writes with the schema registry (waiting, with a warning naming SCHEMA_REGISTRY_URL, while the
+ * registry does not answer; see shared/wire.ts), runs the producer until
  * SIGINT or SIGTERM, flushes, and exits 0 (1 if trades accepted from the feed could not be
  * confirmed by Kafka, or on a start-up error). A signal more than a second after the first exits at
  * once with 130; repeats within that second are the same Ctrl-C (see `shared/shutdown.ts`).
@@ -13,6 +15,9 @@ import { loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
 import { startReporter } from "../shared/reporter.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
+import { writtenSchemas } from "../shared/topology.ts";
+import { openWire } from "../shared/wire.ts";
 import { redact } from "../shared/secret.ts";
 import { stopOnSignals } from "../shared/shutdown.ts";
 import { stopWhenSupervisorGone } from "../shared/supervisor.ts";
@@ -59,14 +64,27 @@ async function main(): Promise<number> {
     stopOnSignals(controller, { log, skipped: "without flushing" });
     stopWhenSupervisorGone(env, log);
 
+    let wire;
+    try {
+      wire = await openWire(
+        createSchemaRegistryClient(config.registry),
+        writtenSchemas(config, "producer"),
+        { log: log.child("registry"), signal: controller.signal },
+      );
+    } catch (error) {
+      if (controller.signal.aborted) return 0; // stopped while waiting for the registry
+      throw error;
+    }
+
     log.info("starting", {
       url: new URL(config.finnhub.url).origin,
       symbols: config.finnhub.symbols.length,
       brokers: config.kafka.brokers.join(","),
       topic: config.kafka.topics.raw,
+      registry: config.registry.url,
     });
     // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
-    const producer = createProducer({ config, log, signal: controller.signal });
+    const producer = createProducer({ config, log, signal: controller.signal, wire });
     // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
     // that fails is logged and never stops the producer.
     const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -74,6 +92,7 @@ async function main(): Promise<number> {
     const reporter = startReporter({
       producer: reportProducer,
       topic: config.kafka.topics.metrics,
+      wire,
       role: "producer",
       snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
       log: log.child("reporter"),
