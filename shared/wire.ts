@@ -53,8 +53,11 @@ import {
 import { type Clock, systemClock } from "./clock.ts";
 import { isRetriable } from "./errors.ts";
 import { describeError, type Logger } from "./log.ts";
-import { type RegisteredSchema, type SchemaRegistryClient } from "./schema_registry.ts";
-import { SchemaRegistryError } from "./schema_registry.ts";
+import {
+  type RegisteredSchema,
+  type SchemaRegistryClient,
+  SchemaRegistryError,
+} from "./schema_registry.ts";
 
 /** Why a record cannot be read; stages use it as the dead letter's `reasonCode`. */
 export type WireErrorCode = "unknown_schema_id" | "undecodable";

@@ -9,9 +9,11 @@ import {
   schemaText,
 } from "./avro.ts";
 import { FakeClock } from "./clock.ts";
+import { isolatedNames, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { createMemoryRegistry, MEMORY_TOPICS, memoryWire } from "./memory_registry.ts";
 import { SchemaRegistryError } from "./schema_registry.ts";
+import { writtenSchemas } from "./topology.ts";
 import type { DeadLetter, RawTrade } from "./types.ts";
 import { createWireCodec, openWire, subjectOf, WireDecodeError, wireErrorCode } from "./wire.ts";
 
@@ -305,10 +307,37 @@ Deno.test("openWire() throws at once for a refusal waiting cannot mend, and when
   assert.match(error.message, /stopped while waiting/);
 });
 
-Deno.test("every schema of the pipeline registers and round-trips through the codec", async () => {
-  const wire = await memoryWire();
-  for (const name of Object.keys(MEMORY_TOPICS) as (keyof typeof MEMORY_TOPICS)[]) {
-    assert.ok(wire.idOf(name) > 0, name);
+Deno.test("each schema of the pipeline is registered under its own subject with its own id", async () => {
+  const registry = createMemoryRegistry();
+  const wire = await memoryWire(registry);
+  const names = Object.keys(MEMORY_TOPICS) as (keyof typeof MEMORY_TOPICS)[];
+  assert.equal(new Set(names.map((name) => wire.idOf(name))).size, names.length);
+  for (const name of names) {
+    assert.deepEqual(await registry.versions(subjectOf(MEMORY_TOPICS[name])), [1], name);
     assert.equal(avroType(name).name?.split(".").at(-1), name);
   }
+});
+
+Deno.test("writtenSchemas() gives each worker the schemas of the topics it writes, on the config's topic names", () => {
+  const config = loadConfig({ ...isolatedNames("t", "x1") });
+  const { raw, silver, deadLetter, metrics, candles } = config.kafka.topics;
+  assert.deepEqual(writtenSchemas(config, "producer"), {
+    Trade: raw,
+    DeadLetter: deadLetter,
+    WorkerReport: metrics,
+  });
+  assert.deepEqual(writtenSchemas(config, "bronze"), {
+    DeadLetter: deadLetter,
+    WorkerReport: metrics,
+  });
+  assert.deepEqual(writtenSchemas(config, "silver"), {
+    SilverTrade: silver,
+    DeadLetter: deadLetter,
+    WorkerReport: metrics,
+  });
+  assert.deepEqual(writtenSchemas(config, "gold"), {
+    CandleUpdate: candles,
+    DeadLetter: deadLetter,
+    WorkerReport: metrics,
+  });
 });
