@@ -25,7 +25,7 @@ import { consumerLag } from "../shared/lag.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { SchemaRegistryError } from "../shared/schema_registry.ts";
-import { type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
+import { groupIdOf, type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { createWireCodec, openWire, subjectOf, type WireCodec } from "../shared/wire.ts";
 import { runStageWorker } from "../processor/worker.ts";
@@ -330,6 +330,120 @@ Deno.test({
       }
     } finally {
       await stop();
+      await cleanup(config);
+    }
+  },
+});
+
+/**
+ * The real registry behind a switch: while `down`, every request gets 503 (what a registry that
+ * is restarting or overloaded answers). The shared registry itself is never stopped.
+ */
+function registrySwitch(target: string) {
+  const state = { down: false, byIdRequests: 0 };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname.includes("/schemas/ids/")) state.byIdRequests++;
+    if (state.down) return new Response("registry down (test)", { status: 503 });
+    const upstream = await fetch(`${target}${url.pathname.replace(/^\/r/, "")}${url.search}`, {
+      method: req.method,
+      headers: req.headers,
+      ...(req.body ? { body: await req.arrayBuffer() } : {}),
+    });
+    const headers = new Headers(upstream.headers);
+    headers.delete("content-encoding");
+    headers.delete("content-length");
+    return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
+  });
+  return {
+    state,
+    url: `http://127.0.0.1:${server.addr.port}/r`,
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test({
+  name:
+    "wire format: a stage starting without the registry waits naming SCHEMA_REGISTRY_URL; once running it goes on without it, and an unseen id waits for it instead of being dead-lettered",
+  ...opts,
+  async fn() {
+    const real = testConfig().registry.url;
+    const registry = registrySwitch(real);
+    const config = testConfig({ SCHEMA_REGISTRY_URL: registry.url });
+    await provision(config);
+    const lines: string[] = [];
+    const metrics = new MetricsRegistry();
+    const controller = new AbortController();
+    registry.state.down = true;
+    const bronze = runStageWorker({
+      config,
+      stage: "bronze",
+      log: createLogger("bronze", { level: "info", write: (line) => lines.push(line) }),
+      metrics,
+      signal: controller.signal,
+    });
+    try {
+      await waitFor("bronze to say it waits for the registry", () =>
+        lines.some((l) =>
+          l.includes(
+            `schema registry at ${registry.url} (SCHEMA_REGISTRY_URL) does not answer: waiting for it before starting`,
+          )
+        ));
+      // Waiting: not in the consumer group, so consuming nothing.
+      const wire = await writerWire(config, ["raw"]);
+      await send(config, [wire.encode("Trade", trade({ tradeIndex: 0 }))]);
+      const groupAdmin = createKafka(config.kafka, silentLogger()).admin();
+      await groupAdmin.connect();
+      try {
+        const { groups } = await groupAdmin.describeGroups([groupIdOf(config, "bronze")]);
+        assert.deepEqual(groups.map((g) => g.members.length), [0]);
+      } finally {
+        await groupAdmin.disconnect();
+      }
+      assert.equal((await rowsByOffset(config, "trades_bronze")).size, 0);
+      registry.state.down = false;
+      await waitFor(
+        "the first trade stored",
+        async () => (await rowsByOffset(config, "trades_bronze")).size === 1,
+      );
+
+      // Running, the registry down: ids it holds need nothing of it.
+      registry.state.down = true;
+      await send(config, [wire.encode("Trade", trade({ tradeIndex: 1 }))]);
+      await waitFor(
+        "the second trade stored",
+        async () => (await rowsByOffset(config, "trades_bronze")).size === 2,
+      );
+
+      // An id it has not seen (an evolved Trade registered by another writer): the batch is
+      // retried, nothing committed or dead-lettered, until the registry answers again.
+      const newWriter = createWireCodec(testRegistry(), { schemas: { Trade: tradeV2() } });
+      await newWriter.register({ Trade: config.kafka.topics.raw });
+      const asked = registry.state.byIdRequests;
+      await send(config, [newWriter.encode("Trade", trade({ tradeIndex: 2 }))]);
+      const retries = metrics.counter("pipeline_stage_retries_total", "");
+      await waitFor("bronze to retry the batch", () => retries.get({ stage: "bronze" }) >= 2);
+      assert.ok(registry.state.byIdRequests >= asked + 2, "it asked again on each retry");
+      assert.equal((await rowsByOffset(config, "trades_bronze")).size, 2);
+      registry.state.down = false;
+      await waitFor(
+        "the third trade stored",
+        async () => (await rowsByOffset(config, "trades_bronze")).size === 3,
+      );
+      await drained(config, ["bronze"]);
+      const admin = createKafka(config.kafka, silentLogger()).admin();
+      await admin.connect();
+      try {
+        const letters = await admin.fetchTopicOffsets(config.kafka.topics.deadLetter);
+        assert.equal(letters.reduce((n, p) => n + Number(p.high), 0), 0, "no dead letter");
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
+      registry.state.down = false;
+      controller.abort();
+      await bronze.catch(() => {});
+      await registry.close();
       await cleanup(config);
     }
   },
