@@ -51,6 +51,8 @@ import type { WorkerRole } from "../shared/types.ts";
 import { type Collector, createCollector, type WorkerView } from "../shared/report_collector.ts";
 import { deprovision, provision } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
+import { createWireCodec } from "../shared/wire.ts";
 import {
   DEFAULT_LAG_CRITERION,
   describeCriterion,
@@ -657,6 +659,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: collectorGroup,
+    wire: createWireCodec(createSchemaRegistryClient(config.registry)),
     log,
   });
   const session = createCassandraClient(config.cassandra, { applicationName: "market-bench" });

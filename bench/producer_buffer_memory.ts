@@ -16,7 +16,7 @@
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 import type { Message } from "kafkajs";
-import { encode } from "../shared/avro.ts";
+import { memoryWire } from "../shared/memory_registry.ts";
 import { TradeBuffer } from "../producer/trade_buffer.ts";
 import { TradePacker, unpackTrades } from "../producer/trade_packing.ts";
 
@@ -49,6 +49,7 @@ function snapshot() {
 }
 
 const trades = parseTrades(Deno.args);
+const wire = await memoryWire(); // the producer's framing; the id is the registry's business
 const buffer = new TradeBuffer<Message>({ maxItems: trades, batchMaxItems: 1000, lingerMs: 5 });
 const keys = new Map(SYMBOLS.map((s) => [s, Buffer.from(s)]));
 const before = snapshot();
@@ -60,7 +61,7 @@ while (buffer.size < trades) {
   ingestTime += 3;
   for (let i = 0; i < FRAME_TRADES; i++) {
     const s = SYMBOLS[(frameSeq + i) % SYMBOLS.length]!;
-    const value = encode("Trade", {
+    const value = wire.encode("Trade", {
       s,
       p: 100 + (frameSeq % 1000) / 100,
       t: ingestTime - 40,

@@ -37,6 +37,8 @@ import type { MetricsSnapshot } from "../shared/metrics.ts";
 import { createCollector } from "../shared/report_collector.ts";
 import { deprovision, provision } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
+import { createWireCodec } from "../shared/wire.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TAIL_S = 30;
@@ -345,6 +347,7 @@ async function main() {
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: `${config.kafka.groupPrefix}.flood-bench`,
+    wire: createWireCodec(createSchemaRegistryClient(config.registry)),
     log,
   });
   await collector.start();

@@ -1,6 +1,8 @@
 /**
- * Runs one stage in this process: builds its Kafka and Cassandra clients from the config,
- * consumes until the signal aborts, then flushes, commits and closes everything.
+ * Runs one stage in this process: registers the schemas it writes with the schema registry
+ * (waiting for a registry that does not answer yet, see shared/wire.ts), builds its Kafka and
+ * Cassandra clients from the config, consumes until the signal aborts, then flushes, commits and
+ * closes everything.
  *
  * @module
  */
@@ -10,13 +12,15 @@ import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { startReporter } from "../shared/reporter.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
+import { openWire, type WireCodec } from "../shared/wire.ts";
 import type { Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
 import { createBronzeStage } from "./bronze/bronze_stage.ts";
 import type { Candle } from "./gold/candle.ts";
 import { createGoldStage } from "./gold/gold_stage.ts";
 import { createSilverStage } from "./silver/silver_stage.ts";
-import { groupIdOf, inputTopicOf, type StageName } from "../shared/topology.ts";
+import { groupIdOf, inputTopicOf, type StageName, writtenSchemas } from "../shared/topology.ts";
 import { runStage, type Stage } from "./stage_runner.ts";
 
 /** Options of {@linkcode runStageWorker}. */
@@ -39,17 +43,20 @@ export function buildStage(
     readonly config: Config;
     readonly session: cassandra.Client;
     readonly producer: Producer;
+    /** With the stage's schemas registered (`writtenSchemas(config, stage)`). */
+    readonly wire: WireCodec;
     readonly log: Logger;
     readonly metrics: MetricsRegistry;
     readonly onCandle?: (candle: Candle) => void;
   },
 ): Stage {
-  const { config, session, producer, log, metrics } = deps;
+  const { config, session, producer, wire, log, metrics } = deps;
   const common = {
     session,
     keyspace: config.cassandra.keyspace,
     producer,
     deadLetterTopic: config.kafka.topics.deadLetter,
+    wire,
     log,
     metrics,
     concurrency: config.cassandra.maxConcurrency,
@@ -85,6 +92,17 @@ export function createStageProducer(kafka: Kafka): Producer {
 /** Runs `stage` until `signal` aborts. */
 export async function runStageWorker(options: StageWorkerOptions): Promise<void> {
   const { config, stage, log, metrics, signal } = options;
+  let wire: WireCodec;
+  try {
+    wire = await openWire(
+      createSchemaRegistryClient(config.registry),
+      writtenSchemas(config, stage),
+      { log, signal },
+    );
+  } catch (error) {
+    if (signal.aborted) return; // stopped while waiting for the registry: nothing to close
+    throw error;
+  }
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: stage });
   const session = createCassandraClient(config.cassandra, { applicationName: `market-${stage}` });
   const producer = createStageProducer(kafka);
@@ -111,6 +129,7 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
       config,
       session,
       producer,
+      wire,
       log,
       metrics,
       ...(options.onCandle ? { onCandle: options.onCandle } : {}),
@@ -118,6 +137,7 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
     const reporter = startReporter({
       producer,
       topic: config.kafka.topics.metrics,
+      wire,
       role: stage,
       snapshot: () => metrics.snapshot(),
       log,

@@ -12,6 +12,9 @@ import { prepareLocal } from "../shared/provision.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { type MainContext, runMain } from "../shared/main.ts";
 import { startReporter } from "../shared/reporter.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
+import { writtenSchemas } from "../shared/topology.ts";
+import { openWire } from "../shared/wire.ts";
 import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { startMallocTrim } from "./malloc_trim.ts";
 import { createProducer } from "./producer.ts";
@@ -38,14 +41,27 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
     await admin.disconnect();
   }
 
+  let wire;
+  try {
+    wire = await openWire(
+      createSchemaRegistryClient(config.registry),
+      writtenSchemas(config, "producer"),
+      { log: log.child("registry"), signal },
+    );
+  } catch (error) {
+    if (signal.aborted) return 0; // stopped while waiting for the registry
+    throw error;
+  }
+
   log.info("starting", {
     url: new URL(config.finnhub.url).origin,
     symbols: config.finnhub.symbols.length,
     brokers: config.kafka.brokers.join(","),
     topic: config.kafka.topics.raw,
+    registry: config.registry.url,
   });
   // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
-  const producer = createProducer({ config, log, signal });
+  const producer = createProducer({ config, log, signal, wire });
   // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
   // that fails is logged and never stops the producer.
   const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -53,6 +69,7 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
   const reporter = startReporter({
     producer: reportProducer,
     topic: config.kafka.topics.metrics,
+    wire,
     role: "producer",
     snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
     log: log.child("reporter"),

@@ -1,8 +1,8 @@
 /**
  * The producer: Finnhub frames in, one Kafka record per trade out. Wires the WebSocket client,
  * the frame parser, the bounded buffer and the Kafka sink, and owns what a frame means:
- * trades are encoded (Avro `Trade`, keyed by symbol, with the ingest time and where the frame came
- * from), pings and errors are counted, anything that cannot be parsed goes to the dead-letter
+ * trades are encoded (Avro `Trade` in the Confluent wire format, keyed by symbol, with the ingest
+ * time and where the frame came from), pings and errors are counted, anything that cannot be parsed goes to the dead-letter
  * topic with the reason. Nothing is dropped silently: every loss has a counter.
  *
  * Only trades of the subscribed symbols (`FINNHUB_SYMBOLS`) go on; any other is dead-lettered
@@ -18,6 +18,11 @@
  * one over 64 MiB) never reaches the producer's code: its dead letter has an empty payload and
  * `framesUnreadable` counts it.
  *
+ * The schemas are registered before anything is read (`Trade` and `DeadLetter`, under
+ * `<topic>-value`; see shared/wire.ts): encoding happens here, in the main thread, with the ids
+ * kept from then on, so the registry is never asked per record and a registry that goes away
+ * later changes nothing.
+ *
  * Sending runs in worker threads by default (`worker_sink.ts`: kafkajs costs more CPU per record
  * than everything else here); given a kafkajs client, it runs in this thread instead.
  *
@@ -28,11 +33,12 @@
  */
 import type { Kafka, Message } from "kafkajs";
 import { Buffer } from "node:buffer";
-import { encode } from "../shared/avro.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import type { Config } from "../shared/config.ts";
 import { describeError, type Logger } from "../shared/log.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
+import { openWire, type WireCodec } from "../shared/wire.ts";
 import { type FrameMeta, runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
 import { DEFAULT_MAX_FRAME_BYTES, parseFrame, type SymbolSet } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
@@ -47,8 +53,14 @@ import { type WorkerLike, WorkerSink } from "./worker_sink.ts";
 
 /** Options of {@linkcode createProducer}. */
 export interface ProducerOptions {
-  /** Uses `finnhub`, `producer`, `kafka` and `logLevel`. */
-  readonly config: Pick<Config, "finnhub" | "producer" | "kafka" | "logLevel">;
+  /** Uses `finnhub`, `producer`, `kafka`, `registry` and `logLevel`. */
+  readonly config: Pick<Config, "finnhub" | "producer" | "kafka" | "registry" | "logLevel">;
+  /**
+   * Encodes the records, with `Trade` and `DeadLetter` registered for the raw and dead-letter
+   * topics. Default: `run()` registers them first with the registry of `config.registry`,
+   * waiting for it while it does not answer.
+   */
+  readonly wire?: WireCodec;
   /**
    * Send from this thread with this kafkajs client (the producer makes and closes its own kafkajs
    * producer on it). Default: send from a worker that builds its client from `config.kafka`.
@@ -115,6 +127,11 @@ export function createProducer(options: ProducerOptions): Producer {
   const throttle = createThrottle(clock, THROTTLE_MS);
   const subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
   async function run(): Promise<ProducerReport> {
+    const wire = options.wire ?? await openWire(
+      createSchemaRegistryClient(config.registry),
+      { Trade: topics.raw, DeadLetter: topics.deadLetter },
+      { log: log.child("registry"), signal },
+    );
     const { sink, disconnect } = await openSink();
     const sinkDone = sink.run();
     const stopStats = startStats();
@@ -143,7 +160,7 @@ export function createProducer(options: ProducerOptions): Producer {
         originalSize,
         originalSha256,
       };
-      sink.offerDeadLetter(key, encode("DeadLetter", letter));
+      sink.offerDeadLetter(key, wire.encode("DeadLetter", letter));
       if (throttle(reasonCode)) {
         log.warn("sent input to the dead-letter topic", {
           reasonCode,
@@ -206,7 +223,7 @@ export function createProducer(options: ProducerOptions): Producer {
                 frameSeq: meta.frameSeq,
                 tradeIndex: trade.index,
               };
-              return encode("Trade", raw);
+              return wire.encode("Trade", raw);
             });
           }
           for (const rejected of frame.rejected) {

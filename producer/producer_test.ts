@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { createHash } from "node:crypto";
-import { decode } from "../shared/avro.ts";
 import { FakeClock } from "../shared/clock.ts";
 import { loadConfig } from "../shared/config.ts";
 import { createLogger } from "../shared/log.ts";
@@ -11,7 +10,11 @@ import {
   type ProducerOptions,
   SMOKE_NAMESPACE,
 } from "./producer.ts";
+import { memoryWire } from "../shared/memory_registry.ts";
 import { FakeProducer, FakeSocket, FakeWorker } from "./test_doubles.ts";
+
+const wire = await memoryWire();
+const decode: typeof wire.decode = (name, message) => wire.decode(name, message);
 
 function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, string> = {}) {
   const { worker, ...rest } = overrides;
@@ -35,6 +38,7 @@ function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, str
     ...(worker ? { worker } : { kafka: { producer: () => kafkaProducer } as unknown as Kafka }),
     log: createLogger("test", { write: (line) => lines.push(line) }),
     signal: controller.signal,
+    wire,
     runId: "feedc0de",
     clock,
     statsIntervalMs: 0,

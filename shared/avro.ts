@@ -1,13 +1,21 @@
 /**
- * Avro encoding of every Kafka message value, using Avro single-object encoding: the two-byte
- * marker `C3 01`, the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian), then the
- * Avro binary body. A message whose fingerprint is not one of ours is refused with an error that
- * says so, never decoded by guess.
+ * Avro encoding of the pipeline's records: the schemas (`schemas/avro/*.avsc`), the Avro binary
+ * body, and the two framings a Kafka message value may have.
+ *
+ * - The Confluent wire format, which every topic is written in: byte 0 (`00`), the schema's
+ *   registry id as a 4-byte big-endian integer, then the Avro body. The id means something only
+ *   to a schema registry; `wire.ts` registers and resolves ids. Here: the framing, pure.
+ * - Avro single-object encoding, which the topics were written in before: the two-byte marker
+ *   `C3 01`, the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian), then the body.
+ *   Records still in a topic in this framing stay readable ({@linkcode decodeSingleObject});
+ *   nothing writes it but tests of that. A fingerprint that is not one of ours is refused, never
+ *   decoded by guess.
  *
  * Schemas are read from `schemas/avro/*.avsc` on first use, never at import. A schema that
- * evolved keeps its earlier versions in `schemas/avro/history/`: messages written with one of
- * them still decode, resolved to the current schema by Avro's rules (a field added since takes
- * its default), and are never written.
+ * evolved keeps its earlier versions in `schemas/avro/history/`: single-object messages written
+ * with one of them still decode, resolved to the current schema by Avro's rules (a field added
+ * since takes its default). Confluent-framed messages name their writer schema by id instead, and
+ * `wire.ts` resolves it the same way.
  *
  * @module
  */
@@ -50,6 +58,10 @@ const HEADER_LENGTH = 10;
 interface CompiledSchema {
   readonly name: SchemaName;
   readonly type: avro.Type;
+  /** `namespace.name` of the record. */
+  readonly fullName: string;
+  /** The `.avsc` file's schema as JSON text. */
+  readonly text: string;
   readonly canonical: string;
   readonly fingerprint: bigint;
   readonly header: Buffer;
@@ -108,7 +120,8 @@ function compile(): ReadonlyMap<SchemaName, CompiledSchema> {
   const map = new Map<SchemaName, CompiledSchema>();
   const byFp = new Map<bigint, CompiledSchema>();
   for (const name of Object.keys(SCHEMA_FILES) as SchemaName[]) {
-    const type = avro.Type.forSchema(readSchemaFile(name) as avro.Schema, { wrapUnions: false });
+    const file = readSchemaFile(name);
+    const type = parseSchema(file);
     // avsc's schema() without options is the Parsing Canonical Form.
     const canonical = JSON.stringify(type.schema());
     const fingerprint = crc64Avro(canonical);
@@ -116,11 +129,19 @@ function compile(): ReadonlyMap<SchemaName, CompiledSchema> {
     header[0] = SINGLE_OBJECT_MARKER[0];
     header[1] = SINGLE_OBJECT_MARKER[1];
     header.writeBigUInt64LE(fingerprint, 2);
-    const entry: CompiledSchema = { name, type, canonical, fingerprint, header };
+    const entry: CompiledSchema = {
+      name,
+      type,
+      fullName: type.name!,
+      text: JSON.stringify(file),
+      canonical,
+      fingerprint,
+      header,
+    };
     map.set(name, entry);
     byFp.set(fingerprint, entry);
     for (const old of readSchemaHistory(name)) {
-      const oldType = avro.Type.forSchema(old as avro.Schema, { wrapUnions: false });
+      const oldType = parseSchema(old);
       const oldFingerprint = crc64Avro(JSON.stringify(oldType.schema()));
       byFp.set(oldFingerprint, {
         ...entry,
@@ -145,6 +166,27 @@ export function avroType(name: SchemaName): avro.Type {
   return schema(name).type;
 }
 
+/** The record's full name (`namespace.name`) of one of our schemas, e.g. `market.finnhub.Trade`. */
+export function fullNameOf(name: SchemaName): string {
+  return schema(name).fullName;
+}
+
+/**
+ * The schema as its `.avsc` file holds it (docs included), as JSON text: what is registered in
+ * the schema registry, so consumers there see the documentation too.
+ */
+export function schemaText(name: SchemaName): string {
+  return schema(name).text;
+}
+
+/**
+ * Parses an Avro schema the way this module does (unions unwrapped), so types built from a
+ * registry's schema text resolve against ours. Throws avsc's error for an invalid schema.
+ */
+export function parseSchema(schema: unknown): avro.Type {
+  return avro.Type.forSchema(schema as avro.Schema, { wrapUnions: false });
+}
+
 /** The CRC-64-AVRO fingerprint of one of our schemas. */
 export function fingerprintOf(name: SchemaName): bigint {
   return schema(name).fingerprint;
@@ -156,14 +198,17 @@ export function formatFingerprint(fingerprint: bigint): string {
 }
 
 /**
- * Encodes a record as an Avro single-object message. Throws a `TypeError` naming the first
- * invalid field when the value does not match the schema.
+ * The Avro binary body of a record of schema `name` (no framing), written with `type` (default:
+ * the schema's; a test may pass an evolved one). Throws a `TypeError` naming the first invalid
+ * field when the value does not match.
  */
-export function encode<N extends SchemaName>(name: N, value: RecordTypes[N]): Buffer {
-  const { type, header } = schema(name);
-  let body: Buffer;
+export function encodeBody<N extends SchemaName>(
+  name: N,
+  value: RecordTypes[N],
+  type: avro.Type = schema(name).type,
+): Buffer {
   try {
-    body = type.toBuffer(name === "DeadLetter" ? withBufferPayload(value as DeadLetter) : value);
+    return type.toBuffer(name === "DeadLetter" ? withBufferPayload(value as DeadLetter) : value);
   } catch {
     const paths: string[] = [];
     type.isValid(value, { errorHook: (path: string[]) => paths.push(path.join(".") || "(root)") });
@@ -171,13 +216,94 @@ export function encode<N extends SchemaName>(name: N, value: RecordTypes[N]): Bu
       `Cannot encode ${name}: invalid field ${paths.length ? `'${paths[0]}'` : "value"}`,
     );
   }
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + body.length);
-  header.copy(out, 0);
-  body.copy(out, HEADER_LENGTH);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Confluent wire format
+// ---------------------------------------------------------------------------------------------
+
+/** The first byte of a Confluent-framed message ("magic byte"). */
+export const CONFLUENT_MAGIC = 0x00;
+/** Magic byte and 4-byte schema id. */
+export const CONFLUENT_HEADER_LENGTH = 5;
+
+/** The 5-byte Confluent header of schema id `id`. Throws a `RangeError` for an invalid id. */
+export function confluentHeader(id: number): Buffer {
+  if (!Number.isInteger(id) || id < 0 || id > 0x7fff_ffff) {
+    throw new RangeError(`Schema id must be a whole number from 0 to 2^31-1, got ${id}`);
+  }
+  const header = Buffer.alloc(CONFLUENT_HEADER_LENGTH);
+  header[0] = CONFLUENT_MAGIC;
+  header.writeInt32BE(id, 1);
+  return header;
+}
+
+/** `header` (from {@linkcode confluentHeader}) followed by `body`, in one new buffer. */
+export function frame(header: Uint8Array, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(header.length + body.length);
+  out.set(header, 0);
+  out.set(body, header.length);
   return out;
 }
 
-/** Reads the schema name a message was written with, without decoding its body. */
+/** What the first bytes of a message value say about its framing. */
+export type Framing =
+  /** Confluent wire format: the body starts at byte 5. */
+  | { readonly kind: "confluent"; readonly id: number }
+  /** Avro single-object encoding (the framing before the registry). */
+  | { readonly kind: "single-object" }
+  /** Neither: `reason` says what the bytes are not. */
+  | { readonly kind: "unknown"; readonly reason: string };
+
+/**
+ * The framing of a message value, from its first bytes only. A Confluent header whose id is
+ * negative (its top bit set) or that is shorter than 5 bytes is `unknown`. Pure.
+ */
+export function framingOf(message: Uint8Array): Framing {
+  if (message.length > 0 && message[0] === CONFLUENT_MAGIC) {
+    if (message.length < CONFLUENT_HEADER_LENGTH) {
+      return {
+        kind: "unknown",
+        reason:
+          `${message.length} bytes is shorter than the 5-byte Confluent header (magic byte 0, schema id)`,
+      };
+    }
+    const id = (message[1]! << 24) | (message[2]! << 16) | (message[3]! << 8) | message[4]!;
+    if (id < 0) {
+      return { kind: "unknown", reason: `the Confluent header's schema id ${id} is negative` };
+    }
+    return { kind: "confluent", id };
+  }
+  if (
+    message.length >= 2 && message[0] === SINGLE_OBJECT_MARKER[0] &&
+    message[1] === SINGLE_OBJECT_MARKER[1]
+  ) {
+    return { kind: "single-object" };
+  }
+  return {
+    kind: "unknown",
+    reason: message.length === 0
+      ? "the value is empty"
+      : `neither the Confluent wire format (magic byte 00) nor Avro single-object encoding (C3 01): it starts with ${
+        hex(message.subarray(0, 2))
+      }`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Avro single-object encoding (the framing before the registry)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Encodes a record as an Avro single-object message, the framing the topics had before the
+ * schema registry: only tests write it now (records of an existing installation stay readable).
+ * Throws a `TypeError` naming the first invalid field when the value does not match the schema.
+ */
+export function encodeSingleObject<N extends SchemaName>(name: N, value: RecordTypes[N]): Buffer {
+  return frame(schema(name).header, encodeBody(name, value));
+}
+
+/** Reads the schema name a single-object message was written with, without decoding its body. */
 export function schemaOf(message: Uint8Array): SchemaName {
   return writerSchema(message).name;
 }
@@ -220,16 +346,36 @@ function writerSchema(message: Uint8Array): CompiledSchema {
  * Throws a `TypeError` that says what is wrong: no marker, an unknown fingerprint, another
  * schema's fingerprint, or a body that does not decode.
  */
-export function decode<N extends SchemaName>(name: N, message: Uint8Array): RecordTypes[N] {
+export function decodeSingleObject<N extends SchemaName>(
+  name: N,
+  message: Uint8Array,
+): RecordTypes[N] {
   const writer = writerSchema(message);
   if (writer.name !== name) {
     throw new TypeError(
       `Cannot decode ${name}: the message was written with schema ${writer.name}`,
     );
   }
-  const buf = Buffer.from(message.buffer, message.byteOffset, message.length);
+  return decodeBody(
+    name,
+    writer.type,
+    Buffer.from(message.buffer, message.byteOffset + HEADER_LENGTH, message.length - HEADER_LENGTH),
+    writer.resolver,
+  );
+}
+
+/**
+ * Decodes an Avro body with `type` (the reader's), through `resolver` when the writer's schema
+ * differs. Throws a `TypeError` when the body does not decode (truncated, padded, garbage).
+ */
+export function decodeBody<N extends SchemaName>(
+  name: N,
+  type: avro.Type,
+  body: Buffer,
+  resolver?: avro.Resolver,
+): RecordTypes[N] {
   try {
-    return writer.type.fromBuffer(buf.subarray(HEADER_LENGTH), writer.resolver) as RecordTypes[N];
+    return type.fromBuffer(body, resolver) as RecordTypes[N];
   } catch (error) {
     throw new TypeError(
       `Cannot decode ${name}: body is not valid Avro (${(error as Error).message})`,

@@ -3,11 +3,13 @@ import { Buffer } from "node:buffer";
 import avro from "avsc";
 import {
   avroType,
+  confluentHeader,
   crc64Avro,
-  decode,
-  encode,
+  decodeSingleObject as decode,
+  encodeSingleObject as encode,
   fingerprintOf,
   formatFingerprint,
+  framingOf,
   readSchemaHistory,
   schemaOf,
 } from "./avro.ts";
@@ -57,7 +59,7 @@ Deno.test("avsc's schema() is the Parsing Canonical Form the fingerprint is take
   assert.equal(BigInt.asIntN(64, crc64Avro(canonical)), 7843277075252814651n);
 });
 
-Deno.test("encode() writes the single-object marker C3 01 and the schema fingerprint", () => {
+Deno.test("encodeSingleObject() writes the single-object marker C3 01 and the schema fingerprint", () => {
   const message = encode("Trade", trade);
   assert.equal(message[0], 0xc3);
   assert.equal(message[1], 0x01);
@@ -161,7 +163,7 @@ Deno.test("a DeadLetter written with the earlier schema (before originalSize) st
   assert.throws(() => decode("Trade", message), /written with schema DeadLetter/);
 });
 
-Deno.test("decode() refuses an unknown fingerprint and names it", () => {
+Deno.test("decodeSingleObject() refuses an unknown fingerprint and names it", () => {
   const message = encode("Trade", trade);
   message.writeBigUInt64LE(0x0123456789abcdefn, 2);
   assert.throws(() => decode("Trade", message), (error: Error) => {
@@ -172,7 +174,7 @@ Deno.test("decode() refuses an unknown fingerprint and names it", () => {
   });
 });
 
-Deno.test("decode() refuses a message without the marker, a short one and another schema's", () => {
+Deno.test("decodeSingleObject() refuses a message without the marker, a short one and another schema's", () => {
   const body = avroType("Trade").toBuffer(trade);
   assert.throws(() => decode("Trade", body), /missing the Avro single-object marker C3 01/);
   assert.throws(() => decode("Trade", Buffer.from([0xc3, 0x01, 1])), /shorter than the 10-byte/);
@@ -189,7 +191,7 @@ Deno.test("decode() refuses a message without the marker, a short one and anothe
   assert.throws(() => decode("Trade", letter), /written with schema DeadLetter/);
 });
 
-Deno.test("decode() refuses a truncated or padded body", () => {
+Deno.test("decodeSingleObject() refuses a truncated or padded body", () => {
   const message = encode("Trade", trade);
   assert.throws(() => decode("Trade", message.subarray(0, message.length - 3)), /not valid Avro/);
   assert.throws(
@@ -198,7 +200,44 @@ Deno.test("decode() refuses a truncated or padded body", () => {
   );
 });
 
-Deno.test("encode() names the field that does not fit the schema", () => {
+Deno.test("encodeSingleObject() names the field that does not fit the schema", () => {
   const bad = { ...trade, t: "yesterday" } as unknown as RawTrade;
   assert.throws(() => encode("Trade", bad), /Cannot encode Trade: invalid field 't'/);
+});
+
+Deno.test("confluentHeader() is byte 0 then the schema id as a 4-byte big-endian integer", () => {
+  assert.deepEqual([...confluentHeader(0)], [0, 0, 0, 0, 0]);
+  assert.deepEqual([...confluentHeader(1)], [0, 0, 0, 0, 1]);
+  assert.deepEqual([...confluentHeader(0x01020304)], [0, 1, 2, 3, 4]);
+  assert.deepEqual([...confluentHeader(0x7fffffff)], [0, 0x7f, 0xff, 0xff, 0xff]);
+  for (const bad of [-1, 0x80000000, 1.5, NaN]) {
+    assert.throws(() => confluentHeader(bad), RangeError, String(bad));
+  }
+});
+
+Deno.test("framingOf() tells the Confluent wire format, single-object encoding and neither apart", () => {
+  assert.deepEqual(framingOf(Buffer.from([0, 0, 0, 1, 0, 42])), { kind: "confluent", id: 256 });
+  assert.deepEqual(framingOf(Buffer.from([0, 0x7f, 0xff, 0xff, 0xff])), {
+    kind: "confluent",
+    id: 0x7fffffff,
+  });
+  // A record with an empty body is legal Avro (a record of no fields): the header alone.
+  assert.deepEqual(framingOf(confluentHeader(7)), { kind: "confluent", id: 7 });
+  assert.deepEqual(framingOf(encode("Trade", trade)), { kind: "single-object" });
+  const unknown = (bytes: number[]) => {
+    const framing = framingOf(Uint8Array.from(bytes));
+    assert.equal(framing.kind, "unknown", JSON.stringify(bytes));
+    return (framing as { reason: string }).reason;
+  };
+  assert.match(unknown([]), /empty/);
+  assert.match(unknown([0, 0, 0, 1]), /4 bytes is shorter than the 5-byte Confluent header/);
+  assert.match(unknown([0, 0x80, 0, 0, 1]), /schema id -2147483647 is negative/);
+  assert.match(unknown([0xc3]), /neither .* it starts with C3$/);
+  assert.match(
+    unknown([0x7b, 0x22, 0x73]),
+    /neither the Confluent wire format \(magic byte 00\) nor Avro single-object encoding \(C3 01\): it starts with 7B 22/,
+  );
+  // A view into a larger buffer reads from its own start.
+  const big = Buffer.from([9, 9, 0, 0, 0, 0, 5, 1]);
+  assert.deepEqual(framingOf(big.subarray(2)), { kind: "confluent", id: 5 });
 });

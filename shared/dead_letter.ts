@@ -5,13 +5,24 @@
  */
 import { Buffer } from "node:buffer";
 import type { KafkaMessage, Message, Producer } from "kafkajs";
-import { encode } from "./avro.ts";
 import { sendInChunks } from "./chunked_send.ts";
 import type { DeadLetter, DeadLetterSource } from "./types.ts";
+import type { WireCodec } from "./wire.ts";
 
 /** The Kafka message of a dead letter, keyed by `key` (a symbol) when there is one. */
-export function deadLetterMessage(letter: DeadLetter, key?: string | null): Message {
-  return { key: key ? Buffer.from(key) : null, value: encode("DeadLetter", letter) };
+export function deadLetterMessage(
+  wire: WireCodec,
+  { letter, key }: { readonly letter: DeadLetter; readonly key?: string | null },
+): Message {
+  return { key: key ? Buffer.from(key) : null, value: wire.encode("DeadLetter", letter) };
+}
+
+/** Where {@linkcode publishDeadLetters} sends. */
+export interface DeadLetterTarget {
+  readonly producer: Producer;
+  readonly topic: string;
+  /** Encodes the letters (DeadLetter registered under `<topic>-value`). */
+  readonly wire: WireCodec;
 }
 
 /**
@@ -19,15 +30,10 @@ export function deadLetterMessage(letter: DeadLetter, key?: string | null): Mess
  * allows (a batch of rejected records can be as large as the batch consumed).
  */
 export async function publishDeadLetters(
-  producer: Producer,
-  topic: string,
   letters: readonly { readonly letter: DeadLetter; readonly key?: string | null }[],
+  { producer, topic, wire }: DeadLetterTarget,
 ): Promise<void> {
-  await sendInChunks(
-    producer,
-    topic,
-    letters.map(({ letter, key }) => deadLetterMessage(letter, key)),
-  );
+  await sendInChunks(producer, topic, letters.map((letter) => deadLetterMessage(wire, letter)));
 }
 
 /** Shortens an error message for a dead letter's reason. */

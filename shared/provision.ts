@@ -17,6 +17,8 @@ import { applySchema, createCassandraClient } from "./cassandra.ts";
 import type { Config } from "./config.ts";
 import { createKafka, ensureTopics, pipelineTopics, type TopicOutcome } from "./kafka.ts";
 import { describeError, type Logger, silentLogger } from "./log.ts";
+import { createSchemaRegistryClient } from "./schema_registry.ts";
+import { subjectOf } from "./wire.ts";
 
 /**
  * Creates every topic that is missing and reports what it found. Kafka not answering is an
@@ -93,7 +95,8 @@ export async function prepareLocal(
 }
 
 /**
- * Drops the keyspace and the topics of `config`, best effort: the end of an isolated run (a
+ * Drops the keyspace, the topics and their registry subjects (`<topic>-value`) of `config`, best
+ * effort: the end of an isolated run (a
  * test, a benchmark step) on names of its own (`isolatedNames`). Never point it at a real
  * installation.
  */
@@ -115,4 +118,10 @@ export async function deprovision(config: Config): Promise<void> {
   } finally {
     await admin.disconnect();
   }
+  const registry = createSchemaRegistryClient(config.registry, { timeoutMs: 15_000 });
+  await Promise.all(
+    pipelineTopics(config.kafka).map((topic) =>
+      registry.deleteSubject(subjectOf(topic), { permanent: true }).catch(() => {})
+    ),
+  );
 }

@@ -14,11 +14,11 @@
  * @module
  */
 import type { Consumer, Kafka } from "kafkajs";
-import { decode } from "./avro.ts";
 import { WORKER_ROLES } from "./config.ts";
 import { describeError, type Logger } from "./log.ts";
 import { MetricsRegistry, type MetricsSnapshot, type SeriesSnapshot } from "./metrics.ts";
 import type { WorkerReport, WorkerRole } from "./types.ts";
+import type { WireCodec } from "./wire.ts";
 
 /** Workers kept at most (a deployment runs about 20; restarts add new ids). */
 export const MAX_WORKERS = 128;
@@ -56,6 +56,11 @@ export interface CollectorOptions {
   readonly kafka: Kafka;
   readonly topic: string;
   readonly groupId: string;
+  /**
+   * Decodes the reports (fetching each writer schema id once from the registry). A report that
+   * cannot be decoded, or arrives while the registry cannot say what its id means, is refused.
+   */
+  readonly wire: WireCodec;
   readonly log: Logger;
   /** A worker with no report for this long is down. Default 10000 ms. */
   readonly staleAfterMs?: number;
@@ -267,14 +272,18 @@ export function createCollector(options: CollectorOptions): Collector {
       await consumer.subscribe({ topic: options.topic, fromBeginning: false });
       await consumer.run({
         autoCommit: true,
-        eachMessage: ({ message }) => {
-          if (!message.value) return Promise.resolve();
+        eachMessage: async ({ message }) => {
+          if (!message.value) return;
+          let report: WorkerReport;
           try {
-            accept(decode("WorkerReport", message.value));
+            report = await options.wire.decodeAsync("WorkerReport", message.value);
           } catch (error) {
-            refuse("ignoring an undecodable worker report", { error: describeError(error) });
+            refuse("ignoring a worker report that cannot be decoded", {
+              error: describeError(error),
+            });
+            return;
           }
-          return Promise.resolve();
+          accept(report);
         },
       });
     },

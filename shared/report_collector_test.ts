@@ -3,6 +3,8 @@ import type { Kafka } from "kafkajs";
 import { silentLogger } from "./log.ts";
 import { MetricsRegistry, renderPrometheus } from "./metrics.ts";
 import type { WorkerReport } from "./types.ts";
+import { createMemoryRegistry } from "./memory_registry.ts";
+import { createWireCodec } from "./wire.ts";
 import {
   checkReport,
   createCollector,
@@ -35,6 +37,7 @@ function report(
 function collector(now: () => number) {
   return createCollector({
     kafka: {} as Kafka,
+    wire: createWireCodec(createMemoryRegistry()),
     topic: "t",
     groupId: "g",
     log: silentLogger(),
@@ -75,6 +78,7 @@ Deno.test("the collector keeps at most maxWorkers workers, forgetting the least 
   const metrics = new MetricsRegistry();
   const c = createCollector({
     kafka: {} as Kafka,
+    wire: createWireCodec(createMemoryRegistry()),
     topic: "t",
     groupId: "g",
     log: silentLogger(),
@@ -97,6 +101,7 @@ Deno.test("the collector refuses reports that would break /metrics or its bounds
   const metrics = new MetricsRegistry();
   const c = createCollector({
     kafka: {} as Kafka,
+    wire: createWireCodec(createMemoryRegistry()),
     topic: "t",
     groupId: "g",
     log: silentLogger(),

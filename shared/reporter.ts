@@ -8,15 +8,17 @@
  */
 import { Buffer } from "node:buffer";
 import type { Producer } from "kafkajs";
-import { encode } from "./avro.ts";
 import { describeError, type Logger } from "./log.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import type { WorkerReport, WorkerRole } from "./types.ts";
+import type { WireCodec } from "./wire.ts";
 
 /** Options of {@linkcode startReporter}. */
 export interface ReporterOptions {
   readonly producer: Producer;
   readonly topic: string;
+  /** Encodes the reports (WorkerReport registered under `<topic>-value`). */
+  readonly wire: WireCodec;
   readonly role: WorkerRole;
   /** The metrics to report, read at each report. */
   readonly snapshot: () => MetricsSnapshot;
@@ -63,7 +65,10 @@ export function startReporter(options: ReporterOptions): Reporter {
       // acks = all: the stages' producer is idempotent, and kafkajs refuses any other acks on
       // one ("Not requiring ack for all messages invalidates the idempotent producer's EoS").
       acks: -1,
-      messages: [{ key: Buffer.from(workerId), value: encode("WorkerReport", report) }],
+      messages: [{
+        key: Buffer.from(workerId),
+        value: options.wire.encode("WorkerReport", report),
+      }],
     });
   }
   let inFlight = false;

@@ -2,10 +2,12 @@
  * The pipeline's shape, as every part of it and every tool around it sees it: the stages in
  * order, the consumer group and input topic of each, and the heap bound each kind of worker runs
  * with. The workers, `start`, the admin tasks, the status endpoint, the benchmarks and the tests
- * read it from here, so a stage or a topic changes in one place.
+ * read it from here, so a stage or a topic changes in one place. So does the Avro record each
+ * topic carries, and which topics each kind of worker writes (the schemas it registers at start).
  *
  * @module
  */
+import type { SchemaName } from "./avro.ts";
 import type { Config } from "./config.ts";
 
 /** The stages of the processor. */
@@ -46,4 +48,37 @@ export function stageSubscriptions(
     group: groupIdOf(config, stage),
     topic: inputTopicOf(config, stage),
   }));
+}
+
+/** The topics of the config, by their key. */
+export type TopicKey = keyof Config["kafka"]["topics"];
+
+/** The Avro record every topic carries: one schema a topic, under the subject `<topic>-value`. */
+export const TOPIC_SCHEMAS: Readonly<Record<TopicKey, SchemaName>> = {
+  raw: "Trade",
+  silver: "SilverTrade",
+  deadLetter: "DeadLetter",
+  metrics: "WorkerReport",
+  candles: "CandleUpdate",
+};
+
+/** The topics each kind of worker writes to. */
+export const WRITES: Readonly<Record<"producer" | StageName, readonly TopicKey[]>> = {
+  producer: ["raw", "deadLetter", "metrics"],
+  bronze: ["deadLetter", "metrics"],
+  silver: ["silver", "deadLetter", "metrics"],
+  gold: ["candles", "deadLetter", "metrics"],
+};
+
+/**
+ * The schemas a worker registers at start, each with the topic it is written to
+ * (`{ Trade: "market.trades.raw", ... }`), as `WireCodec.register()` takes them.
+ */
+export function writtenSchemas(
+  config: Config,
+  worker: "producer" | StageName,
+): Partial<Record<SchemaName, string>> {
+  return Object.fromEntries(
+    WRITES[worker].map((key) => [TOPIC_SCHEMAS[key], config.kafka.topics[key]]),
+  );
 }

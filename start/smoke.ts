@@ -22,12 +22,12 @@
  */
 import type cassandra from "cassandra-driver";
 import type { Consumer } from "kafkajs";
-import { decode } from "../shared/avro.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { delay } from "../shared/delay.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { redact } from "../shared/secret.ts";
 import type { DeadLetter } from "../shared/types.ts";
 import {
@@ -50,6 +50,7 @@ import {
 import { displayHost } from "./ports.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { stageSubscriptions } from "../shared/topology.ts";
+import { createWireCodec } from "../shared/wire.ts";
 
 const POLL_MS = 500;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -192,20 +193,20 @@ async function main(argv: string[]): Promise<number> {
     // Dead letters from here on: remember where the topic ends before sending.
     const dlStart = await admin.fetchTopicOffsets(config.kafka.topics.deadLetter);
     const deadLetters: DeadLetter[] = [];
+    const wire = createWireCodec(createSchemaRegistryClient(config.registry));
     consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250 });
     await consumer.connect();
     await consumer.subscribe({ topic: config.kafka.topics.deadLetter, fromBeginning: false });
     await consumer.run({
       autoCommit: false,
-      eachMessage: ({ message }) => {
+      eachMessage: async ({ message }) => {
         if (message.key?.toString() === symbol && message.value) {
           try {
-            deadLetters.push(decode("DeadLetter", message.value));
+            deadLetters.push(await wire.decodeAsync("DeadLetter", message.value));
           } catch {
             // Not a DeadLetter: the check below then misses it and says so.
           }
         }
-        return Promise.resolve();
       },
     });
     for (const { partition, offset } of dlStart) {

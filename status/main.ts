@@ -2,7 +2,9 @@
  * `deno task status`: the status endpoint (Hono) on STATUS_HOST:STATUS_PORT. Reads worker
  * reports from the metrics topic and consumer lag from Kafka; see `app.ts` for the routes and
  * `server.ts` for the connection timeouts and cap. It also serves the live market page at `/`
- * (`market/market.ts`), fed by the candle-updates topic.
+ * (`market/market.ts`), fed by the candle-updates topic. It writes nothing to Kafka, so it
+ * registers no schema: it asks the registry (SCHEMA_REGISTRY_URL) for each writer schema id it
+ * meets, once, and starts whether or not the registry answers yet.
  *
  * @module
  */
@@ -12,6 +14,7 @@ import { createKafka } from "../shared/kafka.ts";
 import { describeError } from "../shared/log.ts";
 import { type MainContext, runMain } from "../shared/main.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
+import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { redact } from "../shared/secret.ts";
 import { allowedHostsOf, createStatusApp } from "./app.ts";
 import { createCollector } from "../shared/report_collector.ts";
@@ -19,6 +22,7 @@ import { serveStatus } from "./server.ts";
 import { createMarketService } from "./market/market.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { stageSubscriptions } from "../shared/topology.ts";
+import { createWireCodec } from "../shared/wire.ts";
 
 /** Caches an async value for `ms`, so a burst of scrapes asks Kafka once. */
 function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
@@ -40,9 +44,11 @@ async function main({ env, config, secrets, log, signal }: MainContext): Promise
   const admin = kafka.admin();
   const session = createCassandraClient(config.cassandra, { applicationName: "market-status" });
   const metrics = new MetricsRegistry();
+  const wire = createWireCodec(createSchemaRegistryClient(config.registry));
   const collector = createCollector({
     kafka,
     topic: config.kafka.topics.metrics,
+    wire,
     groupId: `${config.kafka.groupPrefix}.status-${crypto.randomUUID().slice(0, 8)}`,
     log,
     metrics,
@@ -64,6 +70,7 @@ async function main({ env, config, secrets, log, signal }: MainContext): Promise
     kafka,
     session,
     sources,
+    wire,
     log: log.child("market"),
     metrics,
   });

@@ -5,12 +5,19 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
-import { decode, encode } from "../shared/avro.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import { createKafka, ensureTopics, pipelineTopics } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import type { RawTrade } from "../shared/types.ts";
-import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
+import {
+  cleanup,
+  provision,
+  session,
+  testConfig,
+  testWire,
+  waitFor,
+  writerWire,
+} from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -36,22 +43,22 @@ Deno.test({
         tradeIndex: 0,
       };
       await producer.connect();
+      const wire = await writerWire(config, ["raw"]);
       await producer.send({
         topic: config.kafka.topics.raw,
         acks: -1,
-        messages: [{ key: Buffer.from(trade.s), value: encode("Trade", trade) }],
+        messages: [{ key: Buffer.from(trade.s), value: wire.encode("Trade", trade) }],
       });
       await consumer.connect();
       await consumer.subscribe({ topic: config.kafka.topics.raw, fromBeginning: true });
       const received: { key: string; value: RawTrade; partition: number }[] = [];
       await consumer.run({
-        eachMessage: ({ message, partition }) => {
+        eachMessage: async ({ message, partition }) => {
           received.push({
             key: message.key!.toString(),
-            value: decode("Trade", message.value!),
+            value: await testWire().decodeAsync("Trade", message.value!),
             partition,
           });
-          return Promise.resolve();
         },
       });
       await waitFor("the trade to come back", () => received.length > 0);

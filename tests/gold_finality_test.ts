@@ -11,12 +11,12 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
 import type { KafkaMessage, Producer } from "kafkajs";
-import { encode } from "../shared/avro.ts";
 import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import type { SilverTrade } from "../shared/types.ts";
+import { memoryWire } from "../shared/memory_registry.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import type { Stage, StageBatch } from "../processor/stage_runner.ts";
 import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS } from "../shared/gold_table.ts";
@@ -45,6 +45,9 @@ function fakeTime(start: number) {
   return { now: () => t, set: (to: number) => void (t = to) };
 }
 
+/** Encodes the silver records the tests hand to gold; nothing asks a registry. */
+const wire = await memoryWire();
+
 function goldStage(
   config: Config,
   client: cassandra.Client,
@@ -56,6 +59,7 @@ function goldStage(
     keyspace: config.cassandra.keyspace,
     producer: {} as Producer, // never used: nothing is dead-lettered, no candle topic
     deadLetterTopic: config.kafka.topics.deadLetter,
+    wire,
     allowedLatenessMs: LATENESS,
     log: silentLogger(),
     metrics: extra.metrics ?? new MetricsRegistry(),
@@ -88,7 +92,7 @@ function batchOf(
 ): StageBatch {
   const messages: KafkaMessage[] = trades.map((t, i) => ({
     key: Buffer.from(t.symbol),
-    value: Buffer.from(encode("SilverTrade", t)),
+    value: wire.encode("SilverTrade", t),
     timestamp: String(t.eventTime),
     attributes: 0,
     offset: String(firstOffset + i),

@@ -1,7 +1,8 @@
 /**
  * Shared pieces of the integration tests: the real local services (started on demand by the
- * project's own scripts), a config on fresh topic and keyspace names per test, and waiting for
- * a condition with a deadline instead of sleeping.
+ * project's own scripts), a config on fresh topic and keyspace names per test (so fresh
+ * registry subjects `<topic>-value` too), codecs of the wire format over the real schema
+ * registry, and waiting for a condition with a deadline instead of sleeping.
  *
  * @module
  */
@@ -18,6 +19,12 @@ import {
 } from "../shared/kafka.ts";
 import { deprovision, provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
+import {
+  createSchemaRegistryClient,
+  type SchemaRegistryClient,
+} from "../shared/schema_registry.ts";
+import { TOPIC_SCHEMAS, type TopicKey } from "../shared/topology.ts";
+import { createWireCodec, subjectOf, type WireCodec } from "../shared/wire.ts";
 
 let servicesReady: Promise<void> | undefined;
 
@@ -40,6 +47,9 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
     KAFKA_BROKERS: env["KAFKA_BROKERS"],
     CASSANDRA_CONTACT_POINTS: env["CASSANDRA_CONTACT_POINTS"],
+    SCHEMA_REGISTRY_URL: env["SCHEMA_REGISTRY_URL"],
+    SCHEMA_REGISTRY_USERNAME: env["SCHEMA_REGISTRY_USERNAME"],
+    SCHEMA_REGISTRY_PASSWORD: env["SCHEMA_REGISTRY_PASSWORD"],
     ...isolatedNames("test", randomId()),
     KAFKA_PARTITIONS: "3",
     LOG_LEVEL: "warn",
@@ -84,8 +94,44 @@ export async function provision(config: Config): Promise<void> {
   await provisionSchema(config);
 }
 
-/** Drops the test keyspace and topics (best effort). */
+let registryClient: SchemaRegistryClient | undefined;
+let readingWire: WireCodec | undefined;
+
+/** The schema registry the tests use (SCHEMA_REGISTRY_URL, else the local one), one client. */
+export function testRegistry(): SchemaRegistryClient {
+  registryClient ??= createSchemaRegistryClient(testConfig().registry, { timeoutMs: 15_000 });
+  return registryClient;
+}
+
+/**
+ * A codec that reads every topic of every test (each writer schema id fetched once for the test
+ * process). It registers nothing: it cannot encode.
+ */
+export function testWire(): WireCodec {
+  readingWire ??= createWireCodec(testRegistry());
+  return readingWire;
+}
+
+/** A codec with the schemas of the config's `topics` registered under `<topic>-value`. */
+export async function writerWire(config: Config, topics: readonly TopicKey[]): Promise<WireCodec> {
+  const wire = createWireCodec(testRegistry());
+  await wire.register(
+    Object.fromEntries(topics.map((key) => [TOPIC_SCHEMAS[key], config.kafka.topics[key]])),
+  );
+  return wire;
+}
+
+/** Drops the test keyspace, topics and registry subjects (best effort). */
 export const cleanup: (config: Config) => Promise<void> = deprovision;
+
+/** Deletes the registry subjects `<topic>-value` of `topics` for good (best effort). */
+export async function deleteSubjects(topics: readonly string[]): Promise<void> {
+  await Promise.all(
+    topics.map((topic) =>
+      testRegistry().deleteSubject(subjectOf(topic), { permanent: true }).catch(() => {})
+    ),
+  );
+}
 
 /** A Cassandra client into the config's keyspace; close it in `finally`. */
 export function session(config: Config): cassandra.Client {

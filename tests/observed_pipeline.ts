@@ -9,7 +9,6 @@
  */
 import { Buffer } from "node:buffer";
 import { Partitioners, type Producer as KafkaProducer } from "kafkajs";
-import { encode } from "../shared/avro.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
@@ -26,7 +25,7 @@ import { createStatusApp } from "../status/app.ts";
 import { createMarketService } from "../status/market/market.ts";
 import { createCollector } from "../shared/report_collector.ts";
 import { serveStatus } from "../status/server.ts";
-import { cleanup, provision, testConfig, waitFor } from "./helpers.ts";
+import { cleanup, provision, testConfig, testWire, waitFor, writerWire } from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 import { parseExposition, rolesUp } from "./prometheus_text.ts";
 import { type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
@@ -104,6 +103,8 @@ export async function startObservedPipeline(
     });
     await provision(config);
     closers.push({ what: "cleanup", close: () => cleanup(config) });
+    // The producer's reports and the test's own raw records, as the producer encodes them.
+    const wire = await writerWire(config, ["raw", "metrics"]);
 
     // The status endpoint, as status/main.ts builds it.
     const log = testLogger("status");
@@ -118,6 +119,7 @@ export async function startObservedPipeline(
       kafka,
       topic: config.kafka.topics.metrics,
       groupId: `${config.kafka.groupPrefix}.status-${randomId()}`,
+      wire: testWire(),
       log,
       metrics: statusMetrics,
     });
@@ -139,6 +141,7 @@ export async function startObservedPipeline(
         kafka,
         session,
         sources,
+        wire: testWire(),
         log: log.child("market"),
         metrics: statusMetrics,
       })
@@ -217,6 +220,7 @@ export async function startObservedPipeline(
     const reporter = startReporter({
       producer: reportProducer,
       topic: config.kafka.topics.metrics,
+      wire,
       role: "producer",
       snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
       log: producerLog,
@@ -258,7 +262,7 @@ export async function startObservedPipeline(
           acks: -1,
           messages: trades.map((trade) => ({
             key: Buffer.from(trade.s),
-            value: encode("Trade", trade),
+            value: wire.encode("Trade", trade),
           })),
         });
       },

@@ -7,14 +7,13 @@
 import assert from "node:assert/strict";
 import cassandra from "cassandra-driver";
 import type { Config } from "../shared/config.ts";
-import { decode } from "../shared/avro.ts";
 import { hourBucket } from "../shared/buckets.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import type { DeadLetter } from "../shared/types.ts";
 import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
 import { GOLD_TABLE, goldBucketsBetween, type Interval } from "../shared/gold_table.ts";
-import { waitFor } from "./helpers.ts";
+import { testWire, waitFor } from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 import type { Reference } from "./reference.ts";
 import type { SentTrade } from "./trade_feed.ts";
@@ -128,9 +127,8 @@ export async function readDeadLetters(
     await consumer.connect();
     await consumer.subscribe({ topic: config.kafka.topics.deadLetter, fromBeginning: true });
     await consumer.run({
-      eachMessage: ({ message }) => {
-        letters.push(decode("DeadLetter", message.value!));
-        return Promise.resolve();
+      eachMessage: async ({ message }) => {
+        letters.push(await testWire().decodeAsync("DeadLetter", message.value!));
       },
     });
     await waitFor(`${expected} dead letters`, () => done(letters), { timeoutMs: 60_000 });

@@ -28,7 +28,6 @@ import {
   startService,
   stopService,
 } from "../local_services/services.ts";
-import { decode, encode } from "../shared/avro.ts";
 import { hourBucket } from "../shared/buckets.ts";
 import { delay } from "../shared/delay.ts";
 import type { Config } from "../shared/config.ts";
@@ -40,7 +39,15 @@ import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/p
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../shared/gold_table.ts";
-import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
+import {
+  cleanup,
+  provision,
+  session,
+  testConfig,
+  testWire,
+  waitFor,
+  writerWire,
+} from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 import {
   assertGoldMatches,
@@ -263,13 +270,12 @@ async function readSilverTopic(admin: Admin, config: Config): Promise<Map<number
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
-      eachMessage: ({ partition, message }) => {
+      eachMessage: async ({ partition, message }) => {
         const list = out.get(partition)!;
         if (Number(message.offset) === list.length) {
-          const trade = decode("SilverTrade", message.value!);
+          const trade = await testWire().decodeAsync("SilverTrade", message.value!);
           list.push(`${trade.rawPartition}/${trade.rawOffset}`);
         }
-        return Promise.resolve();
       },
     });
     await waitFor("the silver topic to be read", () => {
@@ -289,10 +295,9 @@ async function readReports(config: Config, signal: AbortSignal) {
   await consumer.connect();
   await consumer.subscribe({ topic: config.kafka.topics.metrics, fromBeginning: true });
   await consumer.run({
-    eachMessage: ({ message }) => {
-      const report = decode("WorkerReport", message.value!);
+    eachMessage: async ({ message }) => {
+      const report = await testWire().decodeAsync("WorkerReport", message.value!);
       latest.set(report.workerId, { role: report.role, metrics: JSON.parse(report.metrics) });
-      return Promise.resolve();
     },
   });
   signal.addEventListener("abort", () => void consumer.disconnect().catch(() => {}));
@@ -680,6 +685,7 @@ Deno.test({
     await provision(config);
     const client = session(config);
     const producer = createKafka(config.kafka, silentLogger()).producer(); // never used: no letters
+    const wire = await writerWire(config, ["silver", "deadLetter"]);
     const window = Date.UTC(2026, 10, 24, 9, 30);
     const messages: KafkaMessage[] = Array.from({ length: 100 }, (_, i) => {
       const trade: SilverTrade = {
@@ -697,7 +703,7 @@ Deno.test({
       };
       return {
         key: Buffer.from(trade.symbol),
-        value: Buffer.from(encode("SilverTrade", trade)),
+        value: wire.encode("SilverTrade", trade),
         timestamp: String(trade.eventTime),
         attributes: 0,
         offset: String(i),
@@ -710,6 +716,7 @@ Deno.test({
         keyspace: config.cassandra.keyspace,
         producer,
         deadLetterTopic: config.kafka.topics.deadLetter,
+        wire,
         allowedLatenessMs: 1000,
         log: silentLogger(),
         metrics: new MetricsRegistry(),

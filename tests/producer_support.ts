@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { decode } from "../shared/avro.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka, ensureTopics } from "../shared/kafka.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { createProducer, type Producer, type ProducerReport } from "../producer/producer.ts";
-import { services, testConfig, waitFor } from "./helpers.ts";
+import { deleteSubjects, services, testConfig, testWire, waitFor } from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 
 /** kafkajs keeps timers and sockets past `disconnect()`. */
@@ -62,8 +61,9 @@ export async function producerTestConfig(
   return config;
 }
 
-/** Deletes the config's raw and dead-letter topics (best effort). */
+/** Deletes the config's raw and dead-letter topics and their registry subjects (best effort). */
 export async function deleteTopics(config: Config): Promise<void> {
+  await deleteSubjects([config.kafka.topics.raw, config.kafka.topics.deadLetter]);
   const admin = createKafka(config.kafka, silentLogger()).admin();
   try {
     await admin.connect();
@@ -112,7 +112,8 @@ export interface ReadRecord {
 /**
  * Reads `topic` from the beginning until `expected` records arrived, then checks the topic
  * holds exactly that many (the partitions' end offsets add up), so extra records fail the test.
- * Records come back in partition, then offset, order.
+ * Records come back in partition, then offset, order, with the schema ids they carry resolved
+ * (so {@linkcode rawTrades} and {@linkcode deadLetters} decode them).
  */
 export async function readTopic(
   config: Config,
@@ -160,21 +161,25 @@ export async function readTopic(
     await consumer.disconnect();
     await admin.disconnect();
   }
+  await testWire().resolve(records.map((r) => r.value));
   return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }
 
-/** Decodes raw-topic records. */
+/** Decodes raw-topic records (read with {@linkcode readTopic}). */
 export function rawTrades(
   records: readonly ReadRecord[],
 ): (RawTrade & { readonly record: ReadRecord })[] {
-  return records.map((record) => ({ ...decode("Trade", record.value), record }));
+  return records.map((record) => ({ ...testWire().decode("Trade", record.value), record }));
 }
 
-/** Decodes dead-letter records. */
+/** Decodes dead-letter records (read with {@linkcode readTopic}). */
 export function deadLetters(
   records: readonly ReadRecord[],
 ): (DeadLetter & { readonly key: string | null })[] {
-  return records.map((record) => ({ ...decode("DeadLetter", record.value), key: record.key }));
+  return records.map((record) => ({
+    ...testWire().decode("DeadLetter", record.value),
+    key: record.key,
+  }));
 }
 
 /** The trade object a raw record came from, as the feed sent it (`c` left out when absent). */

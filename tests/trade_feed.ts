@@ -9,9 +9,10 @@
  */
 import { Buffer } from "node:buffer";
 import type { Message, Producer } from "kafkajs";
-import { encode } from "../shared/avro.ts";
 import { mulberry32 } from "../shared/random.ts";
 import type { RawTrade } from "../shared/types.ts";
+import { createWireCodec } from "../shared/wire.ts";
+import { testRegistry } from "./helpers.ts";
 
 /** A trade as the feed sent it, with its send order. */
 export interface SentTrade {
@@ -94,17 +95,22 @@ export function generateFeed(options: FeedOptions): SentTrade[] {
   return out;
 }
 
-/** Produces the feed to `topic` keyed by symbol, in send order, in batches. */
+/**
+ * Produces the feed to `topic` keyed by symbol, in send order, in batches, in the Confluent wire
+ * format with `Trade` registered under `<topic>-value` as the producer does.
+ */
 export async function produceFeed(
   producer: Producer,
   topic: string,
   feed: readonly SentTrade[],
   batchSize = 500,
 ): Promise<void> {
+  const wire = createWireCodec(testRegistry());
+  await wire.register({ Trade: topic });
   for (let i = 0; i < feed.length; i += batchSize) {
     const messages: Message[] = feed.slice(i, i + batchSize).map(({ trade }) => ({
       key: Buffer.from(trade.s),
-      value: encode("Trade", trade),
+      value: wire.encode("Trade", trade),
     }));
     await producer.send({ topic, acks: -1, messages });
   }

@@ -1,14 +1,13 @@
 /**
  * Bronze: every raw-topic record, as received, into `trades_bronze` with its source position
  * (topic, partition, offset) and ingest time. Nothing is filtered for content; a record that is
- * not a decodable Avro Trade goes to the dead-letter topic with the reason, and the partition
- * moves on.
+ * not a decodable Avro Trade goes to the dead-letter topic with the reason (`unknown_schema_id`,
+ * `undecodable`: see shared/wire.ts), and the partition moves on.
  *
  * @module
  */
 import type { Producer } from "kafkajs";
 import type cassandra from "cassandra-driver";
-import { decode } from "../../shared/avro.ts";
 import { createSendQueue } from "../../shared/chunked_send.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
@@ -22,6 +21,7 @@ import {
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { RawTrade } from "../../shared/types.ts";
+import { type WireCodec, wireErrorCode } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { METRIC } from "../../shared/metric_names.ts";
 
@@ -34,6 +34,8 @@ export interface BronzeStageOptions {
   readonly keyspace: string;
   readonly producer: Producer;
   readonly deadLetterTopic: string;
+  /** Decodes the raw records and encodes the dead letters. */
+  readonly wire: WireCodec;
   readonly log: Logger;
   readonly metrics: MetricsRegistry;
   /** Most Cassandra requests in flight. Default 32. */
@@ -51,7 +53,7 @@ export function conditionsColumns(c: RawTrade["c"]): [string[] | null, string] {
 
 /** The bronze stage. */
 export function createBronzeStage(options: BronzeStageOptions): Stage {
-  const { session, keyspace, producer, deadLetterTopic, metrics } = options;
+  const { session, keyspace, producer, deadLetterTopic, wire, metrics } = options;
   const now = options.now ?? Date.now;
   const observeWrites = writeMetrics(metrics, "bronze");
   const insert = `INSERT INTO ${keyspace}.trades_bronze (symbol, bucket, source_partition,
@@ -85,6 +87,8 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     name: "bronze",
     concurrentPartitions: true,
     async processBatch(batch: StageBatch) {
+      // Schema ids not seen yet, fetched once; the registry down is a retriable failure.
+      await wire.resolve(batch.messages.map((m) => m.value));
       const storedAt = time(now());
       const topic = text(batch.topic);
       const partition = int(batch.partition);
@@ -100,9 +104,9 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
         if (!message.value) return letter(i, "Record has no value", "empty_record");
         let trade: RawTrade;
         try {
-          trade = decode("Trade", message.value);
+          trade = wire.decode("Trade", message.value);
         } catch (error) {
-          return letter(i, reasonOf(error), "undecodable");
+          return letter(i, reasonOf(error), wireErrorCode(error));
         }
         if (trade.s === "" || encoder.encode(trade.s).length > MAX_KEY_BYTES) {
           return letter(
@@ -149,7 +153,9 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
         );
       }
       if (letters.length > 0) {
-        await sendQueue(() => publishDeadLetters(producer, deadLetterTopic, letters));
+        await sendQueue(() =>
+          publishDeadLetters(letters, { producer, topic: deadLetterTopic, wire })
+        );
       }
       out.inc({ stage: "bronze", table: "trades_bronze" }, rows.length - failures.length);
       for (const { letter: l } of letters) dead.inc({ stage: "bronze", reason: l.reasonCode });

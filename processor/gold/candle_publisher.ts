@@ -13,10 +13,10 @@
  */
 import { Buffer } from "node:buffer";
 import type { Producer } from "kafkajs";
-import { encode } from "../../shared/avro.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
+import type { WireCodec } from "../../shared/wire.ts";
 import { type Candle, vwap } from "./candle.ts";
 import { formatDecimal } from "../../shared/decimal.ts";
 
@@ -24,6 +24,8 @@ import { formatDecimal } from "../../shared/decimal.ts";
 export interface CandlePublisherOptions {
   readonly producer: Pick<Producer, "send">;
   readonly topic: string;
+  /** Encodes the updates (CandleUpdate registered under `<topic>-value`). */
+  readonly wire: WireCodec;
   readonly metrics: MetricsRegistry;
   readonly log: Logger;
   /** Most updates in one send. Default 500. */
@@ -62,7 +64,7 @@ export function candleUpdateOf(candle: Candle, updatedAt: number): CandleUpdate 
 
 /** Creates a publisher over the stage's producer. */
 export function createCandlePublisher(options: CandlePublisherOptions): CandlePublisher {
-  const { producer, topic, log } = options;
+  const { producer, topic, wire, log } = options;
   const maxBatch = options.maxBatch ?? 500;
   const maxPending = options.maxPending ?? 20_000;
   const published = options.metrics.counter(
@@ -88,7 +90,10 @@ export function createCandlePublisher(options: CandlePublisherOptions): CandlePu
       const messages: { key: Buffer; value: Buffer }[] = [];
       for (const update of batch) {
         try {
-          messages.push({ key: Buffer.from(update.symbol), value: encode("CandleUpdate", update) });
+          messages.push({
+            key: Buffer.from(update.symbol),
+            value: wire.encode("CandleUpdate", update),
+          });
         } catch (error) {
           failed.inc({ stage: "gold", reason: "encode" });
           log.warn("cannot encode a candle update", { error: describeError(error) });

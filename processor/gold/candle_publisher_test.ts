@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import type { Producer } from "kafkajs";
-import { decode } from "../../shared/avro.ts";
 import { silentLogger } from "../../shared/log.ts";
+import { memoryWire } from "../../shared/memory_registry.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate, SilverTrade } from "../../shared/types.ts";
 import { foldTrade } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
 
 type SendArgs = Parameters<Producer["send"]>[0];
+
+const wire = await memoryWire();
 
 const T0 = Date.parse("2026-11-24T15:00:00Z");
 
@@ -60,7 +62,7 @@ function gatedProducer() {
 }
 
 function decoded(args: SendArgs): CandleUpdate[] {
-  return args.messages.map((m) => decode("CandleUpdate", m.value as Uint8Array));
+  return args.messages.map((m) => wire.decode("CandleUpdate", m.value as Uint8Array));
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -91,7 +93,13 @@ Deno.test("candleUpdateOf() carries exact decimals as text and a null VWAP for z
 Deno.test("publish() returns at once and sends Avro CandleUpdates keyed by symbol", async () => {
   const { producer, sends } = gatedProducer();
   const metrics = new MetricsRegistry();
-  const publisher = createCandlePublisher({ producer, topic: "c", metrics, log: silentLogger() });
+  const publisher = createCandlePublisher({
+    producer,
+    topic: "c",
+    wire,
+    metrics,
+    log: silentLogger(),
+  });
   publisher.publish([update("AAPL", 2), update("MSFT", 3)]);
   await until("one send", () => sends.length === 1);
   assert.equal(sends[0]!.args.topic, "c");
@@ -108,6 +116,7 @@ Deno.test("while a send is in flight, later states of one candle are coalesced t
   const publisher = createCandlePublisher({
     producer,
     topic: "c",
+    wire,
     metrics: new MetricsRegistry(),
     log: silentLogger(),
   });
@@ -131,7 +140,13 @@ Deno.test("while a send is in flight, later states of one candle are coalesced t
 Deno.test("a failed send is counted and dropped, never thrown, and publishing goes on", async () => {
   const { producer, sends } = gatedProducer();
   const metrics = new MetricsRegistry();
-  const publisher = createCandlePublisher({ producer, topic: "c", metrics, log: silentLogger() });
+  const publisher = createCandlePublisher({
+    producer,
+    topic: "c",
+    wire,
+    metrics,
+    log: silentLogger(),
+  });
   publisher.publish([update("AAPL", 1), update("MSFT", 1)]);
   await until("first send", () => sends.length === 1);
   sends[0]!.release(new Error("broker down"));
@@ -152,6 +167,7 @@ Deno.test("past maxPending the oldest waiting candle is dropped and counted", as
   const publisher = createCandlePublisher({
     producer,
     topic: "c",
+    wire,
     metrics,
     log: silentLogger(),
     maxPending: 2,
@@ -173,6 +189,7 @@ Deno.test("drain() gives up after its timeout while a send hangs", async () => {
   const publisher = createCandlePublisher({
     producer,
     topic: "c",
+    wire,
     metrics: new MetricsRegistry(),
     log: silentLogger(),
   });

@@ -33,7 +33,6 @@
  */
 import cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
-import { decode } from "../../shared/avro.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import {
   type KeyedDeadLetter,
@@ -44,6 +43,7 @@ import {
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
 import type { SilverTrade } from "../../shared/types.ts";
+import { type WireCodec, wireErrorCode } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
@@ -84,6 +84,8 @@ export interface GoldStageOptions {
   readonly keyspace: string;
   readonly producer: Producer;
   readonly deadLetterTopic: string;
+  /** Decodes the silver records, encodes the dead letters and candle updates. */
+  readonly wire: WireCodec;
   readonly allowedLatenessMs: number;
   readonly log: Logger;
   readonly metrics: MetricsRegistry;
@@ -137,7 +139,7 @@ function entryKey(interval: Interval, symbol: string, start: number): string {
 
 /** The gold stage. */
 export function createGoldStage(options: GoldStageOptions): Stage {
-  const { session, keyspace, producer, metrics, allowedLatenessMs } = options;
+  const { session, keyspace, producer, metrics, allowedLatenessMs, wire } = options;
   const now = options.now ?? Date.now;
   const concurrency = options.concurrency ?? 32;
   const maxCached = options.maxCachedWindows ?? MAX_CACHED_WINDOWS;
@@ -153,6 +155,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   const publisher = options.candleTopic === undefined ? undefined : createCandlePublisher({
     producer,
     topic: options.candleTopic,
+    wire,
     metrics,
     log: options.log,
   });
@@ -482,6 +485,8 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   return {
     name: "gold",
     async processBatch(batch: StageBatch) {
+      // Schema ids not seen yet, fetched once; the registry down is a retriable failure.
+      await wire.resolve(batch.messages.map((m) => m.value));
       await takeOver();
       const state = await partitionState(batch.partition);
       const trades: SilverTrade[] = [];
@@ -489,11 +494,16 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       batch.messages.forEach((message) => {
         try {
           if (!message.value) throw new TypeError("Record has no value");
-          trades.push(decode("SilverTrade", message.value));
+          trades.push(wire.decode("SilverTrade", message.value));
         } catch (error) {
           letters.push(recordDeadLetter(
             { topic: batch.topic, partition: batch.partition, message },
-            { stage: "gold", reason: reasonOf(error), reasonCode: "undecodable", time: now() },
+            {
+              stage: "gold",
+              reason: reasonOf(error),
+              reasonCode: wireErrorCode(error),
+              time: now(),
+            },
           ));
         }
       });
@@ -570,7 +580,11 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       await finalizeDue(batch.partition, arrival);
       await flush(batch.partition);
       evict();
-      await publishDeadLetters(producer, options.deadLetterTopic, letters);
+      await publishDeadLetters(letters, {
+        producer,
+        topic: options.deadLetterTopic,
+        wire,
+      });
       for (const { letter } of letters) dead.inc({ stage: "gold", reason: letter.reasonCode });
       const wm = watermark(state, arrival);
       if (Number.isFinite(wm)) {

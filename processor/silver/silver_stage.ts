@@ -9,7 +9,6 @@
 import { Buffer } from "node:buffer";
 import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
-import { decode, encode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
@@ -23,6 +22,7 @@ import {
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
 import type { RawTrade, SilverTrade } from "../../shared/types.ts";
+import { type WireCodec, wireErrorCode } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { type SilverRules, toSilverTrade, TradeRejection } from "./validate.ts";
 import { METRIC } from "../../shared/metric_names.ts";
@@ -34,6 +34,8 @@ export interface SilverStageOptions {
   readonly producer: Producer;
   readonly silverTopic: string;
   readonly deadLetterTopic: string;
+  /** Decodes the raw records, encodes the silver records and the dead letters. */
+  readonly wire: WireCodec;
   readonly rules: SilverRules;
   readonly log: Logger;
   readonly metrics: MetricsRegistry;
@@ -51,7 +53,7 @@ function later(a: SilverTrade, b: SilverTrade): boolean {
 
 /** The silver stage. */
 export function createSilverStage(options: SilverStageOptions): Stage {
-  const { session, keyspace, producer, metrics, rules } = options;
+  const { session, keyspace, producer, metrics, rules, wire } = options;
   const now = options.now ?? Date.now;
   const observeWrites = writeMetrics(metrics, "silver");
   const insertSilver = `INSERT INTO ${keyspace}.trades_silver (symbol, bucket, event_time,
@@ -121,6 +123,8 @@ export function createSilverStage(options: SilverStageOptions): Stage {
       publishedBeforeRetry.clear();
     },
     async processBatch(batch: StageBatch) {
+      // Schema ids not seen yet, fetched once; the registry down is a retriable failure.
+      await wire.resolve(batch.messages.map((m) => m.value));
       const storedAt = new Date(now());
       const storedAtBytes = time(storedAt);
       const rows: RowWrite<number>[] = [];
@@ -137,9 +141,9 @@ export function createSilverStage(options: SilverStageOptions): Stage {
         if (!message.value) return letter(i, "Record has no value", "empty_record");
         let raw: RawTrade;
         try {
-          raw = decode("Trade", message.value);
+          raw = wire.decode("Trade", message.value);
         } catch (error) {
-          return letter(i, reasonOf(error), "undecodable");
+          return letter(i, reasonOf(error), wireErrorCode(error));
         }
         let trade: SilverTrade;
         try {
@@ -212,7 +216,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
             options.silverTopic,
             trades.map((t) => ({
               key: keyOf(t.symbol),
-              value: encode("SilverTrade", t),
+              value: wire.encode("SilverTrade", t),
               timestamp: String(t.eventTime),
             })),
           )
@@ -234,7 +238,13 @@ export function createSilverStage(options: SilverStageOptions): Stage {
         }
       }
       if (letters.length > 0) {
-        await sendQueue(() => publishDeadLetters(producer, options.deadLetterTopic, letters));
+        await sendQueue(() =>
+          publishDeadLetters(letters, {
+            producer,
+            topic: options.deadLetterTopic,
+            wire,
+          })
+        );
       }
       const done = now();
       for (const trade of trades) latency.observe(Math.max(0, done - trade.ingestTime) / 1000);

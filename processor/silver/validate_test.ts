@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decode, encode } from "../../shared/avro.ts";
+import { avroType, encodeBody } from "../../shared/avro.ts";
 import { loadConfig } from "../../shared/config.ts";
 import type { RawTrade, SilverTrade, TradingSession } from "../../shared/types.ts";
 import { sessionFor } from "./trading_session.ts";
@@ -781,7 +781,10 @@ Deno.test("toSilverTrade() on 5,000 seeded random trades: a valid silver trade o
       assert.equal(expected, null, `accepted, but expected ${expected}: ${label(input)}`);
       assertSilverInvariants(trade, input, { rules, position });
       // The silver record must be encodable as the SilverTrade Avro schema, unchanged.
-      assert.deepEqual({ ...decode("SilverTrade", encode("SilverTrade", trade)) }, trade);
+      assert.deepEqual(
+        { ...avroType("SilverTrade").fromBuffer(encodeBody("SilverTrade", trade)) },
+        trade,
+      );
       outcome = "accepted";
     } catch (error) {
       if (!(error instanceof TradeRejection)) throw error;

@@ -7,9 +7,9 @@
  * @module
  */
 import type { Consumer, Kafka } from "kafkajs";
-import { decode } from "../../shared/avro.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
+import type { WireCodec } from "../../shared/wire.ts";
 
 /** Options of {@linkcode createCandleFeed}. */
 export interface CandleFeedOptions {
@@ -17,6 +17,12 @@ export interface CandleFeedOptions {
   readonly topic: string;
   /** Unique per status instance, e.g. `<prefix>.status-market-<random>`. */
   readonly groupId: string;
+  /**
+   * Decodes the updates (fetching each writer schema id once from the registry). A batch that
+   * arrives while the registry cannot say what its ids mean is skipped (the page is best effort;
+   * gold publishes newer states).
+   */
+  readonly wire: WireCodec;
   readonly log: Logger;
   readonly onUpdate: (update: CandleUpdate) => void;
   /** Delay before trying again after a failed start. Default 5000 ms. */
@@ -34,7 +40,7 @@ export interface CandleFeed {
 
 /** Creates the feed; nothing connects until `start()`. */
 export function createCandleFeed(options: CandleFeedOptions): CandleFeed {
-  const { kafka, topic, groupId, log } = options;
+  const { kafka, topic, groupId, wire, log } = options;
   const retryMs = options.retryMs ?? 5000;
   let consumer: Consumer | undefined;
   let joined = false;
@@ -55,11 +61,22 @@ export function createCandleFeed(options: CandleFeedOptions): CandleFeed {
     await c.run({
       autoCommit: true,
       eachBatchAutoResolve: true,
-      eachBatch: ({ batch }) => {
+      eachBatch: async ({ batch }) => {
+        try {
+          await wire.resolve(batch.messages.map((m) => m.value));
+        } catch (error) {
+          if (undecodable++ % 1000 === 0) {
+            log.warn("skipping candle updates: their schema ids cannot be resolved", {
+              undecodable,
+              error: describeError(error),
+            });
+          }
+          return;
+        }
         for (const message of batch.messages) {
           if (!message.value) continue;
           try {
-            options.onUpdate(decode("CandleUpdate", message.value));
+            options.onUpdate(wire.decode("CandleUpdate", message.value));
           } catch (error) {
             if (undecodable++ % 1000 === 0) {
               log.warn("ignoring an undecodable candle update", {
@@ -69,7 +86,6 @@ export function createCandleFeed(options: CandleFeedOptions): CandleFeed {
             }
           }
         }
-        return Promise.resolve();
       },
     });
   }

@@ -35,6 +35,7 @@ import {
 } from "./params.ts";
 import { createMarketStore, type MarketStore } from "./store.ts";
 import { groupIdOf, STAGES } from "../../shared/topology.ts";
+import type { WireCodec } from "../../shared/wire.ts";
 
 /** Options of {@linkcode mountMarket}. */
 export interface MarketRoutesOptions {
@@ -169,6 +170,8 @@ export interface MarketServiceOptions {
   readonly kafka: Kafka;
   readonly session: cassandra.Client;
   readonly sources: Pick<StatusSources, "workers" | "lag">;
+  /** Decodes the candle updates (see `feed.ts`). */
+  readonly wire: WireCodec;
   readonly log: Logger;
   /** The status endpoint's own metrics (the hub's bounds count there). */
   readonly metrics?: MetricsRegistry;
@@ -203,6 +206,7 @@ export function createMarketService(options: MarketServiceOptions): MarketServic
     kafka,
     topic: config.kafka.topics.candles,
     groupId: `${config.kafka.groupPrefix}.status-market-${crypto.randomUUID().slice(0, 8)}`,
+    wire: options.wire,
     log,
     onUpdate: (update) => hub.publish(update),
   });

@@ -17,7 +17,6 @@
 import assert from "node:assert/strict";
 import type { Admin, Consumer } from "kafkajs";
 import type cassandra from "cassandra-driver";
-import { decode } from "../../shared/avro.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import type { Config } from "../../shared/config.ts";
 import { createKafka } from "../../shared/kafka.ts";
@@ -28,7 +27,7 @@ import { type ProcessExit, type RunningProcess, spawnProcess } from "../../share
 import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
-import { cleanup, provision, session, testConfig, waitFor } from "../helpers.ts";
+import { cleanup, provision, session, testConfig, testWire, waitFor } from "../helpers.ts";
 import { randomId } from "../../shared/random.ts";
 import {
   assertGoldMatches,
@@ -341,8 +340,8 @@ async function readReports(config: Config, into: Map<string, LatestReport>): Pro
   await consumer.connect();
   await consumer.subscribe({ topic: config.kafka.topics.metrics, fromBeginning: true });
   await consumer.run({
-    eachMessage: ({ message }) => {
-      const report = decode("WorkerReport", message.value!);
+    eachMessage: async ({ message }) => {
+      const report = await testWire().decodeAsync("WorkerReport", message.value!);
       const previous = into.get(report.workerId);
       if (!previous || previous.time <= report.time) {
         into.set(report.workerId, {
@@ -406,7 +405,10 @@ export interface RawRecord {
   readonly trade: RawTrade;
 }
 
-/** Reads a topic from the beginning up to its end offsets now. */
+/**
+ * Reads a topic from the beginning up to its end offsets now, with the schema ids of each batch
+ * resolved before `map` sees it (so `testWire().decode` works there).
+ */
 export async function readWhole<T>(
   config: Config,
   topic: string,
@@ -432,7 +434,8 @@ export async function readWhole<T>(
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
-      eachBatch: ({ batch }) => {
+      eachBatch: async ({ batch }) => {
+        await testWire().resolve(batch.messages.map((m) => m.value));
         const end = ends.get(batch.partition) ?? 0;
         for (const message of batch.messages) {
           const offset = Number(message.offset);
@@ -440,7 +443,6 @@ export async function readWhole<T>(
           seen.set(batch.partition, offset + 1);
           out.push(map(new Uint8Array(message.value ?? []), batch.partition, offset));
         }
-        return Promise.resolve();
       },
     });
     await waitFor(
@@ -459,13 +461,17 @@ export function readRaw(config: Config): Promise<RawRecord[]> {
   return readWhole(config, config.kafka.topics.raw, (value, partition, offset) => ({
     partition,
     offset,
-    trade: decode("Trade", value),
+    trade: testWire().decode("Trade", value),
   }));
 }
 
 /** The dead-letter topic, decoded. */
 export function readLetters(config: Config): Promise<DeadLetter[]> {
-  return readWhole(config, config.kafka.topics.deadLetter, (value) => decode("DeadLetter", value));
+  return readWhole(
+    config,
+    config.kafka.topics.deadLetter,
+    (value) => testWire().decode("DeadLetter", value),
+  );
 }
 
 /** A raw trade as the feed sent it. */

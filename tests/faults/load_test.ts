@@ -22,7 +22,7 @@ import {
   startWorkers,
   testOptions,
 } from "./harness.ts";
-import { decode } from "../../shared/avro.ts";
+import { testWire } from "../helpers.ts";
 import { countRows, goldTradeCount, readGold, total } from "../pipeline_assertions.ts";
 import { STAGES } from "../../shared/topology.ts";
 
@@ -189,7 +189,7 @@ async function countLayers(p: Pipeline): Promise<Counts> {
   let ingest = [Infinity, -Infinity];
   let event = [Infinity, -Infinity];
   await readWhole(p.config, p.config.kafka.topics.raw, (value) => {
-    const t = decode("Trade", value);
+    const t = testWire().decode("Trade", value);
     bump(kafka, t.s);
     identities.add(`${t.connectionId}/${t.frameSeq}/${t.tradeIndex}`);
     ingest = [
@@ -202,7 +202,7 @@ async function countLayers(p: Pipeline): Promise<Counts> {
   const letters = await readWhole(
     p.config,
     p.config.kafka.topics.deadLetter,
-    (value) => decode("DeadLetter", value).source,
+    (value) => testWire().decode("DeadLetter", value).source,
   );
   return {
     sent,
