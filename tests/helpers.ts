@@ -11,12 +11,7 @@ import { ensureServices } from "../local_services/services.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
-import {
-  createKafka,
-  ensureTopics,
-  hideKafkajsTimeoutWarning,
-  pipelineTopics,
-} from "../shared/kafka.ts";
+import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { deprovision, provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
 import {
