@@ -12,17 +12,13 @@ import { createSendQueue } from "../../shared/chunked_send.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import {
-  type KeyedDeadLetter,
-  publishDeadLetters,
-  reasonOf,
-  recordDeadLetter,
-} from "../../shared/dead_letter.ts";
+import { reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { RawTrade } from "../../shared/types.ts";
-import { type WireCodec, wireErrorCode } from "../../shared/wire.ts";
+import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import { createStageInput } from "../stage_input.ts";
 import { METRIC } from "../../shared/metric_names.ts";
 
 /** Longest symbol bronze stores, in UTF-8 bytes; a longer one is dead-lettered. */
@@ -61,10 +57,6 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     ingest_time, connection_id, frame_seq, trade_index, stored_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
   const out = metrics.counter(METRIC.stageRowsWritten, "Rows written to Cassandra.");
-  const dead = metrics.counter(
-    METRIC.deadLetters,
-    "Records sent to the dead-letter topic, by stage and reason.",
-  );
   const cacheResets = metrics.counter(
     "pipeline_stage_cache_resets_total",
     "Value caches emptied because they reached their bound (more distinct symbols than it " +
@@ -81,41 +73,35 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
   const time = encodedValues("timestamp", 1000);
   const list = encodedValues("list<text>", 1000);
 
-  const sendQueue = createSendQueue();
+  const input = createStageInput({
+    stage: "bronze",
+    wire,
+    producer,
+    deadLetterTopic,
+    metrics,
+    now,
+    send: createSendQueue(),
+  });
 
   return {
     name: "bronze",
     concurrentPartitions: true,
     async processBatch(batch: StageBatch) {
-      // Schema ids not seen yet, fetched once; the registry down is a retriable failure.
-      await wire.resolve(batch.messages.map((m) => m.value));
+      const { records, rejects } = await input.decode(batch, "Trade");
       const storedAt = time(now());
       const topic = text(batch.topic);
       const partition = int(batch.partition);
       const rows: RowWrite<number>[] = [];
-      const letters: KeyedDeadLetter[] = [];
-      const letter = (i: number, reason: string, reasonCode: string) => {
-        letters.push(recordDeadLetter(
-          { topic: batch.topic, partition: batch.partition, message: batch.messages[i]! },
-          { stage: "bronze", reason, reasonCode, time: now() },
-        ));
-      };
-      batch.messages.forEach((message, i) => {
-        if (!message.value) return letter(i, "Record has no value", "empty_record");
-        let trade: RawTrade;
-        try {
-          trade = wire.decode("Trade", message.value);
-        } catch (error) {
-          return letter(i, reasonOf(error), wireErrorCode(error));
-        }
+      for (const { index: i, message, value: trade } of records) {
         if (trade.s === "" || encoder.encode(trade.s).length > MAX_KEY_BYTES) {
-          return letter(
+          rejects.reject(
             i,
             `Cannot store trade: symbol must be 1 to ${MAX_KEY_BYTES} bytes, got ${
               encoder.encode(trade.s).length
             }`,
             "bad_symbol_key",
           );
+          continue;
         }
         const [conditions, kind] = conditionsColumns(trade.c);
         rows.push({
@@ -140,25 +126,20 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
             storedAt,
           ],
         });
-      });
+      }
       const failures = await writeRows(session, rows, {
         concurrency: options.concurrency ?? 32,
         observe: observeWrites,
       });
       for (const failure of failures) {
-        letter(
+        rejects.reject(
           failure.ref,
           `Cassandra refused the row: ${reasonOf(failure.error)}`,
           "write_refused",
         );
       }
-      if (letters.length > 0) {
-        await sendQueue(() =>
-          publishDeadLetters(letters, { producer, topic: deadLetterTopic, wire })
-        );
-      }
+      await input.deadLetter(rejects);
       out.inc({ stage: "bronze", table: "trades_bronze" }, rows.length - failures.length);
-      for (const { letter: l } of letters) dead.inc({ stage: "bronze", reason: l.reasonCode });
     },
   };
 }

@@ -34,17 +34,13 @@
 import cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import {
-  type KeyedDeadLetter,
-  publishDeadLetters,
-  reasonOf,
-  recordDeadLetter,
-} from "../../shared/dead_letter.ts";
+
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
-import type { SilverTrade } from "../../shared/types.ts";
-import { type WireCodec, wireErrorCode } from "../../shared/wire.ts";
+
+import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import { createStageInput } from "../stage_input.ts";
 import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
 import { type Decimal, formatDecimal, parseDecimal } from "../../shared/decimal.ts";
@@ -145,6 +141,14 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   const maxCached = options.maxCachedWindows ?? MAX_CACHED_WINDOWS;
   const observeWrites = writeMetrics(metrics, "gold");
   const store = createFinalityStore({ session, keyspace });
+  const input = createStageInput({
+    stage: "gold",
+    wire,
+    producer,
+    deadLetterTopic: options.deadLetterTopic,
+    metrics,
+    now,
+  });
   /** Candles in memory, least recently used first. */
   const cache = new Map<string, Entry>();
   /** The state of every partition this worker works on. */
@@ -205,10 +209,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     "pipeline_gold_windows_read_back_total",
     "Open windows read back from the open-windows index to be made final (taken over after a " +
       "restart or rebalance, or dropped from memory).",
-  );
-  const dead = metrics.counter(
-    METRIC.deadLetters,
-    "Records sent to the dead-letter topic, by stage and reason.",
   );
   const watermarkGauge = metrics.gauge(
     "pipeline_gold_watermark_seconds",
@@ -485,28 +485,10 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   return {
     name: "gold",
     async processBatch(batch: StageBatch) {
-      // Schema ids not seen yet, fetched once; the registry down is a retriable failure.
-      await wire.resolve(batch.messages.map((m) => m.value));
+      const { records, rejects } = await input.decode(batch, "SilverTrade");
       await takeOver();
       const state = await partitionState(batch.partition);
-      const trades: SilverTrade[] = [];
-      const letters: KeyedDeadLetter[] = [];
-      batch.messages.forEach((message) => {
-        try {
-          if (!message.value) throw new TypeError("Record has no value");
-          trades.push(wire.decode("SilverTrade", message.value));
-        } catch (error) {
-          letters.push(recordDeadLetter(
-            { topic: batch.topic, partition: batch.partition, message },
-            {
-              stage: "gold",
-              reason: reasonOf(error),
-              reasonCode: wireErrorCode(error),
-              time: now(),
-            },
-          ));
-        }
-      });
+      const trades = records.map((r) => r.value);
       // Read the rows of every window this batch touches that is not in memory yet.
       const missing = new Map<string, [Interval, string, number]>();
       for (const trade of trades) {
@@ -580,12 +562,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       await finalizeDue(batch.partition, arrival);
       await flush(batch.partition);
       evict();
-      await publishDeadLetters(letters, {
-        producer,
-        topic: options.deadLetterTopic,
-        wire,
-      });
-      for (const { letter } of letters) dead.inc({ stage: "gold", reason: letter.reasonCode });
+      await input.deadLetter(rejects);
       const wm = watermark(state, arrival);
       if (Number.isFinite(wm)) {
         watermarkGauge.set(wm / 1000, { partition: String(batch.partition) });

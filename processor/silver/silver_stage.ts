@@ -13,17 +13,13 @@ import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { createSendQueue, sendInChunks } from "../../shared/chunked_send.ts";
-import {
-  type KeyedDeadLetter,
-  publishDeadLetters,
-  reasonOf,
-  recordDeadLetter,
-} from "../../shared/dead_letter.ts";
+import { reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
-import type { RawTrade, SilverTrade } from "../../shared/types.ts";
-import { type WireCodec, wireErrorCode } from "../../shared/wire.ts";
+import type { SilverTrade } from "../../shared/types.ts";
+import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import { createStageInput } from "../stage_input.ts";
 import { type SilverRules, toSilverTrade, TradeRejection } from "./validate.ts";
 import { METRIC } from "../../shared/metric_names.ts";
 
@@ -71,10 +67,6 @@ export function createSilverStage(options: SilverStageOptions): Stage {
     "pipeline_stage_messages_out_total",
     "Records the stage published downstream.",
   );
-  const dead = metrics.counter(
-    METRIC.deadLetters,
-    "Records sent to the dead-letter topic, by stage and reason.",
-  );
   const latency = metrics.histogram(
     "pipeline_ingest_to_silver_seconds",
     "Time from the producer receiving a trade to its silver row being written.",
@@ -115,6 +107,15 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   const publishedBeforeRetry = new Map<number, string>();
 
   const sendQueue = createSendQueue();
+  const input = createStageInput({
+    stage: "silver",
+    wire,
+    producer,
+    deadLetterTopic: options.deadLetterTopic,
+    metrics,
+    now,
+    send: sendQueue,
+  });
 
   return {
     name: "silver",
@@ -123,28 +124,13 @@ export function createSilverStage(options: SilverStageOptions): Stage {
       publishedBeforeRetry.clear();
     },
     async processBatch(batch: StageBatch) {
-      // Schema ids not seen yet, fetched once; the registry down is a retriable failure.
-      await wire.resolve(batch.messages.map((m) => m.value));
+      const { records, rejects } = await input.decode(batch, "Trade");
       const storedAt = new Date(now());
       const storedAtBytes = time(storedAt);
       const rows: RowWrite<number>[] = [];
       const trades: SilverTrade[] = [];
-      const letters: KeyedDeadLetter[] = [];
       const latest = new Map<string, SilverTrade>();
-      const letter = (i: number, reason: string, reasonCode: string) => {
-        letters.push(recordDeadLetter(
-          { topic: batch.topic, partition: batch.partition, message: batch.messages[i]! },
-          { stage: "silver", reason, reasonCode, time: now() },
-        ));
-      };
-      batch.messages.forEach((message, i) => {
-        if (!message.value) return letter(i, "Record has no value", "empty_record");
-        let raw: RawTrade;
-        try {
-          raw = wire.decode("Trade", message.value);
-        } catch (error) {
-          return letter(i, reasonOf(error), wireErrorCode(error));
-        }
+      for (const { index: i, message, value: raw } of records) {
         let trade: SilverTrade;
         try {
           trade = toSilverTrade(raw, {
@@ -153,8 +139,9 @@ export function createSilverStage(options: SilverStageOptions): Stage {
             offset: Number(message.offset),
           }, rules);
         } catch (error) {
-          if (error instanceof TradeRejection) return letter(i, error.message, error.code);
-          throw error;
+          if (!(error instanceof TradeRejection)) throw error;
+          rejects.reject(i, error.message, error.code);
+          continue;
         }
         trades.push(trade);
         const current = latest.get(trade.symbol);
@@ -179,7 +166,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
             storedAtBytes,
           ],
         });
-      });
+      }
       for (const trade of latest.values()) {
         rows.push({
           query: upsertLatest,
@@ -230,28 +217,19 @@ export function createSilverStage(options: SilverStageOptions): Stage {
       // it must not block the partition.
       for (const failure of written.value) {
         if (failure.ref >= 0) {
-          letter(
+          rejects.reject(
             failure.ref,
             `Cassandra refused the row: ${reasonOf(failure.error)}`,
             "write_refused",
           );
         }
       }
-      if (letters.length > 0) {
-        await sendQueue(() =>
-          publishDeadLetters(letters, {
-            producer,
-            topic: options.deadLetterTopic,
-            wire,
-          })
-        );
-      }
+      await input.deadLetter(rejects);
       const done = now();
       for (const trade of trades) latency.observe(Math.max(0, done - trade.ingestTime) / 1000);
       rowsOut.inc({ stage: "silver", table: "trades_silver" }, trades.length);
       rowsOut.inc({ stage: "silver", table: "latest_prices" }, latest.size);
       published.inc({ stage: "silver", topic: options.silverTopic }, trades.length);
-      for (const { letter: l } of letters) dead.inc({ stage: "silver", reason: l.reasonCode });
     },
   };
 }
