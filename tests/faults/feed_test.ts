@@ -127,10 +127,13 @@ Deno.test({
       await p.guarded(waitFor("the producer to subscribe", () => watch.subscribed.has(1), {
         timeoutMs: 60_000,
       }));
+      const silenceMs = watchdogMs + 2_500;
+      let silentUntil = 0;
       for (let n = 1; n <= silences; n++) {
         await p.guarded(delay(3_000));
         const silentAt = Date.now();
-        p.sim.inject({ type: "silence", ms: watchdogMs + 2_500 });
+        silentUntil = silentAt + silenceMs;
+        p.sim.inject({ type: "silence", ms: silenceMs });
         await p.guarded(
           waitFor(`connection ${n + 1} subscribed`, () => watch.subscribed.has(n + 1), {
             timeoutMs: 20_000,
@@ -146,6 +149,10 @@ Deno.test({
         assert.ok(firedAfter <= watchdogMs + 1_500, "the watchdog fired on time");
         assert.ok(gap <= 2_000, `resubscribed within 2 s, took ${gap} ms`);
       }
+      // The new connection is silent too until the injected silence ends; pausing the trades
+      // before a ping has come after it would leave it silent long enough for a watchdog
+      // timeout the scenario did not cause (seen when the reconnect came under ~470 ms).
+      await p.guarded(delay(Math.max(0, silentUntil + 1_500 - Date.now())));
       await drainFeed(p);
       const last = producerReports(p).at(-1)!.metrics;
       const timeouts = metric(last, "pipeline_producer_watchdog_timeouts_total");
