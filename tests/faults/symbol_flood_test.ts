@@ -27,8 +27,12 @@ import {
   testOptions,
 } from "./harness.ts";
 
-/** Resident memory each process must stay under, MiB (the README's per-worker figure). */
-const RSS_BOUND_MIB = 256;
+/**
+ * Resident memory each process must stay under, MiB: the producer's is its documented flood peak
+ * (README, Scaling: 470-499 MiB reading 190,000 trades/s), every other process's the 256 MiB a
+ * stage or the status endpoint needs when no per-symbol state grows.
+ */
+const RSS_BOUND_MIB: Readonly<Record<string, number>> = { producer: 512, other: 256 };
 /** Largest first event a stream client without `symbol` may get, bytes. */
 const FIRST_EVENT_MAX_BYTES = 256 * 1024;
 const TRADES_PER_FRAME = 500;
@@ -157,7 +161,13 @@ Deno.test({
 
       for (const series of p.rss.values()) {
         const peak = Math.max(...series.samples.map((s) => s.kib)) / 1024;
-        assert.ok(peak < RSS_BOUND_MIB, `${series.label} peaked at ${peak.toFixed(0)} MiB`);
+        const bound = series.label.startsWith("producer")
+          ? RSS_BOUND_MIB.producer!
+          : RSS_BOUND_MIB.other!;
+        assert.ok(
+          peak < bound,
+          `${series.label} peaked at ${peak.toFixed(0)} MiB (bound ${bound})`,
+        );
       }
       passed = true;
     } finally {
