@@ -1,48 +1,43 @@
 /**
- * The producer: Finnhub frames in, one Kafka record per trade out. Wires the WebSocket client,
- * the frame parser, the bounded buffer and the Kafka sink, and owns what a frame means:
- * trades are encoded (Avro `Trade` in the Confluent wire format, keyed by symbol, with the ingest
- * time and where the frame came from), pings and errors are counted, anything that cannot be parsed goes to the dead-letter
- * topic with the reason. Nothing is dropped silently: every loss has a counter.
+ * The producer: Finnhub frames in, one Kafka record per trade out. Wires the WebSocket client
+ * (`finnhub_client.ts`), the frame handler (`frame_handler.ts`: what a frame means, which trades
+ * go on, what is dead-lettered and counted) and the Kafka sink, and runs them from start to
+ * shutdown, logging a summary of the counters now and then. Nothing is dropped silently: every
+ * loss has a counter.
  *
  * Only trades of the subscribed symbols (`FINNHUB_SYMBOLS`) go on; any other is dead-lettered
  * (`unsubscribed_symbol`). Without a Finnhub key (a simulator: Finnhub refuses a connection
- * without one) the smoke test's namespace `SMOKE:` is taken too, see {@linkcode acceptedSymbols}. So every per-symbol structure downstream of the parser (the sink's key
- * and partition caches) holds at most the subscribed symbols, and the producer itself keeps no
- * state keyed by anything the feed chooses: its log throttle is keyed by its own reason codes.
- *
- * A dead letter holds its input whole: the frame, or the trade's text as it was in the frame.
- * An input over 512 KiB (a frame over the 4 MiB parse limit, or an unparseable one over 512 KiB)
- * keeps its first 512 KiB with its size and SHA-256 (`originalSize`, `originalSha256`; counted in
- * `deadLettersTruncated`). A frame the WebSocket layer refuses (a text frame that is not UTF-8,
- * one over 64 MiB) never reaches the producer's code: its dead letter has an empty payload and
- * `framesUnreadable` counts it.
+ * without one) the smoke test's namespace `SMOKE:` is taken too, see {@linkcode acceptedSymbols}.
+ * So every per-symbol structure downstream of the parser (the sink's key and partition caches)
+ * holds at most the subscribed symbols, and the producer itself keeps no state keyed by anything
+ * the feed chooses.
  *
  * The schemas are registered before anything is read (`Trade` and `DeadLetter`, under
- * `<topic>-value`; see shared/wire.ts): encoding happens here, in the main thread, with the ids
- * kept from then on, so the registry is never asked per record and a registry that goes away
- * later changes nothing.
+ * `<topic>-value`; see shared/wire.ts): encoding happens in the main thread, with the ids kept
+ * from then on, so the registry is never asked per record and a registry that goes away later
+ * changes nothing.
  *
  * Sending runs in worker threads by default (`worker_sink.ts`: kafkajs costs more CPU per record
- * than everything else here); given a kafkajs client, it runs in this thread instead.
+ * than everything else here); given a kafkajs client, it runs in this thread instead
+ * (`kafka_sink.ts` over a bounded `trade_buffer.ts`).
  *
  * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
- * accepted before the signal, then the Kafka producer disconnects.
+ * accepted before the signal (for at most `shutdownTimeoutMs`, then gives up on the rest and
+ * counts it), then the Kafka producer disconnects. A sink that fails for good (its worker died)
+ * stops the producer the same way, and `run()` rejects.
  *
  * @module
  */
 import type { Kafka, Message } from "kafkajs";
-import { Buffer } from "node:buffer";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import type { Config } from "../shared/config.ts";
-import { describeError, type Logger } from "../shared/log.ts";
+import type { Logger } from "../shared/log.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
-import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { openWire, type WireCodec } from "../shared/wire.ts";
-import { type FrameMeta, runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
-import { DEFAULT_MAX_FRAME_BYTES, parseFrame, type SymbolSet } from "./frame_parser.ts";
+import { runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
+import { createThrottle, FrameHandler } from "./frame_handler.ts";
+import { DEFAULT_MAX_FRAME_BYTES, type SymbolSet } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
-import { letterPayload } from "./letter_payload.ts";
 import {
   createProducerMetrics,
   type ProducerMetrics,
@@ -102,20 +97,8 @@ export interface Producer {
   run(): Promise<ProducerReport>;
 }
 
-const encoder = new TextEncoder();
+/** One warning line per kind of dead letter or unknown frame per 10 s. */
 const THROTTLE_MS = 10_000;
-
-/** What a throttled warning is about: the producer's own codes, never a string from the feed. */
-type ThrottleKey =
-  | "invalid_json"
-  | "bad_frame_shape"
-  | "frame_too_large"
-  | "bad_trade_shape"
-  | "unsubscribed_symbol"
-  | "inexact_integer"
-  | "frame_unreadable"
-  | "producer_error"
-  | "unknown_type";
 
 /** Builds the producer. Nothing connects until `run()`. */
 export function createProducer(options: ProducerOptions): Producer {
@@ -124,6 +107,7 @@ export function createProducer(options: ProducerOptions): Producer {
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
   const topics = config.kafka.topics;
+  // One per producer: the warnings of every run share it.
   const throttle = createThrottle(clock, THROTTLE_MS);
   const subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
   async function run(): Promise<ProducerReport> {
@@ -135,154 +119,18 @@ export function createProducer(options: ProducerOptions): Producer {
     const { sink, disconnect } = await openSink();
     const sinkDone = sink.run();
     const stopStats = startStats();
-    let previous: { connectionId: string; data: string | ArrayBuffer } | undefined;
-
-    function deadLetter(
-      input: Uint8Array,
-      reason: string,
-      reasonCode: ThrottleKey,
-      key: string | null,
-    ): void {
-      const { payload, originalSize, originalSha256 } = letterPayload(input);
-      if (originalSize !== null) {
-        metrics.deadLettersTruncated++;
-        reason += ` [payload: the first ${payload.length} of ${originalSize} bytes]`;
-      }
-      const letter: DeadLetter = {
-        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.length),
-        reason,
-        reasonCode,
-        source: "producer",
-        time: clock.now(),
-        sourceTopic: null,
-        sourcePartition: null,
-        sourceOffset: null,
-        originalSize,
-        originalSha256,
-      };
-      sink.offerDeadLetter(key, wire.encode("DeadLetter", letter));
-      if (throttle(reasonCode)) {
-        log.warn("sent input to the dead-letter topic", {
-          reasonCode,
-          reason,
-          topic: topics.deadLetter,
-        });
-      }
-    }
-
-    /** Never throws: a frame the code cannot handle is dead-lettered, not a crash. */
-    function onFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
-      metrics.framesReceived++;
-      try {
-        handleFrame(data, meta);
-      } catch (error) {
-        metrics.invalidFrames++;
-        log.error("could not handle a frame; sending it to the dead-letter topic", { error });
-        deadLetter(
-          typeof data === "string" ? encoder.encode(data) : new Uint8Array(data),
-          `the producer failed on this frame: ${
-            describeError(error)
-          } (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-          "producer_error",
-          null,
-        );
-      }
-    }
-
-    /** A frame the WebSocket layer refused: nothing of it to keep but the fact. */
-    function onUnreadableFrame(error: string, meta: FrameMeta): void {
-      metrics.framesReceived++;
-      metrics.framesUnreadable++;
-      deadLetter(
-        new Uint8Array(),
-        `the WebSocket layer refused this frame before the producer could read it (${error}: a text frame that is not UTF-8, or one over 64 MiB); its bytes are lost and the connection closes (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-        "frame_unreadable",
-        null,
-      );
-    }
-
-    function handleFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
-      const frame = parseFrame(data, { maxFrameBytes, subscribed });
-      const repeated = previous !== undefined && previous.connectionId === meta.connectionId &&
-        sameFrame(previous.data, data);
-      previous = { connectionId: meta.connectionId, data };
-      switch (frame.kind) {
-        case "trades": {
-          if (repeated) metrics.feedDuplicateFramesSuspected++;
-          for (const trade of frame.trades) {
-            metrics.tradesReceived++;
-            sink.offerTrade(trade.s, meta.receivedAt, () => {
-              const raw: RawTrade = {
-                s: trade.s,
-                p: trade.p,
-                t: trade.t,
-                v: trade.v,
-                c: trade.c,
-                ingestTime: meta.receivedAt,
-                connectionId: meta.connectionId,
-                frameSeq: meta.frameSeq,
-                tradeIndex: trade.index,
-              };
-              return wire.encode("Trade", raw);
-            });
-          }
-          for (const rejected of frame.rejected) {
-            metrics.tradesRejected++;
-            if (rejected.reasonCode === "unsubscribed_symbol") metrics.tradesUnsubscribed++;
-            deadLetter(
-              rejected.payload,
-              `${rejected.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-              rejected.reasonCode,
-              rejected.symbol,
-            );
-          }
-          return;
-        }
-        case "ping":
-          metrics.pings++;
-          return;
-        case "error":
-          metrics.errorFrames++;
-          metrics.lastError = `feed: ${frame.message}`;
-          if (frame.tooManySymbols) {
-            metrics.tooManySymbolsErrors++;
-            log.error(
-              "FINNHUB REFUSED SUBSCRIPTIONS: too many symbols for this key's plan; trades of the symbols past the limit will not arrive. Lower FINNHUB_SYMBOLS or FINNHUB_SYMBOL_LIMIT.",
-              {
-                feedMessage: frame.message,
-                symbols: config.finnhub.symbols.length,
-                symbolLimit: config.finnhub.symbolLimit,
-                connectionId: meta.connectionId,
-              },
-            );
-          } else {
-            log.error("the feed sent an error", {
-              feedMessage: frame.message,
-              connectionId: meta.connectionId,
-            });
-          }
-          return;
-        case "unknown":
-          metrics.unknownFrames++;
-          // One line per 10 s, whatever the type: a set of types seen would grow with the feed.
-          if (throttle("unknown_type")) {
-            log.warn("the feed sent a frame of an unknown type; counting and ignoring it", {
-              type: frame.frameType,
-              unknownFrames: metrics.unknownFrames,
-            });
-          }
-          return;
-        case "invalid":
-          metrics.invalidFrames++;
-          deadLetter(
-            frame.payload,
-            `${frame.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-            frame.reasonCode,
-            null,
-          );
-          return;
-      }
-    }
+    const frames = new FrameHandler({
+      sink,
+      wire,
+      subscribed,
+      maxFrameBytes,
+      deadLetterTopic: topics.deadLetter,
+      finnhub: config.finnhub,
+      throttle,
+      metrics,
+      log,
+      clock,
+    });
 
     function startStats(): () => void {
       const interval = options.statsIntervalMs ?? 60_000;
@@ -328,8 +176,8 @@ export function createProducer(options: ProducerOptions): Producer {
         authBackoffMs: config.finnhub.authBackoffMs,
         log: log.child("feed"),
         metrics,
-        onFrame,
-        onUnreadableFrame,
+        onFrame: (data, meta) => frames.onFrame(data, meta),
+        onUnreadableFrame: (error, meta) => frames.onUnreadableFrame(error, meta),
         signal: AbortSignal.any([signal, sinkFailed.signal]),
         clock,
         ...(options.runId === undefined ? {} : { runId: options.runId }),
@@ -423,28 +271,4 @@ export function acceptedSymbols(symbols: readonly string[], keyed: boolean): Sym
   const set = new Set(symbols);
   if (keyed) return set;
   return { has: (s: string) => set.has(s) || s.startsWith(SMOKE_NAMESPACE), size: set.size };
-}
-
-function sameFrame(a: string | ArrayBuffer, b: string | ArrayBuffer): boolean {
-  if (typeof a === "string" || typeof b === "string") return a === b;
-  if (a.byteLength !== b.byteLength) return false;
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
-}
-
-/**
- * `true` the first time a key is seen and then at most once per `intervalMs` per key. Keys are
- * {@linkcode ThrottleKey}s, a closed set, so the map is bounded by the type.
- */
-function createThrottle(clock: Clock, intervalMs: number): (key: ThrottleKey) => boolean {
-  const last = new Map<ThrottleKey, number>();
-  return (key) => {
-    const now = clock.now();
-    const previous = last.get(key);
-    if (previous !== undefined && now - previous < intervalMs) return false;
-    last.set(key, now);
-    return true;
-  };
 }
