@@ -118,7 +118,10 @@ export function createProducer(options: ProducerOptions): Producer {
     );
     const { sink, disconnect } = await openSink();
     const sinkDone = sink.run();
-    const stopStats = startStats();
+    const stopStats = startStatsLog(metrics, log, {
+      clock,
+      intervalMs: options.statsIntervalMs ?? 60_000,
+    });
     const frames = new FrameHandler({
       sink,
       wire,
@@ -131,29 +134,6 @@ export function createProducer(options: ProducerOptions): Producer {
       log,
       clock,
     });
-
-    function startStats(): () => void {
-      const interval = options.statsIntervalMs ?? 60_000;
-      if (interval <= 0) return () => {};
-      let timer = clock.setTimeout(function tick() {
-        const s = metrics.snapshot();
-        log.info("stats", {
-          state: s.connectionState,
-          frames: s.framesReceived,
-          trades: s.tradesReceived,
-          produced: s.tradesProduced,
-          dropped: s.tradesDropped,
-          failed: s.tradesFailed,
-          rejected: s.tradesRejected,
-          deadLetters: s.deadLettersProduced,
-          reconnects: s.reconnects,
-          bufferDepth: s.bufferDepth,
-          produceP99Ms: s.produceLatencyMs.p99,
-        });
-        timer = clock.setTimeout(tick, interval);
-      }, interval);
-      return () => clock.clearTimeout(timer);
-    }
 
     // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
     // to send would only fill the buffer and drop.
@@ -256,6 +236,37 @@ export function createProducer(options: ProducerOptions): Producer {
   }
 
   return { metrics, run };
+}
+
+/**
+ * Logs a `stats` line of the main counters every `intervalMs` (never when it is 0 or less).
+ * Returns the function that stops it.
+ */
+function startStatsLog(
+  metrics: ProducerMetrics,
+  log: Logger,
+  options: { clock: Clock; intervalMs: number },
+): () => void {
+  const { clock, intervalMs } = options;
+  if (intervalMs <= 0) return () => {};
+  let timer = clock.setTimeout(function tick() {
+    const s = metrics.snapshot();
+    log.info("stats", {
+      state: s.connectionState,
+      frames: s.framesReceived,
+      trades: s.tradesReceived,
+      produced: s.tradesProduced,
+      dropped: s.tradesDropped,
+      failed: s.tradesFailed,
+      rejected: s.tradesRejected,
+      deadLetters: s.deadLettersProduced,
+      reconnects: s.reconnects,
+      bufferDepth: s.bufferDepth,
+      produceP99Ms: s.produceLatencyMs.p99,
+    });
+    timer = clock.setTimeout(tick, intervalMs);
+  }, intervalMs);
+  return () => clock.clearTimeout(timer);
 }
 
 /** The namespace of `deno task smoke`'s trades: `SMOKE:R<run>`, an exchange Finnhub has not. */
