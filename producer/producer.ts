@@ -29,13 +29,13 @@
  * @module
  */
 import type { Kafka, Message } from "kafkajs";
-import { type Clock, systemClock } from "../shared/clock.ts";
+import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Config } from "../shared/config.ts";
 import type { Logger } from "../shared/log.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { openWire, type WireCodec } from "../shared/wire.ts";
 import { runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
-import { createThrottle, FrameHandler } from "./frame_handler.ts";
+import { createThrottle, FrameHandler, type Throttle } from "./frame_handler.ts";
 import { DEFAULT_MAX_FRAME_BYTES, type SymbolSet } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
 import {
@@ -99,143 +99,212 @@ export interface Producer {
 
 /** One warning line per kind of dead letter or unknown frame per 10 s. */
 const THROTTLE_MS = 10_000;
+/** How long shutdown waits for the Kafka producer to disconnect, ms. */
+const DISCONNECT_TIMEOUT_MS = 5_000;
 
 /** Builds the producer. Nothing connects until `run()`. */
 export function createProducer(options: ProducerOptions): Producer {
-  const { config, log, signal } = options;
-  const clock = options.clock ?? systemClock;
-  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
-  const topics = config.kafka.topics;
-  // One per producer: the warnings of every run share it.
-  const throttle = createThrottle(clock, THROTTLE_MS);
-  const subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
-  async function run(): Promise<ProducerReport> {
-    const wire = options.wire ?? await openWire(
-      createSchemaRegistryClient(config.registry),
-      { Trade: topics.raw, DeadLetter: topics.deadLetter },
-      { log: log.child("registry"), signal },
-    );
-    const { sink, disconnect } = await openSink();
-    const sinkDone = sink.run();
-    const stopStats = startStatsLog(metrics, log, {
-      clock,
-      intervalMs: options.statsIntervalMs ?? 60_000,
+  const runner = new ProducerRunner(options);
+  return { metrics: runner.metrics, run: () => runner.run() };
+}
+
+/** The sink, connected, and how to disconnect its Kafka producer once it has flushed. */
+interface OpenSink {
+  readonly sink: TradeSink;
+  disconnect(): Promise<void>;
+}
+
+/** How a sink's `run()` ended, as it happens. */
+interface SinkWatch {
+  /** Aborts when the sink has failed for good. */
+  readonly failed: AbortSignal;
+  /** Resolves once `run()` has settled: `"done"` or `"failed"`. */
+  readonly settled: Promise<"done" | "failed">;
+  /** Why it failed; `undefined` until it has. */
+  readonly failure: unknown;
+}
+
+/**
+ * The steps of {@linkcode createProducer}'s `run()`: register the schemas, open the sink, read
+ * the feed into a {@linkcode FrameHandler} while a timer logs the counters, then shut down.
+ */
+class ProducerRunner {
+  readonly metrics: ProducerMetrics;
+  readonly #options: ProducerOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  /** One per producer: the warnings of every run share it. */
+  readonly #throttle: Throttle;
+  readonly #subscribed: SymbolSet;
+
+  constructor(options: ProducerOptions) {
+    const { config } = options;
+    this.#options = options;
+    this.#log = options.log;
+    this.#clock = options.clock ?? systemClock;
+    this.metrics = createProducerMetrics(config.producer.bufferMaxTrades);
+    this.#throttle = createThrottle(this.#clock, THROTTLE_MS);
+    this.#subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
+  }
+
+  /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
+  async run(): Promise<ProducerReport> {
+    const { config, signal } = this.#options;
+    const wire = this.#options.wire ?? await this.#openWire();
+    const { sink, disconnect } = await this.#openSink();
+    const watch = watchSink(sink.run());
+    const stopStats = startStatsLog(this.metrics, this.#log, {
+      clock: this.#clock,
+      intervalMs: this.#options.statsIntervalMs ?? 60_000,
     });
     const frames = new FrameHandler({
       sink,
       wire,
-      subscribed,
-      maxFrameBytes,
-      deadLetterTopic: topics.deadLetter,
+      subscribed: this.#subscribed,
+      maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      deadLetterTopic: config.kafka.topics.deadLetter,
       finnhub: config.finnhub,
-      throttle,
-      metrics,
-      log,
-      clock,
-    });
-
-    // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
-    // to send would only fill the buffer and drop.
-    const sinkFailed = new AbortController();
-    let sinkFailure: unknown;
-    const sinkSettled = sinkDone.then(() => "done" as const, (error) => {
-      sinkFailure = error;
-      sinkFailed.abort();
-      return "failed" as const;
+      throttle: this.#throttle,
+      metrics: this.metrics,
+      log: this.#log,
+      clock: this.#clock,
     });
     let unflushed = 0;
     try {
-      await runFinnhubClient({
-        url: config.finnhub.url,
-        apiKey: config.finnhub.apiKey,
-        symbols: config.finnhub.symbols,
-        watchdogMs: config.finnhub.watchdogMs,
-        reconnectBaseMs: config.finnhub.reconnectBaseMs,
-        reconnectMaxMs: config.finnhub.reconnectMaxMs,
-        authBackoffMs: config.finnhub.authBackoffMs,
-        log: log.child("feed"),
-        metrics,
-        onFrame: (data, meta) => frames.onFrame(data, meta),
-        onUnreadableFrame: (error, meta) => frames.onUnreadableFrame(error, meta),
-        signal: AbortSignal.any([signal, sinkFailed.signal]),
-        clock,
-        ...(options.runId === undefined ? {} : { runId: options.runId }),
-        ...(options.webSocket === undefined ? {} : { webSocket: options.webSocket }),
-      });
+      // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
+      // to send would only fill the buffer and drop.
+      await this.#readFeed(frames, AbortSignal.any([signal, watch.failed]));
     } finally {
       stopStats();
-      log.info("stopped reading the feed; flushing", { buffered: sink.pending });
-      sink.close();
-      const timeoutMs = options.shutdownTimeoutMs ?? 30_000;
-      let timer: unknown;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = clock.setTimeout(() => resolve("timeout"), timeoutMs);
-      });
-      const outcome = await Promise.race([sinkSettled, timedOut]);
-      clock.clearTimeout(timer);
-      if (outcome !== "done") {
-        unflushed = sink.abandon();
-        log.error(
-          outcome === "timeout"
-            ? "shutdown gave up flushing: trades not confirmed by Kafka"
-            : "the Kafka sink failed: trades not confirmed by Kafka",
-          { unflushed, timeoutMs, error: sinkFailure },
-        );
-      }
-      await Promise.race([
-        disconnect().catch((error) =>
-          log.warn("Kafka producer did not disconnect cleanly", { error })
-        ),
-        new Promise((resolve) => {
-          timer = clock.setTimeout(() => resolve(undefined), 5_000);
-        }),
-      ]);
-      clock.clearTimeout(timer);
+      unflushed = await this.#shutDown(sink, watch);
+      await this.#disconnect(disconnect);
     }
-    if (sinkFailure !== undefined) {
-      throw new Error("the producer stopped: its Kafka sink failed", { cause: sinkFailure });
+    if (watch.failure !== undefined) {
+      throw new Error("the producer stopped: its Kafka sink failed", { cause: watch.failure });
     }
-    return { unflushed, metrics: metrics.snapshot() };
+    return { unflushed, metrics: this.metrics.snapshot() };
   }
 
-  /** The sink, connected: in a worker, or in this thread on `options.kafka`. */
-  async function openSink(): Promise<{ sink: TradeSink; disconnect(): Promise<void> }> {
-    const sinkLog = log.child("kafka");
-    if (options.kafka === undefined) {
-      const sink = new WorkerSink({
-        config,
-        metrics,
-        log: sinkLog,
-        clock,
-        ...(options.kafkaWorkers === undefined ? {} : { workers: options.kafkaWorkers }),
-        ...(options.worker === undefined ? {} : { worker: options.worker }),
-      });
-      await sink.start();
-      // The worker disconnects its own producer once it has flushed.
-      return { sink, disconnect: () => Promise.resolve() };
-    }
-    const kafkaProducer = options.kafka.producer(PRODUCER_CONFIG);
+  /** Registers `Trade` and `DeadLetter` with the registry of `config.registry`. */
+  #openWire(): Promise<WireCodec> {
+    const { config, signal } = this.#options;
+    return openWire(
+      createSchemaRegistryClient(config.registry),
+      { Trade: config.kafka.topics.raw, DeadLetter: config.kafka.topics.deadLetter },
+      { log: this.#log.child("registry"), signal },
+    );
+  }
+
+  /** The sink, connected: in workers, or in this thread on `options.kafka`. */
+  #openSink(): Promise<OpenSink> {
+    const { kafka } = this.#options;
+    return kafka === undefined ? this.#openWorkerSink() : this.#openThreadSink(kafka);
+  }
+
+  async #openWorkerSink(): Promise<OpenSink> {
+    const { config, kafkaWorkers, worker } = this.#options;
+    const sink = new WorkerSink({
+      config,
+      metrics: this.metrics,
+      log: this.#log.child("kafka"),
+      clock: this.#clock,
+      ...(kafkaWorkers === undefined ? {} : { workers: kafkaWorkers }),
+      ...(worker === undefined ? {} : { worker }),
+    });
+    await sink.start();
+    // The worker disconnects its own producer once it has flushed.
+    return { sink, disconnect: () => Promise.resolve() };
+  }
+
+  async #openThreadSink(kafka: Pick<Kafka, "producer">): Promise<OpenSink> {
+    const { producer: settings, kafka: { topics } } = this.#options.config;
+    const kafkaProducer = kafka.producer(PRODUCER_CONFIG);
     await kafkaProducer.connect();
     const buffer = new TradeBuffer<Message>({
-      maxItems: config.producer.bufferMaxTrades,
-      batchMaxItems: config.producer.batchMaxTrades,
-      lingerMs: config.producer.lingerMs,
-      clock,
+      maxItems: settings.bufferMaxTrades,
+      batchMaxItems: settings.batchMaxTrades,
+      lingerMs: settings.lingerMs,
+      clock: this.#clock,
     });
     const sink = new KafkaSink({
       producer: kafkaProducer,
       rawTopic: topics.raw,
       deadLetterTopic: topics.deadLetter,
       buffer,
-      metrics,
-      log: sinkLog,
-      clock,
+      metrics: this.metrics,
+      log: this.#log.child("kafka"),
+      clock: this.#clock,
     });
     return { sink, disconnect: () => kafkaProducer.disconnect() };
   }
 
-  return { metrics, run };
+  /** Reads the feed into `frames` until `signal` aborts and the last socket has closed. */
+  #readFeed(frames: FrameHandler, signal: AbortSignal): Promise<void> {
+    const { config: { finnhub }, runId, webSocket } = this.#options;
+    return runFinnhubClient({
+      url: finnhub.url,
+      apiKey: finnhub.apiKey,
+      symbols: finnhub.symbols,
+      watchdogMs: finnhub.watchdogMs,
+      reconnectBaseMs: finnhub.reconnectBaseMs,
+      reconnectMaxMs: finnhub.reconnectMaxMs,
+      authBackoffMs: finnhub.authBackoffMs,
+      log: this.#log.child("feed"),
+      metrics: this.metrics,
+      onFrame: (data, meta) => frames.onFrame(data, meta),
+      onUnreadableFrame: (error, meta) => frames.onUnreadableFrame(error, meta),
+      signal,
+      clock: this.#clock,
+      ...(runId === undefined ? {} : { runId }),
+      ...(webSocket === undefined ? {} : { webSocket }),
+    });
+  }
+
+  /**
+   * Flushes what the sink accepted, for at most `shutdownTimeoutMs`; past that, or when the sink
+   * failed, abandons the rest. Returns how many trades were abandoned.
+   */
+  async #shutDown(sink: TradeSink, watch: SinkWatch): Promise<number> {
+    const timeoutMs = this.#options.shutdownTimeoutMs ?? 30_000;
+    this.#log.info("stopped reading the feed; flushing", { buffered: sink.pending });
+    sink.close();
+    const outcome = await within(this.#clock, timeoutMs, watch.settled);
+    if (outcome === "done") return 0;
+    const unflushed = sink.abandon();
+    this.#log.error(
+      outcome === "timeout"
+        ? "shutdown gave up flushing: trades not confirmed by Kafka"
+        : "the Kafka sink failed: trades not confirmed by Kafka",
+      { unflushed, timeoutMs, error: watch.failure },
+    );
+    return unflushed;
+  }
+
+  /** Disconnects the Kafka producer, waiting at most {@linkcode DISCONNECT_TIMEOUT_MS}. */
+  async #disconnect(disconnect: () => Promise<void>): Promise<void> {
+    await within(
+      this.#clock,
+      DISCONNECT_TIMEOUT_MS,
+      disconnect().catch((error) =>
+        this.#log.warn("Kafka producer did not disconnect cleanly", { error })
+      ),
+    );
+  }
+}
+
+/** Follows a sink's `run()`: see {@linkcode SinkWatch}. */
+function watchSink(done: Promise<void>): SinkWatch {
+  const failed = new AbortController();
+  const watch = {
+    failed: failed.signal,
+    failure: undefined as unknown,
+    settled: done.then(() => "done" as const, (error) => {
+      watch.failure = error;
+      failed.abort();
+      return "failed" as const;
+    }),
+  };
+  return watch;
 }
 
 /**
@@ -267,6 +336,19 @@ function startStatsLog(
     timer = clock.setTimeout(tick, intervalMs);
   }, intervalMs);
   return () => clock.clearTimeout(timer);
+}
+
+/** `promise`'s value, or `"timeout"` if it has not settled after `ms`; clears its timer. */
+async function within<T>(clock: Clock, ms: number, promise: Promise<T>): Promise<T | "timeout"> {
+  let timer: TimerId;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = clock.setTimeout(() => resolve("timeout"), ms);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clock.clearTimeout(timer);
+  }
 }
 
 /** The namespace of `deno task smoke`'s trades: `SMOKE:R<run>`, an exchange Finnhub has not. */
