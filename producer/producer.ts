@@ -1,48 +1,43 @@
 /**
- * The producer: Finnhub frames in, one Kafka record per trade out. Wires the WebSocket client,
- * the frame parser, the bounded buffer and the Kafka sink, and owns what a frame means:
- * trades are encoded (Avro `Trade` in the Confluent wire format, keyed by symbol, with the ingest
- * time and where the frame came from), pings and errors are counted, anything that cannot be parsed goes to the dead-letter
- * topic with the reason. Nothing is dropped silently: every loss has a counter.
+ * The producer: Finnhub frames in, one Kafka record per trade out. Wires the WebSocket client
+ * (`finnhub_client.ts`), the frame handler (`frame_handler.ts`: what a frame means, which trades
+ * go on, what is dead-lettered and counted) and the Kafka sink, and runs them from start to
+ * shutdown, logging a summary of the counters now and then. Nothing is dropped silently: every
+ * loss has a counter.
  *
  * Only trades of the subscribed symbols (`FINNHUB_SYMBOLS`) go on; any other is dead-lettered
  * (`unsubscribed_symbol`). Without a Finnhub key (a simulator: Finnhub refuses a connection
- * without one) the smoke test's namespace `SMOKE:` is taken too, see {@linkcode acceptedSymbols}. So every per-symbol structure downstream of the parser (the sink's key
- * and partition caches) holds at most the subscribed symbols, and the producer itself keeps no
- * state keyed by anything the feed chooses: its log throttle is keyed by its own reason codes.
- *
- * A dead letter holds its input whole: the frame, or the trade's text as it was in the frame.
- * An input over 512 KiB (a frame over the 4 MiB parse limit, or an unparseable one over 512 KiB)
- * keeps its first 512 KiB with its size and SHA-256 (`originalSize`, `originalSha256`; counted in
- * `deadLettersTruncated`). A frame the WebSocket layer refuses (a text frame that is not UTF-8,
- * one over 64 MiB) never reaches the producer's code: its dead letter has an empty payload and
- * `framesUnreadable` counts it.
+ * without one) the smoke test's namespace `SMOKE:` is taken too, see {@linkcode acceptedSymbols}.
+ * So every per-symbol structure downstream of the parser (the sink's key and partition caches)
+ * holds at most the subscribed symbols, and the producer itself keeps no state keyed by anything
+ * the feed chooses.
  *
  * The schemas are registered before anything is read (`Trade` and `DeadLetter`, under
- * `<topic>-value`; see shared/wire.ts): encoding happens here, in the main thread, with the ids
- * kept from then on, so the registry is never asked per record and a registry that goes away
- * later changes nothing.
+ * `<topic>-value`; see shared/wire.ts): encoding happens in the main thread, with the ids kept
+ * from then on, so the registry is never asked per record and a registry that goes away later
+ * changes nothing.
  *
  * Sending runs in worker threads by default (`worker_sink.ts`: kafkajs costs more CPU per record
- * than everything else here); given a kafkajs client, it runs in this thread instead.
+ * than everything else here); given a kafkajs client, it runs in this thread instead
+ * (`kafka_sink.ts` over a bounded `trade_buffer.ts`).
  *
  * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
- * accepted before the signal, then the Kafka producer disconnects.
+ * accepted before the signal (for at most `shutdownTimeoutMs`, then gives up on the rest and
+ * counts it), then the Kafka producer disconnects. A sink that fails for good (its worker died)
+ * stops the producer the same way, and `run()` rejects.
  *
  * @module
  */
 import type { Kafka, Message } from "kafkajs";
-import { Buffer } from "node:buffer";
-import { type Clock, systemClock } from "../shared/clock.ts";
+import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Config } from "../shared/config.ts";
-import { describeError, type Logger } from "../shared/log.ts";
+import type { Logger } from "../shared/log.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
-import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { openWire, type WireCodec } from "../shared/wire.ts";
-import { type FrameMeta, runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
-import { DEFAULT_MAX_FRAME_BYTES, parseFrame, type SymbolSet } from "./frame_parser.ts";
+import { runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
+import { createThrottle, FrameHandler, type Throttle } from "./frame_handler.ts";
+import { DEFAULT_MAX_FRAME_BYTES, type SymbolSet } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
-import { letterPayload } from "./letter_payload.ts";
 import {
   createProducerMetrics,
   type ProducerMetrics,
@@ -102,312 +97,258 @@ export interface Producer {
   run(): Promise<ProducerReport>;
 }
 
-const encoder = new TextEncoder();
+/** One warning line per kind of dead letter or unknown frame per 10 s. */
 const THROTTLE_MS = 10_000;
-
-/** What a throttled warning is about: the producer's own codes, never a string from the feed. */
-type ThrottleKey =
-  | "invalid_json"
-  | "bad_frame_shape"
-  | "frame_too_large"
-  | "bad_trade_shape"
-  | "unsubscribed_symbol"
-  | "inexact_integer"
-  | "frame_unreadable"
-  | "producer_error"
-  | "unknown_type";
+/** How long shutdown waits for the Kafka producer to disconnect, ms. */
+const DISCONNECT_TIMEOUT_MS = 5_000;
 
 /** Builds the producer. Nothing connects until `run()`. */
 export function createProducer(options: ProducerOptions): Producer {
-  const { config, log, signal } = options;
-  const clock = options.clock ?? systemClock;
-  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
-  const topics = config.kafka.topics;
-  const throttle = createThrottle(clock, THROTTLE_MS);
-  const subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
-  async function run(): Promise<ProducerReport> {
-    const wire = options.wire ?? await openWire(
-      createSchemaRegistryClient(config.registry),
-      { Trade: topics.raw, DeadLetter: topics.deadLetter },
-      { log: log.child("registry"), signal },
-    );
-    const { sink, disconnect } = await openSink();
-    const sinkDone = sink.run();
-    const stopStats = startStats();
-    let previous: { connectionId: string; data: string | ArrayBuffer } | undefined;
+  const runner = new ProducerRunner(options);
+  return { metrics: runner.metrics, run: () => runner.run() };
+}
 
-    function deadLetter(
-      input: Uint8Array,
-      reason: string,
-      reasonCode: ThrottleKey,
-      key: string | null,
-    ): void {
-      const { payload, originalSize, originalSha256 } = letterPayload(input);
-      if (originalSize !== null) {
-        metrics.deadLettersTruncated++;
-        reason += ` [payload: the first ${payload.length} of ${originalSize} bytes]`;
-      }
-      const letter: DeadLetter = {
-        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.length),
-        reason,
-        reasonCode,
-        source: "producer",
-        time: clock.now(),
-        sourceTopic: null,
-        sourcePartition: null,
-        sourceOffset: null,
-        originalSize,
-        originalSha256,
-      };
-      sink.offerDeadLetter(key, wire.encode("DeadLetter", letter));
-      if (throttle(reasonCode)) {
-        log.warn("sent input to the dead-letter topic", {
-          reasonCode,
-          reason,
-          topic: topics.deadLetter,
-        });
-      }
-    }
+/** The sink, connected, and how to disconnect its Kafka producer once it has flushed. */
+interface OpenSink {
+  readonly sink: TradeSink;
+  disconnect(): Promise<void>;
+}
 
-    /** Never throws: a frame the code cannot handle is dead-lettered, not a crash. */
-    function onFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
-      metrics.framesReceived++;
-      try {
-        handleFrame(data, meta);
-      } catch (error) {
-        metrics.invalidFrames++;
-        log.error("could not handle a frame; sending it to the dead-letter topic", { error });
-        deadLetter(
-          typeof data === "string" ? encoder.encode(data) : new Uint8Array(data),
-          `the producer failed on this frame: ${
-            describeError(error)
-          } (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-          "producer_error",
-          null,
-        );
-      }
-    }
+/** How a sink's `run()` ended, as it happens. */
+interface SinkWatch {
+  /** Aborts when the sink has failed for good. */
+  readonly failed: AbortSignal;
+  /** Resolves once `run()` has settled: `"done"` or `"failed"`. */
+  readonly settled: Promise<"done" | "failed">;
+  /** Why it failed; `undefined` until it has. */
+  readonly failure: unknown;
+}
 
-    /** A frame the WebSocket layer refused: nothing of it to keep but the fact. */
-    function onUnreadableFrame(error: string, meta: FrameMeta): void {
-      metrics.framesReceived++;
-      metrics.framesUnreadable++;
-      deadLetter(
-        new Uint8Array(),
-        `the WebSocket layer refused this frame before the producer could read it (${error}: a text frame that is not UTF-8, or one over 64 MiB); its bytes are lost and the connection closes (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-        "frame_unreadable",
-        null,
-      );
-    }
+/**
+ * The steps of {@linkcode createProducer}'s `run()`: register the schemas, open the sink, read
+ * the feed into a {@linkcode FrameHandler} while a timer logs the counters, then shut down.
+ */
+class ProducerRunner {
+  readonly metrics: ProducerMetrics;
+  readonly #options: ProducerOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  /** One per producer: the warnings of every run share it. */
+  readonly #throttle: Throttle;
+  readonly #subscribed: SymbolSet;
 
-    function handleFrame(data: string | ArrayBuffer, meta: FrameMeta): void {
-      const frame = parseFrame(data, { maxFrameBytes, subscribed });
-      const repeated = previous !== undefined && previous.connectionId === meta.connectionId &&
-        sameFrame(previous.data, data);
-      previous = { connectionId: meta.connectionId, data };
-      switch (frame.kind) {
-        case "trades": {
-          if (repeated) metrics.feedDuplicateFramesSuspected++;
-          for (const trade of frame.trades) {
-            metrics.tradesReceived++;
-            sink.offerTrade(trade.s, meta.receivedAt, () => {
-              const raw: RawTrade = {
-                s: trade.s,
-                p: trade.p,
-                t: trade.t,
-                v: trade.v,
-                c: trade.c,
-                ingestTime: meta.receivedAt,
-                connectionId: meta.connectionId,
-                frameSeq: meta.frameSeq,
-                tradeIndex: trade.index,
-              };
-              return wire.encode("Trade", raw);
-            });
-          }
-          for (const rejected of frame.rejected) {
-            metrics.tradesRejected++;
-            if (rejected.reasonCode === "unsubscribed_symbol") metrics.tradesUnsubscribed++;
-            deadLetter(
-              rejected.payload,
-              `${rejected.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-              rejected.reasonCode,
-              rejected.symbol,
-            );
-          }
-          return;
-        }
-        case "ping":
-          metrics.pings++;
-          return;
-        case "error":
-          metrics.errorFrames++;
-          metrics.lastError = `feed: ${frame.message}`;
-          if (frame.tooManySymbols) {
-            metrics.tooManySymbolsErrors++;
-            log.error(
-              "FINNHUB REFUSED SUBSCRIPTIONS: too many symbols for this key's plan; trades of the symbols past the limit will not arrive. Lower FINNHUB_SYMBOLS or FINNHUB_SYMBOL_LIMIT.",
-              {
-                feedMessage: frame.message,
-                symbols: config.finnhub.symbols.length,
-                symbolLimit: config.finnhub.symbolLimit,
-                connectionId: meta.connectionId,
-              },
-            );
-          } else {
-            log.error("the feed sent an error", {
-              feedMessage: frame.message,
-              connectionId: meta.connectionId,
-            });
-          }
-          return;
-        case "unknown":
-          metrics.unknownFrames++;
-          // One line per 10 s, whatever the type: a set of types seen would grow with the feed.
-          if (throttle("unknown_type")) {
-            log.warn("the feed sent a frame of an unknown type; counting and ignoring it", {
-              type: frame.frameType,
-              unknownFrames: metrics.unknownFrames,
-            });
-          }
-          return;
-        case "invalid":
-          metrics.invalidFrames++;
-          deadLetter(
-            frame.payload,
-            `${frame.reason} (connection ${meta.connectionId}, frame ${meta.frameSeq})`,
-            frame.reasonCode,
-            null,
-          );
-          return;
-      }
-    }
+  constructor(options: ProducerOptions) {
+    const { config } = options;
+    this.#options = options;
+    this.#log = options.log;
+    this.#clock = options.clock ?? systemClock;
+    this.metrics = createProducerMetrics(config.producer.bufferMaxTrades);
+    this.#throttle = createThrottle(this.#clock, THROTTLE_MS);
+    this.#subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
+  }
 
-    function startStats(): () => void {
-      const interval = options.statsIntervalMs ?? 60_000;
-      if (interval <= 0) return () => {};
-      let timer = clock.setTimeout(function tick() {
-        const s = metrics.snapshot();
-        log.info("stats", {
-          state: s.connectionState,
-          frames: s.framesReceived,
-          trades: s.tradesReceived,
-          produced: s.tradesProduced,
-          dropped: s.tradesDropped,
-          failed: s.tradesFailed,
-          rejected: s.tradesRejected,
-          deadLetters: s.deadLettersProduced,
-          reconnects: s.reconnects,
-          bufferDepth: s.bufferDepth,
-          produceP99Ms: s.produceLatencyMs.p99,
-        });
-        timer = clock.setTimeout(tick, interval);
-      }, interval);
-      return () => clock.clearTimeout(timer);
-    }
-
-    // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
-    // to send would only fill the buffer and drop.
-    const sinkFailed = new AbortController();
-    let sinkFailure: unknown;
-    const sinkSettled = sinkDone.then(() => "done" as const, (error) => {
-      sinkFailure = error;
-      sinkFailed.abort();
-      return "failed" as const;
+  /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
+  async run(): Promise<ProducerReport> {
+    const { config, signal } = this.#options;
+    const wire = this.#options.wire ?? await this.#openWire();
+    const { sink, disconnect } = await this.#openSink();
+    const watch = watchSink(sink.run());
+    const stopStats = startStatsLog(this.metrics, this.#log, {
+      clock: this.#clock,
+      intervalMs: this.#options.statsIntervalMs ?? 60_000,
+    });
+    const frames = new FrameHandler({
+      sink,
+      wire,
+      subscribed: this.#subscribed,
+      maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      deadLetterTopic: config.kafka.topics.deadLetter,
+      finnhub: config.finnhub,
+      throttle: this.#throttle,
+      metrics: this.metrics,
+      log: this.#log,
+      clock: this.#clock,
     });
     let unflushed = 0;
     try {
-      await runFinnhubClient({
-        url: config.finnhub.url,
-        apiKey: config.finnhub.apiKey,
-        symbols: config.finnhub.symbols,
-        watchdogMs: config.finnhub.watchdogMs,
-        reconnectBaseMs: config.finnhub.reconnectBaseMs,
-        reconnectMaxMs: config.finnhub.reconnectMaxMs,
-        authBackoffMs: config.finnhub.authBackoffMs,
-        log: log.child("feed"),
-        metrics,
-        onFrame,
-        onUnreadableFrame,
-        signal: AbortSignal.any([signal, sinkFailed.signal]),
-        clock,
-        ...(options.runId === undefined ? {} : { runId: options.runId }),
-        ...(options.webSocket === undefined ? {} : { webSocket: options.webSocket }),
-      });
+      // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
+      // to send would only fill the buffer and drop.
+      await this.#readFeed(frames, AbortSignal.any([signal, watch.failed]));
     } finally {
       stopStats();
-      log.info("stopped reading the feed; flushing", { buffered: sink.pending });
-      sink.close();
-      const timeoutMs = options.shutdownTimeoutMs ?? 30_000;
-      let timer: unknown;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = clock.setTimeout(() => resolve("timeout"), timeoutMs);
-      });
-      const outcome = await Promise.race([sinkSettled, timedOut]);
-      clock.clearTimeout(timer);
-      if (outcome !== "done") {
-        unflushed = sink.abandon();
-        log.error(
-          outcome === "timeout"
-            ? "shutdown gave up flushing: trades not confirmed by Kafka"
-            : "the Kafka sink failed: trades not confirmed by Kafka",
-          { unflushed, timeoutMs, error: sinkFailure },
-        );
-      }
-      await Promise.race([
-        disconnect().catch((error) =>
-          log.warn("Kafka producer did not disconnect cleanly", { error })
-        ),
-        new Promise((resolve) => {
-          timer = clock.setTimeout(() => resolve(undefined), 5_000);
-        }),
-      ]);
-      clock.clearTimeout(timer);
+      unflushed = await this.#shutDown(sink, watch);
+      await this.#disconnect(disconnect);
     }
-    if (sinkFailure !== undefined) {
-      throw new Error("the producer stopped: its Kafka sink failed", { cause: sinkFailure });
+    if (watch.failure !== undefined) {
+      throw new Error("the producer stopped: its Kafka sink failed", { cause: watch.failure });
     }
-    return { unflushed, metrics: metrics.snapshot() };
+    return { unflushed, metrics: this.metrics.snapshot() };
   }
 
-  /** The sink, connected: in a worker, or in this thread on `options.kafka`. */
-  async function openSink(): Promise<{ sink: TradeSink; disconnect(): Promise<void> }> {
-    const sinkLog = log.child("kafka");
-    if (options.kafka === undefined) {
-      const sink = new WorkerSink({
-        config,
-        metrics,
-        log: sinkLog,
-        clock,
-        ...(options.kafkaWorkers === undefined ? {} : { workers: options.kafkaWorkers }),
-        ...(options.worker === undefined ? {} : { worker: options.worker }),
-      });
-      await sink.start();
-      // The worker disconnects its own producer once it has flushed.
-      return { sink, disconnect: () => Promise.resolve() };
-    }
-    const kafkaProducer = options.kafka.producer(PRODUCER_CONFIG);
+  /** Registers `Trade` and `DeadLetter` with the registry of `config.registry`. */
+  #openWire(): Promise<WireCodec> {
+    const { config, signal } = this.#options;
+    return openWire(
+      createSchemaRegistryClient(config.registry),
+      { Trade: config.kafka.topics.raw, DeadLetter: config.kafka.topics.deadLetter },
+      { log: this.#log.child("registry"), signal },
+    );
+  }
+
+  /** The sink, connected: in workers, or in this thread on `options.kafka`. */
+  #openSink(): Promise<OpenSink> {
+    const { kafka } = this.#options;
+    return kafka === undefined ? this.#openWorkerSink() : this.#openThreadSink(kafka);
+  }
+
+  async #openWorkerSink(): Promise<OpenSink> {
+    const { config, kafkaWorkers, worker } = this.#options;
+    const sink = new WorkerSink({
+      config,
+      metrics: this.metrics,
+      log: this.#log.child("kafka"),
+      clock: this.#clock,
+      ...(kafkaWorkers === undefined ? {} : { workers: kafkaWorkers }),
+      ...(worker === undefined ? {} : { worker }),
+    });
+    await sink.start();
+    // The worker disconnects its own producer once it has flushed.
+    return { sink, disconnect: () => Promise.resolve() };
+  }
+
+  async #openThreadSink(kafka: Pick<Kafka, "producer">): Promise<OpenSink> {
+    const { producer: settings, kafka: { topics } } = this.#options.config;
+    const kafkaProducer = kafka.producer(PRODUCER_CONFIG);
     await kafkaProducer.connect();
     const buffer = new TradeBuffer<Message>({
-      maxItems: config.producer.bufferMaxTrades,
-      batchMaxItems: config.producer.batchMaxTrades,
-      lingerMs: config.producer.lingerMs,
-      clock,
+      maxItems: settings.bufferMaxTrades,
+      batchMaxItems: settings.batchMaxTrades,
+      lingerMs: settings.lingerMs,
+      clock: this.#clock,
     });
     const sink = new KafkaSink({
       producer: kafkaProducer,
       rawTopic: topics.raw,
       deadLetterTopic: topics.deadLetter,
       buffer,
-      metrics,
-      log: sinkLog,
-      clock,
+      metrics: this.metrics,
+      log: this.#log.child("kafka"),
+      clock: this.#clock,
     });
     return { sink, disconnect: () => kafkaProducer.disconnect() };
   }
 
-  return { metrics, run };
+  /** Reads the feed into `frames` until `signal` aborts and the last socket has closed. */
+  #readFeed(frames: FrameHandler, signal: AbortSignal): Promise<void> {
+    const { config: { finnhub }, runId, webSocket } = this.#options;
+    return runFinnhubClient({
+      url: finnhub.url,
+      apiKey: finnhub.apiKey,
+      symbols: finnhub.symbols,
+      watchdogMs: finnhub.watchdogMs,
+      reconnectBaseMs: finnhub.reconnectBaseMs,
+      reconnectMaxMs: finnhub.reconnectMaxMs,
+      authBackoffMs: finnhub.authBackoffMs,
+      log: this.#log.child("feed"),
+      metrics: this.metrics,
+      onFrame: (data, meta) => frames.onFrame(data, meta),
+      onUnreadableFrame: (error, meta) => frames.onUnreadableFrame(error, meta),
+      signal,
+      clock: this.#clock,
+      ...(runId === undefined ? {} : { runId }),
+      ...(webSocket === undefined ? {} : { webSocket }),
+    });
+  }
+
+  /**
+   * Flushes what the sink accepted, for at most `shutdownTimeoutMs`; past that, or when the sink
+   * failed, abandons the rest. Returns how many trades were abandoned.
+   */
+  async #shutDown(sink: TradeSink, watch: SinkWatch): Promise<number> {
+    const timeoutMs = this.#options.shutdownTimeoutMs ?? 30_000;
+    this.#log.info("stopped reading the feed; flushing", { buffered: sink.pending });
+    sink.close();
+    const outcome = await within(this.#clock, timeoutMs, watch.settled);
+    if (outcome === "done") return 0;
+    const unflushed = sink.abandon();
+    this.#log.error(
+      outcome === "timeout"
+        ? "shutdown gave up flushing: trades not confirmed by Kafka"
+        : "the Kafka sink failed: trades not confirmed by Kafka",
+      { unflushed, timeoutMs, error: watch.failure },
+    );
+    return unflushed;
+  }
+
+  /** Disconnects the Kafka producer, waiting at most {@linkcode DISCONNECT_TIMEOUT_MS}. */
+  async #disconnect(disconnect: () => Promise<void>): Promise<void> {
+    await within(
+      this.#clock,
+      DISCONNECT_TIMEOUT_MS,
+      disconnect().catch((error) =>
+        this.#log.warn("Kafka producer did not disconnect cleanly", { error })
+      ),
+    );
+  }
+}
+
+/** Follows a sink's `run()`: see {@linkcode SinkWatch}. */
+function watchSink(done: Promise<void>): SinkWatch {
+  const failed = new AbortController();
+  const watch = {
+    failed: failed.signal,
+    failure: undefined as unknown,
+    settled: done.then(() => "done" as const, (error) => {
+      watch.failure = error;
+      failed.abort();
+      return "failed" as const;
+    }),
+  };
+  return watch;
+}
+
+/**
+ * Logs a `stats` line of the main counters every `intervalMs` (never when it is 0 or less).
+ * Returns the function that stops it.
+ */
+function startStatsLog(
+  metrics: ProducerMetrics,
+  log: Logger,
+  options: { clock: Clock; intervalMs: number },
+): () => void {
+  const { clock, intervalMs } = options;
+  if (intervalMs <= 0) return () => {};
+  let timer = clock.setTimeout(function tick() {
+    const s = metrics.snapshot();
+    log.info("stats", {
+      state: s.connectionState,
+      frames: s.framesReceived,
+      trades: s.tradesReceived,
+      produced: s.tradesProduced,
+      dropped: s.tradesDropped,
+      failed: s.tradesFailed,
+      rejected: s.tradesRejected,
+      deadLetters: s.deadLettersProduced,
+      reconnects: s.reconnects,
+      bufferDepth: s.bufferDepth,
+      produceP99Ms: s.produceLatencyMs.p99,
+    });
+    timer = clock.setTimeout(tick, intervalMs);
+  }, intervalMs);
+  return () => clock.clearTimeout(timer);
+}
+
+/** `promise`'s value, or `"timeout"` if it has not settled after `ms`; clears its timer. */
+async function within<T>(clock: Clock, ms: number, promise: Promise<T>): Promise<T | "timeout"> {
+  let timer: TimerId;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = clock.setTimeout(() => resolve("timeout"), ms);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clock.clearTimeout(timer);
+  }
 }
 
 /** The namespace of `deno task smoke`'s trades: `SMOKE:R<run>`, an exchange Finnhub has not. */
@@ -423,28 +364,4 @@ export function acceptedSymbols(symbols: readonly string[], keyed: boolean): Sym
   const set = new Set(symbols);
   if (keyed) return set;
   return { has: (s: string) => set.has(s) || s.startsWith(SMOKE_NAMESPACE), size: set.size };
-}
-
-function sameFrame(a: string | ArrayBuffer, b: string | ArrayBuffer): boolean {
-  if (typeof a === "string" || typeof b === "string") return a === b;
-  if (a.byteLength !== b.byteLength) return false;
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
-}
-
-/**
- * `true` the first time a key is seen and then at most once per `intervalMs` per key. Keys are
- * {@linkcode ThrottleKey}s, a closed set, so the map is bounded by the type.
- */
-function createThrottle(clock: Clock, intervalMs: number): (key: ThrottleKey) => boolean {
-  const last = new Map<ThrottleKey, number>();
-  return (key) => {
-    const now = clock.now();
-    const previous = last.get(key);
-    if (previous !== undefined && now - previous < intervalMs) return false;
-    last.set(key, now);
-    return true;
-  };
 }
