@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import { silentLogger } from "../../shared/log.ts";
-import { Secret } from "../../shared/secret.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
-import { createStatusApp, SESSION_COOKIE } from "../app.ts";
+import { SESSION_COOKIE } from "../app.ts";
+import { marketTestApp } from "./_test_app.ts";
 import { chartBundleUrl } from "./assets.ts";
-import { healthOf } from "./health.ts";
-import { createMarketHub } from "./hub.ts";
-import { mountMarket } from "./market.ts";
 import type { CandleQuery } from "./params.ts";
 import type { CandleJson, MarketStore } from "./store.ts";
 
@@ -57,28 +53,12 @@ function setup(token = "") {
           : null,
       ),
   };
-  const health = () => Promise.resolve(healthOf([], [], { groups: {}, now: NOW }));
-  const hub = createMarketHub({ health, log: silentLogger(), healthIntervalMs: 100 });
-  const app = createStatusApp({
-    sources: {
-      workers: () => [],
-      lag: () => Promise.resolve([]),
-      kafkaUp: () => Promise.resolve(true),
-      cassandraUp: () => Promise.resolve(true),
-    },
-    token: new Secret(token),
-    expectedWorkers: [],
+  const { app, hub } = marketTestApp({
+    store,
+    token,
+    symbols: ["AAPL", "BINANCE:BTCUSDT"],
     now: () => NOW,
-    extend: (app) =>
-      mountMarket(app, {
-        store,
-        hub,
-        symbols: ["AAPL", "BINANCE:BTCUSDT"],
-        health,
-        live: () => true,
-        log: silentLogger(),
-        now: () => NOW,
-      }),
+    healthIntervalMs: 100,
   });
   return { app, hub, queries };
 }
