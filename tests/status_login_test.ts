@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { type Browser, chromiumMissing, launchChromium } from "./chromium.ts";
 import { SESSION_COOKIE } from "../status/app.ts";
-import { marketTestApp } from "../status/market/_test_app.ts";
+import { marketTestApp } from "../status/test_doubles.ts";
 import type { MarketStore } from "../status/market/store.ts";
 import { serveStatus } from "../status/server.ts";
 

@@ -3,29 +3,16 @@ import { silentLogger } from "../../shared/log.ts";
 import { FakeClock } from "../../shared/clock.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
+import { candleUpdate } from "../test_doubles.ts";
 import { healthOf } from "./health.ts";
 import { createMarketHub, MAX_CANDLES_PER_EVENT, MAX_SYMBOLS } from "./hub.ts";
 
 const NOW = Date.parse("2026-12-01T12:03:00Z");
 const WINDOW = Date.parse("2026-12-01T12:00:00Z");
 
+/** An update of `symbol`'s forming 5m candle of WINDOW, at NOW. */
 function update(symbol: string, overrides: Partial<CandleUpdate> = {}): CandleUpdate {
-  return {
-    symbol,
-    interval: "5m",
-    windowStart: WINDOW,
-    windowEnd: WINDOW + 300_000,
-    open: 100,
-    high: 101,
-    low: 99,
-    close: 100.5,
-    volume: "12.5",
-    vwap: "100.1",
-    tradeCount: 3,
-    isFinal: false,
-    updatedAt: NOW,
-    ...overrides,
-  };
+  return candleUpdate({ symbol, ...overrides });
 }
 
 const symbol = (i: number) => `S${i.toString(36).toUpperCase()}`;

@@ -1,30 +1,16 @@
 import assert from "node:assert/strict";
 import type { CandleUpdate } from "../../shared/types.ts";
 import { SESSION_COOKIE } from "../app.ts";
-import { marketTestApp } from "./_test_app.ts";
+import { candleUpdate, marketTestApp } from "../test_doubles.ts";
 import { chartBundleUrl } from "./assets.ts";
 import type { CandleQuery } from "./params.ts";
 import type { CandleJson, MarketStore } from "./store.ts";
 
 const NOW = Date.parse("2026-12-01T12:03:00Z");
 
+/** The forming AAPL candle (of 12:00, at NOW) closing at `close`. */
 function update(close: number, overrides: Partial<CandleUpdate> = {}): CandleUpdate {
-  return {
-    symbol: "AAPL",
-    interval: "5m",
-    windowStart: Date.parse("2026-12-01T12:00:00Z"),
-    windowEnd: Date.parse("2026-12-01T12:05:00Z"),
-    open: 100,
-    high: Math.max(100, close),
-    low: 100,
-    close,
-    volume: "12.5",
-    vwap: "100.1",
-    tradeCount: 3,
-    isFinal: false,
-    updatedAt: NOW,
-    ...overrides,
-  };
+  return candleUpdate({ high: Math.max(100, close), low: 100, close, ...overrides });
 }
 
 function setup(token = "") {
