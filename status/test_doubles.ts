@@ -66,7 +66,6 @@ export function candleUpdate(overrides: Partial<CandleUpdate> = {}): CandleUpdat
 
 /** Options of {@linkcode marketTestApp}. */
 export interface MarketTestAppOptions {
-  readonly store: MarketStore;
   /** The status token (`""`: none). */
   readonly token: string;
   readonly symbols: readonly string[];
@@ -76,8 +75,11 @@ export interface MarketTestAppOptions {
   readonly healthIntervalMs?: number;
 }
 
-/** The app and its hub; close the hub when done. */
-export function marketTestApp(options: MarketTestAppOptions): { app: Hono; hub: MarketHub } {
+/** The app over `store`, and its hub; close the hub when done. */
+export function marketTestApp(
+  store: MarketStore,
+  options: MarketTestAppOptions,
+): { app: Hono; hub: MarketHub } {
   const now = options.now ?? Date.now;
   const health = () => Promise.resolve(healthOf([], [], { groups: {}, now: now() }));
   const hub = createMarketHub({
@@ -99,7 +101,7 @@ export function marketTestApp(options: MarketTestAppOptions): { app: Hono; hub: 
     ...(options.now ? { now: options.now } : {}),
     extend: (app) =>
       mountMarket(app, {
-        store: options.store,
+        store,
         hub,
         symbols: options.symbols,
         health,

@@ -159,21 +159,35 @@ export async function waitFor<T>(
   }
 }
 
-/** Runs `deno task smoke` (start/smoke.ts) as its own process with exactly `env`; its outcome. */
-export async function runSmoke(
-  env: Record<string, string>,
-  args: readonly string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../start/smoke.ts", import.meta.url).pathname, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
+/** How a command ended: its exit code and its output as text. */
+export interface CommandOutcome {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `command` to its end; its exit code and output. */
+export async function runCommand(command: Deno.Command): Promise<CommandOutcome> {
+  const output = await command.output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
+}
+
+/** Runs `deno task smoke` (start/smoke.ts) as its own process with exactly `env`; its outcome. */
+export function runSmoke(
+  env: Record<string, string>,
+  args: readonly string[],
+): Promise<CommandOutcome> {
+  return runCommand(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../start/smoke.ts", import.meta.url).pathname, ...args],
+      env,
+      clearEnv: true,
+      stdin: "null",
+    }),
+  );
 }

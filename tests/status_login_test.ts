@@ -48,7 +48,7 @@ Deno.test({
       latest: (symbol) =>
         Promise.resolve({ symbol, price: 100.5, volume: 1, time: now, session: null }),
     };
-    const { app, hub } = marketTestApp({ store, token: TOKEN, symbols: ["AAPL"] });
+    const { app, hub } = marketTestApp(store, { token: TOKEN, symbols: ["AAPL"] });
     const status = await serveStatus({ hostname: "127.0.0.1", port: 0, handler: app.fetch });
     const target = `http://127.0.0.1:${status.addr.port}/?token=${TOKEN}&symbol=AAPL`;
     // The other site: a page on localhost (not 127.0.0.1, so another site) with the link.

@@ -39,8 +39,7 @@ function setup(token = "") {
           : null,
       ),
   };
-  const { app, hub } = marketTestApp({
-    store,
+  const { app, hub } = marketTestApp(store, {
     token,
     symbols: ["AAPL", "BINANCE:BTCUSDT"],
     now: () => NOW,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { delay } from "../../shared/delay.ts";
 import { mulberry32 } from "../../shared/random.ts";
 import { waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   account,
   assertOutcome,
@@ -16,7 +17,6 @@ import {
   FULL,
   lagOf,
   producerReports,
-  progress,
   seedOf,
   startPipeline,
   startWorkers,

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { delay } from "../../shared/delay.ts";
 import { waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   account,
   assertOutcome,
@@ -16,7 +17,6 @@ import {
   metric,
   type Pipeline,
   producerReports,
-  progress,
   startPipeline,
   startWorkers,
   testOptions,

@@ -28,6 +28,7 @@ import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
 import { cleanup, provision, session, testConfig, testWire, waitFor } from "../helpers.ts";
+import { replaySeed } from "../progress.ts";
 import { randomId } from "../../shared/random.ts";
 import {
   assertGoldMatches,
@@ -62,22 +63,9 @@ const HOUR = 3_600_000;
 /** Feed symbols of the scenarios. */
 export const FEED_SYMBOLS = ["AAPL", "MSFT", "TSLA", "NVDA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
 
-/** Prints a scenario's progress lines with the seconds since it started. */
-export function progress(name: string): (line: string) => void {
-  const started = performance.now();
-  return (line) =>
-    console.log(`[${name} +${((performance.now() - started) / 1000).toFixed(1)} s] ${line}`);
-}
-
 /** The seed of a scenario: `FAULT_SUITE_SEED` when set, else its default; printed. */
 export function seedOf(log: (line: string) => void, fallback: number): number {
-  const text = Deno.env.get("FAULT_SUITE_SEED");
-  const seed = text ? Number(text) : fallback;
-  if (!Number.isSafeInteger(seed)) {
-    throw new RangeError(`FAULT_SUITE_SEED must be an integer, got ${JSON.stringify(text)}`);
-  }
-  log(`seed ${seed} (replay: FAULT_SUITE_SEED=${seed})`);
-  return seed;
+  return replaySeed("FAULT_SUITE_SEED", log, fallback);
 }
 
 /** A worker role the harness runs. */

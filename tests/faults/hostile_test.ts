@@ -17,6 +17,7 @@ import {
   hostileExpectations,
 } from "../../simulator/hostile.ts";
 import { freePort, waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import { computeReference } from "../reference.ts";
 import {
   assertLagZero,
@@ -25,7 +26,6 @@ import {
   FULL,
   metric,
   producerReports,
-  progress,
   readLetters,
   rssReport,
   SECRETS,

@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { delay } from "../../shared/delay.ts";
-import { waitFor } from "../helpers.ts";
+import { testWire, waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   assertLagZero,
   drainFeed,
@@ -16,13 +17,11 @@ import {
   FULL,
   lagOf,
   type Pipeline,
-  progress,
   readWhole,
   startPipeline,
   startWorkers,
   testOptions,
 } from "./harness.ts";
-import { testWire } from "../helpers.ts";
 import { countRows, goldTradeCount, readGold, total } from "../pipeline_assertions.ts";
 import { STAGES } from "../../shared/topology.ts";
 

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { freePort, waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   account,
   assertOutcome,
@@ -17,7 +18,6 @@ import {
   FULL,
   metric,
   producerReports,
-  progress,
   readLetters,
   SECRETS,
   seedOf,
