@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
 import type { KafkaMessage, Producer } from "kafkajs";
-import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -20,24 +19,12 @@ import { memoryWire } from "../shared/memory_registry.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import type { Stage, StageBatch } from "../processor/stage_runner.ts";
 import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS } from "../shared/gold_table.ts";
-import { cleanup, services, session, testConfig } from "./helpers.ts";
+import { withTestKeyspace } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const LATENESS = 10_000;
 /** An hour mark: the 5m and 1h windows of trades just before it both end there. */
 const END = Date.UTC(2026, 10, 24, 10);
-
-async function freshKeyspace(): Promise<Config> {
-  const config = testConfig();
-  await services();
-  const client = createCassandraClient(config.cassandra);
-  try {
-    await applySchema(client, config.cassandra);
-  } finally {
-    await client.shutdown();
-  }
-  return config;
-}
 
 /** A fake wall clock the stages read. */
 function fakeTime(start: number) {
@@ -166,10 +153,8 @@ const SYMBOLS = ["AAPL", "MSFT", "TSLA", "BINANCE:BTCUSDT"];
 Deno.test({
   name: "a worker taking a partition over finalizes the windows its owner left open, on time",
   ...opts,
-  async fn() {
-    const config = await freshKeyspace();
-    const client = session(config);
-    try {
+  fn: () =>
+    withTestKeyspace({}, async (config, client) => {
       const clock = fakeTime(END + 500);
       const first = goldStage(config, client, clock.now);
       await first.processBatch(batchOf(
@@ -197,20 +182,14 @@ Deno.test({
         }
       }
       assert.deepEqual(await finalityLeftovers(client, 0), { entries: 0, ends: 0 });
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "a backlog waiting in Kafka at a takeover is folded in on time, not as late amendments",
   ...opts,
-  async fn() {
-    const config = await freshKeyspace();
-    const client = session(config);
-    try {
+  fn: () =>
+    withTestKeyspace({}, async (config, client) => {
       const clock = fakeTime(END + 500);
       const first = goldStage(config, client, clock.now);
       await first.processBatch(batchOf(0, SYMBOLS.map((s, i) => trade(s, END - 3000, i))));
@@ -233,21 +212,15 @@ Deno.test({
       for (const [symbol, w] of await windows(client, SYMBOLS, "5m")) {
         assert.deepEqual(w, { final: true, count: 2, late: 0 }, symbol);
       }
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
-    }
-  },
+    }),
 });
 
 Deno.test({
   name:
     "past its memory bound gold drops candles, reads them back, and every one ends exact and final",
   ...opts,
-  async fn() {
-    const config = await freshKeyspace();
-    const client = session(config);
-    try {
+  fn: () =>
+    withTestKeyspace({}, async (config, client) => {
       const symbols = Array.from({ length: 120 }, (_, i) => `S${String(i).padStart(3, "0")}`);
       const clock = fakeTime(END + 500);
       const metrics = new MetricsRegistry();
@@ -283,9 +256,5 @@ Deno.test({
       for (const partition of [0, 1]) {
         assert.deepEqual(await finalityLeftovers(client, partition), { entries: 0, ends: 0 });
       }
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
-    }
-  },
+    }),
 });

@@ -11,6 +11,7 @@ import { ensureServices } from "../local_services/services.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
+import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { deprovision, provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
@@ -82,11 +83,50 @@ export function childProcessEnv(): Record<string, string> {
   return out;
 }
 
+/**
+ * The logger of a worker run in a test: silent unless TEST_LOG_LEVEL is set (debug, info, warn,
+ * error); with `lines`, every line at debug level also goes there (printed too when
+ * TEST_LOG_LEVEL is set).
+ */
+export function testLogger(name: string, lines?: string[]): Logger {
+  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
+  if (lines) {
+    return createLogger(name, {
+      level: "debug",
+      write: (line) => {
+        lines.push(line);
+        if (level) console.error(line);
+      },
+    });
+  }
+  return level ? createLogger(name, { level }) : silentLogger();
+}
+
 /** Creates the config's topics and applies the schema to its keyspace. */
 export async function provision(config: Config): Promise<void> {
   await services();
   await provisionTopics(config);
   await provisionSchema(config);
+}
+
+/**
+ * Runs `body` on a fresh config (`testConfig(overrides)`, its topics and schema provisioned)
+ * and a Cassandra session into its keyspace; then closes the session and drops the topics,
+ * keyspace and registry subjects, whatever happened.
+ */
+export async function withTestKeyspace(
+  overrides: Record<string, string>,
+  body: (config: Config, client: cassandra.Client) => Promise<void>,
+): Promise<void> {
+  const config = testConfig(overrides);
+  await provision(config);
+  const client = session(config);
+  try {
+    await body(config, client);
+  } finally {
+    await client.shutdown();
+    await cleanup(config);
+  }
 }
 
 let registryClient: SchemaRegistryClient | undefined;

@@ -12,7 +12,7 @@ import { Partitioners, type Producer as KafkaProducer } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { Secret } from "../shared/secret.ts";
@@ -25,7 +25,15 @@ import { createStatusApp } from "../status/app.ts";
 import { createMarketService } from "../status/market/market.ts";
 import { createCollector } from "../shared/report_collector.ts";
 import { serveStatus } from "../status/server.ts";
-import { cleanup, provision, testConfig, testWire, waitFor, writerWire } from "./helpers.ts";
+import {
+  cleanup,
+  provision,
+  testConfig,
+  testLogger,
+  testWire,
+  waitFor,
+  writerWire,
+} from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 import { parseExposition, rolesUp } from "./prometheus_text.ts";
 import { type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
@@ -35,11 +43,6 @@ import { consumerLag } from "../shared/lag.ts";
 export const observedTestOptions = { sanitizeOps: false, sanitizeResources: false };
 
 /** Logs: silent unless TEST_LOG_LEVEL is set (debug, info, warn, error). */
-function testLogger(name: string): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
-  return level ? createLogger(name, { level }) : silentLogger();
-}
-
 /** A running pipeline; `stop()` in `finally`. */
 export interface ObservedPipeline {
   readonly config: Config;

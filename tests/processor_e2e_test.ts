@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { hourBucket } from "../shared/buckets.ts";
 import { createKafka } from "../shared/kafka.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { runStageWorker } from "../processor/worker.ts";
-import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
+import { cleanup, provision, session, testConfig, testLogger, waitFor } from "./helpers.ts";
 import {
   assertGoldMatches,
   countRows,
@@ -22,12 +22,6 @@ import { generateFeed, groundTruthNdjson, produceFeed } from "./trade_feed.ts";
 import { STAGES } from "../shared/topology.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** Stage logs: silent unless TEST_LOG_LEVEL is set (debug, info, warn, error). */
-function testLogger(name: string): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL");
-  return level ? createLogger(name, { level: level as "warn" }) : silentLogger();
-}
 
 Deno.test({
   name: "bronze, silver, dead letters and 5m/1h gold equal the independent reference",

@@ -22,7 +22,7 @@ import {
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import { createLogger, silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { SchemaRegistryError } from "../shared/schema_registry.ts";
 import { groupIdOf, type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
@@ -34,6 +34,7 @@ import {
   provision,
   session,
   testConfig,
+  testLogger,
   testRegistry,
   testWire,
   waitFor,
@@ -42,11 +43,6 @@ import {
 import { readDeadLetters } from "./pipeline_assertions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function testLogger(name: string): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
-  return level ? createLogger(name, { level }) : silentLogger();
-}
 
 /** Runs the stages until the returned `stop()`. */
 function runStages(config: Config, stages: readonly StageName[] = STAGES): () => Promise<void> {
