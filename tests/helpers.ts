@@ -1,25 +1,28 @@
 /**
  * Shared pieces of the integration tests: the real local services (started on demand by the
  * project's own scripts), a config on fresh topic and keyspace names per test (so fresh
- * registry subjects `<topic>-value` too), codecs of the wire format over the real schema
- * registry, and waiting for a condition with a deadline instead of sleeping.
+ * registry subjects `<topic>-value` too) set up and dropped around a test, the stages run in
+ * this process, codecs of the wire format over the real schema registry, and waiting for a
+ * condition with a deadline instead of sleeping.
  *
  * @module
  */
 import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
+import { runStageWorker } from "../processor/worker.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
 import { deprovision, provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
 import {
   createSchemaRegistryClient,
   type SchemaRegistryClient,
 } from "../shared/schema_registry.ts";
-import { TOPIC_SCHEMAS, type TopicKey } from "../shared/topology.ts";
+import { type StageName, TOPIC_SCHEMAS, type TopicKey } from "../shared/topology.ts";
 import { createWireCodec, subjectOf, type WireCodec } from "../shared/wire.ts";
 
 let servicesReady: Promise<void> | undefined;
@@ -126,6 +129,54 @@ export async function withTestKeyspace(
   } finally {
     await client.shutdown();
     await cleanup(config);
+  }
+}
+
+/**
+ * Starts `stage` in this process as `processor/main.ts --stage <stage>` runs it (logging through
+ * {@linkcode testLogger}); `stop()` aborts it, waits until it stopped and throws what it failed
+ * with.
+ */
+export function startStage(config: Config, stage: StageName): { stop(): Promise<void> } {
+  const controller = new AbortController();
+  const done = runStageWorker({
+    config,
+    stage,
+    log: testLogger(stage),
+    metrics: new MetricsRegistry(),
+    signal: controller.signal,
+  });
+  done.catch(() => {}); // surfaced by stop()
+  return {
+    stop() {
+      controller.abort();
+      return done;
+    },
+  };
+}
+
+/**
+ * Runs `body` on a fresh config (`testConfig(overrides)`, its topics and schema provisioned)
+ * with `stages` running in this process ({@linkcode startStage}); then stops them, failing when
+ * one of them failed, and drops the topics, keyspace and registry subjects, whatever happened.
+ */
+export async function withStages(
+  overrides: Record<string, string>,
+  stages: readonly StageName[],
+  body: (config: Config) => Promise<void>,
+): Promise<void> {
+  const config = testConfig(overrides);
+  await provision(config);
+  const running = stages.map((stage) => startStage(config, stage));
+  let stopped: PromiseSettledResult<void>[];
+  try {
+    await body(config);
+  } finally {
+    stopped = await Promise.allSettled(running.map((r) => r.stop()));
+    await cleanup(config);
+  }
+  for (const result of stopped) {
+    if (result.status === "rejected") throw result.reason;
   }
 }
 

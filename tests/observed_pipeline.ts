@@ -17,7 +17,6 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { Secret } from "../shared/secret.ts";
 import type { RawTrade } from "../shared/types.ts";
-import { runStageWorker } from "../processor/worker.ts";
 import { createProducer } from "../producer/producer.ts";
 import { producerMetricsSnapshot } from "../producer/prometheus.ts";
 import { type Simulator, startSimulator } from "../simulator/server.ts";
@@ -28,6 +27,7 @@ import { serveStatus } from "../status/server.ts";
 import {
   cleanup,
   provision,
+  startStage,
   testConfig,
   testLogger,
   testWire,
@@ -170,25 +170,12 @@ export async function startObservedPipeline(
     const statusUrl = `http://127.0.0.1:${statusPort}`;
 
     // The stages, each with its own stop signal.
-    const stages = new Map<StageName, { controller: AbortController; done: Promise<void> }>();
-    for (const stage of STAGES) {
-      const controller = new AbortController();
-      const done = runStageWorker({
-        config,
-        stage,
-        log: testLogger(stage),
-        metrics: new MetricsRegistry(),
-        signal: controller.signal,
-      });
-      done.catch(() => {}); // surfaced by stopStage()/stop()
-      stages.set(stage, { controller, done });
-    }
+    const stages = new Map(STAGES.map((stage) => [stage, startStage(config, stage)]));
     const stopStage = async (stage: StageName): Promise<void> => {
       const running = stages.get(stage);
       if (!running) return;
       stages.delete(stage);
-      running.controller.abort();
-      await running.done;
+      await running.stop();
     };
     closers.push({
       what: "stages",
