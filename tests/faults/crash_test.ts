@@ -21,6 +21,7 @@ import {
   startPipeline,
   startWorkers,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 import { STAGES } from "../../shared/topology.ts";
 
@@ -92,15 +93,7 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.guarded(
-        waitFor(
-          "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
-          {
-            timeoutMs: 60_000,
-          },
-        ),
-      );
+      await waitForSubscribed(p);
       await p.guarded(delay(beforeMs));
       const victim = p.running("producer");
       const framesAtKill = p.sim.stats().connections[0]!.framesSent;

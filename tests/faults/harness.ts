@@ -308,6 +308,32 @@ function rssKib(pid: number): number | undefined {
   }
 }
 
+/**
+ * Waits until the simulator's first connection has subscribed `count` symbols (default every
+ * feed symbol), failing at once when a child exits by itself.
+ */
+export async function waitForSubscribed(
+  p: Pipeline,
+  options: { readonly count?: number; readonly timeoutMs?: number } = {},
+): Promise<void> {
+  const count = options.count ?? FEED_SYMBOLS.length;
+  await p.guarded(waitFor(
+    "the producer to subscribe",
+    () => p.sim.stats().connections[0]?.subscriptions === count,
+    { timeoutMs: options.timeoutMs ?? 60_000 },
+  ));
+}
+
+/** Starts the status endpoint on `port` and waits until it answers `/healthz`. */
+export async function startStatus(p: Pipeline, port: number): Promise<void> {
+  await p.spawn("status", "status", { STATUS_PORT: String(port) });
+  await p.guarded(waitFor(
+    "the status endpoint",
+    async () => (await statusGet(port, "/healthz")).status === 200,
+    { timeoutMs: 60_000 },
+  ));
+}
+
 /** Start, peak and end resident memory of each process, MiB, as one line each. */
 export function rssReport(p: Pipeline): string[] {
   const mib = (kib: number) => (kib / 1024).toFixed(0);

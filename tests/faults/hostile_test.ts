@@ -31,9 +31,11 @@ import {
   SECRETS,
   seedOf,
   startPipeline,
+  startStatus,
   startWorkers,
   statusGet,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 
 const HOUR = 3_600_000;
@@ -69,23 +71,8 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.spawn("status", "status", { STATUS_PORT: String(port) });
-      await p.guarded(
-        waitFor(
-          "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === HOSTILE_GOOD_SYMBOLS.length,
-          {
-            timeoutMs: 60_000,
-          },
-        ),
-      );
-      await p.guarded(
-        waitFor(
-          "the status endpoint",
-          async () => (await statusGet(port, "/healthz")).status === 200,
-          { timeoutMs: 60_000 },
-        ),
-      );
+      await startStatus(p, port);
+      await waitForSubscribed(p, { count: HOSTILE_GOOD_SYMBOLS.length });
 
       // The status endpoint refuses every route but /healthz without the token.
       for (const path of ["/", "/readyz", "/metrics", "/status"]) {

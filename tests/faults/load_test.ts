@@ -13,7 +13,6 @@ import { progress } from "../progress.ts";
 import {
   assertLagZero,
   drainFeed,
-  FEED_SYMBOLS,
   FULL,
   lagOf,
   type Pipeline,
@@ -21,6 +20,7 @@ import {
   startPipeline,
   startWorkers,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 import { countRows, goldTradeCount, readGold, total } from "../pipeline_assertions.ts";
 import { STAGES } from "../../shared/topology.ts";
@@ -46,15 +46,7 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.guarded(
-        waitFor(
-          "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
-          {
-            timeoutMs: 90_000,
-          },
-        ),
-      );
+      await waitForSubscribed(p, { timeoutMs: 90_000 });
       p.sim.setRate(RATE);
       const began = Date.now();
       const end = began + MINUTES * 60_000;

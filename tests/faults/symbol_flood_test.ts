@@ -8,7 +8,7 @@
  * subscribed trade is in every table exactly.
  */
 import assert from "node:assert/strict";
-import { freePort, waitFor } from "../helpers.ts";
+import { freePort } from "../helpers.ts";
 import { progress } from "../progress.ts";
 import {
   account,
@@ -22,9 +22,10 @@ import {
   SECRETS,
   seedOf,
   startPipeline,
+  startStatus,
   startWorkers,
-  statusGet,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 
 /** Resident memory each process must stay under, MiB (the README's per-worker figure). */
@@ -82,17 +83,8 @@ Deno.test({
     try {
       await startWorkers(p);
       const port = freePort();
-      await p.spawn("status", "status", { STATUS_PORT: String(port) });
-      await p.guarded(waitFor(
-        "the producer to subscribe",
-        () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
-        { timeoutMs: 60_000 },
-      ));
-      await p.guarded(waitFor(
-        "the status endpoint",
-        async () => (await statusGet(port, "/healthz")).status === 200,
-        { timeoutMs: 60_000 },
-      ));
+      await startStatus(p, port);
+      await waitForSubscribed(p);
 
       // The flood: `distinct` symbols, each traded once, in about five seconds.
       const frames = Math.ceil(distinct / TRADES_PER_FRAME);
