@@ -13,19 +13,10 @@ import {
   readSchemaHistory,
   schemaOf,
 } from "./avro.ts";
+import { SAMPLE_LETTER_V1, SAMPLE_TRADE } from "./test_records.ts";
 import type { DeadLetter, RawTrade, SilverTrade } from "./types.ts";
 
-const trade: RawTrade = {
-  s: "AAPL",
-  p: 129.575,
-  t: 1672348887785,
-  v: 1,
-  c: ["1", "24", "12"],
-  ingestTime: 1672348887900,
-  connectionId: "a1b2c3d4-1",
-  frameSeq: 7,
-  tradeIndex: 3,
-};
+const trade = SAMPLE_TRADE;
 
 Deno.test("crc64Avro() matches the Avro specification's test vectors", () => {
   // From the Avro specification's schema fingerprint examples (CRC-64-AVRO, as signed longs).
@@ -137,16 +128,7 @@ Deno.test("a DeadLetter written with the earlier schema (before originalSize) st
   const oldType = avro.Type.forSchema(v1 as avro.Schema, { wrapUnions: false });
   const fields = (oldType.schema() as { fields: { name: string }[] }).fields.map((f) => f.name);
   assert.ok(!fields.includes("originalSize"));
-  const old = {
-    payload: Buffer.from("{not json"),
-    reason: "frame is not valid JSON",
-    reasonCode: "invalid_json",
-    source: "producer",
-    time: 1700000000000,
-    sourceTopic: null,
-    sourcePartition: null,
-    sourceOffset: null,
-  };
+  const old = { ...SAMPLE_LETTER_V1, payload: Buffer.from(SAMPLE_LETTER_V1.payload) };
   const header = Buffer.alloc(10);
   header.set([0xc3, 0x01]);
   header.writeBigUInt64LE(crc64Avro(JSON.stringify(oldType.schema())), 2);

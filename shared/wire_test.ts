@@ -14,33 +14,13 @@ import { createLogger } from "./log.ts";
 import { createMemoryRegistry, MEMORY_TOPICS, memoryWire } from "./memory_registry.ts";
 import { SchemaRegistryError } from "./schema_registry.ts";
 import { writtenSchemas } from "./topology.ts";
+import { SAMPLE_LETTER_V1, SAMPLE_TRADE } from "./test_records.ts";
 import type { DeadLetter, RawTrade } from "./types.ts";
 import { createWireCodec, openWire, subjectOf, WireDecodeError, wireErrorCode } from "./wire.ts";
 
-const trade: RawTrade = {
-  s: "AAPL",
-  p: 129.575,
-  t: 1672348887785,
-  v: 1,
-  c: ["1", "24"],
-  ingestTime: 1672348887900,
-  connectionId: "a1b2c3d4-1",
-  frameSeq: 7,
-  tradeIndex: 3,
-};
+const trade = SAMPLE_TRADE;
 
-const letter: DeadLetter = {
-  payload: new TextEncoder().encode("{not json"),
-  reason: "frame is not valid JSON",
-  reasonCode: "invalid_json",
-  source: "producer",
-  time: 1700000000000,
-  sourceTopic: null,
-  sourcePartition: null,
-  sourceOffset: null,
-  originalSize: null,
-  originalSha256: null,
-};
+const letter: DeadLetter = { ...SAMPLE_LETTER_V1, originalSize: null, originalSha256: null };
 
 /** Trade with one more field, optional with a default: a BACKWARD-compatible evolution. */
 function tradeV2(): Record<string, unknown> {
