@@ -17,7 +17,6 @@
  *
  * @module
  */
-import { mulberry32 } from "../shared/random.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type Admin, AssignerProtocol, type KafkaMessage, type Producer } from "kafkajs";
@@ -48,7 +47,7 @@ import {
   waitFor,
   writerWire,
 } from "./helpers.ts";
-import { progress, replaySeed } from "./progress.ts";
+import { progress, type SeededRun, seededRun } from "./progress.ts";
 import { randomId } from "../shared/random.ts";
 import {
   assertGoldMatches,
@@ -89,9 +88,9 @@ function freshConfig(
   return { env: roleEnv({ config }), config };
 }
 
-/** The seed of a test: `PROCESSOR_FAULTS_SEED` when set, else the test's own default. */
-function seedOf(log: (line: string) => void, fallback: number): number {
-  return replaySeed("PROCESSOR_FAULTS_SEED", log, fallback);
+/** The start of a seeded test; `PROCESSOR_FAULTS_SEED` replays a run. */
+function seededTest(name: string, fallback: number): SeededRun {
+  return seededRun(name, "PROCESSOR_FAULTS_SEED", fallback);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,9 +552,7 @@ Deno.test({
   name: "kill -9 of each stage at several moments mid-stream leaves tables equal to the reference",
   ...opts,
   async fn() {
-    const log = progress("kill -9");
-    const seed = seedOf(log, 20261124);
-    const rand = mulberry32(seed);
+    const { log, rand } = seededTest("kill -9", 20261124);
     await withFleet("kill", {}, async (fleet, config) => {
       const s = await scenario(Math.floor(rand() * 2 ** 31), 40_000, fleet.dir, config);
       // Three moments per stage, each plus a delay so the kill lands at a different point of the
@@ -646,9 +643,7 @@ Deno.test({
   name: "two instances of one stage in one group give the same tables as one",
   ...opts,
   async fn() {
-    const log = progress("two instances");
-    const seed = seedOf(log, 4242);
-    const rand = mulberry32(seed);
+    const { log, rand } = seededTest("two instances", 4242);
     await withFleet("pair", {}, async (fleet, config) => {
       const s = await scenario(Math.floor(rand() * 2 ** 31), 24_000, fleet.dir, config);
       const plan = STAGES.map((stage) => ({
@@ -783,8 +778,7 @@ Deno.test({
     "Cassandra stopped mid-stream: stages pause, commit nothing, resume by themselves and lose nothing",
   ...opts,
   async fn() {
-    const log = progress("cassandra down");
-    const seed = seedOf(log, 777);
+    const { log, seed } = seededTest("cassandra down", 777);
     // The deployed 30 s session: a stage whose batch waits on Cassandra longer than a short
     // session is evicted from its group, and its next commit stops the process.
     const { env, config } = freshConfig({

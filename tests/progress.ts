@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../shared/random.ts";
 
 /** Prints a test's progress lines, each with the seconds since the test started. */
 export function progress(name: string): (line: string) => void {
@@ -16,7 +17,7 @@ export function progress(name: string): (line: string) => void {
  * The seed of a seeded test: the environment variable `variable` when set (to replay a run),
  * else `fallback`; printed through `log` with how to replay it.
  */
-export function replaySeed(
+function replaySeed(
   variable: string,
   log: (line: string) => void,
   fallback: number,
@@ -28,4 +29,23 @@ export function replaySeed(
   }
   log(`seed ${seed} (replay: ${variable}=${seed})`);
   return seed;
+}
+
+/** What a seeded test starts with. */
+export interface SeededRun {
+  /** Prints a progress line (see {@linkcode progress}). */
+  readonly log: (line: string) => void;
+  readonly seed: number;
+  /** Random numbers in [0, 1) from `seed`. */
+  readonly rand: () => number;
+}
+
+/**
+ * The start of a seeded test named `name`: its progress log, and its seed (the environment
+ * variable `variable` when set, else `fallback`), printed with how to replay it.
+ */
+export function seededRun(name: string, variable: string, fallback: number): SeededRun {
+  const log = progress(name);
+  const seed = replaySeed(variable, log, fallback);
+  return { log, seed, rand: mulberry32(seed) };
 }

@@ -28,7 +28,7 @@ import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
 import { cleanup, provision, session, testConfig, testWire, waitFor } from "../helpers.ts";
-import { replaySeed } from "../progress.ts";
+import { type SeededRun, seededRun } from "../progress.ts";
 import { randomId } from "../../shared/random.ts";
 import {
   assertGoldMatches,
@@ -63,9 +63,9 @@ const HOUR = 3_600_000;
 /** Feed symbols of the scenarios. */
 export const FEED_SYMBOLS = ["AAPL", "MSFT", "TSLA", "NVDA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
 
-/** The seed of a scenario: `FAULT_SUITE_SEED` when set, else its default; printed. */
-export function seedOf(log: (line: string) => void, fallback: number): number {
-  return replaySeed("FAULT_SUITE_SEED", log, fallback);
+/** The start of a seeded scenario; `FAULT_SUITE_SEED` replays a run. */
+export function seededScenario(name: string, fallback: number): SeededRun {
+  return seededRun(name, "FAULT_SUITE_SEED", fallback);
 }
 
 /** A worker role the harness runs. */

@@ -17,7 +17,6 @@ import {
   hostileExpectations,
 } from "../../simulator/hostile.ts";
 import { freePort, waitFor } from "../helpers.ts";
-import { progress } from "../progress.ts";
 import { computeReference } from "../reference.ts";
 import {
   assertLagZero,
@@ -29,7 +28,7 @@ import {
   readLetters,
   rssReport,
   SECRETS,
-  seedOf,
+  seededScenario,
   startPipeline,
   startStatus,
   startWorkers,
@@ -45,8 +44,7 @@ Deno.test({
     "hostile frames: no crash, no stalled partition, bounded memory, every bad trade dead-lettered with its reason, every good one kept, no secret anywhere",
   ...testOptions,
   async fn() {
-    const log = progress("hostile");
-    const seed = seedOf(log, 4711);
+    const { log, seed } = seededScenario("hostile", 4711);
     const count = FULL ? 12_000 : 3_000;
     const startedAt = Date.now();
     const frames = generateHostileFrames({ seed, count, start: startedAt - 15 * 60_000 });

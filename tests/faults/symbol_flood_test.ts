@@ -9,7 +9,6 @@
  */
 import assert from "node:assert/strict";
 import { freePort } from "../helpers.ts";
-import { progress } from "../progress.ts";
 import {
   account,
   assertOutcome,
@@ -20,7 +19,7 @@ import {
   producerReports,
   readLetters,
   SECRETS,
-  seedOf,
+  seededScenario,
   startPipeline,
   startStatus,
   startWorkers,
@@ -71,8 +70,7 @@ Deno.test({
     "a flood of distinct unsubscribed symbols is refused at the producer, every process stays under its memory bound, and every subscribed trade is kept exactly",
   ...testOptions,
   async fn() {
-    const log = progress("symbol flood");
-    const seed = seedOf(log, 4242);
+    const { log, seed } = seededScenario("symbol flood", 4242);
     const distinct = FULL ? 200_000 : 50_000;
     const p = await startPipeline({
       name: "symbol_flood",
