@@ -69,6 +69,7 @@ import {
 import { CLOCK_TICKS, cpuTicks, machineTicks, rssBytes, servicePid } from "./proc_stats.ts";
 import { groupIdOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
+import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -1149,12 +1150,7 @@ async function main(): Promise<number> {
   );
   const latencyRate = positiveNumber("latency-rate", values["latency-rate"]);
   const symbolCount = positiveNumber("symbols", values.symbols);
-  const symbols = [
-    "BINANCE:BTCUSDT",
-    "BINANCE:ETHUSDT",
-    "OANDA:EUR_USD",
-    ...Array.from({ length: Math.max(0, symbolCount - 3) }, (_, i) => `BENCH${i}`),
-  ].slice(0, symbolCount);
+  const symbols = benchSymbols(symbolCount);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const settings: Settings = {
     durationS: positiveNumber("duration-s", values["duration-s"]),

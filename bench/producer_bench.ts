@@ -27,6 +27,7 @@ import { roleEnv, roleProcess } from "../shared/process/role.ts";
 import { spawnProcess } from "../shared/process/spawn.ts";
 import { createProducer } from "../producer/producer.ts";
 import { CLOCK_TICKS, cpuTicks, machineTicks, servicePid } from "./proc_stats.ts";
+import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -101,12 +102,7 @@ async function main() {
   const warmupMs = Number(values["warmup-s"]) * 1000;
   const symbolCount = Number(values.symbols);
   const kafkaWorkers = Number(values["kafka-workers"]);
-  const symbols = [
-    "BINANCE:BTCUSDT",
-    "BINANCE:ETHUSDT",
-    "OANDA:EUR_USD",
-    ...Array.from({ length: Math.max(0, symbolCount - 3) }, (_, i) => `BENCH${i}`),
-  ].slice(0, symbolCount);
+  const symbols = benchSymbols(symbolCount);
 
   hideKafkajsTimeoutWarning();
   const env = Deno.env.toObject();

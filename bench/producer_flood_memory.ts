@@ -39,6 +39,7 @@ import { deprovision, provision } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { createWireCodec } from "../shared/wire.ts";
+import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TAIL_S = 30;
@@ -324,12 +325,7 @@ async function main() {
   const settings = parseSettings(Deno.args);
   hideKafkajsTimeoutWarning();
   const id = randomId();
-  const symbols = [
-    "BINANCE:BTCUSDT",
-    "BINANCE:ETHUSDT",
-    "OANDA:EUR_USD",
-    ...Array.from({ length: Math.max(0, settings.symbols - 3) }, (_, i) => `FLOOD${i}`),
-  ].slice(0, settings.symbols);
+  const symbols = benchSymbols(settings.symbols, "FLOOD");
   const sim = await startSimulator(settings);
   const env: Record<string, string> = {
     ...Deno.env.toObject(),

@@ -28,6 +28,7 @@ import { randomId } from "../shared/random.ts";
 import { CLOCK_TICKS, cpuTicks, rssBytes, servicePid } from "./proc_stats.ts";
 import { groupIdOf, inputTopicOf, type StageName } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
+import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -89,12 +90,7 @@ async function main(): Promise<number> {
   hideKafkajsTimeoutWarning();
   const trades = Number(values.trades);
   const symbolCount = Number(values.symbols);
-  const symbols = [
-    "BINANCE:BTCUSDT",
-    "BINANCE:ETHUSDT",
-    "OANDA:EUR_USD",
-    ...Array.from({ length: Math.max(0, symbolCount - 3) }, (_, i) => `BENCH${i}`),
-  ].slice(0, symbolCount);
+  const symbols = benchSymbols(symbolCount);
   const id = randomId();
   const env: Record<string, string> = {
     ...isolatedNames("drain", id),

@@ -3,6 +3,7 @@ import { silentLogger } from "../shared/log.ts";
 import type { ProcessExit, ProcessSpec, RunningProcess } from "../shared/process/spawn.ts";
 import { STAGE_V8_FLAGS } from "../shared/topology.ts";
 import { superviseStage } from "./stage_supervisor.ts";
+import { fakeProcess, fakeWaits } from "../shared/process/test_doubles.ts";
 
 const HOUR = 3_600_000;
 
@@ -11,9 +12,8 @@ const HOUR = 3_600_000;
  * of fake time and crashes; once they are used up, the supervisor is asked to stop.
  */
 function fakeWorld(runsMs: number[]) {
-  let now = 1_700_000_000_000;
+  const time = fakeWaits(1_700_000_000_000);
   const controller = new AbortController();
-  const waits: number[] = [];
   const specs: ProcessSpec[] = [];
   const stopped: string[] = [];
   const spawn = (spec: ProcessSpec): RunningProcess => {
@@ -25,11 +25,11 @@ function fakeWorld(runsMs: number[]) {
       queueMicrotask(() => controller.abort());
     } else {
       queueMicrotask(() => {
-        now += ranMs;
+        time.advance(ranMs);
         done.resolve(crash);
       });
     }
-    return {
+    return fakeProcess({
       spec,
       pid: specs.length,
       exit: null,
@@ -40,16 +40,17 @@ function fakeWorld(runsMs: number[]) {
         done.resolve(exit);
         return Promise.resolve(exit);
       },
-      kill() {},
-      tail: () => [],
-    };
+    });
   };
-  const wait = (ms: number) => {
-    waits.push(ms);
-    now += ms;
-    return Promise.resolve();
+  return {
+    spawn,
+    wait: time.wait,
+    now: time.now,
+    signal: controller.signal,
+    waits: time.waits,
+    specs,
+    stopped,
   };
-  return { spawn, wait, now: () => now, signal: controller.signal, waits, specs, stopped };
 }
 
 Deno.test("superviseStage() restarts a stage after six crashes hours apart in 1 s, not 30 s", async () => {

@@ -46,7 +46,13 @@ function setup(overrides: Partial<FinnhubClientOptions> = {}) {
   const done = runFinnhubClient(options);
   const last = () => sockets[sockets.length - 1]!;
   const alive = () => sockets.filter((s) => s.alive).length;
-  return { clock, sockets, frames, lines, metrics, controller, done, last, alive };
+  /** Aborts, lets the last socket finish its close, and waits until the client has ended. */
+  const stop = async () => {
+    controller.abort();
+    last().finishClose();
+    await done;
+  };
+  return { clock, sockets, frames, lines, metrics, controller, done, last, alive, stop };
 }
 
 Deno.test("the client dials with the token but never logs it", () => {
@@ -71,9 +77,7 @@ Deno.test("the client subscribes every symbol on open and numbers frames from 1"
   ]);
   assert.equal(t.metrics.connectionState, "open");
   assert.equal(t.metrics.lastFrameTime, t.clock.now());
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
   assert.ok(t.lines.every((line) => !line.includes(KEY)), t.lines.join("\n"));
 });
 
@@ -97,9 +101,7 @@ Deno.test("the client reconnects after the server closes, resubscribes everythin
   ]);
   assert.equal(t.metrics.reconnects, 1);
   assert.equal(t.metrics.connectionsOpened, 2);
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 /** Closes the last socket with `code` and ticks 1 ms at a time until the next one is dialled. */
@@ -119,9 +121,7 @@ Deno.test("the client backs off exponentially with a cap while it cannot connect
   const waits: number[] = [];
   for (let i = 0; i < 6; i++) waits.push(waitForNextDial(t));
   assert.deepEqual(waits, [250, 500, 1000, 2000, 2000, 2000]);
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("a feed that sends a frame and drops, again and again, meets growing delays up to the cap", async () => {
@@ -136,9 +136,7 @@ Deno.test("a feed that sends a frame and drops, again and again, meets growing d
   }
   assert.deepEqual(waits, [250, 500, 1000, 2000, 2000, 2000], "a frame alone resets nothing");
   assert.equal(t.metrics.reconnects, 6);
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("the backoff starts over once a connection delivered a frame after being open 2 s", async () => {
@@ -157,9 +155,7 @@ Deno.test("the backoff starts over once a connection delivered a frame after bei
   t.last().message('{"type":"ping"}');
   assert.equal(waitForNextDial(t, 1001), 250, "a frame after 2 s open resets the backoff");
   assert.equal(waitForNextDial(t), 500, "and it grows again from the start");
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("the client reports a frame the WebSocket layer refused, numbered as a frame, then reconnects", async () => {
@@ -182,9 +178,7 @@ Deno.test("the client reports a frame the WebSocket layer refused, numbered as a
   assert.equal(refused.length, 1, "other errors are no frame");
   t.clock.tick(500);
   assert.equal(t.sockets.length, 3);
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("the watchdog replaces a silent connection, and only after the old one closed", async () => {
@@ -203,9 +197,7 @@ Deno.test("the watchdog replaces a silent connection, and only after the old one
   t.clock.tick(250);
   assert.equal(t.sockets.length, 2);
   assert.ok(t.sockets.every((s, i) => i === t.sockets.length - 1 || !s.alive));
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("the watchdog gives up waiting for a dead socket to close after the close timeout", async () => {
@@ -223,9 +215,7 @@ Deno.test("the watchdog gives up waiting for a dead socket to close after the cl
     "connecting",
     "a late close of the old socket is ignored",
   );
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("a handshake refused with 401 backs off hard and says why", async () => {
@@ -246,9 +236,7 @@ Deno.test("a handshake refused with 401 backs off hard and says why", async () =
   assert.equal(t.sockets.length, 2, "a second refusal in a row waits twice as long");
   t.clock.tick(1);
   assert.equal(t.sockets.length, 3);
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
   assert.ok(t.lines.every((l) => !l.includes(KEY)));
 });
 
@@ -259,9 +247,7 @@ Deno.test("a handshake that hangs is abandoned after the connect timeout", async
   t.last().finishClose(1006);
   t.clock.tick(250);
   assert.equal(t.sockets.length, 2);
-  t.controller.abort();
-  t.last().finishClose();
-  await t.done;
+  await t.stop();
 });
 
 Deno.test("abort stops reading at once, closes the socket and resolves once it closed", async () => {

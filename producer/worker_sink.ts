@@ -103,7 +103,8 @@ const FLUSH_TRADES = 1_000;
 /** A pack goes once it holds this many bytes, so a burst of large trades crosses in pieces. */
 const FLUSH_BYTES = 256 * 1024;
 
-const ZERO: SinkCounters = {
+/** A worker's counters before it sent anything. */
+export const ZERO_COUNTERS: SinkCounters = Object.freeze({
   tradesProduced: 0,
   tradesFailed: 0,
   tradesDropped: 0,
@@ -114,7 +115,7 @@ const ZERO: SinkCounters = {
   lastError: null,
   tradeBytesDone: 0,
   deadLetterBytesDone: 0,
-};
+});
 
 interface Sender {
   readonly worker: WorkerLike;
@@ -219,7 +220,12 @@ export class WorkerSink implements TradeSink {
   #startWorker(index: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const worker = this.#createWorker(index);
-      const sender: Sender = { worker, packer: new TradePacker(), counters: ZERO, closed: false };
+      const sender: Sender = {
+        worker,
+        packer: new TradePacker(),
+        counters: ZERO_COUNTERS,
+        closed: false,
+      };
       this.#senders.push(sender);
       worker.onerror = (event) => {
         event.preventDefault?.();

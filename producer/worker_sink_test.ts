@@ -8,20 +8,7 @@ import { BUFFERED_TRADE_VALUE_BYTES } from "./heap_budget.ts";
 import { DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_RECORDS } from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { FakeWorker } from "./test_doubles.ts";
-import { partitionFor, type SinkCounters, type ToWorker, WorkerSink } from "./worker_sink.ts";
-
-const ZERO: SinkCounters = {
-  tradesProduced: 0,
-  tradesFailed: 0,
-  tradesDropped: 0,
-  deadLettersProduced: 0,
-  deadLettersDropped: 0,
-  batchesProduced: 0,
-  kafkaErrors: 0,
-  lastError: null,
-  tradeBytesDone: 0,
-  deadLetterBytesDone: 0,
-};
+import { partitionFor, type ToWorker, WorkerSink, ZERO_COUNTERS } from "./worker_sink.ts";
 
 async function setup(options: { bufferMax?: number; workers?: number; partitions?: number } = {}) {
   const bufferMax = options.bufferMax ?? 2_000;
@@ -144,12 +131,17 @@ Deno.test("WorkerSink bounds what is unacknowledged over all workers, dropping a
   assert.equal(t.metrics.bufferDepth, 2_000);
   t.workers[0]!.reply({
     type: "progress",
-    counters: { ...ZERO, tradesProduced: 1_000, batchesProduced: 1, lastError: "kafka: oops" },
+    counters: {
+      ...ZERO_COUNTERS,
+      tradesProduced: 1_000,
+      batchesProduced: 1,
+      lastError: "kafka: oops",
+    },
     latencies: [12],
   });
   t.workers[1]!.reply({
     type: "progress",
-    counters: { ...ZERO, tradesProduced: 500, batchesProduced: 1 },
+    counters: { ...ZERO_COUNTERS, tradesProduced: 500, batchesProduced: 1 },
     latencies: [30],
   });
   assert.equal(t.metrics.tradesProduced, 1_500);
@@ -175,7 +167,7 @@ Deno.test("WorkerSink bounds the encoded bytes of what is unacknowledged too: la
   assert.ok(packs.length > 1, "large trades cross in several packs, not one of 1,000 trades");
   t.worker.reply({
     type: "progress",
-    counters: { ...ZERO, tradesProduced: accepted, tradeBytesDone: accepted * 6_000 },
+    counters: { ...ZERO_COUNTERS, tradesProduced: accepted, tradeBytesDone: accepted * 6_000 },
     latencies: [],
   });
   assert.equal(t.sink.offerTrade("AAPL", 1, () => large), true, "acknowledged bytes free room");
@@ -193,7 +185,11 @@ Deno.test("WorkerSink bounds the dead letters waiting for its worker, in bytes a
   assert.ok(t.lines.some((l) => l.includes("dead-letter queue full")));
   t.worker.reply({
     type: "progress",
-    counters: { ...ZERO, deadLettersProduced: fits, deadLetterBytesDone: fits * 512 * 1024 },
+    counters: {
+      ...ZERO_COUNTERS,
+      deadLettersProduced: fits,
+      deadLetterBytesDone: fits * 512 * 1024,
+    },
     latencies: [],
   });
   assert.equal(t.sink.pending, 0);
@@ -229,12 +225,16 @@ Deno.test("WorkerSink.close() flushes, and run() resolves once every worker repo
   running.then(() => resolved = true);
   t.workers[0]!.reply({
     type: "closed",
-    counters: { ...ZERO, deadLettersProduced: 1 },
+    counters: { ...ZERO_COUNTERS, deadLettersProduced: 1 },
     latencies: [],
   });
   await Promise.resolve();
   assert.equal(resolved, false, "one worker is still flushing");
-  t.workers[1]!.reply({ type: "closed", counters: { ...ZERO, tradesProduced: 1 }, latencies: [] });
+  t.workers[1]!.reply({
+    type: "closed",
+    counters: { ...ZERO_COUNTERS, tradesProduced: 1 },
+    latencies: [],
+  });
   await running;
   assert.equal(t.sink.pending, 0);
   assert.equal(t.metrics.deadLettersProduced, 1);
@@ -245,7 +245,11 @@ Deno.test("WorkerSink.abandon() counts what was not acknowledged and stops the w
   const t = await setup({ workers: 2 });
   for (let i = 0; i < 10; i++) t.offer(i);
   const owner = t.workers[partitionFor("AAPL", 6) % 2]!;
-  owner.reply({ type: "progress", counters: { ...ZERO, tradesProduced: 4 }, latencies: [] });
+  owner.reply({
+    type: "progress",
+    counters: { ...ZERO_COUNTERS, tradesProduced: 4 },
+    latencies: [],
+  });
   const running = t.sink.run();
   assert.equal(t.sink.abandon(), 6);
   await running;

@@ -13,19 +13,8 @@ import {
   readSchemaHistory,
   schemaOf,
 } from "./avro.ts";
+import { SAMPLE_LETTER_V1, SAMPLE_TRADE } from "./test_records.ts";
 import type { DeadLetter, RawTrade, SilverTrade } from "./types.ts";
-
-const trade: RawTrade = {
-  s: "AAPL",
-  p: 129.575,
-  t: 1672348887785,
-  v: 1,
-  c: ["1", "24", "12"],
-  ingestTime: 1672348887900,
-  connectionId: "a1b2c3d4-1",
-  frameSeq: 7,
-  tradeIndex: 3,
-};
 
 Deno.test("crc64Avro() matches the Avro specification's test vectors", () => {
   // From the Avro specification's schema fingerprint examples (CRC-64-AVRO, as signed longs).
@@ -60,7 +49,7 @@ Deno.test("avsc's schema() is the Parsing Canonical Form the fingerprint is take
 });
 
 Deno.test("encodeSingleObject() writes the single-object marker C3 01 and the schema fingerprint", () => {
-  const message = encode("Trade", trade);
+  const message = encode("Trade", SAMPLE_TRADE);
   assert.equal(message[0], 0xc3);
   assert.equal(message[1], 0x01);
   assert.equal(message.readBigUInt64LE(2), fingerprintOf("Trade"));
@@ -69,32 +58,32 @@ Deno.test("encodeSingleObject() writes the single-object marker C3 01 and the sc
 
 Deno.test("Trade round-trips every shape of 'c'", () => {
   for (const c of [["1", "8", "24", "12"], [], null, "ABSENT"] as const) {
-    const value: RawTrade = { ...trade, c };
+    const value: RawTrade = { ...SAMPLE_TRADE, c };
     assert.deepEqual({ ...decode("Trade", encode("Trade", value)) }, value);
   }
 });
 
 Deno.test("Trade round-trips fractional, zero and odd numeric values exactly", () => {
   for (const [p, v] of [[7296.89, 0.011467], [1.1, 0], [1e-8, 123456.000001], [-1, -0.5]]) {
-    const value: RawTrade = { ...trade, s: "BINANCE:BTCUSDT", p: p!, v: v!, c: null };
+    const value: RawTrade = { ...SAMPLE_TRADE, s: "BINANCE:BTCUSDT", p: p!, v: v!, c: null };
     const back = decode("Trade", encode("Trade", value));
     assert.equal(back.p, p);
     assert.equal(back.v, v);
   }
   // The raw record is an audit trail: even a non-finite price survives for silver to reject.
-  assert.ok(Number.isNaN(decode("Trade", encode("Trade", { ...trade, p: NaN })).p));
+  assert.ok(Number.isNaN(decode("Trade", encode("Trade", { ...SAMPLE_TRADE, p: NaN })).p));
 });
 
 Deno.test("SilverTrade and DeadLetter round-trip", () => {
   const silver: SilverTrade = {
     symbol: "AAPL",
     price: 129.575,
-    eventTime: trade.t,
+    eventTime: SAMPLE_TRADE.t,
     volume: 0,
     priceOnly: true,
     conditions: [],
     session: "AFTER_HOURS",
-    ingestTime: trade.ingestTime,
+    ingestTime: SAMPLE_TRADE.ingestTime,
     rawTopic: "market.trades.raw",
     rawPartition: 2,
     rawOffset: 123456789012,
@@ -137,16 +126,7 @@ Deno.test("a DeadLetter written with the earlier schema (before originalSize) st
   const oldType = avro.Type.forSchema(v1 as avro.Schema, { wrapUnions: false });
   const fields = (oldType.schema() as { fields: { name: string }[] }).fields.map((f) => f.name);
   assert.ok(!fields.includes("originalSize"));
-  const old = {
-    payload: Buffer.from("{not json"),
-    reason: "frame is not valid JSON",
-    reasonCode: "invalid_json",
-    source: "producer",
-    time: 1700000000000,
-    sourceTopic: null,
-    sourcePartition: null,
-    sourceOffset: null,
-  };
+  const old = { ...SAMPLE_LETTER_V1, payload: Buffer.from(SAMPLE_LETTER_V1.payload) };
   const header = Buffer.alloc(10);
   header.set([0xc3, 0x01]);
   header.writeBigUInt64LE(crc64Avro(JSON.stringify(oldType.schema())), 2);
@@ -164,7 +144,7 @@ Deno.test("a DeadLetter written with the earlier schema (before originalSize) st
 });
 
 Deno.test("decodeSingleObject() refuses an unknown fingerprint and names it", () => {
-  const message = encode("Trade", trade);
+  const message = encode("Trade", SAMPLE_TRADE);
   message.writeBigUInt64LE(0x0123456789abcdefn, 2);
   assert.throws(() => decode("Trade", message), (error: Error) => {
     assert.ok(error instanceof TypeError);
@@ -175,7 +155,7 @@ Deno.test("decodeSingleObject() refuses an unknown fingerprint and names it", ()
 });
 
 Deno.test("decodeSingleObject() refuses a message without the marker, a short one and another schema's", () => {
-  const body = avroType("Trade").toBuffer(trade);
+  const body = avroType("Trade").toBuffer(SAMPLE_TRADE);
   assert.throws(() => decode("Trade", body), /missing the Avro single-object marker C3 01/);
   assert.throws(() => decode("Trade", Buffer.from([0xc3, 0x01, 1])), /shorter than the 10-byte/);
   const letter = encode("DeadLetter", {
@@ -192,7 +172,7 @@ Deno.test("decodeSingleObject() refuses a message without the marker, a short on
 });
 
 Deno.test("decodeSingleObject() refuses a truncated or padded body", () => {
-  const message = encode("Trade", trade);
+  const message = encode("Trade", SAMPLE_TRADE);
   assert.throws(() => decode("Trade", message.subarray(0, message.length - 3)), /not valid Avro/);
   assert.throws(
     () => decode("Trade", Buffer.concat([message, Buffer.from([0])])),
@@ -201,7 +181,7 @@ Deno.test("decodeSingleObject() refuses a truncated or padded body", () => {
 });
 
 Deno.test("encodeSingleObject() names the field that does not fit the schema", () => {
-  const bad = { ...trade, t: "yesterday" } as unknown as RawTrade;
+  const bad = { ...SAMPLE_TRADE, t: "yesterday" } as unknown as RawTrade;
   assert.throws(() => encode("Trade", bad), /Cannot encode Trade: invalid field 't'/);
 });
 
@@ -223,7 +203,7 @@ Deno.test("framingOf() tells the Confluent wire format, single-object encoding a
   });
   // A record with an empty body is legal Avro (a record of no fields): the header alone.
   assert.deepEqual(framingOf(confluentHeader(7)), { kind: "confluent", id: 7 });
-  assert.deepEqual(framingOf(encode("Trade", trade)), { kind: "single-object" });
+  assert.deepEqual(framingOf(encode("Trade", SAMPLE_TRADE)), { kind: "single-object" });
   const unknown = (bytes: number[]) => {
     const framing = framingOf(Uint8Array.from(bytes));
     assert.equal(framing.kind, "unknown", JSON.stringify(bytes));

@@ -148,14 +148,17 @@ Deno.test("loadConfig() refuses more symbols than the limit, naming both", () =>
   );
 });
 
+/** Every secret variable set (and the registry user name, which is not a secret). */
+const SECRETS_SET = {
+  FINNHUB_API_KEY: "sk-live-123456",
+  CASSANDRA_PASSWORD: "hunter2-pw",
+  STATUS_TOKEN: "tok-987",
+  SCHEMA_REGISTRY_USERNAME: "sr-user",
+  SCHEMA_REGISTRY_PASSWORD: "sr-secret-42",
+};
+
 Deno.test("secrets never show in String, JSON or inspect of the config", () => {
-  const config = loadConfig({
-    FINNHUB_API_KEY: "sk-live-123456",
-    CASSANDRA_PASSWORD: "hunter2-pw",
-    STATUS_TOKEN: "tok-987",
-    SCHEMA_REGISTRY_USERNAME: "sr-user",
-    SCHEMA_REGISTRY_PASSWORD: "sr-secret-42",
-  });
+  const config = loadConfig(SECRETS_SET);
   const shown = [
     JSON.stringify(config),
     Deno.inspect(config, { depth: 10 }),
@@ -343,13 +346,7 @@ Deno.test("isolatedNames() refuses a prefix or id that makes no CQL keyspace, sa
 });
 
 Deno.test("secretsOf() returns every secret variable's value, and only those", () => {
-  const config = loadConfig({
-    FINNHUB_API_KEY: "sk-live-123456",
-    CASSANDRA_PASSWORD: "hunter2-pw",
-    STATUS_TOKEN: "tok-987",
-    SCHEMA_REGISTRY_USERNAME: "sr-user",
-    SCHEMA_REGISTRY_PASSWORD: "sr-secret-42",
-  });
+  const config = loadConfig(SECRETS_SET);
   const secrets = secretsOf(config);
   assert.equal(secrets.length, CONFIG_VARIABLES.filter((v) => v.secret).length);
   assert.ok(secrets.every((s) => s instanceof Secret));

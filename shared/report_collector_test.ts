@@ -7,6 +7,7 @@ import { createMemoryRegistry } from "./memory_registry.ts";
 import { createWireCodec } from "./wire.ts";
 import {
   checkReport,
+  type CollectorOptions,
   createCollector,
   MAX_METRICS_CHARS,
   MAX_SERIES,
@@ -34,7 +35,8 @@ function report(
   };
 }
 
-function collector(now: () => number) {
+/** A collector that never reads Kafka (reports go in through `accept`), at time `now()`. */
+function collector(now: () => number, options: Partial<CollectorOptions> = {}) {
   return createCollector({
     kafka: {} as Kafka,
     wire: createWireCodec(createMemoryRegistry()),
@@ -42,14 +44,13 @@ function collector(now: () => number) {
     groupId: "g",
     log: silentLogger(),
     now,
-    staleAfterMs: 10_000,
-    forgetAfterMs: 60_000,
+    ...options,
   });
 }
 
 Deno.test("the collector computes counter rates between two reports", () => {
   let now = 10_000;
-  const c = collector(() => now);
+  const c = collector(() => now, { staleAfterMs: 10_000, forgetAfterMs: 60_000 });
   c.accept(report(8_000, 100));
   c.accept(report(10_000, 300));
   const [w] = c.workers();
@@ -62,7 +63,7 @@ Deno.test("the collector computes counter rates between two reports", () => {
 });
 
 Deno.test("the collector ignores reports older than the one it has, and marks stopped workers", () => {
-  const c = collector(() => 10_000);
+  const c = collector(() => 10_000, { staleAfterMs: 10_000, forgetAfterMs: 60_000 });
   c.accept(report(9_000, 5));
   c.accept(report(8_000, 1));
   assert.equal(c.workers()[0]!.lastReport, 9_000);
@@ -76,15 +77,7 @@ function hostile(overrides: Partial<WorkerReport>): WorkerReport {
 
 Deno.test("the collector keeps at most maxWorkers workers, forgetting the least recently reporting", () => {
   const metrics = new MetricsRegistry();
-  const c = createCollector({
-    kafka: {} as Kafka,
-    wire: createWireCodec(createMemoryRegistry()),
-    topic: "t",
-    groupId: "g",
-    log: silentLogger(),
-    now: () => 10_000,
-    metrics,
-  });
+  const c = collector(() => 10_000, { metrics });
   for (let i = 0; i < 10_000; i++) c.accept(hostile({ workerId: `w${i}`, time: 1_000 + i }));
   const workers = c.workers();
   assert.equal(workers.length, MAX_WORKERS);
@@ -99,15 +92,7 @@ Deno.test("the collector keeps at most maxWorkers workers, forgetting the least 
 
 Deno.test("the collector refuses reports that would break /metrics or its bounds, and counts them", () => {
   const metrics = new MetricsRegistry();
-  const c = createCollector({
-    kafka: {} as Kafka,
-    wire: createWireCodec(createMemoryRegistry()),
-    topic: "t",
-    groupId: "g",
-    log: silentLogger(),
-    now: () => 10_000,
-    metrics,
-  });
+  const c = collector(() => 10_000, { metrics });
   const family = (f: unknown) => JSON.stringify({ families: [f] });
   const counter = (series: unknown[]) =>
     family({ name: "x_total", help: "", kind: "counter", series });

@@ -14,33 +14,11 @@ import { createLogger } from "./log.ts";
 import { createMemoryRegistry, MEMORY_TOPICS, memoryWire } from "./memory_registry.ts";
 import { SchemaRegistryError } from "./schema_registry.ts";
 import { writtenSchemas } from "./topology.ts";
+import { SAMPLE_LETTER_V1, SAMPLE_TRADE } from "./test_records.ts";
 import type { DeadLetter, RawTrade } from "./types.ts";
 import { createWireCodec, openWire, subjectOf, WireDecodeError, wireErrorCode } from "./wire.ts";
 
-const trade: RawTrade = {
-  s: "AAPL",
-  p: 129.575,
-  t: 1672348887785,
-  v: 1,
-  c: ["1", "24"],
-  ingestTime: 1672348887900,
-  connectionId: "a1b2c3d4-1",
-  frameSeq: 7,
-  tradeIndex: 3,
-};
-
-const letter: DeadLetter = {
-  payload: new TextEncoder().encode("{not json"),
-  reason: "frame is not valid JSON",
-  reasonCode: "invalid_json",
-  source: "producer",
-  time: 1700000000000,
-  sourceTopic: null,
-  sourcePartition: null,
-  sourceOffset: null,
-  originalSize: null,
-  originalSha256: null,
-};
+const letter: DeadLetter = { ...SAMPLE_LETTER_V1, originalSize: null, originalSha256: null };
 
 /** Trade with one more field, optional with a default: a BACKWARD-compatible evolution. */
 function tradeV2(): Record<string, unknown> {
@@ -69,14 +47,14 @@ Deno.test("encode() writes byte 0, the id registered under <topic>-value, then t
   assert.deepEqual(await registry.versions(subjectOf("market.trades.raw")), [1]);
   assert.equal(subjectOf("market.trades.raw"), "market.trades.raw-value");
   const id = wire.idOf("Trade");
-  const message = wire.encode("Trade", trade);
+  const message = wire.encode("Trade", SAMPLE_TRADE);
   assert.equal(message[0], 0);
   assert.equal(message.readInt32BE(1), id);
-  assert.deepEqual(message.subarray(5), encodeBody("Trade", trade));
+  assert.deepEqual(message.subarray(5), encodeBody("Trade", SAMPLE_TRADE));
   // What is registered is the .avsc file's schema, docs included, so registry users see them.
   assert.equal((await registry.schemaById(id)).schema, schemaText("Trade"));
   assert.match(schemaText("Trade"), /"doc":/);
-  assert.deepEqual({ ...wire.decode("Trade", message) }, trade);
+  assert.deepEqual({ ...wire.decode("Trade", message) }, SAMPLE_TRADE);
   const back = wire.decode("DeadLetter", wire.encode("DeadLetter", letter));
   assert.deepEqual({ ...back, payload: Buffer.from(back.payload).toString() }, {
     ...letter,
@@ -93,7 +71,10 @@ Deno.test("register() is idempotent and the registry is never asked per record",
   assert.equal(wire.idOf("Trade"), id);
   const asked = { ...registry.requests };
   registry.down = true;
-  const messages = Array.from({ length: 100 }, (_, i) => wire.encode("Trade", { ...trade, p: i }));
+  const messages = Array.from(
+    { length: 100 },
+    (_, i) => wire.encode("Trade", { ...SAMPLE_TRADE, p: i }),
+  );
   await wire.resolve(messages);
   assert.deepEqual(messages.map((m) => wire.decode("Trade", m).p), messages.map((_, i) => i));
   assert.deepEqual(registry.requests, asked, "a writer reads its own ids without a request");
@@ -104,7 +85,7 @@ Deno.test("encode() of a type not registered at start throws naming it", async (
   await wire.register({ Trade: "raw" });
   assert.throws(() => wire.encode("DeadLetter", letter), /Cannot encode DeadLetter: .*register/);
   assert.throws(
-    () => wire.encode("Trade", { ...trade, t: "now" } as unknown as RawTrade),
+    () => wire.encode("Trade", { ...SAMPLE_TRADE, t: "now" } as unknown as RawTrade),
     /Cannot encode Trade: invalid field 't'/,
   );
 });
@@ -113,13 +94,15 @@ Deno.test("resolve() fetches an unknown id once, however many records and caller
   const registry = createMemoryRegistry();
   const writer = await memoryWire(registry);
   const reader = createWireCodec(registry);
-  const messages = Array.from({ length: 50 }, () => writer.encode("Trade", trade));
+  const messages = Array.from({ length: 50 }, () => writer.encode("Trade", SAMPLE_TRADE));
   assert.throws(() => reader.decode("Trade", messages[0]!), /schema id \d+ is not in/);
   await Promise.all([reader.resolve(messages), reader.resolve(messages), reader.resolve([])]);
   assert.equal(registry.requests["schemaById"], 1);
   await reader.resolve(messages);
   assert.equal(registry.requests["schemaById"], 1);
-  for (const message of messages) assert.deepEqual({ ...reader.decode("Trade", message) }, trade);
+  for (const message of messages) {
+    assert.deepEqual({ ...reader.decode("Trade", message) }, SAMPLE_TRADE);
+  }
   // Values that are not Confluent-framed are skipped, not fetched.
   await reader.resolve([null, undefined, new Uint8Array(), Buffer.from([0, 0x80, 0, 0, 0])]);
   assert.equal(registry.requests["schemaById"], 1);
@@ -132,22 +115,22 @@ Deno.test("an evolved Trade: an old reader reads new records and a new reader re
   await oldWire.register({ Trade: "raw" });
   await newWire.register({ Trade: "raw" });
   assert.notEqual(newWire.idOf("Trade"), oldWire.idOf("Trade"));
-  const newRecord = newWire.encode("Trade", { ...trade, venue: "XNAS" } as RawTrade);
-  const oldRecord = oldWire.encode("Trade", trade);
+  const newRecord = newWire.encode("Trade", { ...SAMPLE_TRADE, venue: "XNAS" } as RawTrade);
+  const oldRecord = oldWire.encode("Trade", SAMPLE_TRADE);
   await oldWire.resolve([newRecord]);
   await newWire.resolve([oldRecord]);
   // The old reader skips the field it does not know.
-  assert.deepEqual({ ...oldWire.decode("Trade", newRecord) }, trade);
+  assert.deepEqual({ ...oldWire.decode("Trade", newRecord) }, SAMPLE_TRADE);
   // The new reader gives the field its default.
-  assert.deepEqual({ ...newWire.decode("Trade", oldRecord) }, { ...trade, venue: null });
-  assert.deepEqual({ ...newWire.decode("Trade", newRecord) }, { ...trade, venue: "XNAS" });
+  assert.deepEqual({ ...newWire.decode("Trade", oldRecord) }, { ...SAMPLE_TRADE, venue: null });
+  assert.deepEqual({ ...newWire.decode("Trade", newRecord) }, { ...SAMPLE_TRADE, venue: "XNAS" });
 });
 
 Deno.test("an id the registry does not know is unknown_schema_id, asked again only after the TTL", async () => {
   const registry = createMemoryRegistry("http://registry.test/apis/ccompat/v7");
   const clock = new FakeClock();
   const wire = createWireCodec(registry, { clock, unknownIdTtlMs: 30_000 });
-  const message = Buffer.concat([confluentHeader(4242), encodeBody("Trade", trade)]);
+  const message = Buffer.concat([confluentHeader(4242), encodeBody("Trade", SAMPLE_TRADE)]);
   await wire.resolve([message, message]);
   assert.equal(registry.requests["schemaById"], 1);
   assertRefused(
@@ -163,14 +146,14 @@ Deno.test("an id the registry does not know is unknown_schema_id, asked again on
   clock.tick(1);
   await wire.resolve([message]);
   assert.equal(registry.requests["schemaById"], 2);
-  assert.deepEqual({ ...wire.decode("Trade", message) }, trade);
+  assert.deepEqual({ ...wire.decode("Trade", message) }, SAMPLE_TRADE);
 });
 
 Deno.test("a registry that does not answer makes resolve() throw a retriable error and caches nothing", async () => {
   const registry = createMemoryRegistry();
   const writer = await memoryWire(registry);
   const reader = createWireCodec(registry);
-  const message = writer.encode("Trade", trade);
+  const message = writer.encode("Trade", SAMPLE_TRADE);
   registry.down = true;
   const error = await reader.resolve([message]).catch((e: unknown) => e);
   assert.ok(error instanceof SchemaRegistryError, String(error));
@@ -178,15 +161,15 @@ Deno.test("a registry that does not answer makes resolve() throw a retriable err
   assert.match(error.message, /SCHEMA_REGISTRY_URL/);
   registry.down = false;
   await reader.resolve([message]);
-  assert.deepEqual({ ...reader.decode("Trade", message) }, trade);
+  assert.deepEqual({ ...reader.decode("Trade", message) }, SAMPLE_TRADE);
 });
 
 Deno.test("records in single-object encoding (before the registry) still decode", async () => {
   const wire = createWireCodec(createMemoryRegistry());
-  const old = encodeSingleObject("Trade", trade);
+  const old = encodeSingleObject("Trade", SAMPLE_TRADE);
   await wire.resolve([old]);
-  assert.deepEqual({ ...wire.decode("Trade", old) }, trade);
-  assert.deepEqual({ ...await wire.decodeAsync("Trade", old) }, trade);
+  assert.deepEqual({ ...wire.decode("Trade", old) }, SAMPLE_TRADE);
+  assert.deepEqual({ ...await wire.decodeAsync("Trade", old) }, SAMPLE_TRADE);
   assertRefused(
     () => wire.decode("Trade", encodeSingleObject("DeadLetter", letter)),
     "undecodable",
@@ -204,7 +187,7 @@ Deno.test("decode() says undecodable for neither framing, a short header, a bad 
   );
   assertRefused(() => wire.decode("Trade", Buffer.from([0, 0, 1])), "undecodable", /shorter than/);
   assertRefused(() => wire.decode("Trade", new Uint8Array()), "undecodable", /empty/);
-  const message = wire.encode("Trade", trade);
+  const message = wire.encode("Trade", SAMPLE_TRADE);
   assertRefused(
     () => wire.decode("Trade", message.subarray(0, message.length - 2)),
     "undecodable",
@@ -279,7 +262,7 @@ Deno.test("openWire() waits for a registry that does not answer, warning with SC
   clock.tick(60_000);
   const wire = await opening;
   assert.match(lines.at(-1)!, /schema registry answers: schemas registered/);
-  assert.deepEqual({ ...wire.decode("Trade", wire.encode("Trade", trade)) }, trade);
+  assert.deepEqual({ ...wire.decode("Trade", wire.encode("Trade", SAMPLE_TRADE)) }, SAMPLE_TRADE);
 });
 
 Deno.test("openWire() throws at once for a refusal waiting cannot mend, and when stopped while waiting", async () => {
@@ -321,23 +304,18 @@ Deno.test("each schema of the pipeline is registered under its own subject with 
 Deno.test("writtenSchemas() gives each worker the schemas of the topics it writes, on the config's topic names", () => {
   const config = loadConfig({ ...isolatedNames("t", "x1") });
   const { raw, silver, deadLetter, metrics, candles } = config.kafka.topics;
-  assert.deepEqual(writtenSchemas(config, "producer"), {
-    Trade: raw,
-    DeadLetter: deadLetter,
-    WorkerReport: metrics,
-  });
-  assert.deepEqual(writtenSchemas(config, "bronze"), {
-    DeadLetter: deadLetter,
-    WorkerReport: metrics,
-  });
-  assert.deepEqual(writtenSchemas(config, "silver"), {
-    SilverTrade: silver,
-    DeadLetter: deadLetter,
-    WorkerReport: metrics,
-  });
-  assert.deepEqual(writtenSchemas(config, "gold"), {
-    CandleUpdate: candles,
-    DeadLetter: deadLetter,
-    WorkerReport: metrics,
-  });
+  // Each worker writes its own output, and every worker writes dead letters and reports.
+  const outputs = [
+    ["producer", { Trade: raw }],
+    ["bronze", {}],
+    ["silver", { SilverTrade: silver }],
+    ["gold", { CandleUpdate: candles }],
+  ] as const;
+  for (const [worker, output] of outputs) {
+    assert.deepEqual(
+      writtenSchemas(config, worker),
+      { ...output, DeadLetter: deadLetter, WorkerReport: metrics },
+      worker,
+    );
+  }
 });

@@ -50,6 +50,16 @@ async function withSimulator(
   }
 }
 
+/** Runs `body` with the path of a ground-truth log in a temporary directory, removed after. */
+async function withTruthFile(body: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await body(`${dir}/truth.ndjson`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 async function closeClient(client: Client): Promise<void> {
   if (
     client.socket.readyState === WebSocket.OPEN || client.socket.readyState === WebSocket.CONNECTING
@@ -127,10 +137,8 @@ Deno.test("the simulator refuses subscriptions past the limit with Finnhub's own
   });
 });
 
-Deno.test("the ground-truth log holds every trade sent, numbered as the client saw it, a duplicated frame twice", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/truth.ndjson`;
-  try {
+Deno.test("the ground-truth log holds every trade sent, numbered as the client saw it, a duplicated frame twice", () =>
+  withTruthFile(async (path) => {
     await withSimulator({
       rate: 20_000,
       maxTrades: 3_000,
@@ -163,15 +171,10 @@ Deno.test("the ground-truth log holds every trade sent, numbered as the client s
     const frames = [...byFrame.values()].map((l) => JSON.stringify(l));
     const repeats = frames.filter((f, i) => i > 0 && f === frames[i - 1]).length;
     assert.equal(repeats, 3);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("the ground truth matches the frames the client received, frame number for frame number", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/truth.ndjson`;
-  try {
+Deno.test("the ground truth matches the frames the client received, frame number for frame number", () =>
+  withTruthFile(async (path) => {
     const received: string[] = [];
     await withSimulator({
       rate: 10_000,
@@ -198,15 +201,10 @@ Deno.test("the ground truth matches the frames the client received, frame number
         assert.deepEqual(frame.data, expected.get(i + 1), `frame ${i + 1}`);
       } else assert.equal(expected.has(i + 1), false);
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("the simulator injects faults: silence, malformed and hostile frames, drops and refusals", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/truth.ndjson`;
-  try {
+Deno.test("the simulator injects faults: silence, malformed and hostile frames, drops and refusals", () =>
+  withTruthFile(async (path) => {
     await withSimulator({ rate: 1_000, pingIntervalMs: 10, groundTruthPath: path }, async (sim) => {
       const client = connect(sim.url, ["AAPL"]);
       await waitFor("first frames", () => client.frames.length > 5, FAST);
@@ -242,10 +240,7 @@ Deno.test("the simulator injects faults: silence, malformed and hostile frames, 
     const entries = await readGroundTruth(path);
     const faultLines = entries.filter((e) => "fault" in e);
     assert.equal(faultLines.length, MALFORMED_FRAMES.length + hostileFrames().length);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
 Deno.test("the simulator drops each connection every N ms when told to", async () => {
   await withSimulator({ rate: 0, faults: [{ type: "drop-every", ms: 30 }] }, async (sim) => {

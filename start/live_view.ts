@@ -10,6 +10,7 @@
 import type cassandra from "cassandra-driver";
 import type { Config } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
+import { CANDLE_ROW_COLUMNS, candleRowOf, GOLD_TABLE } from "../shared/gold_table.ts";
 import { describeError } from "../shared/log.ts";
 import type { Children } from "./children.ts";
 import { consoleSize, type Output, type Screen } from "./output.ts";
@@ -76,8 +77,8 @@ function createViewSource(config: Config, base: string, session: cassandra.Clien
   let candles: CandleView[] = [];
   let candlesAt = 0;
   let candlesInFlight = false;
-  const query = `SELECT window_start, open, high, low, close, volume, trade_count, is_final
-    FROM ${config.cassandra.keyspace}.trades_gold_5m WHERE symbol = ? AND bucket = ? LIMIT 1`;
+  const query = `SELECT ${CANDLE_ROW_COLUMNS} FROM ${config.cassandra.keyspace}.${GOLD_TABLE["5m"]}
+    WHERE symbol = ? AND bucket = ? LIMIT 1`;
 
   async function latestCandle(symbol: string): Promise<CandleView | null> {
     const now = new Date();
@@ -89,18 +90,7 @@ function createViewSource(config: Config, base: string, session: cassandra.Clien
       const bucket = new Date(month).toISOString().slice(0, 10);
       const result = await session.execute(query, [symbol, bucket], { prepare: true });
       const row = result.first();
-      if (!row) continue;
-      return {
-        symbol,
-        windowStart: (row.get("window_start") as Date).getTime(),
-        open: row.get("open") as number,
-        high: row.get("high") as number,
-        low: row.get("low") as number,
-        close: row.get("close") as number,
-        volume: String(row.get("volume")),
-        tradeCount: Number(row.get("trade_count")),
-        isFinal: row.get("is_final") === true,
-      };
+      if (row) return candleRowOf(row, "5m");
     }
     return null;
   }

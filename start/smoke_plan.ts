@@ -267,18 +267,11 @@ export function expectedCandles(
   });
 }
 
-/** A gold row as read back, numbers as numbers and decimals as text. */
-export interface ActualCandle {
-  readonly windowStart: number;
-  readonly open: number;
-  readonly high: number;
-  readonly low: number;
-  readonly close: number;
-  readonly volume: string;
-  readonly pvSum: string;
-  readonly tradeCount: number;
-  readonly priceOnlyCount: number;
-}
+/**
+ * A gold row as read back, numbers as numbers and decimals as text in whatever form Cassandra
+ * gives them ({@linkcode candleDifferences} compares them in canonical form).
+ */
+export type ActualCandle = Omit<ExpectedCandle, "interval">;
 
 /** Every difference between an expected and an actual candle, as `field: expected X, got Y`. */
 export function candleDifferences(expected: ExpectedCandle, actual: ActualCandle): string[] {

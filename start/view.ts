@@ -1,3 +1,4 @@
+import type { CandleRow } from "../shared/gold_table.ts";
 import { METRIC } from "../shared/metric_names.ts";
 /**
  * What `deno task start` shows while the pipeline runs, as pure functions of a {@linkcode
@@ -36,19 +37,11 @@ export interface MetricTotals {
   readonly feedConnected: number;
 }
 
-/** The latest 5-minute candle of one symbol. */
-export interface CandleView {
-  readonly symbol: string;
-  readonly windowStart: number;
-  readonly open: number;
-  readonly high: number;
-  readonly low: number;
-  readonly close: number;
-  /** Exact decimal text. */
-  readonly volume: string;
-  readonly tradeCount: number;
-  readonly isFinal: boolean;
-}
+/** The latest 5-minute candle of one symbol: what the view shows of a gold row. */
+export type CandleView = Pick<
+  CandleRow,
+  "symbol" | "windowStart" | "open" | "high" | "low" | "close" | "volume" | "tradeCount" | "isFinal"
+>;
 
 /** One child process as the supervisor sees it. */
 export interface ChildView {

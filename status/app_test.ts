@@ -12,25 +12,18 @@ import {
   withoutToken,
 } from "./app.ts";
 import type { WorkerView } from "../shared/report_collector.ts";
+import { workerView } from "./test_doubles.ts";
 
 const NOW = Date.parse("2026-11-24T15:00:00Z");
 
 function worker(role: WorkerView["role"], overrides: Partial<WorkerView> = {}): WorkerView {
   const registry = new MetricsRegistry();
   registry.counter("pipeline_stage_messages_in_total", "in").inc({ stage: role }, 42);
-  return {
-    workerId: `${role}-1`,
-    role,
-    host: "h",
-    pid: 1,
-    startedAt: NOW - 60_000,
-    lastReport: NOW - 1000,
-    state: "running",
-    up: true,
+  return workerView(role, NOW, {
     snapshot: registry.snapshot(),
     rates: { [`pipeline_stage_messages_in_total{stage="${role}"}`]: 100 },
     ...overrides,
-  };
+  });
 }
 
 function sources(workers: WorkerView[], up = true): StatusSources {

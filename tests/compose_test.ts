@@ -12,6 +12,7 @@ import { CONFIG_VARIABLES, loadConfig } from "../shared/config.ts";
 import { allowedHostsOf } from "../status/app.ts";
 import { checkHealth } from "../docker/healthcheck.ts";
 import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
+import { runCommand } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const COMPOSE_FILE = "docker-compose.yml";
@@ -638,18 +639,14 @@ async function runProducerScript(env: Record<string, string>) {
       '#!/bin/sh\nprintf "FINNHUB_WS_URL=%s\\n" "${FINNHUB_WS_URL-<unset>}"\nprintf "ARGS=%s\\n" "$*"\n',
       { mode: 0o755 },
     );
-    const output = await new Deno.Command("sh", {
-      args: [PRODUCER_SCRIPT, "ws://simulator:8765"],
-      cwd: new URL(".", ROOT),
-      env: { PATH: `${dir}:/usr/local/bin:/usr/bin:/bin`, ...env },
-      clearEnv: true,
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
+    return await runCommand(
+      new Deno.Command("sh", {
+        args: [PRODUCER_SCRIPT, "ws://simulator:8765"],
+        cwd: new URL(".", ROOT),
+        env: { PATH: `${dir}:/usr/local/bin:/usr/bin:/bin`, ...env },
+        clearEnv: true,
+      }),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

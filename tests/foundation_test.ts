@@ -12,10 +12,10 @@ import type { RawTrade } from "../shared/types.ts";
 import {
   cleanup,
   provision,
-  session,
   testConfig,
   testWire,
   waitFor,
+  withTestKeyspace,
   writerWire,
 } from "./helpers.ts";
 
@@ -78,11 +78,8 @@ const HOUR = new Date(Date.UTC(2026, 10, 24, 14));
 Deno.test({
   name: "every table is written and read back, with its TTL",
   ...opts,
-  async fn() {
-    const config = testConfig();
-    await provision(config);
-    const client = session(config);
-    try {
+  fn: () =>
+    withTestKeyspace({}, async (config, client) => {
       const date = cassandra.types.LocalDate.fromString("2026-11-01");
       const candleColumns = `(symbol, bucket, window_start, window_end, open, high, low, close,
         volume, pv_sum, vwap, trade_count, price_only_count, folded_offsets, is_final)
@@ -147,21 +144,14 @@ Deno.test({
       )).first();
       assert.equal(latest.get("price"), 129.5);
       assert.equal(latest.values()[1], null, "the latest price does not expire");
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "two trades identical in every Finnhub field are two bronze and two silver rows",
   ...opts,
-  async fn() {
-    const config = testConfig();
-    await provision(config);
-    const client = session(config);
-    try {
+  fn: () =>
+    withTestKeyspace({}, async (_config, client) => {
       // s, p, t, v and c equal; only the source position (offset 40 vs 41) differs.
       for (const offset of [40n, 41n, 41n]) {
         await client.execute(
@@ -187,11 +177,7 @@ Deno.test({
         )).rows;
         assert.equal(rows.length, 2, `${table}: both prints kept, the rewrite of 41 harmless`);
       }
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
-    }
-  },
+    }),
 });
 
 Deno.test({

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
 import type { KafkaMessage, Producer } from "kafkajs";
-import { applySchema, createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -20,24 +19,12 @@ import { memoryWire } from "../shared/memory_registry.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import type { Stage, StageBatch } from "../processor/stage_runner.ts";
 import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS } from "../shared/gold_table.ts";
-import { cleanup, services, session, testConfig } from "./helpers.ts";
+import { withTestKeyspace } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const LATENESS = 10_000;
 /** An hour mark: the 5m and 1h windows of trades just before it both end there. */
 const END = Date.UTC(2026, 10, 24, 10);
-
-async function freshKeyspace(): Promise<Config> {
-  const config = testConfig();
-  await services();
-  const client = createCassandraClient(config.cassandra);
-  try {
-    await applySchema(client, config.cassandra);
-  } finally {
-    await client.shutdown();
-  }
-  return config;
-}
 
 /** A fake wall clock the stages read. */
 function fakeTime(start: number) {
@@ -163,129 +150,121 @@ async function finalityLeftovers(
 
 const SYMBOLS = ["AAPL", "MSFT", "TSLA", "BINANCE:BTCUSDT"];
 
-Deno.test({
-  name: "a worker taking a partition over finalizes the windows its owner left open, on time",
-  ...opts,
-  async fn() {
-    const config = await freshKeyspace();
-    const client = session(config);
-    try {
-      const clock = fakeTime(END + 500);
-      const first = goldStage(config, client, clock.now);
-      await first.processBatch(batchOf(
-        0,
-        SYMBOLS.flatMap((s, i) => [3000, 2000, 1000].map((b, k) => trade(s, END - b, i * 3 + k))),
-      ));
-      assert.ok(!(await allFinal(client, SYMBOLS)), "windows open when the owner dies");
-      // The owner dies (no close). 5 s later another worker is assigned the partition, and no
-      // trade ever comes again. The watermark (last event END - 1 s, seen at END + 0.5 s) passes
-      // END at END + 0.5 s + 1 s + the lateness, as it would have for the first worker.
-      const due = END + 500 + 1000 + LATENESS;
-      clock.set(END + 5500);
-      const second = goldStage(config, client, clock.now);
-      second.onRebalance?.([0]);
-      await second.tick?.();
-      clock.set(due - 1);
-      await second.tick?.();
-      assert.ok(!(await allFinal(client, SYMBOLS)), "not final before the watermark passes");
-      clock.set(due);
-      await second.tick?.();
-      assert.ok(await allFinal(client, SYMBOLS), "every window final once it passes");
-      for (const interval of ["5m", "1h"] as const) {
-        for (const [symbol, w] of await windows(client, SYMBOLS, interval)) {
-          assert.deepEqual(w, { final: true, count: 3, late: 0 }, `${interval} ${symbol}`);
-        }
-      }
-      assert.deepEqual(await finalityLeftovers(client, 0), { entries: 0, ends: 0 });
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
-    }
-  },
-});
+/** A test on a fresh keyspace, with a fake clock at 0.5 s past END. */
+function goldTest(
+  name: string,
+  body: (t: {
+    config: Config;
+    client: cassandra.Client;
+    clock: ReturnType<typeof fakeTime>;
+  }) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ...opts,
+    fn: () =>
+      withTestKeyspace(
+        {},
+        (config, client) => body({ config, client, clock: fakeTime(END + 500) }),
+      ),
+  });
+}
 
-Deno.test({
-  name: "a backlog waiting in Kafka at a takeover is folded in on time, not as late amendments",
-  ...opts,
-  async fn() {
-    const config = await freshKeyspace();
-    const client = session(config);
-    try {
-      const clock = fakeTime(END + 500);
-      const first = goldStage(config, client, clock.now);
-      await first.processBatch(batchOf(0, SYMBOLS.map((s, i) => trade(s, END - 3000, i))));
-      // Down for a minute: counted as idle, the restored watermark is past END. But trades
-      // arrived meanwhile (still in Kafka): the new owner's first batch brings them.
-      clock.set(END + 60_000);
-      const second = goldStage(config, client, clock.now);
-      second.onRebalance?.([0]);
-      await second.tick?.();
-      assert.ok(!(await allFinal(client, SYMBOLS)), "nothing final before the backlog is read");
-      clock.set(END + 60_200);
-      const backlog = SYMBOLS.map((s, i) => trade(s, END - 900, 100 + i));
-      await second.processBatch(batchOf(0, backlog, SYMBOLS.length));
-      await second.tick?.();
-      for (const [symbol, w] of await windows(client, SYMBOLS, "5m")) {
-        assert.deepEqual(w, { final: false, count: 2, late: 0 }, symbol);
+goldTest(
+  "a worker taking a partition over finalizes the windows its owner left open, on time",
+  async ({ config, client, clock }) => {
+    const first = goldStage(config, client, clock.now);
+    await first.processBatch(batchOf(
+      0,
+      SYMBOLS.flatMap((s, i) => [3000, 2000, 1000].map((b, k) => trade(s, END - b, i * 3 + k))),
+    ));
+    assert.ok(!(await allFinal(client, SYMBOLS)), "windows open when the owner dies");
+    // The owner dies (no close). 5 s later another worker is assigned the partition, and no
+    // trade ever comes again. The watermark (last event END - 1 s, seen at END + 0.5 s) passes
+    // END at END + 0.5 s + 1 s + the lateness, as it would have for the first worker.
+    const due = END + 500 + 1000 + LATENESS;
+    clock.set(END + 5500);
+    const second = goldStage(config, client, clock.now);
+    second.onRebalance?.([0]);
+    await second.tick?.();
+    clock.set(due - 1);
+    await second.tick?.();
+    assert.ok(!(await allFinal(client, SYMBOLS)), "not final before the watermark passes");
+    clock.set(due);
+    await second.tick?.();
+    assert.ok(await allFinal(client, SYMBOLS), "every window final once it passes");
+    for (const interval of ["5m", "1h"] as const) {
+      for (const [symbol, w] of await windows(client, SYMBOLS, interval)) {
+        assert.deepEqual(w, { final: true, count: 3, late: 0 }, `${interval} ${symbol}`);
       }
-      clock.set(END + 60_200 + 900 + LATENESS);
-      await second.tick?.();
-      for (const [symbol, w] of await windows(client, SYMBOLS, "5m")) {
-        assert.deepEqual(w, { final: true, count: 2, late: 0 }, symbol);
-      }
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
     }
+    assert.deepEqual(await finalityLeftovers(client, 0), { entries: 0, ends: 0 });
   },
-});
+);
 
-Deno.test({
-  name:
-    "past its memory bound gold drops candles, reads them back, and every one ends exact and final",
-  ...opts,
-  async fn() {
-    const config = await freshKeyspace();
-    const client = session(config);
-    try {
-      const symbols = Array.from({ length: 120 }, (_, i) => `S${String(i).padStart(3, "0")}`);
-      const clock = fakeTime(END + 500);
-      const metrics = new MetricsRegistry();
-      const gold = goldStage(config, client, clock.now, { maxCachedWindows: 40, metrics });
-      // Two trades per symbol, in batches of 15 symbols over partitions 0 and 1, the second
-      // round after every window was dropped once; the first batch of each round comes twice
-      // (a redelivery), and must count once.
-      let offset = 0;
-      for (const eventTime of [END - 2000, END - 1000]) {
-        for (let i = 0; i < symbols.length; i += 15) {
-          const partition = (i / 15) % 2;
-          const trades = symbols.slice(i, i + 15).map((s) => trade(s, eventTime, offset++));
-          const batch = batchOf(partition, trades, offset);
-          await gold.processBatch(batch);
-          if (i === 0) await gold.processBatch(batch);
-        }
-      }
-      const family = (name: string) => metrics.snapshot().families.find((f) => f.name === name);
-      const held = family("pipeline_gold_open_windows")!.series[0]!.value;
-      assert.ok(held <= 40, `memory holds at most the bound of 40 candles, not ${held}`);
-      const evicted = family("pipeline_gold_windows_evicted_total");
-      const dropped = (evicted?.series ?? []).reduce((n, s) => n + s.value, 0);
-      assert.ok(dropped > 200, `open windows were dropped from memory (${dropped})`);
-      assert.ok(!(await allFinal(client, symbols)));
-      clock.set(END + 500 + 1000 + LATENESS);
-      await gold.tick?.();
-      assert.ok(await allFinal(client, symbols), "every window final, dropped ones included");
-      for (const interval of ["5m", "1h"] as const) {
-        for (const [symbol, w] of await windows(client, symbols, interval)) {
-          assert.deepEqual(w, { final: true, count: 2, late: 0 }, `${interval} ${symbol}`);
-        }
-      }
-      for (const partition of [0, 1]) {
-        assert.deepEqual(await finalityLeftovers(client, partition), { entries: 0, ends: 0 });
-      }
-    } finally {
-      await client.shutdown();
-      await cleanup(config);
+goldTest(
+  "a backlog waiting in Kafka at a takeover is folded in on time, not as late amendments",
+  async ({ config, client, clock }) => {
+    const first = goldStage(config, client, clock.now);
+    await first.processBatch(batchOf(0, SYMBOLS.map((s, i) => trade(s, END - 3000, i))));
+    // Down for a minute: counted as idle, the restored watermark is past END. But trades
+    // arrived meanwhile (still in Kafka): the new owner's first batch brings them.
+    clock.set(END + 60_000);
+    const second = goldStage(config, client, clock.now);
+    second.onRebalance?.([0]);
+    await second.tick?.();
+    assert.ok(!(await allFinal(client, SYMBOLS)), "nothing final before the backlog is read");
+    clock.set(END + 60_200);
+    const backlog = SYMBOLS.map((s, i) => trade(s, END - 900, 100 + i));
+    await second.processBatch(batchOf(0, backlog, SYMBOLS.length));
+    await second.tick?.();
+    for (const [symbol, w] of await windows(client, SYMBOLS, "5m")) {
+      assert.deepEqual(w, { final: false, count: 2, late: 0 }, symbol);
+    }
+    clock.set(END + 60_200 + 900 + LATENESS);
+    await second.tick?.();
+    for (const [symbol, w] of await windows(client, SYMBOLS, "5m")) {
+      assert.deepEqual(w, { final: true, count: 2, late: 0 }, symbol);
     }
   },
-});
+);
+
+goldTest(
+  "past its memory bound gold drops candles, reads them back, and every one ends exact and final",
+  async ({ config, client, clock }) => {
+    const symbols = Array.from({ length: 120 }, (_, i) => `S${String(i).padStart(3, "0")}`);
+    const metrics = new MetricsRegistry();
+    const gold = goldStage(config, client, clock.now, { maxCachedWindows: 40, metrics });
+    // Two trades per symbol, in batches of 15 symbols over partitions 0 and 1, the second
+    // round after every window was dropped once; the first batch of each round comes twice
+    // (a redelivery), and must count once.
+    let offset = 0;
+    for (const eventTime of [END - 2000, END - 1000]) {
+      for (let i = 0; i < symbols.length; i += 15) {
+        const partition = (i / 15) % 2;
+        const trades = symbols.slice(i, i + 15).map((s) => trade(s, eventTime, offset++));
+        const batch = batchOf(partition, trades, offset);
+        await gold.processBatch(batch);
+        if (i === 0) await gold.processBatch(batch);
+      }
+    }
+    const family = (name: string) => metrics.snapshot().families.find((f) => f.name === name);
+    const held = family("pipeline_gold_open_windows")!.series[0]!.value;
+    assert.ok(held <= 40, `memory holds at most the bound of 40 candles, not ${held}`);
+    const evicted = family("pipeline_gold_windows_evicted_total");
+    const dropped = (evicted?.series ?? []).reduce((n, s) => n + s.value, 0);
+    assert.ok(dropped > 200, `open windows were dropped from memory (${dropped})`);
+    assert.ok(!(await allFinal(client, symbols)));
+    clock.set(END + 500 + 1000 + LATENESS);
+    await gold.tick?.();
+    assert.ok(await allFinal(client, symbols), "every window final, dropped ones included");
+    for (const interval of ["5m", "1h"] as const) {
+      for (const [symbol, w] of await windows(client, symbols, interval)) {
+        assert.deepEqual(w, { final: true, count: 2, late: 0 }, `${interval} ${symbol}`);
+      }
+    }
+    for (const partition of [0, 1]) {
+      assert.deepEqual(await finalityLeftovers(client, partition), { entries: 0, ends: 0 });
+    }
+  },
+);

@@ -1,24 +1,28 @@
 /**
  * Shared pieces of the integration tests: the real local services (started on demand by the
  * project's own scripts), a config on fresh topic and keyspace names per test (so fresh
- * registry subjects `<topic>-value` too), codecs of the wire format over the real schema
- * registry, and waiting for a condition with a deadline instead of sleeping.
+ * registry subjects `<topic>-value` too) set up and dropped around a test, the stages run in
+ * this process, codecs of the wire format over the real schema registry, and waiting for a
+ * condition with a deadline instead of sleeping.
  *
  * @module
  */
 import type cassandra from "cassandra-driver";
 import { ensureServices } from "../local_services/services.ts";
+import { runStageWorker } from "../processor/worker.ts";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
+import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
 import { deprovision, provisionSchema, provisionTopics } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
 import {
   createSchemaRegistryClient,
   type SchemaRegistryClient,
 } from "../shared/schema_registry.ts";
-import { TOPIC_SCHEMAS, type TopicKey } from "../shared/topology.ts";
+import { type StageName, TOPIC_SCHEMAS, type TopicKey } from "../shared/topology.ts";
 import { createWireCodec, subjectOf, type WireCodec } from "../shared/wire.ts";
 
 let servicesReady: Promise<void> | undefined;
@@ -82,11 +86,98 @@ export function childProcessEnv(): Record<string, string> {
   return out;
 }
 
+/**
+ * The logger of a worker run in a test: silent unless TEST_LOG_LEVEL is set (debug, info, warn,
+ * error); with `lines`, every line at debug level also goes there (printed too when
+ * TEST_LOG_LEVEL is set).
+ */
+export function testLogger(name: string, lines?: string[]): Logger {
+  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
+  if (lines) {
+    return createLogger(name, {
+      level: "debug",
+      write: (line) => {
+        lines.push(line);
+        if (level) console.error(line);
+      },
+    });
+  }
+  return level ? createLogger(name, { level }) : silentLogger();
+}
+
 /** Creates the config's topics and applies the schema to its keyspace. */
 export async function provision(config: Config): Promise<void> {
   await services();
   await provisionTopics(config);
   await provisionSchema(config);
+}
+
+/**
+ * Runs `body` on a fresh config (`testConfig(overrides)`, its topics and schema provisioned)
+ * and a Cassandra session into its keyspace; then closes the session and drops the topics,
+ * keyspace and registry subjects, whatever happened.
+ */
+export async function withTestKeyspace(
+  overrides: Record<string, string>,
+  body: (config: Config, client: cassandra.Client) => Promise<void>,
+): Promise<void> {
+  const config = testConfig(overrides);
+  await provision(config);
+  const client = session(config);
+  try {
+    await body(config, client);
+  } finally {
+    await client.shutdown();
+    await cleanup(config);
+  }
+}
+
+/**
+ * Starts `stage` in this process as `processor/main.ts --stage <stage>` runs it (logging through
+ * {@linkcode testLogger}); `stop()` aborts it, waits until it stopped and throws what it failed
+ * with.
+ */
+export function startStage(config: Config, stage: StageName): { stop(): Promise<void> } {
+  const controller = new AbortController();
+  const done = runStageWorker({
+    config,
+    stage,
+    log: testLogger(stage),
+    metrics: new MetricsRegistry(),
+    signal: controller.signal,
+  });
+  done.catch(() => {}); // surfaced by stop()
+  return {
+    stop() {
+      controller.abort();
+      return done;
+    },
+  };
+}
+
+/**
+ * Runs `body` on a fresh config (`testConfig(overrides)`, its topics and schema provisioned)
+ * with `stages` running in this process ({@linkcode startStage}); then stops them, failing when
+ * one of them failed, and drops the topics, keyspace and registry subjects, whatever happened.
+ */
+export async function withStages(
+  overrides: Record<string, string>,
+  stages: readonly StageName[],
+  body: (config: Config) => Promise<void>,
+): Promise<void> {
+  const config = testConfig(overrides);
+  await provision(config);
+  const running = stages.map((stage) => startStage(config, stage));
+  let stopped: PromiseSettledResult<void>[];
+  try {
+    await body(config);
+  } finally {
+    stopped = await Promise.allSettled(running.map((r) => r.stop()));
+    await cleanup(config);
+  }
+  for (const result of stopped) {
+    if (result.status === "rejected") throw result.reason;
+  }
 }
 
 let registryClient: SchemaRegistryClient | undefined;
@@ -159,21 +250,35 @@ export async function waitFor<T>(
   }
 }
 
-/** Runs `deno task smoke` (start/smoke.ts) as its own process with exactly `env`; its outcome. */
-export async function runSmoke(
-  env: Record<string, string>,
-  args: readonly string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../start/smoke.ts", import.meta.url).pathname, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
+/** How a command ended: its exit code and its output as text. */
+export interface CommandOutcome {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `command` to its end; its exit code and output. */
+export async function runCommand(command: Deno.Command): Promise<CommandOutcome> {
+  const output = await command.output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
+}
+
+/** Runs `deno task smoke` (start/smoke.ts) as its own process with exactly `env`; its outcome. */
+export function runSmoke(
+  env: Record<string, string>,
+  args: readonly string[],
+): Promise<CommandOutcome> {
+  return runCommand(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../start/smoke.ts", import.meta.url).pathname, ...args],
+      env,
+      clearEnv: true,
+      stdin: "null",
+    }),
+  );
 }

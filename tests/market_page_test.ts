@@ -11,7 +11,8 @@
  * test is ignored, saying so.
  */
 import assert from "node:assert/strict";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { type Browser, chromiumMissing, launchChromium } from "./chromium.ts";
 import { observedTestOptions, startObservedPipeline } from "./observed_pipeline.ts";
 import { waitFor } from "./helpers.ts";
 
@@ -30,16 +31,7 @@ type NavigationTiming = {
   readonly loadEventEnd: number;
 };
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = new URL("../.artifacts/", import.meta.url);
-
-function chromiumMissing(): boolean {
-  try {
-    return !Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return true;
-  }
-}
 
 /** What the page's chart element says it shows (its data-* attributes). */
 interface ChartState {
@@ -96,8 +88,7 @@ Deno.test({
   ...observedTestOptions,
   async fn() {
     const pipeline = await startObservedPipeline({ rate: 200, market: true });
-    const userDataDir = await Deno.makeTempDir({ prefix: "market-page-chromium-" });
-    let context: BrowserContext | undefined;
+    let browser: Browser | undefined;
     try {
       const base = pipeline.statusUrl;
       const api = async (path: string) => {
@@ -122,20 +113,10 @@ Deno.test({
         return (await api("/api/health")).live === true;
       }, { timeoutMs: 30_000, intervalMs: 250 });
 
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
+      browser = await launchChromium("market-page-chromium-", {
         viewport: { width: 1280, height: 800 },
       });
+      const { context } = browser;
       const page = await context.newPage();
       const problems: string[] = [];
       page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -273,9 +254,8 @@ Deno.test({
         `candles drawn ${Math.round(candlesDrawnMs)} ms after navigation`,
       );
     } finally {
-      await context?.close().catch(() => {});
+      await browser?.close();
       await pipeline.stop();
-      await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -12,12 +12,11 @@ import { Partitioners, type Producer as KafkaProducer } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import { silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { Secret } from "../shared/secret.ts";
 import type { RawTrade } from "../shared/types.ts";
-import { runStageWorker } from "../processor/worker.ts";
 import { createProducer } from "../producer/producer.ts";
 import { producerMetricsSnapshot } from "../producer/prometheus.ts";
 import { type Simulator, startSimulator } from "../simulator/server.ts";
@@ -25,7 +24,16 @@ import { createStatusApp } from "../status/app.ts";
 import { createMarketService } from "../status/market/market.ts";
 import { createCollector } from "../shared/report_collector.ts";
 import { serveStatus } from "../status/server.ts";
-import { cleanup, provision, testConfig, testWire, waitFor, writerWire } from "./helpers.ts";
+import {
+  cleanup,
+  provision,
+  startStage,
+  testConfig,
+  testLogger,
+  testWire,
+  waitFor,
+  writerWire,
+} from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 import { parseExposition, rolesUp } from "./prometheus_text.ts";
 import { type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
@@ -35,11 +43,6 @@ import { consumerLag } from "../shared/lag.ts";
 export const observedTestOptions = { sanitizeOps: false, sanitizeResources: false };
 
 /** Logs: silent unless TEST_LOG_LEVEL is set (debug, info, warn, error). */
-function testLogger(name: string): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
-  return level ? createLogger(name, { level }) : silentLogger();
-}
-
 /** A running pipeline; `stop()` in `finally`. */
 export interface ObservedPipeline {
   readonly config: Config;
@@ -167,25 +170,12 @@ export async function startObservedPipeline(
     const statusUrl = `http://127.0.0.1:${statusPort}`;
 
     // The stages, each with its own stop signal.
-    const stages = new Map<StageName, { controller: AbortController; done: Promise<void> }>();
-    for (const stage of STAGES) {
-      const controller = new AbortController();
-      const done = runStageWorker({
-        config,
-        stage,
-        log: testLogger(stage),
-        metrics: new MetricsRegistry(),
-        signal: controller.signal,
-      });
-      done.catch(() => {}); // surfaced by stopStage()/stop()
-      stages.set(stage, { controller, done });
-    }
+    const stages = new Map(STAGES.map((stage) => [stage, startStage(config, stage)]));
     const stopStage = async (stage: StageName): Promise<void> => {
       const running = stages.get(stage);
       if (!running) return;
       stages.delete(stage);
-      running.controller.abort();
-      await running.done;
+      await running.stop();
     };
     closers.push({
       what: "stages",

@@ -11,8 +11,12 @@ import { hourBucket } from "../shared/buckets.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import type { DeadLetter } from "../shared/types.ts";
-import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
-import { GOLD_TABLE, goldBucketsBetween, type Interval } from "../shared/gold_table.ts";
+import {
+  candleRowOf,
+  GOLD_TABLE,
+  goldBucketsBetween,
+  type Interval,
+} from "../shared/gold_table.ts";
 import { testWire, waitFor } from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
 import type { Reference } from "./reference.ts";
@@ -38,15 +42,15 @@ export async function readGold(
         { prepare: true, fetchSize: 10_000 },
       );
       for (const row of result.rows) {
-        const vwap = row.get("vwap");
-        (out[symbol] ??= {})[String((row.get("window_start") as Date).getTime())] = {
-          open: row.get("open"),
-          close: row.get("close"),
-          high: row.get("high"),
-          low: row.get("low"),
-          volume: formatDecimal(parseDecimal(String(row.get("volume")))),
-          vwap: vwap === null ? null : formatDecimal(parseDecimal(String(vwap))),
-          count: Number(row.get("trade_count")),
+        const c = candleRowOf(row, interval);
+        (out[symbol] ??= {})[String(c.windowStart)] = {
+          open: c.open,
+          close: c.close,
+          high: c.high,
+          low: c.low,
+          volume: c.volume,
+          vwap: c.vwap,
+          count: c.tradeCount,
         };
       }
     }

@@ -7,10 +7,8 @@
 import assert from "node:assert/strict";
 import { hourBucket } from "../shared/buckets.ts";
 import { createKafka } from "../shared/kafka.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
-import { MetricsRegistry } from "../shared/metrics.ts";
-import { runStageWorker } from "../processor/worker.ts";
-import { cleanup, provision, session, testConfig, waitFor } from "./helpers.ts";
+import { silentLogger } from "../shared/log.ts";
+import { session, waitFor, withStages } from "./helpers.ts";
 import {
   assertGoldMatches,
   countRows,
@@ -23,93 +21,73 @@ import { STAGES } from "../shared/topology.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** Stage logs: silent unless TEST_LOG_LEVEL is set (debug, info, warn, error). */
-function testLogger(name: string): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL");
-  return level ? createLogger(name, { level: level as "warn" }) : silentLogger();
-}
-
 Deno.test({
   name: "bronze, silver, dead letters and 5m/1h gold equal the independent reference",
   ...opts,
-  async fn() {
-    const config = testConfig({ GOLD_ALLOWED_LATENESS_MS: "2000" });
-    await provision(config);
-    const ingestTime = Date.now();
-    // Event times from 23:35 to about 00:25 UTC, so windows cross an hour and a day boundary.
-    const start = Date.parse("2026-11-22T23:35:00Z");
-    const feed = generateFeed({ seed: 7, count: 6000, start, stepMs: 500, ingestTime });
-    const dir = await Deno.makeTempDir({ prefix: "pipeline-e2e-" });
-    const truthPath = `${dir}/ground_truth.ndjson`;
-    await Deno.writeTextFile(truthPath, groundTruthNdjson(feed));
-    const reference = await computeReference(truthPath, config.silver);
-    assert.ok(reference.invalid > 50 && reference.valid > 5000, "the feed exercises both paths");
+  fn: () =>
+    withStages({ GOLD_ALLOWED_LATENESS_MS: "2000" }, STAGES, async (config) => {
+      const ingestTime = Date.now();
+      // Event times from 23:35 to about 00:25 UTC, so windows cross an hour and a day boundary.
+      const start = Date.parse("2026-11-22T23:35:00Z");
+      const feed = generateFeed({ seed: 7, count: 6000, start, stepMs: 500, ingestTime });
+      const dir = await Deno.makeTempDir({ prefix: "pipeline-e2e-" });
+      const truthPath = `${dir}/ground_truth.ndjson`;
+      await Deno.writeTextFile(truthPath, groundTruthNdjson(feed));
+      const reference = await computeReference(truthPath, config.silver);
+      assert.ok(reference.invalid > 50 && reference.valid > 5000, "the feed exercises both paths");
 
-    const controller = new AbortController();
-    const kafka = createKafka(config.kafka, silentLogger());
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    const client = session(config);
-    const workers = STAGES.map((stage) =>
-      runStageWorker({
-        config,
-        stage,
-        log: testLogger(stage),
-        metrics: new MetricsRegistry(),
-        signal: controller.signal,
-      })
-    );
-    try {
-      await producer.connect();
-      await produceFeed(producer, config.kafka.topics.raw, feed);
-      const symbols = [...new Set(feed.map((f) => f.trade.s))];
-      const validSymbols = Object.keys(reference.candles["5m"]);
-      const ingestHours = [hourBucket(ingestTime)];
-      // An empty symbol cannot be a Cassandra partition key: bronze dead-letters it.
-      const storable = feed.filter((f) => f.trade.s !== "");
-      await waitFor("bronze to hold every trade", async () => {
-        const counts = await countRows(client, "trades_bronze", symbols, ingestHours);
-        return [...counts.values()].reduce((a, b) => a + b, 0) === storable.length;
-      }, { timeoutMs: 120_000, intervalMs: 1000 });
-      const bronze = await countRows(client, "trades_bronze", symbols, ingestHours);
-      for (const symbol of symbols.filter((s) => s !== "")) {
-        assert.equal(
-          bronze.get(symbol) ?? 0,
-          feed.filter((f) => f.trade.s === symbol).length,
-          `bronze rows of ${JSON.stringify(symbol)}`,
-        );
-      }
-      const end = Math.max(...feed.map((f) => f.trade.t)) + 1;
-      const hours = eventHours(feed);
-      await waitFor("silver to hold every valid trade", async () => {
-        const counts = await countRows(client, "trades_silver", validSymbols, hours);
-        return [...counts.values()].reduce((a, b) => a + b, 0) === reference.valid;
-      }, { timeoutMs: 120_000, intervalMs: 1000 });
-      const emptySymbols = feed.length - storable.length;
-      const letters = await readDeadLetters(config, reference.invalid + emptySymbols);
-      assert.equal(letters.filter((l) => l.source === "bronze").length, emptySymbols);
-      const silverLetters = letters.filter((l) => l.source === "silver");
-      assert.equal(silverLetters.length, reference.invalid, "one dead letter per invalid trade");
-      assert.equal(
-        new Set(silverLetters.map((l) => l.sourceOffset + "/" + l.sourcePartition)).size,
-        reference.invalid,
-      );
-      for (const letter of silverLetters) assert.match(letter.reason, /^Rejected trade: /);
-      await waitFor("gold to equal the reference", async () => {
-        try {
-          await assertGoldMatches(client, reference, start - 3_600_000, end + 3_600_000);
-          return true;
-        } catch {
-          return false;
+      const kafka = createKafka(config.kafka, silentLogger());
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      const client = session(config);
+      try {
+        await producer.connect();
+        await produceFeed(producer, config.kafka.topics.raw, feed);
+        const symbols = [...new Set(feed.map((f) => f.trade.s))];
+        const validSymbols = Object.keys(reference.candles["5m"]);
+        const ingestHours = [hourBucket(ingestTime)];
+        // An empty symbol cannot be a Cassandra partition key: bronze dead-letters it.
+        const storable = feed.filter((f) => f.trade.s !== "");
+        await waitFor("bronze to hold every trade", async () => {
+          const counts = await countRows(client, "trades_bronze", symbols, ingestHours);
+          return [...counts.values()].reduce((a, b) => a + b, 0) === storable.length;
+        }, { timeoutMs: 120_000, intervalMs: 1000 });
+        const bronze = await countRows(client, "trades_bronze", symbols, ingestHours);
+        for (const symbol of symbols.filter((s) => s !== "")) {
+          assert.equal(
+            bronze.get(symbol) ?? 0,
+            feed.filter((f) => f.trade.s === symbol).length,
+            `bronze rows of ${JSON.stringify(symbol)}`,
+          );
         }
-      }, { timeoutMs: 60_000, intervalMs: 1000 });
-      await assertGoldMatches(client, reference, start - 3_600_000, end + 3_600_000);
-    } finally {
-      controller.abort();
-      await Promise.allSettled(workers);
-      await producer.disconnect();
-      await client.shutdown();
-      await cleanup(config);
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+        const end = Math.max(...feed.map((f) => f.trade.t)) + 1;
+        const hours = eventHours(feed);
+        await waitFor("silver to hold every valid trade", async () => {
+          const counts = await countRows(client, "trades_silver", validSymbols, hours);
+          return [...counts.values()].reduce((a, b) => a + b, 0) === reference.valid;
+        }, { timeoutMs: 120_000, intervalMs: 1000 });
+        const emptySymbols = feed.length - storable.length;
+        const letters = await readDeadLetters(config, reference.invalid + emptySymbols);
+        assert.equal(letters.filter((l) => l.source === "bronze").length, emptySymbols);
+        const silverLetters = letters.filter((l) => l.source === "silver");
+        assert.equal(silverLetters.length, reference.invalid, "one dead letter per invalid trade");
+        assert.equal(
+          new Set(silverLetters.map((l) => l.sourceOffset + "/" + l.sourcePartition)).size,
+          reference.invalid,
+        );
+        for (const letter of silverLetters) assert.match(letter.reason, /^Rejected trade: /);
+        await waitFor("gold to equal the reference", async () => {
+          try {
+            await assertGoldMatches(client, reference, start - 3_600_000, end + 3_600_000);
+            return true;
+          } catch {
+            return false;
+          }
+        }, { timeoutMs: 60_000, intervalMs: 1000 });
+        await assertGoldMatches(client, reference, start - 3_600_000, end + 3_600_000);
+      } finally {
+        await producer.disconnect();
+        await client.shutdown();
+        await Deno.remove(dir, { recursive: true });
+      }
+    }),
 });

@@ -17,7 +17,6 @@
  *
  * @module
  */
-import { mulberry32 } from "../shared/random.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type Admin, AssignerProtocol, type KafkaMessage, type Producer } from "kafkajs";
@@ -48,6 +47,7 @@ import {
   waitFor,
   writerWire,
 } from "./helpers.ts";
+import { progress, type SeededRun, seededRun } from "./progress.ts";
 import { randomId } from "../shared/random.ts";
 import {
   assertGoldMatches,
@@ -88,23 +88,9 @@ function freshConfig(
   return { env: roleEnv({ config }), config };
 }
 
-/** Prints a test's progress lines, each with the seconds since the test started. */
-function progress(test: string): (line: string) => void {
-  const started = performance.now();
-  return (line) => {
-    console.log(`[${test} +${((performance.now() - started) / 1000).toFixed(1)} s] ${line}`);
-  };
-}
-
-/** The seed of a test: `PROCESSOR_FAULTS_SEED` when set, else the test's own default. */
-function seedOf(log: (line: string) => void, fallback: number): number {
-  const text = Deno.env.get("PROCESSOR_FAULTS_SEED");
-  const seed = text ? Number(text) : fallback;
-  if (!Number.isSafeInteger(seed)) {
-    throw new RangeError(`PROCESSOR_FAULTS_SEED must be an integer, got ${JSON.stringify(text)}`);
-  }
-  log(`seed ${seed} (replay: PROCESSOR_FAULTS_SEED=${seed})`);
-  return seed;
+/** The start of a seeded test; `PROCESSOR_FAULTS_SEED` replays a run. */
+function seededTest(name: string, fallback: number): SeededRun {
+  return seededRun(name, "PROCESSOR_FAULTS_SEED", fallback);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +215,70 @@ async function assertNoConsumerCrash(fleet: Fleet): Promise<void> {
   }
 }
 
+/**
+ * Runs `body` with a fresh, provisioned config (`freshConfig(overrides)`) and an empty fleet
+ * whose logs go to a directory named after `name`; then kills whatever still runs and drops
+ * the topics and keyspace. When `body` fails, the logs are printed and kept (the topics and
+ * keyspace too with `PROCESSOR_FAULTS_KEEP=1`).
+ */
+async function withFleet(
+  name: string,
+  overrides: Record<string, string>,
+  body: (fleet: Fleet, config: Config) => Promise<void>,
+): Promise<void> {
+  const { env, config } = freshConfig(overrides);
+  await provision(config);
+  const fleet = await createFleet(env, name);
+  let passed = false;
+  try {
+    await body(fleet, config);
+    passed = true;
+  } finally {
+    await stopFleet(fleet, passed);
+    await cleanupUnlessKept(config, passed);
+  }
+}
+
+/** The test's own clients: a Kafka admin and idempotent producer, and a Cassandra session. */
+interface Clients {
+  readonly admin: Admin;
+  readonly producer: Producer;
+  readonly client: cassandra.Client;
+}
+
+/** Runs `body` with {@linkcode Clients} of `config`, connected; closes them after. */
+async function withClients<T>(config: Config, body: (clients: Clients) => Promise<T>): Promise<T> {
+  const kafka = createKafka(config.kafka, silentLogger());
+  const admin = kafka.admin();
+  const producer = kafka.producer({ idempotent: true });
+  const client = session(config);
+  try {
+    await admin.connect();
+    await producer.connect();
+    return await body({ admin, producer, client });
+  } finally {
+    await producer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+    await client.shutdown();
+  }
+}
+
+/**
+ * Waits until the tables equal the reference (at most 2 min), asserts it in detail, and that
+ * no consumer crashed; fails at once when a stage process exits by itself.
+ */
+async function assertScenarioOutcome(
+  fleet: Fleet,
+  client: cassandra.Client,
+  config: Config,
+  s: Scenario,
+  log: (line: string) => void,
+): Promise<void> {
+  await guarded(fleet, assertTablesEqualReference(client, config, s, { timeoutMs: 120_000 }));
+  log("tables equal the reference");
+  await assertNoConsumerCrash(fleet);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kafka positions
 // ---------------------------------------------------------------------------------------------
@@ -337,6 +387,23 @@ async function groupMembers(
       return [...(decoded?.assignment[inputTopicOf(config, stage)] ?? [])].sort();
     }),
   };
+}
+
+/** Waits until two members of the group of `stage` hold its partitions, both some. */
+async function waitForTwoMembers(
+  fleet: Fleet,
+  admin: Admin,
+  config: Config,
+  stage: StageName,
+): Promise<void> {
+  await guarded(
+    fleet,
+    waitFor(`two members of the ${stage} group to share the partitions`, async () => {
+      const group = await groupMembers(admin, config, stage);
+      return group.state === "Stable" && group.partitions.length === 2 &&
+        group.partitions.every((p) => p.length > 0);
+    }, { timeoutMs: 60_000, intervalMs: 250 }),
+  );
 }
 
 /**
@@ -485,108 +552,90 @@ Deno.test({
   name: "kill -9 of each stage at several moments mid-stream leaves tables equal to the reference",
   ...opts,
   async fn() {
-    const log = progress("kill -9");
-    const seed = seedOf(log, 20261124);
-    const rand = mulberry32(seed);
-    const { env, config } = freshConfig();
-    await provision(config);
-    const fleet = await createFleet(env, "kill");
-    const s = await scenario(Math.floor(rand() * 2 ** 31), 40_000, fleet.dir, config);
-    // Three moments per stage, each plus a delay so the kill lands at a different point of the
-    // batches in hand. The first: some records committed, while trades arrive live (early, so
-    // that every stage is killed within seconds and their waits for the group overlap; gold
-    // before silver, which it then waits for anyway). Each later one: the group has handed the
-    // partitions to the restarted process (after the 30 s it takes to drop the killed member),
-    // which is then catching up on what arrived meanwhile.
-    const moments = new Map(STAGES.map((stage) => [
-      stage,
-      [0, 1, 2].map((k) => ({
-        records: k > 0
-          ? 0
-          : stage === "gold"
-          ? 200 + Math.floor(rand() * 800)
-          : 1500 + Math.floor(rand() * 1500),
-        afterMs: Math.floor(rand() * (k === 0 ? 1500 : 500)),
-      })),
-    ]));
-    for (const [stage, list] of moments) {
-      log(
-        `${stage} kills: ${
-          list.map((m, k) =>
-            `${k === 0 ? `${m.records} records committed` : "restart assigned"} +${m.afterMs} ms`
-          ).join(", ")
-        }`,
-      );
-    }
-    const admin = createKafka(config.kafka, silentLogger()).admin();
-    const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
-    const client = session(config);
-    let passed = false;
-    try {
-      await admin.connect();
-      await producer.connect();
-      const kills = new Map<StageName, number>();
-      const goldKilled = Promise.withResolvers<void>();
-      let produced = false;
-      const killRepeatedly = async (stage: StageName): Promise<void> => {
-        let proc = await spawnStage(fleet, stage, stage);
-        let killed: string[] = [];
-        for (const [k, moment] of moments.get(stage)!.entries()) {
-          if (k === 0) {
-            await waitFor(`${stage} to commit ${moment.records} records`, async () => {
-              return (await committed(admin, config, stage)) >= moment.records;
-            }, { timeoutMs: 60_000, intervalMs: 50 });
-            if (stage === "silver") await goldKilled.promise;
-          } else {
-            await waitFor(`the ${stage} group to assign the restarted process`, async () => {
-              const group = await groupMembers(admin, config, stage);
-              return group.state === "Stable" && group.members.length === 1 &&
-                !killed.includes(group.members[0]!);
+    const { log, rand } = seededTest("kill -9", 20261124);
+    await withFleet("kill", {}, async (fleet, config) => {
+      const s = await scenario(Math.floor(rand() * 2 ** 31), 40_000, fleet.dir, config);
+      // Three moments per stage, each plus a delay so the kill lands at a different point of the
+      // batches in hand. The first: some records committed, while trades arrive live (early, so
+      // that every stage is killed within seconds and their waits for the group overlap; gold
+      // before silver, which it then waits for anyway). Each later one: the group has handed the
+      // partitions to the restarted process (after the 30 s it takes to drop the killed member),
+      // which is then catching up on what arrived meanwhile.
+      const moments = new Map(STAGES.map((stage) => [
+        stage,
+        [0, 1, 2].map((k) => ({
+          records: k > 0
+            ? 0
+            : stage === "gold"
+            ? 200 + Math.floor(rand() * 800)
+            : 1500 + Math.floor(rand() * 1500),
+          afterMs: Math.floor(rand() * (k === 0 ? 1500 : 500)),
+        })),
+      ]));
+      for (const [stage, list] of moments) {
+        log(
+          `${stage} kills: ${
+            list.map((m, k) =>
+              `${k === 0 ? `${m.records} records committed` : "restart assigned"} +${m.afterMs} ms`
+            ).join(", ")
+          }`,
+        );
+      }
+      await withClients(config, async ({ admin, producer, client }) => {
+        const kills = new Map<StageName, number>();
+        const goldKilled = Promise.withResolvers<void>();
+        let produced = false;
+        const killRepeatedly = async (stage: StageName): Promise<void> => {
+          let proc = await spawnStage(fleet, stage, stage);
+          let killed: string[] = [];
+          for (const [k, moment] of moments.get(stage)!.entries()) {
+            if (k === 0) {
+              await waitFor(`${stage} to commit ${moment.records} records`, async () => {
+                return (await committed(admin, config, stage)) >= moment.records;
+              }, { timeoutMs: 60_000, intervalMs: 50 });
+              if (stage === "silver") await goldKilled.promise;
+            } else {
+              await waitFor(`the ${stage} group to assign the restarted process`, async () => {
+                const group = await groupMembers(admin, config, stage);
+                return group.state === "Stable" && group.members.length === 1 &&
+                  !killed.includes(group.members[0]!);
+              }, { timeoutMs: 90_000, intervalMs: 50 });
+            }
+            // ...and it has input it has not committed (gold may wait for silver to resume).
+            await waitFor(`${stage} to have input to work on`, async () => {
+              const pending = (await inputEnd(admin, config, stage)) -
+                await committed(admin, config, stage);
+              return pending > 0 || produced;
             }, { timeoutMs: 90_000, intervalMs: 50 });
+            await delay(moment.afterMs);
+            killed = (await groupMembers(admin, config, stage)).members;
+            await killStage(proc);
+            const done = await committed(admin, config, stage);
+            const end = await inputEnd(admin, config, stage);
+            kills.set(stage, k + 1);
+            log(`${stage} pid ${proc.pid} killed: ${done} records committed, ${end - done} not`);
+            if (stage === "gold") goldKilled.resolve();
+            proc = await spawnStage(fleet, stage, stage);
           }
-          // ...and it has input it has not committed (gold may wait for silver to resume).
-          await waitFor(`${stage} to have input to work on`, async () => {
-            const pending = (await inputEnd(admin, config, stage)) -
-              await committed(admin, config, stage);
-            return pending > 0 || produced;
-          }, { timeoutMs: 90_000, intervalMs: 50 });
-          await delay(moment.afterMs);
-          killed = (await groupMembers(admin, config, stage)).members;
-          await killStage(proc);
-          const done = await committed(admin, config, stage);
-          const end = await inputEnd(admin, config, stage);
-          kills.set(stage, k + 1);
-          log(`${stage} pid ${proc.pid} killed: ${done} records committed, ${end - done} not`);
-          if (stage === "gold") goldKilled.resolve();
-          proc = await spawnStage(fleet, stage, stage);
-        }
-      };
-      const killing = Promise.all(STAGES.map(killRepeatedly));
-      await guarded(
-        fleet,
-        Promise.all([
-          // About 330 trades a second until every kill is done, so kills land mid-stream.
-          produceLive(producer, config.kafka.topics.raw, s.feed, {
-            chunk: 250,
-            everyMs: 750,
-            until: killing,
-          }).then(() => produced = true),
-          killing,
-        ]),
-      );
-      assert.deepEqual(Object.fromEntries(kills), { bronze: 3, silver: 3, gold: 3 });
-      log("every kill done and the feed produced: waiting for the tables");
-      await guarded(fleet, assertTablesEqualReference(client, config, s, { timeoutMs: 120_000 }));
-      log("tables equal the reference");
-      await assertNoConsumerCrash(fleet);
-      passed = true;
-    } finally {
-      await stopFleet(fleet, passed);
-      await producer.disconnect().catch(() => {});
-      await admin.disconnect().catch(() => {});
-      await client.shutdown();
-      await cleanupUnlessKept(config, passed);
-    }
+        };
+        const killing = Promise.all(STAGES.map(killRepeatedly));
+        await guarded(
+          fleet,
+          Promise.all([
+            // About 330 trades a second until every kill is done, so kills land mid-stream.
+            produceLive(producer, config.kafka.topics.raw, s.feed, {
+              chunk: 250,
+              everyMs: 750,
+              until: killing,
+            }).then(() => produced = true),
+            killing,
+          ]),
+        );
+        assert.deepEqual(Object.fromEntries(kills), { bronze: 3, silver: 3, gold: 3 });
+        log("every kill done and the feed produced: waiting for the tables");
+        await assertScenarioOutcome(fleet, client, config, s, log);
+      });
+    });
   },
 });
 
@@ -594,83 +643,59 @@ Deno.test({
   name: "two instances of one stage in one group give the same tables as one",
   ...opts,
   async fn() {
-    const log = progress("two instances");
-    const seed = seedOf(log, 4242);
-    const rand = mulberry32(seed);
-    const { env, config } = freshConfig();
-    await provision(config);
-    const fleet = await createFleet(env, "pair");
-    const s = await scenario(Math.floor(rand() * 2 ** 31), 24_000, fleet.dir, config);
-    const plan = STAGES.map((stage) => ({
-      stage,
-      victim: rand() < 0.5 ? "a" : "b",
-      share: Math.round((0.2 + rand() * 0.3) * 1000) / 1000,
-    }));
-    for (const p of plan) {
-      log(
-        `kill ${p.stage}-${p.victim} after ${(p.share * 100).toFixed(1)}% committed`,
-      );
-    }
-    const admin = createKafka(config.kafka, silentLogger()).admin();
-    const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
-    const client = session(config);
-    let passed = false;
-    try {
-      await admin.connect();
-      await producer.connect();
-      const instances = new Map<string, StageProcess>();
-      for (const stage of STAGES) {
-        for (const which of ["a", "b"]) {
-          instances.set(`${stage}-${which}`, await spawnStage(fleet, stage, `${stage}-${which}`));
-        }
-      }
-      // Both instances hold partitions before any trade arrives.
-      log("six processes started");
-      for (const stage of STAGES) {
-        await guarded(
-          fleet,
-          waitFor(`two members of the ${stage} group to share the partitions`, async () => {
-            const group = await groupMembers(admin, config, stage);
-            return group.state === "Stable" && group.partitions.length === 2 &&
-              group.partitions.every((p) => p.length > 0);
-          }, { timeoutMs: 60_000, intervalMs: 250 }),
+    const { log, rand } = seededTest("two instances", 4242);
+    await withFleet("pair", {}, async (fleet, config) => {
+      const s = await scenario(Math.floor(rand() * 2 ** 31), 24_000, fleet.dir, config);
+      const plan = STAGES.map((stage) => ({
+        stage,
+        victim: rand() < 0.5 ? "a" : "b",
+        share: Math.round((0.2 + rand() * 0.3) * 1000) / 1000,
+      }));
+      for (const p of plan) {
+        log(
+          `kill ${p.stage}-${p.victim} after ${(p.share * 100).toFixed(1)}% committed`,
         );
       }
-      const killOne = async (p: (typeof plan)[number]): Promise<void> => {
-        const of = p.stage === "gold" ? s.reference.valid : s.feed.length;
-        const goal = Math.ceil(p.share * of);
-        await waitFor(`${p.stage} to commit ${goal} records`, async () => {
-          return (await committed(admin, config, p.stage)) >= goal;
-        }, { timeoutMs: 120_000, intervalMs: 50 });
-        const victim = instances.get(`${p.stage}-${p.victim}`)!;
-        await killStage(victim);
-        log(`${victim.label} pid ${victim.pid} killed`);
-        // The survivor takes every partition over once the group drops the dead member.
-        await waitFor(`the other ${p.stage} instance to hold every partition`, async () => {
-          const group = await groupMembers(admin, config, p.stage);
-          return group.state === "Stable" && group.partitions.length === 1 &&
-            group.partitions[0]!.length === config.kafka.partitions;
-        }, { timeoutMs: 90_000, intervalMs: 250 });
-        log(`the other ${p.stage} instance holds every partition`);
-      };
-      await guarded(
-        fleet,
-        Promise.all([
-          produceLive(producer, config.kafka.topics.raw, s.feed, { chunk: 1000, everyMs: 400 }),
-          ...plan.map(killOne),
-        ]),
-      );
-      await guarded(fleet, assertTablesEqualReference(client, config, s, { timeoutMs: 120_000 }));
-      log("tables equal the reference");
-      await assertNoConsumerCrash(fleet);
-      passed = true;
-    } finally {
-      await stopFleet(fleet, passed);
-      await producer.disconnect().catch(() => {});
-      await admin.disconnect().catch(() => {});
-      await client.shutdown();
-      await cleanupUnlessKept(config, passed);
-    }
+      await withClients(config, async ({ admin, producer, client }) => {
+        const instances = new Map<string, StageProcess>();
+        for (const stage of STAGES) {
+          for (const which of ["a", "b"]) {
+            instances.set(
+              `${stage}-${which}`,
+              await spawnStage(fleet, stage, `${stage}-${which}`),
+            );
+          }
+        }
+        // Both instances hold partitions before any trade arrives.
+        log("six processes started");
+        for (const stage of STAGES) await waitForTwoMembers(fleet, admin, config, stage);
+        const killOne = async (p: (typeof plan)[number]): Promise<void> => {
+          const of = p.stage === "gold" ? s.reference.valid : s.feed.length;
+          const goal = Math.ceil(p.share * of);
+          await waitFor(`${p.stage} to commit ${goal} records`, async () => {
+            return (await committed(admin, config, p.stage)) >= goal;
+          }, { timeoutMs: 120_000, intervalMs: 50 });
+          const victim = instances.get(`${p.stage}-${p.victim}`)!;
+          await killStage(victim);
+          log(`${victim.label} pid ${victim.pid} killed`);
+          // The survivor takes every partition over once the group drops the dead member.
+          await waitFor(`the other ${p.stage} instance to hold every partition`, async () => {
+            const group = await groupMembers(admin, config, p.stage);
+            return group.state === "Stable" && group.partitions.length === 1 &&
+              group.partitions[0]!.length === config.kafka.partitions;
+          }, { timeoutMs: 90_000, intervalMs: 250 });
+          log(`the other ${p.stage} instance holds every partition`);
+        };
+        await guarded(
+          fleet,
+          Promise.all([
+            produceLive(producer, config.kafka.topics.raw, s.feed, { chunk: 1000, everyMs: 400 }),
+            ...plan.map(killOne),
+          ]),
+        );
+        await assertScenarioOutcome(fleet, client, config, s, log);
+      });
+    });
   },
 });
 
@@ -753,8 +778,7 @@ Deno.test({
     "Cassandra stopped mid-stream: stages pause, commit nothing, resume by themselves and lose nothing",
   ...opts,
   async fn() {
-    const log = progress("cassandra down");
-    const seed = seedOf(log, 777);
+    const { log, seed } = seededTest("cassandra down", 777);
     // The deployed 30 s session: a stage whose batch waits on Cassandra longer than a short
     // session is evicted from its group, and its next commit stops the process.
     const { env, config } = freshConfig({
@@ -1008,12 +1032,7 @@ async function assertOpenWindowsFinalizedAfter(
   log: (line: string) => void,
   kill: () => Promise<void>,
 ): Promise<number> {
-  const admin = createKafka(config.kafka, silentLogger()).admin();
-  const producer = createKafka(config.kafka, silentLogger()).producer({ idempotent: true });
-  const client = session(config);
-  try {
-    await admin.connect();
-    await producer.connect();
+  return await withClients(config, async ({ admin, producer, client }) => {
     const end = hourBucket(Date.now()) - 2 * HOUR;
     const feed = openWindowFeed(end, Date.now());
     const symbols = [...new Set(feed.map((f) => f.trade.s))];
@@ -1053,11 +1072,7 @@ async function assertOpenWindowsFinalizedAfter(
     const after = await windowsEndingAt(client, symbols, end);
     for (const [key, w] of after) assert.equal(w.count, 3, `${key}: every trade, once`);
     return late;
-  } finally {
-    await producer.disconnect().catch(() => {});
-    await admin.disconnect().catch(() => {});
-    await client.shutdown();
-  }
+  });
 }
 
 Deno.test({
@@ -1065,24 +1080,15 @@ Deno.test({
   ...opts,
   async fn() {
     const log = progress("finality after restart");
-    const { env, config } = freshConfig({
-      GOLD_ALLOWED_LATENESS_MS: String(FINALITY_LATENESS_MS),
-    });
-    await provision(config);
-    const fleet = await createFleet(env, "finality-restart");
-    let passed = false;
-    try {
+    const lateness = { GOLD_ALLOWED_LATENESS_MS: String(FINALITY_LATENESS_MS) };
+    await withFleet("finality-restart", lateness, async (fleet, config) => {
       for (const stage of STAGES) await spawnStage(fleet, stage, stage);
       let gold = fleet.processes.find((p) => p.stage === "gold")!;
       await assertOpenWindowsFinalizedAfter(fleet, config, log, async () => {
         await killStage(gold);
         gold = await spawnStage(fleet, "gold", "gold");
       });
-      passed = true;
-    } finally {
-      await stopFleet(fleet, passed);
-      await cleanupUnlessKept(config, passed);
-    }
+    });
   },
 });
 
@@ -1091,32 +1097,13 @@ Deno.test({
   ...opts,
   async fn() {
     const log = progress("finality after rebalance");
-    const { env, config } = freshConfig({
-      GOLD_ALLOWED_LATENESS_MS: String(FINALITY_LATENESS_MS),
-    });
-    await provision(config);
-    const fleet = await createFleet(env, "finality-rebalance");
-    const admin = createKafka(config.kafka, silentLogger()).admin();
-    let passed = false;
-    try {
-      await admin.connect();
+    const lateness = { GOLD_ALLOWED_LATENESS_MS: String(FINALITY_LATENESS_MS) };
+    await withFleet("finality-rebalance", lateness, async (fleet, config) => {
       for (const stage of ["bronze", "silver"] as const) await spawnStage(fleet, stage, stage);
       const a = await spawnStage(fleet, "gold", "gold-a");
       await spawnStage(fleet, "gold", "gold-b");
-      await guarded(
-        fleet,
-        waitFor("two gold instances to share the partitions", async () => {
-          const group = await groupMembers(admin, config, "gold");
-          return group.state === "Stable" && group.partitions.length === 2 &&
-            group.partitions.every((p) => p.length > 0);
-        }, { timeoutMs: 60_000, intervalMs: 250 }),
-      );
+      await withClients(config, ({ admin }) => waitForTwoMembers(fleet, admin, config, "gold"));
       await assertOpenWindowsFinalizedAfter(fleet, config, log, () => killStage(a));
-      passed = true;
-    } finally {
-      await admin.disconnect().catch(() => {});
-      await stopFleet(fleet, passed);
-      await cleanupUnlessKept(config, passed);
-    }
+    });
   },
 });

@@ -10,16 +10,13 @@ import { Buffer } from "node:buffer";
 import { SchemaRegistry } from "@kafkajs/confluent-schema-registry";
 import { subjectOf } from "../shared/wire.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
-import { startSimulator } from "../simulator/server.ts";
 import { waitFor } from "./helpers.ts";
 import {
   asSent,
-  deleteTopics,
   kafkaTestOptions,
-  producerTestConfig,
   rawTrades,
   readTopic,
-  runProducer,
+  withProducer,
 } from "./producer_support.ts";
 
 const SYMBOLS = [
@@ -39,19 +36,11 @@ Deno.test({
     "every trade the simulator sent reaches the raw topic exactly once, in order per symbol, fields exact",
   ...kafkaTestOptions,
   async fn() {
-    const dir = await Deno.makeTempDir();
-    const truthPath = `${dir}/truth.ndjson`;
-    const sim = await startSimulator({
-      rate: 8_000,
-      maxTrades: 12_000,
-      seed: 20261124,
-      pingIntervalMs: 50,
-      groundTruthPath: truthPath,
-    });
-    const config = await producerTestConfig(sim.url, { FINNHUB_SYMBOLS: SYMBOLS.join(",") });
     const started = Date.now();
-    const running = runProducer(config);
-    try {
+    await withProducer({
+      simulator: { rate: 8_000, maxTrades: 12_000, seed: 20261124, pingIntervalMs: 50 },
+      env: { FINNHUB_SYMBOLS: SYMBOLS.join(",") },
+    }, async ({ sim, config, running, truthPath }) => {
       await waitFor(
         "the producer subscribed",
         () => sim.stats().connections[0]?.subscriptions === SYMBOLS.length,
@@ -127,11 +116,6 @@ Deno.test({
       for (const symbol of SYMBOLS) {
         assert.deepEqual(actual.get(symbol), expected.get(symbol), symbol);
       }
-    } finally {
-      await running.stop().catch(() => {});
-      await sim.close();
-      await deleteTopics(config);
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });

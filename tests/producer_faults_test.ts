@@ -7,17 +7,13 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { hostileFrames, MALFORMED_FRAMES, TRADE_EXPECTATIONS } from "../simulator/faults.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
-import { startSimulator } from "../simulator/server.ts";
-import { waitFor } from "./helpers.ts";
+import { testLogger, waitFor } from "./helpers.ts";
 import {
   deadLetters,
-  deleteTopics,
   kafkaTestOptions,
-  producerTestConfig,
   rawTrades,
   readTopic,
-  runProducer,
-  testLogger,
+  withProducer,
 } from "./producer_support.ts";
 
 const SYMBOLS = ["AAPL", "MSFT", "TSLA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
@@ -26,12 +22,11 @@ Deno.test({
   name:
     "after the feed drops the socket the producer reconnects, resubscribes every symbol and loses no trade",
   ...kafkaTestOptions,
-  async fn() {
-    const dir = await Deno.makeTempDir();
-    const sim = await startSimulator({ rate: 2_000, groundTruthPath: `${dir}/truth.ndjson` });
-    const config = await producerTestConfig(sim.url, { FINNHUB_SYMBOLS: SYMBOLS.join(",") });
-    const running = runProducer(config);
-    try {
+  fn: () =>
+    withProducer({
+      simulator: { rate: 2_000 },
+      env: { FINNHUB_SYMBOLS: SYMBOLS.join(",") },
+    }, async ({ sim, config, running, truthPath }) => {
       const metrics = running.producer.metrics;
       await waitFor("trades before the drop", () => metrics.tradesProduced > 1_000);
       sim.inject({ type: "drop" });
@@ -55,7 +50,7 @@ Deno.test({
       assert.equal(report.metrics.reconnects, 1);
       assert.equal(sim.stats().peakConnectionsPerToken, 1, "never two connections for one key");
 
-      const sent = tradeEntries(await readGroundTruth(`${dir}/truth.ndjson`));
+      const sent = tradeEntries(await readGroundTruth(truthPath));
       const second = sent.filter((e) => e.connection === 2);
       assert.ok(second.length > 1_000, "trades were sent on the new connection");
       const trades = rawTrades(await readTopic(config, config.kafka.topics.raw, sent.length));
@@ -70,27 +65,18 @@ Deno.test({
           JSON.stringify(entry),
         );
       }
-    } finally {
-      await running.stop().catch(() => {});
-      await sim.close();
-      await deleteTopics(config);
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
   name:
     "pings keep a quiet connection alive, and silence trips the watchdog, which replaces the socket",
   ...kafkaTestOptions,
-  async fn() {
-    const sim = await startSimulator({ rate: 0, pingIntervalMs: 50 });
-    const config = await producerTestConfig(sim.url, {
-      FINNHUB_SYMBOLS: SYMBOLS.join(","),
-      FINNHUB_WATCHDOG_MS: "400",
-    });
-    const running = runProducer(config);
-    try {
+  fn: () =>
+    withProducer({
+      simulator: { rate: 0, pingIntervalMs: 50 },
+      env: { FINNHUB_SYMBOLS: SYMBOLS.join(","), FINNHUB_WATCHDOG_MS: "400" },
+    }, async ({ sim, running }) => {
       const metrics = running.producer.metrics;
       await waitFor("25 pings (over 3 watchdog periods)", () => metrics.pings >= 25);
       assert.equal(metrics.watchdogTimeouts, 0, "pings count as frames");
@@ -109,12 +95,7 @@ Deno.test({
         "the old socket closed before the new one opened",
       );
       assert.equal(metrics.connectionState, "open");
-    } finally {
-      await running.stop().catch(() => {});
-      await sim.close();
-      await deleteTopics(config);
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -123,14 +104,12 @@ Deno.test({
   ...kafkaTestOptions,
   async fn() {
     const symbols = Array.from({ length: 51 }, (_, i) => `T${i}`);
-    const sim = await startSimulator({ rate: 1_000, symbolLimit: 50 });
-    const config = await producerTestConfig(sim.url, {
-      FINNHUB_SYMBOLS: symbols.join(","),
-      FINNHUB_SYMBOL_LIMIT: "60",
-    });
     const lines: string[] = [];
-    const running = runProducer(config, testLogger("producer", lines));
-    try {
+    await withProducer({
+      simulator: { rate: 1_000, symbolLimit: 50 },
+      env: { FINNHUB_SYMBOLS: symbols.join(","), FINNHUB_SYMBOL_LIMIT: "60" },
+      log: testLogger("producer", lines),
+    }, async ({ config, running }) => {
       const metrics = running.producer.metrics;
       await waitFor("the error frame", () => metrics.tooManySymbolsErrors === 1);
       await waitFor("trades", () => metrics.tradesProduced > 200);
@@ -141,11 +120,7 @@ Deno.test({
       assert.match(loud[0]!, /ERROR/);
       assert.match(loud[0]!, /symbols=51 symbolLimit=60/);
       assert.ok(lines.every((l) => !l.includes(config.finnhub.apiKey.reveal())));
-    } finally {
-      await running.stop().catch(() => {});
-      await sim.close();
-      await deleteTopics(config);
-    }
+    });
   },
 });
 
@@ -153,15 +128,16 @@ Deno.test({
   name: "a key refused with 401 at the handshake backs off hard, says why, and never logs the key",
   ...kafkaTestOptions,
   async fn() {
-    const sim = await startSimulator({ rate: 100, tokens: ["the-right-key"] });
-    const config = await producerTestConfig(sim.url, {
-      FINNHUB_SYMBOLS: "AAPL",
-      FINNHUB_API_KEY: "the-wrong-key-0451",
-      FINNHUB_AUTH_BACKOFF_MS: "300",
-    });
     const lines: string[] = [];
-    const running = runProducer(config, testLogger("producer", lines));
-    try {
+    await withProducer({
+      simulator: { rate: 100, tokens: ["the-right-key"] },
+      env: {
+        FINNHUB_SYMBOLS: "AAPL",
+        FINNHUB_API_KEY: "the-wrong-key-0451",
+        FINNHUB_AUTH_BACKOFF_MS: "300",
+      },
+      log: testLogger("producer", lines),
+    }, async ({ running }) => {
       const metrics = running.producer.metrics;
       await waitFor("two refusals", () => metrics.handshakeRefusals >= 2);
       assert.equal(metrics.connectionsOpened, 0);
@@ -171,11 +147,7 @@ Deno.test({
       assert.match(refusals[0]!, /retryInMs=3\d\d\b/);
       assert.match(refusals[1]!, /retryInMs=6\d\d\b/, "twice as long the second time");
       assert.ok(lines.every((l) => !l.includes("the-wrong-key-0451")), lines.join("\n"));
-    } finally {
-      await running.stop().catch(() => {});
-      await sim.close();
-      await deleteTopics(config);
-    }
+    });
   },
 });
 
@@ -184,12 +156,12 @@ Deno.test({
     "malformed and hostile frames go to the dead-letter topic with their reason, and the producer keeps running",
   ...kafkaTestOptions,
   async fn() {
-    const sim = await startSimulator({ rate: 500 });
-    const config = await producerTestConfig(sim.url, { FINNHUB_SYMBOLS: SYMBOLS.join(",") });
-    const running = runProducer(config);
     const catalogue = [...MALFORMED_FRAMES, ...hostileFrames()];
     const lettered = catalogue.filter((f) => f.expect !== "unknown_type");
-    try {
+    await withProducer({
+      simulator: { rate: 500 },
+      env: { FINNHUB_SYMBOLS: SYMBOLS.join(",") },
+    }, async ({ sim, config, running }) => {
       const metrics = running.producer.metrics;
       await waitFor("trades", () => metrics.tradesProduced > 100);
       sim.inject({ type: "malformed" });
@@ -246,10 +218,6 @@ Deno.test({
       const unsubscribed = letters.find((l) => l.reasonCode === "unsubscribed_symbol")!;
       assert.equal(unsubscribed.key, "ZZZZ");
       assert.equal(report.metrics.tradesUnsubscribed, 1);
-    } finally {
-      await running.stop().catch(() => {});
-      await sim.close();
-      await deleteTopics(config);
-    }
+    });
   },
 });

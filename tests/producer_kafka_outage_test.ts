@@ -11,14 +11,13 @@ import { Kafka, logLevel } from "kafkajs";
 import { createProducer } from "../producer/producer.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
 import { startSimulator } from "../simulator/server.ts";
-import { waitFor } from "./helpers.ts";
+import { testLogger, waitFor } from "./helpers.ts";
 import {
   deleteTopics,
   kafkaTestOptions,
   producerTestConfig,
   rawTrades,
   readTopic,
-  testLogger,
 } from "./producer_support.ts";
 
 /** A kafkajs socket factory with an off switch. */

@@ -1,34 +1,21 @@
 /**
  * Pieces of the producer's integration tests: fresh raw and dead-letter topics on the real
- * Kafka, the producer running in-process against the simulator, and reading a topic back whole.
+ * Kafka, the simulator as the feed (its ground-truth log kept), the producer running in-process
+ * against it, and reading a topic back whole.
  *
  * @module
  */
 import type { Config } from "../shared/config.ts";
 import { createKafka, ensureTopics } from "../shared/kafka.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import { type Logger, silentLogger } from "../shared/log.ts";
 import type { DeadLetter, RawTrade } from "../shared/types.ts";
 import { createProducer, type Producer, type ProducerReport } from "../producer/producer.ts";
-import { deleteSubjects, services, testConfig, testWire, waitFor } from "./helpers.ts";
+import { deleteSubjects, services, testConfig, testLogger, testWire, waitFor } from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
+import { type Simulator, type SimulatorOptions, startSimulator } from "../simulator/server.ts";
 
 /** kafkajs keeps timers and sockets past `disconnect()`. */
 export const kafkaTestOptions = { sanitizeOps: false, sanitizeResources: false };
-
-/** Stage logs: silent unless TEST_LOG_LEVEL is set. */
-export function testLogger(name: string, lines?: string[]): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
-  if (lines) {
-    return createLogger(name, {
-      level: "debug",
-      write: (line) => {
-        lines.push(line);
-        if (level) console.error(line);
-      },
-    });
-  }
-  return level ? createLogger(name, { level }) : silentLogger();
-}
 
 /**
  * A config for the producer against `wsUrl`, on fresh topics that exist on the real Kafka.
@@ -98,6 +85,61 @@ export function runProducer(config: Config, log: Logger = testLogger("producer")
       return running;
     },
   };
+}
+
+/** A simulator and a producer config against it, on fresh topics. */
+export interface FeedRun {
+  readonly sim: Simulator;
+  readonly config: Config;
+  /** The simulator's ground-truth log: every trade it sent. */
+  readonly truthPath: string;
+}
+
+/**
+ * Runs `body` with a simulator started with `options.simulator` (its ground-truth log in a
+ * temporary directory) and a config against it on fresh topics (`producerTestConfig` with
+ * `options.env`); then closes the simulator and deletes the topics and the directory, whatever
+ * happened.
+ */
+export async function withFeed(
+  options: { readonly simulator: SimulatorOptions; readonly env?: Record<string, string> },
+  body: (run: FeedRun) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "producer-test-" });
+  const truthPath = `${dir}/truth.ndjson`;
+  let sim: Simulator | undefined;
+  let config: Config | undefined;
+  try {
+    sim = await startSimulator({ ...options.simulator, groundTruthPath: truthPath });
+    config = await producerTestConfig(sim.url, options.env);
+    await body({ sim, config, truthPath });
+  } finally {
+    await sim?.close();
+    if (config) await deleteTopics(config);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * {@linkcode withFeed} with the producer running in-process against the simulator
+ * ({@linkcode runProducer}, logging to `options.log`); it is stopped before the rest is closed.
+ */
+export function withProducer(
+  options: {
+    readonly simulator: SimulatorOptions;
+    readonly env?: Record<string, string>;
+    readonly log?: Logger;
+  },
+  body: (run: FeedRun & { readonly running: RunningProducer }) => Promise<void>,
+): Promise<void> {
+  return withFeed(options, async (feed) => {
+    const running = runProducer(feed.config, options.log);
+    try {
+      await body({ ...feed, running });
+    } finally {
+      await running.stop().catch(() => {});
+    }
+  });
 }
 
 /** One record read back from a topic. */

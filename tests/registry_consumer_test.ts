@@ -14,7 +14,7 @@ import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { silentLogger } from "../shared/log.ts";
 import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
-import { GOLD_TABLE, type Interval } from "../shared/gold_table.ts";
+import { type CandleRow, candleRowOf, GOLD_TABLE, type Interval } from "../shared/gold_table.ts";
 import { STAGES, stageSubscriptions } from "../shared/topology.ts";
 import type { CandleUpdate } from "../shared/types.ts";
 import type { Config } from "../shared/config.ts";
@@ -102,22 +102,26 @@ function candleKey(interval: string, symbol: string, windowStart: number): strin
   return `${interval} ${symbol} ${windowStart}`;
 }
 
+/** What a gold row and the latest update of its window must agree on, decimals canonical. */
+function comparable(c: CandleRow) {
+  return {
+    open: c.open,
+    high: c.high,
+    low: c.low,
+    close: c.close,
+    volume: formatDecimal(parseDecimal(c.volume)),
+    vwap: c.vwap === null ? null : formatDecimal(parseDecimal(c.vwap)),
+    tradeCount: Number(c.tradeCount),
+    isFinal: c.isFinal,
+  };
+}
+
 async function goldCandles(client: cassandra.Client): Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
   for (const interval of ["5m", "1h"] as Interval[]) {
     for (const row of await allRows(client, GOLD_TABLE[interval])) {
-      const vwap = row.get("vwap");
-      const windowStart = (row.get("window_start") as Date).getTime();
-      out.set(candleKey(interval, row.get("symbol"), windowStart), {
-        open: row.get("open"),
-        high: row.get("high"),
-        low: row.get("low"),
-        close: row.get("close"),
-        volume: formatDecimal(parseDecimal(String(row.get("volume")))),
-        vwap: vwap === null ? null : formatDecimal(parseDecimal(String(vwap))),
-        tradeCount: Number(row.get("trade_count")),
-        isFinal: row.get("is_final") === true,
-      });
+      const candle = candleRowOf(row, interval);
+      out.set(candleKey(interval, candle.symbol, candle.windowStart), comparable(candle));
     }
   }
   return out;
@@ -126,18 +130,7 @@ async function goldCandles(client: cassandra.Client): Promise<Map<string, unknow
 /** The newest state of each candle among updates given in topic order. */
 function latestCandles(updates: readonly CandleUpdate[]): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  for (const u of updates) {
-    out.set(candleKey(u.interval, u.symbol, u.windowStart), {
-      open: u.open,
-      high: u.high,
-      low: u.low,
-      close: u.close,
-      volume: formatDecimal(parseDecimal(u.volume)),
-      vwap: u.vwap === null ? null : formatDecimal(parseDecimal(u.vwap)),
-      tradeCount: Number(u.tradeCount),
-      isFinal: u.isFinal,
-    });
-  }
+  for (const u of updates) out.set(candleKey(u.interval, u.symbol, u.windowStart), comparable(u));
   return out;
 }
 

@@ -11,13 +11,9 @@
  * so.
  */
 import assert from "node:assert/strict";
-import { type BrowserContext, chromium } from "playwright-core";
-import { silentLogger } from "../shared/log.ts";
-import { Secret } from "../shared/secret.ts";
-import { createStatusApp, SESSION_COOKIE } from "../status/app.ts";
-import { healthOf } from "../status/market/health.ts";
-import { createMarketHub } from "../status/market/hub.ts";
-import { mountMarket } from "../status/market/market.ts";
+import { type Browser, chromiumMissing, launchChromium } from "./chromium.ts";
+import { SESSION_COOKIE } from "../status/app.ts";
+import { marketTestApp } from "../status/test_doubles.ts";
 import type { MarketStore } from "../status/market/store.ts";
 import { serveStatus } from "../status/server.ts";
 
@@ -26,16 +22,7 @@ declare const document: {
   getElementById(id: string): { readonly dataset: Record<string, string | undefined> } | null;
 };
 
-const CHROMIUM = "/usr/bin/chromium";
 const TOKEN = "login-test-token-5b1e";
-
-function chromiumMissing(): boolean {
-  try {
-    return !Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return true;
-  }
-}
 
 Deno.test({
   name:
@@ -61,27 +48,7 @@ Deno.test({
       latest: (symbol) =>
         Promise.resolve({ symbol, price: 100.5, volume: 1, time: now, session: null }),
     };
-    const health = () => Promise.resolve(healthOf([], [], { groups: {}, now: Date.now() }));
-    const hub = createMarketHub({ health, log: silentLogger() });
-    const app = createStatusApp({
-      sources: {
-        workers: () => [],
-        lag: () => Promise.resolve([]),
-        kafkaUp: () => Promise.resolve(true),
-        cassandraUp: () => Promise.resolve(true),
-      },
-      token: new Secret(TOKEN),
-      expectedWorkers: [],
-      extend: (app) =>
-        mountMarket(app, {
-          store,
-          hub,
-          symbols: ["AAPL"],
-          health,
-          live: () => true,
-          log: silentLogger(),
-        }),
-    });
+    const { app, hub } = marketTestApp(store, { token: TOKEN, symbols: ["AAPL"] });
     const status = await serveStatus({ hostname: "127.0.0.1", port: 0, handler: app.fetch });
     const target = `http://127.0.0.1:${status.addr.port}/?token=${TOKEN}&symbol=AAPL`;
     // The other site: a page on localhost (not 127.0.0.1, so another site) with the link.
@@ -92,21 +59,10 @@ Deno.test({
           headers: { "Content-Type": "text/html; charset=utf-8" },
         }),
     );
-    const userDataDir = await Deno.makeTempDir({ prefix: "status-login-chromium-" });
-    let context: BrowserContext | undefined;
+    let browser: Browser | undefined;
     try {
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      browser = await launchChromium("status-login-chromium-");
+      const { context } = browser;
       const page = await context.newPage();
       const statuses: string[] = [];
       page.on("response", (response) => {
@@ -144,11 +100,10 @@ Deno.test({
       const hours = (session.expires * 1000 - Date.now()) / 3_600_000;
       assert.ok(hours > 11.9 && hours <= 12, `the cookie expires in ${hours.toFixed(2)} h`);
     } finally {
-      await context?.close().catch(() => {});
+      await browser?.close();
       hub.close();
       await status.shutdown();
       await other.shutdown();
-      await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -22,7 +22,7 @@ import {
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/log.ts";
+import { createLogger, silentLogger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { SchemaRegistryError } from "../shared/schema_registry.ts";
 import { groupIdOf, type StageName, STAGES, stageSubscriptions } from "../shared/topology.ts";
@@ -37,37 +37,12 @@ import {
   testRegistry,
   testWire,
   waitFor,
+  withStages,
   writerWire,
 } from "./helpers.ts";
 import { readDeadLetters } from "./pipeline_assertions.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function testLogger(name: string): Logger {
-  const level = Deno.env.get("TEST_LOG_LEVEL") as "debug" | "info" | "warn" | "error" | undefined;
-  return level ? createLogger(name, { level }) : silentLogger();
-}
-
-/** Runs the stages until the returned `stop()`. */
-function runStages(config: Config, stages: readonly StageName[] = STAGES): () => Promise<void> {
-  const controller = new AbortController();
-  const running = stages.map((stage) =>
-    runStageWorker({
-      config,
-      stage,
-      log: testLogger(stage),
-      metrics: new MetricsRegistry(),
-      signal: controller.signal,
-    })
-  );
-  return async () => {
-    controller.abort();
-    const results = await Promise.allSettled(running);
-    for (const result of results) {
-      if (result.status === "rejected") throw result.reason;
-    }
-  };
-}
 
 /** Waits until each stage's group has committed everything its topic holds. */
 async function drained(config: Config, stages: readonly StageName[] = STAGES): Promise<void> {
@@ -160,11 +135,8 @@ Deno.test({
   name:
     "wire format: records of either framing are stored; an unknown schema id or neither framing is dead-lettered and the partition moves on",
   ...opts,
-  async fn() {
-    const config = testConfig();
-    await provision(config);
-    const stop = runStages(config);
-    try {
+  fn: () =>
+    withStages({}, STAGES, async (config) => {
       const wire = await writerWire(config, ["raw", "deadLetter"]);
       const letter: DeadLetter = {
         payload: new Uint8Array([1]),
@@ -218,11 +190,7 @@ Deno.test({
         );
         assert.equal(mine[0]!.sourceTopic, config.kafka.topics.raw);
       }
-    } finally {
-      await stop();
-      await cleanup(config);
-    }
-  },
+    }),
 });
 
 interface RecordSchema {
@@ -249,14 +217,11 @@ Deno.test({
   name:
     "wire format: Trade evolves; old stages read new records, new readers read old ones, and an incompatible change is refused before a record is written",
   ...opts,
-  async fn() {
-    const config = testConfig();
-    await provision(config);
-    const subject = subjectOf(config.kafka.topics.raw);
-    const registry = testRegistry();
-    const confluent = new SchemaRegistry({ host: config.registry.url });
-    const stop = runStages(config, ["bronze", "silver"]);
-    try {
+  fn: () =>
+    withStages({}, ["bronze", "silver"], async (config) => {
+      const subject = subjectOf(config.kafka.topics.raw);
+      const registry = testRegistry();
+      const confluent = new SchemaRegistry({ host: config.registry.url });
       // Written by today's producer codec (v1), by an evolved one of ours (v2), and by the npm
       // client registering v2 itself.
       const oldWriter = await writerWire(config, ["raw"]);
@@ -328,11 +293,7 @@ Deno.test({
       } finally {
         await admin.disconnect();
       }
-    } finally {
-      await stop();
-      await cleanup(config);
-    }
-  },
+    }),
 });
 
 /**

@@ -19,6 +19,7 @@ import type { RawTrade } from "../../shared/types.ts";
 import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
+import { tradeRowValues } from "../trade_row_values.ts";
 import { METRIC } from "../../shared/metric_names.ts";
 
 /** Longest symbol bronze stores, in UTF-8 bytes; a longer one is dead-lettered. */
@@ -57,21 +58,10 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
     ingest_time, connection_id, frame_seq, trade_index, stored_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
   const out = metrics.counter(METRIC.stageRowsWritten, "Rows written to Cassandra.");
-  const cacheResets = metrics.counter(
-    "pipeline_stage_cache_resets_total",
-    "Value caches emptied because they reached their bound (more distinct symbols than it " +
-      "holds): costs re-encoding, never memory.",
-  );
   const encoder = new TextEncoder();
   // Columns that repeat from row to row are serialised once (see cassandra_values.ts).
-  const text = encodedValues("text", 10_000, {
-    onReset: () => cacheResets.inc({ stage: "bronze", cache: "text" }),
-  });
+  const { text, int, hour, time, list } = tradeRowValues("bronze", metrics);
   const kindText = encodedValues("text", 16);
-  const int = encodedValues("int", 1000);
-  const hour = encodedValues("timestamp", 1000);
-  const time = encodedValues("timestamp", 1000);
-  const list = encodedValues("list<text>", 1000);
 
   const input = createStageInput({
     stage: "bronze",

@@ -20,6 +20,7 @@ import type { SilverTrade } from "../../shared/types.ts";
 import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
+import { tradeRowValues } from "../trade_row_values.ts";
 import { type SilverRules, toSilverTrade, TradeRejection } from "./validate.ts";
 import { METRIC } from "../../shared/metric_names.ts";
 
@@ -73,21 +74,10 @@ export function createSilverStage(options: SilverStageOptions): Stage {
     END_TO_END_LATENCY_BUCKETS,
   );
 
-  const cacheResets = metrics.counter(
-    "pipeline_stage_cache_resets_total",
-    "Value caches emptied because they reached their bound (more distinct symbols than it " +
-      "holds): costs re-encoding, never memory.",
-  );
   // Columns that repeat from row to row are serialised once (see cassandra_values.ts).
-  const text = encodedValues("text", 10_000, {
-    onReset: () => cacheResets.inc({ stage: "silver", cache: "text" }),
-  });
+  const { text, int, hour, time, list, resets: cacheResets } = tradeRowValues("silver", metrics);
   const sessionText = encodedValues("text", 16);
-  const int = encodedValues("int", 1000);
   const bool = encodedValues("boolean", 2);
-  const hour = encodedValues("timestamp", 1000);
-  const time = encodedValues("timestamp", 1000);
-  const list = encodedValues("list<text>", 1000);
 
   /** One key Buffer per symbol, reused for every record of it. */
   const keys = new Map<string, Buffer>();

@@ -2,40 +2,34 @@ import assert from "node:assert/strict";
 import type { RestartDecision } from "./restart_policy.ts";
 import type { ProcessExit, RunningProcess } from "./spawn.ts";
 import { supervise } from "./supervise.ts";
+import { fakeProcess, fakeWaits } from "./test_doubles.ts";
 
 const CRASH: ProcessExit = { code: 1, signal: null };
+const FAKE_SPEC = { name: "fake", module: "fake.ts", args: [], env: {} };
 
 /**
  * Fake processes that each run for the next of `runsMs` (in fake time) and then die, and a fake
  * wait that moves the same time on; once `runsMs` is used up, the next run is stopped.
  */
 function fakeWorld(runsMs: number[]) {
-  let now = 0;
+  const time = fakeWaits(0);
   const controller = new AbortController();
-  const waits: number[] = [];
   const spawn = (): RunningProcess => {
     const ranMs = runsMs.shift();
     if (ranMs === undefined) controller.abort();
     const exit = ranMs === undefined ? { code: 0, signal: "SIGTERM" as const } : CRASH;
-    return {
-      spec: { name: "fake", module: "fake.ts", args: [], env: {} },
+    return fakeProcess({
+      spec: FAKE_SPEC,
       pid: 1,
       exit,
       exited: Promise.resolve().then(() => {
-        now += ranMs ?? 0;
+        time.advance(ranMs ?? 0);
         return exit;
       }),
       stop: () => Promise.resolve(exit),
-      kill() {},
-      tail: () => [],
-    };
+    });
   };
-  const wait = (ms: number) => {
-    waits.push(ms);
-    now += ms;
-    return Promise.resolve();
-  };
-  return { spawn, wait, now: () => now, signal: controller.signal, waits };
+  return { spawn, wait: time.wait, now: time.now, signal: controller.signal, waits: time.waits };
 }
 
 Deno.test("supervise() restarts a dying process with backoff until asked to stop", async () => {
@@ -72,15 +66,13 @@ Deno.test("supervise() does not restart once stopped during the wait", async () 
     signal: controller.signal,
     spawn: () => {
       spawned++;
-      return {
-        spec: { name: "fake", module: "fake.ts", args: [], env: {} },
+      return fakeProcess({
+        spec: FAKE_SPEC,
         pid: 1,
         exit: CRASH,
         exited: Promise.resolve(CRASH),
         stop: () => Promise.resolve(CRASH),
-        kill() {},
-        tail: () => [],
-      };
+      });
     },
     wait: () => {
       controller.abort();

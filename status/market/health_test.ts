@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { WorkerView } from "../../shared/report_collector.ts";
+import { workerView } from "../test_doubles.ts";
 import { healthOf } from "./health.ts";
 
 const NOW = Date.parse("2026-12-01T12:00:00Z");
@@ -18,18 +19,12 @@ function worker(
       deadLetters,
     );
   }
-  return {
+  return workerView(role, NOW, {
     workerId: `${role}-${Math.random()}`,
-    role,
-    host: "h",
-    pid: 1,
-    startedAt: NOW - 60_000,
-    lastReport: NOW - 1000,
-    state: "running",
     up,
     snapshot: registry.snapshot(),
     rates,
-  };
+  });
 }
 
 Deno.test("healthOf() sums rates, lag per stage and dead letters of the workers up", () => {

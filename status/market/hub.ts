@@ -22,12 +22,13 @@
  *
  * @module
  */
+import { type Clock, systemClock } from "../../shared/clock.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
 import type { MarketHealth } from "./health.ts";
 import { type CandleJson, candleJsonOf } from "./store.ts";
-import { createThrottle, REAL_TIMERS, type Throttle, type Timers } from "./throttle.ts";
+import { createThrottle, type Throttle } from "./throttle.ts";
 
 /** A candle in an SSE event: a {@linkcode CandleJson} with its symbol and interval. */
 export interface LiveCandle extends CandleJson {
@@ -59,8 +60,8 @@ export interface MarketHubOptions {
   readonly keepAliveMs?: number;
   /** Where the bounds count what they drop. Default a registry of its own. */
   readonly metrics?: MetricsRegistry;
-  /** Default real timers. */
-  readonly timers?: Timers;
+  /** Default {@linkcode systemClock}. */
+  readonly clock?: Clock;
 }
 
 /** The hub. */
@@ -111,7 +112,7 @@ export function sseEvent(event: string, data: unknown): Uint8Array {
 
 /** Creates a hub; its health timer runs only while clients are connected. */
 export function createMarketHub(options: MarketHubOptions): MarketHub {
-  const timers = options.timers ?? REAL_TIMERS;
+  const clock = options.clock ?? systemClock;
   const minIntervalMs = options.minIntervalMs ?? 250;
   const healthIntervalMs = options.healthIntervalMs ?? 1000;
   const bufferEvents = options.clientBufferEvents ?? 8;
@@ -141,8 +142,8 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
   function refreshHealth(): void {
     healthTimer = undefined;
     if (clients.size === 0) return;
-    healthTimer = timers.setTimeout(refreshHealth, healthIntervalMs);
-    const at = timers.now();
+    healthTimer = clock.setTimeout(refreshHealth, healthIntervalMs);
+    const at = clock.now();
     for (const client of clients) if (at - client.lastSent >= keepAliveMs) client.keepAlive();
     if (healthBusy) return;
     healthBusy = true;
@@ -190,7 +191,7 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
         start(controller) {
           const throttle = createThrottle<Item>({
             minIntervalMs,
-            timers,
+            clock,
             // A closing window and the next one's first update of each interval, and health.
             maxPending: 4 * maxSymbols + 1,
             onDrop: () => dropped.inc(),
@@ -203,14 +204,14 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
                 else data.health = item.health;
               }
               controller.enqueue(sseEvent("update", data));
-              client!.lastSent = timers.now();
+              client!.lastSent = clock.now();
               return true;
             },
           });
           client = {
             symbol: filter.symbol,
             throttle,
-            lastSent: timers.now(),
+            lastSent: clock.now(),
             end: () => {
               try {
                 controller.close();
@@ -219,7 +220,7 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
             keepAlive: () => {
               if ((controller.desiredSize ?? 1) <= 0) return;
               controller.enqueue(KEEP_ALIVE);
-              client!.lastSent = timers.now();
+              client!.lastSent = clock.now();
             },
           };
           clients.add(client);
@@ -250,7 +251,7 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
         client.end();
       }
       clients.clear();
-      if (healthTimer !== undefined) timers.clearTimeout(healthTimer);
+      if (healthTimer !== undefined) clock.clearTimeout(healthTimer);
       healthTimer = undefined;
     },
   };

@@ -1,37 +1,24 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "../../shared/log.ts";
+import { FakeClock } from "../../shared/clock.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
-import { fakeTimers } from "./_fake_timers.ts";
+import { candleUpdate } from "../test_doubles.ts";
 import { healthOf } from "./health.ts";
 import { createMarketHub, MAX_CANDLES_PER_EVENT, MAX_SYMBOLS } from "./hub.ts";
 
 const NOW = Date.parse("2026-12-01T12:03:00Z");
 const WINDOW = Date.parse("2026-12-01T12:00:00Z");
 
+/** An update of `symbol`'s forming 5m candle of WINDOW, at NOW. */
 function update(symbol: string, overrides: Partial<CandleUpdate> = {}): CandleUpdate {
-  return {
-    symbol,
-    interval: "5m",
-    windowStart: WINDOW,
-    windowEnd: WINDOW + 300_000,
-    open: 100,
-    high: 101,
-    low: 99,
-    close: 100.5,
-    volume: "12.5",
-    vwap: "100.1",
-    tradeCount: 3,
-    isFinal: false,
-    updatedAt: NOW,
-    ...overrides,
-  };
+  return candleUpdate({ symbol, ...overrides });
 }
 
 const symbol = (i: number) => `S${i.toString(36).toUpperCase()}`;
 
 function setup(options: { healthFails?: boolean } = {}) {
-  const clock = fakeTimers(NOW);
+  const clock = new FakeClock(NOW);
   const metrics = new MetricsRegistry();
   const hub = createMarketHub({
     health: () =>
@@ -39,7 +26,7 @@ function setup(options: { healthFails?: boolean } = {}) {
         ? Promise.reject(new Error("Kafka down"))
         : Promise.resolve(healthOf([], [], { groups: {}, now: NOW })),
     log: silentLogger(),
-    timers: clock.timers,
+    clock,
     metrics,
   });
   const counter = (name: string) =>
@@ -85,7 +72,7 @@ Deno.test("a client without a symbol gets the remembered candles in events of at
     const candles = new Set<string>();
     let largest = 0;
     for (let i = 0; i < 20 && candles.size < MAX_SYMBOLS; i++) {
-      clock.advance(250);
+      clock.tick(250);
       const { value } = await reader.read();
       chunks.push(value!);
       largest = Math.max(largest, value!.length);
@@ -106,10 +93,10 @@ Deno.test("a client that does not read holds a bounded backlog while symbols flo
   const { clock, hub, counter } = setup();
   const reader = hub.connect({}).getReader();
   try {
-    clock.advance(0); // the stream's buffer (8 events) fills, then the throttle holds values
+    clock.tick(0); // the stream's buffer (8 events) fills, then the throttle holds values
     for (let round = 0; round < 20; round++) {
       for (let i = 0; i < 10_000; i++) hub.publish(update(symbol(round * 10_000 + i)));
-      clock.advance(250);
+      clock.tick(250);
     }
     const dropped = counter("pipeline_status_market_stream_candles_dropped_total");
     assert.ok(dropped >= 200_000 - 8 * MAX_CANDLES_PER_EVENT - 4 * MAX_SYMBOLS - 1, `${dropped}`);
@@ -128,11 +115,11 @@ Deno.test("a stream with nothing to send gets a keep-alive comment every 15 s", 
   const reader = hub.connect({ symbol: "AAPL" }).getReader();
   try {
     const chunks: Uint8Array[] = [(await reader.read()).value!]; // retry: 2000
-    clock.advance(14_000);
+    clock.tick(14_000);
     await Promise.resolve();
-    clock.advance(1_000);
+    clock.tick(1_000);
     chunks.push((await reader.read()).value!);
-    clock.advance(15_000);
+    clock.tick(15_000);
     chunks.push((await reader.read()).value!);
     assert.deepEqual(parse(chunks), { events: [], comments: [": keep-alive", ": keep-alive"] });
   } finally {

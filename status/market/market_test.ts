@@ -1,34 +1,16 @@
 import assert from "node:assert/strict";
-import { silentLogger } from "../../shared/log.ts";
-import { Secret } from "../../shared/secret.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
-import { createStatusApp, SESSION_COOKIE } from "../app.ts";
+import { SESSION_COOKIE } from "../app.ts";
+import { candleUpdate, marketTestApp } from "../test_doubles.ts";
 import { chartBundleUrl } from "./assets.ts";
-import { healthOf } from "./health.ts";
-import { createMarketHub } from "./hub.ts";
-import { mountMarket } from "./market.ts";
 import type { CandleQuery } from "./params.ts";
 import type { CandleJson, MarketStore } from "./store.ts";
 
 const NOW = Date.parse("2026-12-01T12:03:00Z");
 
+/** The forming AAPL candle (of 12:00, at NOW) closing at `close`. */
 function update(close: number, overrides: Partial<CandleUpdate> = {}): CandleUpdate {
-  return {
-    symbol: "AAPL",
-    interval: "5m",
-    windowStart: Date.parse("2026-12-01T12:00:00Z"),
-    windowEnd: Date.parse("2026-12-01T12:05:00Z"),
-    open: 100,
-    high: Math.max(100, close),
-    low: 100,
-    close,
-    volume: "12.5",
-    vwap: "100.1",
-    tradeCount: 3,
-    isFinal: false,
-    updatedAt: NOW,
-    ...overrides,
-  };
+  return candleUpdate({ high: Math.max(100, close), low: 100, close, ...overrides });
 }
 
 function setup(token = "") {
@@ -57,28 +39,11 @@ function setup(token = "") {
           : null,
       ),
   };
-  const health = () => Promise.resolve(healthOf([], [], { groups: {}, now: NOW }));
-  const hub = createMarketHub({ health, log: silentLogger(), healthIntervalMs: 100 });
-  const app = createStatusApp({
-    sources: {
-      workers: () => [],
-      lag: () => Promise.resolve([]),
-      kafkaUp: () => Promise.resolve(true),
-      cassandraUp: () => Promise.resolve(true),
-    },
-    token: new Secret(token),
-    expectedWorkers: [],
+  const { app, hub } = marketTestApp(store, {
+    token,
+    symbols: ["AAPL", "BINANCE:BTCUSDT"],
     now: () => NOW,
-    extend: (app) =>
-      mountMarket(app, {
-        store,
-        hub,
-        symbols: ["AAPL", "BINANCE:BTCUSDT"],
-        health,
-        live: () => true,
-        log: silentLogger(),
-        now: () => NOW,
-      }),
+    healthIntervalMs: 100,
   });
   return { app, hub, queries };
 }

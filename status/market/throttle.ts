@@ -8,24 +8,11 @@
  * drops the oldest pending one, reported to `onDrop`), and one event carries at most `maxBatch`
  * values, the oldest keys first; the rest go in the next events.
  *
- * Pure but for the timer it is given, so tests drive it with a fake clock.
+ * Pure but for the clock it is given, so tests drive it with a `FakeClock`.
  *
  * @module
  */
-
-/** The clock and timer a throttle uses; tests pass a fake one. */
-export interface Timers {
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** The real clock and timers. */
-export const REAL_TIMERS: Timers = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+import { type Clock, systemClock } from "../../shared/clock.ts";
 
 /** Options of {@linkcode createThrottle}. */
 export interface ThrottleOptions<T> {
@@ -43,8 +30,8 @@ export interface ThrottleOptions<T> {
   readonly onDrop?: (key: string) => void;
   /** Most values in one event. Default no bound. */
   readonly maxBatch?: number;
-  /** Default {@linkcode REAL_TIMERS}. */
-  readonly timers?: Timers;
+  /** Default {@linkcode systemClock}. */
+  readonly clock?: Clock;
 }
 
 /** A running throttle. */
@@ -62,7 +49,7 @@ export interface Throttle<T> {
 
 /** Creates a throttle; nothing is scheduled until the first offer. */
 export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
-  const timers = options.timers ?? REAL_TIMERS;
+  const clock = options.clock ?? systemClock;
   const maxPending = options.maxPending ?? Number.POSITIVE_INFINITY;
   const maxBatch = options.maxBatch ?? Number.POSITIVE_INFINITY;
   if (!(maxPending >= 1) || !(maxBatch >= 1)) {
@@ -78,9 +65,9 @@ export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
 
   function schedule(): void {
     if (closed || timer !== undefined || pending.size === 0) return;
-    const wait = Math.max(0, lastEmit + options.minIntervalMs - timers.now());
+    const wait = Math.max(0, lastEmit + options.minIntervalMs - clock.now());
     // Even with no wait, a timer: offers made in the same turn go out as one event.
-    timer = timers.setTimeout(flush, wait);
+    timer = clock.setTimeout(flush, wait);
   }
 
   function flush(): void {
@@ -91,7 +78,7 @@ export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
       if (batch.length >= maxBatch) break;
       batch.push(entry);
     }
-    lastEmit = timers.now();
+    lastEmit = clock.now();
     // `emit` is synchronous: nothing is offered between it and the deletes.
     if (options.emit(batch.map(([, value]) => value))) {
       for (const [key] of batch) pending.delete(key);
@@ -114,7 +101,7 @@ export function createThrottle<T>(options: ThrottleOptions<T>): Throttle<T> {
     close() {
       closed = true;
       pending.clear();
-      if (timer !== undefined) timers.clearTimeout(timer);
+      if (timer !== undefined) clock.clearTimeout(timer);
       timer = undefined;
     },
   };

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { delay } from "../../shared/delay.ts";
-import { mulberry32 } from "../../shared/random.ts";
 import { waitFor } from "../helpers.ts";
 import {
   account,
@@ -16,11 +15,11 @@ import {
   FULL,
   lagOf,
   producerReports,
-  progress,
-  seedOf,
+  seededScenario,
   startPipeline,
   startWorkers,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 import { STAGES } from "../../shared/topology.ts";
 
@@ -28,9 +27,7 @@ Deno.test({
   name: "kill -9 of the stages at seeded random moments: tables equal the reference, none lost",
   ...testOptions,
   async fn() {
-    const log = progress("stage kills");
-    const seed = seedOf(log, 20261125);
-    const rand = mulberry32(seed);
+    const { log, seed, rand } = seededScenario("stage kills", 20261125);
     const kills = FULL ? 12 : 4;
     const spanMs = FULL ? 120_000 : 36_000;
     const rate = FULL ? 800 : 400;
@@ -80,9 +77,7 @@ Deno.test({
     "kill -9 of the producer and a restart: it resumes, and only trades of the killed connection are missing",
   ...testOptions,
   async fn() {
-    const log = progress("producer kill");
-    const seed = seedOf(log, 31337);
-    const rand = mulberry32(seed);
+    const { log, seed, rand } = seededScenario("producer kill", 31337);
     const rate = 500;
     const beforeMs = 5_000 + Math.floor(rand() * 5_000);
     const downMs = 2_000 + Math.floor(rand() * 3_000);
@@ -92,15 +87,7 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.guarded(
-        waitFor(
-          "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
-          {
-            timeoutMs: 60_000,
-          },
-        ),
-      );
+      await waitForSubscribed(p);
       await p.guarded(delay(beforeMs));
       const victim = p.running("producer");
       const framesAtKill = p.sim.stats().connections[0]!.framesSent;

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { delay } from "../../shared/delay.ts";
 import { waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   account,
   assertOutcome,
@@ -16,10 +17,10 @@ import {
   metric,
   type Pipeline,
   producerReports,
-  progress,
   startPipeline,
   startWorkers,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 
 /** Watches the simulator: when each connection closed and when its successor was subscribed. */
@@ -64,9 +65,7 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.guarded(waitFor("the producer to subscribe", () => watch.subscribed.has(1), {
-        timeoutMs: 60_000,
-      }));
+      await waitForSubscribed(p);
       p.sim.inject({ type: "drop-every", ms: 10_000 });
       // drop-every counts from each connection's open; the first one has been open a while.
       p.sim.inject({ type: "drop" });
@@ -124,9 +123,7 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.guarded(waitFor("the producer to subscribe", () => watch.subscribed.has(1), {
-        timeoutMs: 60_000,
-      }));
+      await waitForSubscribed(p);
       const silenceMs = watchdogMs + 2_500;
       let silentUntil = 0;
       for (let n = 1; n <= silences; n++) {

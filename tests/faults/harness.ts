@@ -28,6 +28,7 @@ import type { DeadLetter, RawTrade } from "../../shared/types.ts";
 import { readGroundTruth, tradeEntries } from "../../simulator/ground_truth.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../simulator/server.ts";
 import { cleanup, provision, session, testConfig, testWire, waitFor } from "../helpers.ts";
+import { type SeededRun, seededRun } from "../progress.ts";
 import { randomId } from "../../shared/random.ts";
 import {
   assertGoldMatches,
@@ -62,22 +63,9 @@ const HOUR = 3_600_000;
 /** Feed symbols of the scenarios. */
 export const FEED_SYMBOLS = ["AAPL", "MSFT", "TSLA", "NVDA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
 
-/** Prints a scenario's progress lines with the seconds since it started. */
-export function progress(name: string): (line: string) => void {
-  const started = performance.now();
-  return (line) =>
-    console.log(`[${name} +${((performance.now() - started) / 1000).toFixed(1)} s] ${line}`);
-}
-
-/** The seed of a scenario: `FAULT_SUITE_SEED` when set, else its default; printed. */
-export function seedOf(log: (line: string) => void, fallback: number): number {
-  const text = Deno.env.get("FAULT_SUITE_SEED");
-  const seed = text ? Number(text) : fallback;
-  if (!Number.isSafeInteger(seed)) {
-    throw new RangeError(`FAULT_SUITE_SEED must be an integer, got ${JSON.stringify(text)}`);
-  }
-  log(`seed ${seed} (replay: FAULT_SUITE_SEED=${seed})`);
-  return seed;
+/** The start of a seeded scenario; `FAULT_SUITE_SEED` replays a run. */
+export function seededScenario(name: string, fallback: number): SeededRun {
+  return seededRun(name, "FAULT_SUITE_SEED", fallback);
 }
 
 /** A worker role the harness runs. */
@@ -318,6 +306,32 @@ function rssKib(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Waits until the simulator's first connection has subscribed `count` symbols (default every
+ * feed symbol), failing at once when a child exits by itself.
+ */
+export async function waitForSubscribed(
+  p: Pipeline,
+  options: { readonly count?: number; readonly timeoutMs?: number } = {},
+): Promise<void> {
+  const count = options.count ?? FEED_SYMBOLS.length;
+  await p.guarded(waitFor(
+    "the producer to subscribe",
+    () => p.sim.stats().connections[0]?.subscriptions === count,
+    { timeoutMs: options.timeoutMs ?? 60_000 },
+  ));
+}
+
+/** Starts the status endpoint on `port` and waits until it answers `/healthz`. */
+export async function startStatus(p: Pipeline, port: number): Promise<void> {
+  await p.spawn("status", "status", { STATUS_PORT: String(port) });
+  await p.guarded(waitFor(
+    "the status endpoint",
+    async () => (await statusGet(port, "/healthz")).status === 200,
+    { timeoutMs: 60_000 },
+  ));
 }
 
 /** Start, peak and end resident memory of each process, MiB, as one line each. */

@@ -25,15 +25,16 @@ import {
   FULL,
   metric,
   producerReports,
-  progress,
   readLetters,
   rssReport,
   SECRETS,
-  seedOf,
+  seededScenario,
   startPipeline,
+  startStatus,
   startWorkers,
   statusGet,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 
 const HOUR = 3_600_000;
@@ -43,8 +44,7 @@ Deno.test({
     "hostile frames: no crash, no stalled partition, bounded memory, every bad trade dead-lettered with its reason, every good one kept, no secret anywhere",
   ...testOptions,
   async fn() {
-    const log = progress("hostile");
-    const seed = seedOf(log, 4711);
+    const { log, seed } = seededScenario("hostile", 4711);
     const count = FULL ? 12_000 : 3_000;
     const startedAt = Date.now();
     const frames = generateHostileFrames({ seed, count, start: startedAt - 15 * 60_000 });
@@ -69,23 +69,8 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.spawn("status", "status", { STATUS_PORT: String(port) });
-      await p.guarded(
-        waitFor(
-          "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === HOSTILE_GOOD_SYMBOLS.length,
-          {
-            timeoutMs: 60_000,
-          },
-        ),
-      );
-      await p.guarded(
-        waitFor(
-          "the status endpoint",
-          async () => (await statusGet(port, "/healthz")).status === 200,
-          { timeoutMs: 60_000 },
-        ),
-      );
+      await startStatus(p, port);
+      await waitForSubscribed(p, { count: HOSTILE_GOOD_SYMBOLS.length });
 
       // The status endpoint refuses every route but /healthz without the token.
       for (const path of ["/", "/readyz", "/metrics", "/status"]) {

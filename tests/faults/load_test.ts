@@ -8,21 +8,20 @@
  */
 import assert from "node:assert/strict";
 import { delay } from "../../shared/delay.ts";
-import { waitFor } from "../helpers.ts";
+import { testWire, waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   assertLagZero,
   drainFeed,
-  FEED_SYMBOLS,
   FULL,
   lagOf,
   type Pipeline,
-  progress,
   readWhole,
   startPipeline,
   startWorkers,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
-import { testWire } from "../helpers.ts";
 import { countRows, goldTradeCount, readGold, total } from "../pipeline_assertions.ts";
 import { STAGES } from "../../shared/topology.ts";
 
@@ -47,15 +46,7 @@ Deno.test({
     let passed = false;
     try {
       await startWorkers(p);
-      await p.guarded(
-        waitFor(
-          "the producer to subscribe",
-          () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
-          {
-            timeoutMs: 90_000,
-          },
-        ),
-      );
+      await waitForSubscribed(p, { timeoutMs: 90_000 });
       p.sim.setRate(RATE);
       const began = Date.now();
       const end = began + MINUTES * 60_000;

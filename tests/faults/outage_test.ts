@@ -13,6 +13,7 @@ import {
   stopService,
 } from "../../local_services/services.ts";
 import { waitFor } from "../helpers.ts";
+import { progress } from "../progress.ts";
 import {
   account,
   assertOutcome,
@@ -20,7 +21,6 @@ import {
   FULL,
   type Pipeline,
   producerTotal,
-  progress,
   startPipeline,
   startWorkers,
   testOptions,

@@ -8,7 +8,7 @@
  * subscribed trade is in every table exactly.
  */
 import assert from "node:assert/strict";
-import { freePort, waitFor } from "../helpers.ts";
+import { freePort } from "../helpers.ts";
 import {
   account,
   assertOutcome,
@@ -17,14 +17,14 @@ import {
   FULL,
   metric,
   producerReports,
-  progress,
   readLetters,
   SECRETS,
-  seedOf,
+  seededScenario,
   startPipeline,
+  startStatus,
   startWorkers,
-  statusGet,
   testOptions,
+  waitForSubscribed,
 } from "./harness.ts";
 
 /**
@@ -74,8 +74,7 @@ Deno.test({
     "a flood of distinct unsubscribed symbols is refused at the producer, every process stays under its memory bound, and every subscribed trade is kept exactly",
   ...testOptions,
   async fn() {
-    const log = progress("symbol flood");
-    const seed = seedOf(log, 4242);
+    const { log, seed } = seededScenario("symbol flood", 4242);
     const distinct = FULL ? 200_000 : 50_000;
     const p = await startPipeline({
       name: "symbol_flood",
@@ -86,17 +85,8 @@ Deno.test({
     try {
       await startWorkers(p);
       const port = freePort();
-      await p.spawn("status", "status", { STATUS_PORT: String(port) });
-      await p.guarded(waitFor(
-        "the producer to subscribe",
-        () => p.sim.stats().connections[0]?.subscriptions === FEED_SYMBOLS.length,
-        { timeoutMs: 60_000 },
-      ));
-      await p.guarded(waitFor(
-        "the status endpoint",
-        async () => (await statusGet(port, "/healthz")).status === 200,
-        { timeoutMs: 60_000 },
-      ));
+      await startStatus(p, port);
+      await waitForSubscribed(p);
 
       // The flood: `distinct` symbols, each traded once, in about five seconds.
       const frames = Math.ceil(distinct / TRADES_PER_FRAME);
