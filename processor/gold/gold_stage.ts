@@ -31,7 +31,7 @@
  *
  * @module
  */
-import cassandra from "cassandra-driver";
+import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 
@@ -41,9 +41,9 @@ import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/m
 import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
-import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
+import { type Candle, finalize, foldTrade, writeTimestamp } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
-import { type Decimal, formatDecimal, parseDecimal } from "../../shared/decimal.ts";
+import { createCandleRows } from "./candle_rows.ts";
 import { createFinalityStore, openWindowKey } from "./finality_store.ts";
 import {
   dueEnds,
@@ -55,15 +55,12 @@ import {
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
 import {
   GOLD_TABLE,
-  goldBucket,
   type Interval,
   INTERVAL_MS,
+  INTERVALS,
   windowStart,
 } from "../../shared/gold_table.ts";
 import { METRIC } from "../../shared/metric_names.ts";
-
-/** The intervals gold maintains. */
-export const INTERVALS: readonly Interval[] = ["5m", "1h"];
 
 /**
  * Default bound on candles in memory. A candle in memory takes about 860 bytes of heap (measured
@@ -141,6 +138,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   const maxCached = options.maxCachedWindows ?? MAX_CACHED_WINDOWS;
   const observeWrites = writeMetrics(metrics, "gold");
   const store = createFinalityStore({ session, keyspace });
+  const candleRows = createCandleRows({ session, keyspace, concurrency });
   const input = createStageInput({
     stage: "gold",
     wire,
@@ -155,7 +153,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   let parts = new Map<number, PartitionState>();
   /** Partitions assigned by the last rebalance, until their state is read. */
   let assignment: readonly number[] | undefined;
-  const upserts = new Map<Interval, string>();
   const publisher = options.candleTopic === undefined ? undefined : createCandlePublisher({
     producer,
     topic: options.candleTopic,
@@ -163,22 +160,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     metrics,
     log: options.log,
   });
-  const selects = new Map<Interval, string>();
-  for (const interval of INTERVALS) {
-    const table = `${keyspace}.${GOLD_TABLE[interval]}`;
-    upserts.set(
-      interval,
-      `INSERT INTO ${table} (symbol, bucket, window_start, window_end, open, high, low, close,
-        volume, pv_sum, vwap, trade_count, price_only_count, open_time, open_partition,
-        open_offset, close_time, close_partition, close_offset, folded_offsets, is_final,
-        late_count, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    selects.set(
-      interval,
-      `SELECT * FROM ${table} WHERE symbol = ? AND bucket = ? AND window_start = ?`,
-    );
-  }
   const late = metrics.counter(
     "pipeline_gold_late_trades_total",
     "Trades that arrived after their window was final; folded in as an amendment.",
@@ -217,30 +198,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
 
   function watermark(state: PartitionState, at: number): number {
     return watermarkAt(state.clock, at, allowedLatenessMs);
-  }
-
-  /** The rows of the given windows, in order (undefined where there is none). */
-  async function readCandles(
-    keys: readonly (readonly [Interval, string, number])[],
-  ): Promise<(Candle | undefined)[]> {
-    const out = new Array<Candle | undefined>(keys.length);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, keys.length) }, async () => {
-        while (next < keys.length) {
-          const i = next++;
-          const [interval, symbol, start] = keys[i]!;
-          const result = await session.execute(selects.get(interval)!, [
-            symbol,
-            cassandra.types.LocalDate.fromString(goldBucket(start, interval)),
-            new Date(start),
-          ], { prepare: true });
-          const row = result.first();
-          out[i] = row ? candleFromRow(row, interval) : undefined;
-        }
-      }),
-    );
-    return out;
   }
 
   /** The partition's state as Cassandra holds it, on taking the partition over at `at`. */
@@ -318,7 +275,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       const wanted = page.windows.filter((w) =>
         !cache.has(entryKey(w.interval, w.symbol, w.windowEnd - INTERVAL_MS[w.interval]))
       );
-      const candles = await readCandles(
+      const candles = await candleRows.read(
         wanted.map((w) => [w.interval, w.symbol, w.windowEnd - INTERVAL_MS[w.interval]] as const),
       );
       wanted.forEach((w, i) => {
@@ -381,13 +338,9 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     const clock = state.clock !== state.saved ? state.clock : undefined;
     if (dirty.length > 0 || clock || newEnds.length > 0) {
       const at = new Date(now());
-      const rows: RowWrite<number>[] = dirty.map(([, entry], i) => ({
-        query: upserts.get(entry.candle.interval)!,
-        partition: `${entry.candle.symbol}\u0000${entry.candle.windowStart}`,
-        timestamp: writeTimestamp(entry.candle),
-        ref: i,
-        params: rowParams(entry.candle, at),
-      }));
+      const rows: RowWrite<number>[] = dirty.map(([, entry], i) =>
+        candleRows.upsert(entry.candle, at, i)
+      );
       if (clock) rows.push(store.writeClock(partition, clock, at.getTime()));
       if (newEnds.length > 0) rows.push(store.addEnds(partition, newEnds));
       await write(rows);
@@ -498,7 +451,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
           if (!cache.has(key)) missing.set(key, [interval, trade.symbol, start]);
         }
       }
-      const rows = await readCandles([...missing.values()]);
+      const rows = await candleRows.read([...missing.values()]);
       [...missing.keys()].forEach((key, i) => {
         const candle = rows[i];
         if (candle) {
@@ -584,78 +537,5 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       for (const partition of [...parts.keys()]) await flush(partition);
       await publisher?.drain(2000);
     },
-  };
-}
-
-function toDecimal(value: unknown): Decimal {
-  return parseDecimal(String(value));
-}
-
-function bigDecimal(d: Decimal): cassandra.types.BigDecimal {
-  return cassandra.types.BigDecimal.fromString(formatDecimal(d));
-}
-
-/** The bound parameters of a candle's upsert. */
-function rowParams(c: Candle, at: Date): unknown[] {
-  const average = vwap(c);
-  return [
-    c.symbol,
-    cassandra.types.LocalDate.fromString(goldBucket(c.windowStart, c.interval)),
-    new Date(c.windowStart),
-    new Date(c.windowEnd),
-    c.open,
-    c.high,
-    c.low,
-    c.close,
-    bigDecimal(c.volume),
-    bigDecimal(c.pvSum),
-    average === null ? null : bigDecimal(average),
-    BigInt(c.tradeCount),
-    BigInt(c.priceOnlyCount),
-    new Date(c.openKey.eventTime),
-    c.openKey.partition,
-    BigInt(c.openKey.offset),
-    new Date(c.closeKey.eventTime),
-    c.closeKey.partition,
-    BigInt(c.closeKey.offset),
-    new Map([...c.foldedOffsets].map(([p, o]) => [p, BigInt(o)])),
-    c.isFinal,
-    BigInt(c.lateCount),
-    at,
-  ];
-}
-
-/** A candle read back from its row. */
-export function candleFromRow(row: cassandra.types.Row, interval: Interval): Candle {
-  const folded = row.get("folded_offsets") as Record<string, bigint> | Map<number, bigint> | null;
-  const entries = folded instanceof Map
-    ? [...folded]
-    : Object.entries(folded ?? {}).map(([k, v]) => [Number(k), v] as const);
-  return {
-    symbol: row.get("symbol"),
-    interval,
-    windowStart: (row.get("window_start") as Date).getTime(),
-    windowEnd: (row.get("window_end") as Date).getTime(),
-    open: row.get("open"),
-    high: row.get("high"),
-    low: row.get("low"),
-    close: row.get("close"),
-    openKey: {
-      eventTime: (row.get("open_time") as Date).getTime(),
-      partition: row.get("open_partition"),
-      offset: Number(row.get("open_offset")),
-    },
-    closeKey: {
-      eventTime: (row.get("close_time") as Date).getTime(),
-      partition: row.get("close_partition"),
-      offset: Number(row.get("close_offset")),
-    },
-    volume: toDecimal(row.get("volume")),
-    pvSum: toDecimal(row.get("pv_sum")),
-    tradeCount: Number(row.get("trade_count")),
-    priceOnlyCount: Number(row.get("price_only_count")),
-    foldedOffsets: new Map(entries.map(([p, o]) => [Number(p), Number(o)])),
-    lateCount: Number(row.get("late_count") ?? 0n),
-    isFinal: row.get("is_final") === true,
   };
 }
