@@ -36,7 +36,7 @@ import type { Producer } from "kafkajs";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 
 import type { Logger } from "../../shared/log.ts";
-import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
 
 import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
@@ -44,6 +44,7 @@ import { createStageInput } from "../stage_input.ts";
 import { type Candle, finalize, foldTrade, writeTimestamp } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
 import { createCandleRows } from "./candle_rows.ts";
+import { createGoldMetrics } from "./gold_metrics.ts";
 import { createFinalityStore, openWindowKey } from "./finality_store.ts";
 import {
   dueEnds,
@@ -60,7 +61,6 @@ import {
   INTERVALS,
   windowStart,
 } from "../../shared/gold_table.ts";
-import { METRIC } from "../../shared/metric_names.ts";
 
 /**
  * Default bound on candles in memory. A candle in memory takes about 860 bytes of heap (measured
@@ -160,41 +160,16 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     metrics,
     log: options.log,
   });
-  const late = metrics.counter(
-    "pipeline_gold_late_trades_total",
-    "Trades that arrived after their window was final; folded in as an amendment.",
-  );
-  const redelivered = metrics.counter(
-    "pipeline_gold_redelivered_trades_total",
-    "Trades gold had already folded in (pipeline retries and replays), skipped.",
-  );
-  const written = metrics.counter(
-    METRIC.stageRowsWritten,
-    "Rows written to Cassandra.",
-  );
-  const finalDelay = metrics.histogram(
-    "pipeline_gold_watermark_to_final_seconds",
-    "Time from the watermark passing a window's end to its final gold row being written.",
-    END_TO_END_LATENCY_BUCKETS,
-  );
-  const openWindows = metrics.gauge(
-    "pipeline_gold_open_windows",
-    "Candles held in memory, not final yet.",
-  );
-  const evicted = metrics.counter(
-    "pipeline_gold_windows_evicted_total",
-    "Open windows dropped from memory because gold held more than its bound; they are read " +
-      "back from Cassandra when a trade touches them or when they fall due.",
-  );
-  const readBack = metrics.counter(
-    "pipeline_gold_windows_read_back_total",
-    "Open windows read back from the open-windows index to be made final (taken over after a " +
-      "restart or rebalance, or dropped from memory).",
-  );
-  const watermarkGauge = metrics.gauge(
-    "pipeline_gold_watermark_seconds",
-    "Event-time watermark per silver partition, Unix seconds.",
-  );
+  const {
+    late,
+    redelivered,
+    written,
+    finalDelay,
+    openWindows,
+    evicted,
+    readBack,
+    watermark: watermarkGauge,
+  } = createGoldMetrics(metrics);
 
   function watermark(state: PartitionState, at: number): number {
     return watermarkAt(state.clock, at, allowedLatenessMs);
