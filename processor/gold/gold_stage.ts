@@ -43,16 +43,11 @@ import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
 import { type Candle, finalize, foldTrade, writeTimestamp } from "./candle.ts";
 import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
+import { type CacheEntry, CandleCache, entryKey } from "./candle_cache.ts";
 import { createCandleRows } from "./candle_rows.ts";
 import { createGoldMetrics } from "./gold_metrics.ts";
 import { createFinalityStore, openWindowKey } from "./finality_store.ts";
-import {
-  dueEnds,
-  evictionVictims,
-  finalizationHeld,
-  releasableEnds,
-  TAKEOVER_GRACE_MS,
-} from "./open_windows.ts";
+import { dueEnds, finalizationHeld, releasableEnds, TAKEOVER_GRACE_MS } from "./open_windows.ts";
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
 import {
   GOLD_TABLE,
@@ -97,20 +92,6 @@ export interface GoldStageOptions {
   readonly now?: () => number;
 }
 
-interface Entry {
-  candle: Candle;
-  dirty: boolean;
-  /** The silver partition whose watermark decides when the window is final. */
-  readonly partition: number;
-  /** Wall time the watermark passed the window's end, once it has. */
-  crossedAt?: number;
-  /**
-   * The window's entry in the open-windows index: written by this worker (or found there),
-   * none (the window was created here, or read back final), or unknown (read back open).
-   */
-  index: "written" | "none" | "unknown";
-}
-
 /** What this worker knows of one silver partition it works on. */
 interface PartitionState {
   clock: PartitionClock | undefined;
@@ -124,10 +105,6 @@ interface PartitionState {
   readonly deletes: RowWrite<number>[];
   /** After a takeover: finalization waits for the first batch until then. */
   heldUntil: number | undefined;
-}
-
-function entryKey(interval: Interval, symbol: string, start: number): string {
-  return `${interval}\u0000${symbol}\u0000${start}`;
 }
 
 /** The gold stage. */
@@ -148,7 +125,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     now,
   });
   /** Candles in memory, least recently used first. */
-  const cache = new Map<string, Entry>();
+  const cache = new CandleCache(maxCached);
   /** The state of every partition this worker works on. */
   let parts = new Map<number, PartitionState>();
   /** Partitions assigned by the last rebalance, until their state is read. */
@@ -222,13 +199,13 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     const state = parts.get(partition);
     if (!state?.clock || finalizationHeld(state.heldUntil, at)) return;
     const wm = watermark(state, at);
-    for (const entry of cache.values()) {
-      if (entry.partition !== partition || entry.candle.isFinal) continue;
+    for (const [, entry] of cache.ofPartition(partition)) {
+      if (entry.candle.isFinal) continue;
       if (entry.candle.windowEnd <= wm) markFinal(entry, state.clock);
     }
   }
 
-  function markFinal(entry: Entry, clock: PartitionClock): void {
+  function markFinal(entry: CacheEntry, clock: PartitionClock): void {
     entry.candle = finalize(entry.candle);
     entry.crossedAt = reachedAt(clock, entry.candle.windowEnd, allowedLatenessMs);
     entry.dirty = true;
@@ -263,7 +240,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
         } else {
           // Due (the caller only reads ends the watermark passed): final at once. The windows
           // in memory wait for the caller, so that this read never meets their deletes.
-          const entry: Entry = { candle, dirty: false, partition, index: "written" };
+          const entry: CacheEntry = { candle, dirty: false, partition, index: "written" };
           markFinal(entry, state.clock!);
           cache.set(entryKey(w.interval, w.symbol, candle.windowStart), entry);
           readBack.inc({ interval: w.interval });
@@ -297,11 +274,10 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   async function flush(partition: number): Promise<void> {
     const state = parts.get(partition);
     if (!state) return;
-    const dirty: [string, Entry][] = [];
-    const unindexed: Entry[] = [];
-    for (const item of cache) {
+    const dirty: [string, CacheEntry][] = [];
+    const unindexed: CacheEntry[] = [];
+    for (const item of cache.ofPartition(partition)) {
       const entry = item[1];
-      if (entry.partition !== partition) continue;
       if (entry.dirty) dirty.push(item);
       // A final row read back only to skip a redelivery has nothing to write: let it go.
       else if (entry.candle.isFinal) cache.delete(item[0]);
@@ -368,10 +344,8 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     const wm = watermark(state, at);
     if (![...state.ends].some((end) => end <= wm && !state.unread.has(end))) return;
     const openInMemory = new Set<number>();
-    for (const entry of cache.values()) {
-      if (entry.partition === partition && !entry.candle.isFinal) {
-        openInMemory.add(entry.candle.windowEnd);
-      }
+    for (const [, entry] of cache.ofPartition(partition)) {
+      if (!entry.candle.isFinal) openInMemory.add(entry.candle.windowEnd);
     }
     const ends = releasableEnds({
       ends: state.ends,
@@ -394,15 +368,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
 
   /** Drops least recently used candles while more than the bound are in memory. */
   function evict(): void {
-    const victims = evictionVictims(cache, cache.size, {
-      max: maxCached,
-      target: Math.floor(maxCached * 0.9),
-      // Written, and (when open) findable again through the index.
-      canLeave: (e) => !e.dirty && (e.candle.isFinal || e.index === "written"),
-    });
-    for (const key of victims) {
-      const entry = cache.get(key)!;
-      cache.delete(key);
+    for (const entry of cache.evict()) {
       if (entry.candle.isFinal) continue;
       parts.get(entry.partition)?.unread.add(entry.candle.windowEnd);
       evicted.inc({ interval: entry.candle.interval });
@@ -480,13 +446,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
         }
         state.clock = observe(state.clock, trade, arrival);
       }
-      for (const key of touched) {
-        const entry = cache.get(key);
-        if (entry) {
-          cache.delete(key);
-          cache.set(key, entry);
-        }
-      }
+      cache.touch(touched);
       await finalizeDue(batch.partition, arrival);
       await flush(batch.partition);
       evict();
