@@ -47,7 +47,8 @@ import { type CacheEntry, CandleCache, entryKey } from "./candle_cache.ts";
 import { createCandleRows } from "./candle_rows.ts";
 import { createGoldMetrics } from "./gold_metrics.ts";
 import { createFinalityStore, openWindowKey } from "./finality_store.ts";
-import { dueEnds, finalizationHeld, releasableEnds, TAKEOVER_GRACE_MS } from "./open_windows.ts";
+import { dueEnds, finalizationHeld, releasableEnds } from "./open_windows.ts";
+import { type PartitionState, PartitionStates } from "./partition_states.ts";
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
 import {
   GOLD_TABLE,
@@ -92,21 +93,6 @@ export interface GoldStageOptions {
   readonly now?: () => number;
 }
 
-/** What this worker knows of one silver partition it works on. */
-interface PartitionState {
-  clock: PartitionClock | undefined;
-  /** The clock as last written to Cassandra. */
-  saved: PartitionClock | undefined;
-  /** The partition's `open_window_ends`, as far as this worker wrote or read them. */
-  readonly ends: Set<number>;
-  /** Ends whose index entries may hold open windows that are not in memory. */
-  readonly unread: Set<number>;
-  /** Index deletes of windows written final, still to be written. */
-  readonly deletes: RowWrite<number>[];
-  /** After a takeover: finalization waits for the first batch until then. */
-  heldUntil: number | undefined;
-}
-
 /** The gold stage. */
 export function createGoldStage(options: GoldStageOptions): Stage {
   const { session, keyspace, producer, metrics, allowedLatenessMs, wire } = options;
@@ -127,9 +113,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   /** Candles in memory, least recently used first. */
   const cache = new CandleCache(maxCached);
   /** The state of every partition this worker works on. */
-  let parts = new Map<number, PartitionState>();
-  /** Partitions assigned by the last rebalance, until their state is read. */
-  let assignment: readonly number[] | undefined;
+  const states = new PartitionStates({ store, now, log: options.log });
   const publisher = options.candleTopic === undefined ? undefined : createCandlePublisher({
     producer,
     topic: options.candleTopic,
@@ -152,51 +136,20 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     return watermarkAt(state.clock, at, allowedLatenessMs);
   }
 
-  /** The partition's state as Cassandra holds it, on taking the partition over at `at`. */
-  async function readPartitionState(partition: number, at: number): Promise<PartitionState> {
-    const record = await store.readPartition(partition);
-    return {
-      clock: record.clock,
-      saved: record.clock,
-      ends: new Set(record.ends),
-      unread: new Set(record.ends),
-      deletes: [],
-      heldUntil: at + TAKEOVER_GRACE_MS,
-    };
-  }
-
   /**
    * After a rebalance: forgets everything (another worker may have moved these rows on while
    * a partition was away) and reads the state of every assigned partition.
    */
   async function takeOver(): Promise<void> {
-    while (assignment !== undefined) {
-      const partitions = assignment;
-      const at = now();
-      const restored = new Map<number, PartitionState>();
-      for (const partition of partitions) {
-        restored.set(partition, await readPartitionState(partition, at));
-      }
-      if (assignment !== partitions) continue; // assigned again meanwhile: read again
-      assignment = undefined;
+    await states.takeOver(() => {
       cache.clear();
-      parts = restored;
       openWindows.set(0);
-      const ends = [...restored.values()].reduce((n, s) => n + s.unread.size, 0);
-      options.log.info("took partitions over", { partitions, windowEndsToRead: ends });
-    }
-  }
-
-  /** The state of a partition this worker was not told about (read on its first batch). */
-  async function partitionState(partition: number): Promise<PartitionState> {
-    let state = parts.get(partition);
-    if (!state) parts.set(partition, state = await readPartitionState(partition, now()));
-    return state;
+    });
   }
 
   /** Marks final every open candle in memory of `partition` that the watermark has passed. */
   function markDue(partition: number, at: number): void {
-    const state = parts.get(partition);
+    const state = states.get(partition);
     if (!state?.clock || finalizationHeld(state.heldUntil, at)) return;
     const wm = watermark(state, at);
     for (const [, entry] of cache.ofPartition(partition)) {
@@ -217,7 +170,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
    * the next page, so memory holds one page at a time.
    */
   async function readDueWindows(partition: number, end: number): Promise<void> {
-    const state = parts.get(partition)!;
+    const state = states.get(partition)!;
     let pageState: string | undefined;
     do {
       const page = await store.readOpenWindows(partition, end, {
@@ -256,7 +209,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
    * those not in memory first.
    */
   async function finalizeDue(partition: number, at: number): Promise<void> {
-    const state = parts.get(partition);
+    const state = states.get(partition);
     if (!state || finalizationHeld(state.heldUntil, at)) return;
     for (const end of dueEnds(state.unread, watermark(state, at))) {
       await readDueWindows(partition, end);
@@ -272,7 +225,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
    * the ends that are done with.
    */
   async function flush(partition: number): Promise<void> {
-    const state = parts.get(partition);
+    const state = states.get(partition);
     if (!state) return;
     const dirty: [string, CacheEntry][] = [];
     const unindexed: CacheEntry[] = [];
@@ -370,7 +323,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
   function evict(): void {
     for (const entry of cache.evict()) {
       if (entry.candle.isFinal) continue;
-      parts.get(entry.partition)?.unread.add(entry.candle.windowEnd);
+      states.get(entry.partition)?.unread.add(entry.candle.windowEnd);
       evicted.inc({ interval: entry.candle.interval });
     }
     openWindows.set(cache.size);
@@ -381,7 +334,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     async processBatch(batch: StageBatch) {
       const { records, rejects } = await input.decode(batch, "SilverTrade");
       await takeOver();
-      const state = await partitionState(batch.partition);
+      const state = await states.getOrRead(batch.partition);
       const trades = records.map((r) => r.value);
       // Read the rows of every window this batch touches that is not in memory yet.
       const missing = new Map<string, [Interval, string, number]>();
@@ -458,18 +411,18 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     },
     onRebalance(partitions) {
       // Read on the next batch or tick: batches and ticks never overlap, this event may.
-      assignment = partitions;
+      states.assign(partitions);
     },
     async tick() {
       await takeOver();
       const at = now();
-      for (const partition of [...parts.keys()]) {
+      for (const partition of states.partitions()) {
         await finalizeDue(partition, at);
         await flush(partition);
       }
     },
     async close() {
-      for (const partition of [...parts.keys()]) await flush(partition);
+      for (const partition of states.partitions()) await flush(partition);
       await publisher?.drain(2000);
     },
   };
