@@ -33,7 +33,7 @@
  */
 import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
-import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
+import { writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
@@ -42,21 +42,17 @@ import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
 import { type Candle, finalize, foldTrade, writeTimestamp } from "./candle.ts";
-import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
+import { createCandlePublisher } from "./candle_publisher.ts";
 import { type CacheEntry, CandleCache, entryKey } from "./candle_cache.ts";
 import { createCandleRows } from "./candle_rows.ts";
+import { type GoldContext } from "./gold_context.ts";
 import { createGoldMetrics } from "./gold_metrics.ts";
-import { createFinalityStore, openWindowKey } from "./finality_store.ts";
-import { dueEnds, finalizationHeld, releasableEnds } from "./open_windows.ts";
+import { flush } from "./flush.ts";
+import { createFinalityStore } from "./finality_store.ts";
+import { dueEnds, finalizationHeld } from "./open_windows.ts";
 import { type PartitionState, PartitionStates } from "./partition_states.ts";
 import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
-import {
-  GOLD_TABLE,
-  type Interval,
-  INTERVAL_MS,
-  INTERVALS,
-  windowStart,
-} from "../../shared/gold_table.ts";
+import { type Interval, INTERVAL_MS, INTERVALS, windowStart } from "../../shared/gold_table.ts";
 
 /**
  * Default bound on candles in memory. A candle in memory takes about 860 bytes of heap (measured
@@ -121,16 +117,33 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     metrics,
     log: options.log,
   });
+  const goldMetrics = createGoldMetrics(metrics);
   const {
     late,
     redelivered,
-    written,
-    finalDelay,
     openWindows,
     evicted,
     readBack,
     watermark: watermarkGauge,
-  } = createGoldMetrics(metrics);
+  } = goldMetrics;
+  const gold: GoldContext = {
+    cache,
+    states,
+    store,
+    rows: candleRows,
+    metrics: goldMetrics,
+    allowedLatenessMs,
+    now,
+    async write(rows) {
+      const failures = await writeRows(session, rows, { concurrency, observe: observeWrites });
+      if (failures.length > 0) {
+        // Candle rows are built by us from validated trades: a refusal is a bug, not bad input.
+        throw failures[0]!.error;
+      }
+    },
+    onCandle: options.onCandle,
+    publisher,
+  };
 
   function watermark(state: PartitionState, at: number): number {
     return watermarkAt(state.clock, at, allowedLatenessMs);
@@ -199,7 +212,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
           readBack.inc({ interval: w.interval });
         }
       });
-      await flush(partition);
+      await flush(gold, partition);
       pageState = page.pageState;
     } while (pageState !== undefined);
   }
@@ -216,107 +229,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       state.unread.delete(end);
     }
     markDue(partition, at);
-  }
-
-  /**
-   * Writes what `partition` has to write, in an order that keeps the invariants of
-   * `finality_store.ts`: first the candle rows, the clock and the ends that new index entries
-   * will need; then the index entries (new open windows) and deletes (windows now final); then
-   * the ends that are done with.
-   */
-  async function flush(partition: number): Promise<void> {
-    const state = states.get(partition);
-    if (!state) return;
-    const dirty: [string, CacheEntry][] = [];
-    const unindexed: CacheEntry[] = [];
-    for (const item of cache.ofPartition(partition)) {
-      const entry = item[1];
-      if (entry.dirty) dirty.push(item);
-      // A final row read back only to skip a redelivery has nothing to write: let it go.
-      else if (entry.candle.isFinal) cache.delete(item[0]);
-      if (!entry.candle.isFinal && entry.index !== "written") unindexed.push(entry);
-    }
-    const newEnds = [
-      ...new Set(unindexed.map((e) => e.candle.windowEnd).filter((end) => !state.ends.has(end))),
-    ];
-    const clock = state.clock !== state.saved ? state.clock : undefined;
-    if (dirty.length > 0 || clock || newEnds.length > 0) {
-      const at = new Date(now());
-      const rows: RowWrite<number>[] = dirty.map(([, entry], i) =>
-        candleRows.upsert(entry.candle, at, i)
-      );
-      if (clock) rows.push(store.writeClock(partition, clock, at.getTime()));
-      if (newEnds.length > 0) rows.push(store.addEnds(partition, newEnds));
-      await write(rows);
-      if (clock) state.saved = clock;
-      for (const end of newEnds) state.ends.add(end);
-      const done = now();
-      for (const [key, entry] of dirty) {
-        entry.dirty = false;
-        written.inc({ stage: "gold", table: GOLD_TABLE[entry.candle.interval] });
-        if (entry.candle.isFinal) {
-          if (entry.crossedAt !== undefined) {
-            finalDelay.observe(Math.max(0, done - entry.crossedAt) / 1000, {
-              interval: entry.candle.interval,
-            });
-          }
-          if (entry.index !== "none") {
-            state.deletes.push(
-              store.deleteEntry(
-                partition,
-                openWindowKey(entry.candle),
-                writeTimestamp(entry.candle),
-              ),
-            );
-          }
-          cache.delete(key);
-        }
-        options.onCandle?.(entry.candle);
-      }
-      publisher?.publish(dirty.map(([, entry]) => candleUpdateOf(entry.candle, at.getTime())));
-    }
-    const deletes = state.deletes.length;
-    if (deletes > 0 || unindexed.length > 0) {
-      await write([
-        ...state.deletes,
-        ...unindexed.map((e) =>
-          store.insertEntry(partition, openWindowKey(e.candle), writeTimestamp(e.candle))
-        ),
-      ]);
-      state.deletes.splice(0, deletes);
-      for (const entry of unindexed) entry.index = "written";
-    }
-    await releaseEnds(partition, state);
-    openWindows.set(cache.size);
-  }
-
-  /** Removes from `open_window_ends` the ends of `partition` whose windows are all final. */
-  async function releaseEnds(partition: number, state: PartitionState): Promise<void> {
-    const at = now();
-    if (state.deletes.length > 0 || finalizationHeld(state.heldUntil, at)) return;
-    const wm = watermark(state, at);
-    if (![...state.ends].some((end) => end <= wm && !state.unread.has(end))) return;
-    const openInMemory = new Set<number>();
-    for (const [, entry] of cache.ofPartition(partition)) {
-      if (!entry.candle.isFinal) openInMemory.add(entry.candle.windowEnd);
-    }
-    const ends = releasableEnds({
-      ends: state.ends,
-      watermark: wm,
-      openInMemory,
-      unread: state.unread,
-    });
-    if (ends.length === 0) return;
-    await write([store.removeEnds(partition, ends)]);
-    for (const end of ends) state.ends.delete(end);
-  }
-
-  async function write(rows: readonly RowWrite<number>[]): Promise<void> {
-    const failures = await writeRows(session, rows, { concurrency, observe: observeWrites });
-    if (failures.length > 0) {
-      // Candle rows are built by us from validated trades: a refusal is a bug, not bad input.
-      throw failures[0]!.error;
-    }
   }
 
   /** Drops least recently used candles while more than the bound are in memory. */
@@ -401,7 +313,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       }
       cache.touch(touched);
       await finalizeDue(batch.partition, arrival);
-      await flush(batch.partition);
+      await flush(gold, batch.partition);
       evict();
       await input.deadLetter(rejects);
       const wm = watermark(state, arrival);
@@ -418,11 +330,11 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       const at = now();
       for (const partition of states.partitions()) {
         await finalizeDue(partition, at);
-        await flush(partition);
+        await flush(gold, partition);
       }
     },
     async close() {
-      for (const partition of states.partitions()) await flush(partition);
+      for (const partition of states.partitions()) await flush(gold, partition);
       await publisher?.drain(2000);
     },
   };
