@@ -41,17 +41,17 @@ import type { MetricsRegistry } from "../../shared/metrics.ts";
 import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
-import { type Candle, finalize, foldTrade, writeTimestamp } from "./candle.ts";
+import { type Candle, foldTrade } from "./candle.ts";
 import { createCandlePublisher } from "./candle_publisher.ts";
-import { type CacheEntry, CandleCache, entryKey } from "./candle_cache.ts";
+import { CandleCache, entryKey } from "./candle_cache.ts";
 import { createCandleRows } from "./candle_rows.ts";
 import { type GoldContext } from "./gold_context.ts";
 import { createGoldMetrics } from "./gold_metrics.ts";
 import { flush } from "./flush.ts";
+import { finalizeDue } from "./finalization.ts";
 import { createFinalityStore } from "./finality_store.ts";
-import { dueEnds, finalizationHeld } from "./open_windows.ts";
 import { type PartitionState, PartitionStates } from "./partition_states.ts";
-import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
+import { observe, watermarkAt } from "./watermark.ts";
 import { type Interval, INTERVAL_MS, INTERVALS, windowStart } from "../../shared/gold_table.ts";
 
 /**
@@ -59,9 +59,6 @@ import { type Interval, INTERVAL_MS, INTERVALS, windowStart } from "../../shared
  * with 100,000 of them); 50,000 take about 43 MB of the stage's 128 MiB old space.
  */
 export const MAX_CACHED_WINDOWS = 50_000;
-
-/** Index entries read back per page when making windows not in memory final. */
-const INDEX_PAGE_SIZE = 500;
 
 /** Dependencies of {@linkcode createGoldStage}. */
 export interface GoldStageOptions {
@@ -123,7 +120,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     redelivered,
     openWindows,
     evicted,
-    readBack,
     watermark: watermarkGauge,
   } = goldMetrics;
   const gold: GoldContext = {
@@ -158,77 +154,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       cache.clear();
       openWindows.set(0);
     });
-  }
-
-  /** Marks final every open candle in memory of `partition` that the watermark has passed. */
-  function markDue(partition: number, at: number): void {
-    const state = states.get(partition);
-    if (!state?.clock || finalizationHeld(state.heldUntil, at)) return;
-    const wm = watermark(state, at);
-    for (const [, entry] of cache.ofPartition(partition)) {
-      if (entry.candle.isFinal) continue;
-      if (entry.candle.windowEnd <= wm) markFinal(entry, state.clock);
-    }
-  }
-
-  function markFinal(entry: CacheEntry, clock: PartitionClock): void {
-    entry.candle = finalize(entry.candle);
-    entry.crossedAt = reachedAt(clock, entry.candle.windowEnd, allowedLatenessMs);
-    entry.dirty = true;
-  }
-
-  /**
-   * Makes final every open window of `partition` ending at `end` that is not in memory: reads
-   * the index a page at a time, each page's candles are read, made final and written before
-   * the next page, so memory holds one page at a time.
-   */
-  async function readDueWindows(partition: number, end: number): Promise<void> {
-    const state = states.get(partition)!;
-    let pageState: string | undefined;
-    do {
-      const page = await store.readOpenWindows(partition, end, {
-        fetchSize: INDEX_PAGE_SIZE,
-        ...(pageState === undefined ? {} : { pageState }),
-      });
-      const wanted = page.windows.filter((w) =>
-        !cache.has(entryKey(w.interval, w.symbol, w.windowEnd - INTERVAL_MS[w.interval]))
-      );
-      const candles = await candleRows.read(
-        wanted.map((w) => [w.interval, w.symbol, w.windowEnd - INTERVAL_MS[w.interval]] as const),
-      );
-      wanted.forEach((w, i) => {
-        const candle = candles[i];
-        if (candle === undefined) {
-          // No row (expired): nothing to make final; the entry is garbage.
-          state.deletes.push(store.deleteEntry(partition, w));
-        } else if (candle.isFinal) {
-          state.deletes.push(store.deleteEntry(partition, w, writeTimestamp(candle)));
-        } else {
-          // Due (the caller only reads ends the watermark passed): final at once. The windows
-          // in memory wait for the caller, so that this read never meets their deletes.
-          const entry: CacheEntry = { candle, dirty: false, partition, index: "written" };
-          markFinal(entry, state.clock!);
-          cache.set(entryKey(w.interval, w.symbol, candle.windowStart), entry);
-          readBack.inc({ interval: w.interval });
-        }
-      });
-      await flush(gold, partition);
-      pageState = page.pageState;
-    } while (pageState !== undefined);
-  }
-
-  /**
-   * Marks final every open window of `partition` that the watermark has passed, reading back
-   * those not in memory first.
-   */
-  async function finalizeDue(partition: number, at: number): Promise<void> {
-    const state = states.get(partition);
-    if (!state || finalizationHeld(state.heldUntil, at)) return;
-    for (const end of dueEnds(state.unread, watermark(state, at))) {
-      await readDueWindows(partition, end);
-      state.unread.delete(end);
-    }
-    markDue(partition, at);
   }
 
   /** Drops least recently used candles while more than the bound are in memory. */
@@ -312,7 +237,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
         state.clock = observe(state.clock, trade, arrival);
       }
       cache.touch(touched);
-      await finalizeDue(batch.partition, arrival);
+      await finalizeDue(gold, batch.partition, arrival);
       await flush(gold, batch.partition);
       evict();
       await input.deadLetter(rejects);
@@ -329,7 +254,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
       await takeOver();
       const at = now();
       for (const partition of states.partitions()) {
-        await finalizeDue(partition, at);
+        await finalizeDue(gold, partition, at);
         await flush(gold, partition);
       }
     },
