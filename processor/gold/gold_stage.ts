@@ -4,12 +4,13 @@
  * How it stays exact under crashes, replays and rebalances:
  * - a candle row holds its whole fold state, including `folded_offsets` (raw partition ->
  *   highest raw offset folded in); a symbol's trades arrive in raw-offset order, so a
- *   redelivered trade is recognised and skipped (see `candle.ts`);
+ *   redelivered trade is recognised and skipped (see `candle.ts`, `batch_fold.ts`);
  * - a batch's candles are written before the runner commits its offset, so after `kill -9` the
  *   restarted worker reloads each open candle from Cassandra and replays only what was not
  *   committed: every replayed trade is either already in the row (skipped) or not (folded);
  * - each row is written `USING TIMESTAMP` of its state's version (`writeTimestamp()`), so a
- *   stale write from a worker that just lost the partition can never replace a newer state.
+ *   stale write from a worker that just lost the partition can never replace a newer state
+ *   (`candle_rows.ts`).
  *
  * Finality: the watermark of a partition is the latest event time seen (capped at the trade's
  * ingest time, so a clock-skewed print cannot race it ahead) minus the allowed lateness, and it
@@ -21,58 +22,47 @@
  *
  * Finality survives the worker: each partition's watermark clock, and an index of the windows
  * written while open, are kept in Cassandra (`finality_store.ts`). A worker that takes
- * partitions over (start, restart, rebalance) reads their clocks and the window ends that may
- * hold open windows, and when the watermark passes such an end reads those windows back and
- * makes them final, as the previous owner would have, whether or not a trade ever comes for them
- * again. The time the partition had no owner counts as idle, but a backlog waiting in Kafka is
- * folded in first (see `TAKEOVER_GRACE_MS`). The same index bounds memory: past
- * `maxCachedWindows` candles, the least recently used leave memory (they are written, and read
- * back when a trade touches them or when they fall due).
+ * partitions over (start, restart, rebalance: `partition_states.ts`) reads their clocks and the
+ * window ends that may hold open windows, and when the watermark passes such an end reads those
+ * windows back and makes them final, as the previous owner would have, whether or not a trade
+ * ever comes for them again (`finalization.ts`; the order of the writes that keeps the index
+ * right is `flush.ts`'s). The time the partition had no owner counts as idle, but a backlog
+ * waiting in Kafka is folded in first (see `TAKEOVER_GRACE_MS`). The same index bounds memory:
+ * past `maxCachedWindows` candles, the least recently used leave memory (they are written, and
+ * read back when a trade touches them or when they fall due: `candle_cache.ts`).
+ *
+ * The stage is a list of steps over one {@linkcode GoldContext} (`gold_context.ts`), run one at
+ * a time (the runner never overlaps batches and ticks): per batch, decode and dead-letter
+ * (`../stage_input.ts`), take partitions over after a rebalance, fold the trades, make due
+ * windows final, flush, evict; per tick, finalize and flush every partition.
  *
  * @module
  */
-import cassandra from "cassandra-driver";
+import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
-import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-
+import { writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import type { Logger } from "../../shared/log.ts";
-import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
-
-import { type WireCodec } from "../../shared/wire.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import { createStageInput } from "../stage_input.ts";
-import { type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
-import { candleUpdateOf, createCandlePublisher } from "./candle_publisher.ts";
-import { type Decimal, formatDecimal, parseDecimal } from "../../shared/decimal.ts";
-import { createFinalityStore, openWindowKey } from "./finality_store.ts";
-import {
-  dueEnds,
-  evictionVictims,
-  finalizationHeld,
-  releasableEnds,
-  TAKEOVER_GRACE_MS,
-} from "./open_windows.ts";
-import { observe, type PartitionClock, reachedAt, watermarkAt } from "./watermark.ts";
-import {
-  GOLD_TABLE,
-  goldBucket,
-  type Interval,
-  INTERVAL_MS,
-  windowStart,
-} from "../../shared/gold_table.ts";
-import { METRIC } from "../../shared/metric_names.ts";
-
-/** The intervals gold maintains. */
-export const INTERVALS: readonly Interval[] = ["5m", "1h"];
+import { foldBatch } from "./batch_fold.ts";
+import type { Candle } from "./candle.ts";
+import { CandleCache } from "./candle_cache.ts";
+import { createCandlePublisher } from "./candle_publisher.ts";
+import { createCandleRows } from "./candle_rows.ts";
+import { finalizeDue } from "./finalization.ts";
+import { createFinalityStore } from "./finality_store.ts";
+import { flush } from "./flush.ts";
+import { type GoldContext, watermark } from "./gold_context.ts";
+import { createGoldMetrics } from "./gold_metrics.ts";
+import { type PartitionState, PartitionStates } from "./partition_states.ts";
 
 /**
  * Default bound on candles in memory. A candle in memory takes about 860 bytes of heap (measured
  * with 100,000 of them); 50,000 take about 43 MB of the stage's 128 MiB old space.
  */
 export const MAX_CACHED_WINDOWS = 50_000;
-
-/** Index entries read back per page when making windows not in memory final. */
-const INDEX_PAGE_SIZE = 500;
 
 /** Dependencies of {@linkcode createGoldStage}. */
 export interface GoldStageOptions {
@@ -100,562 +90,117 @@ export interface GoldStageOptions {
   readonly now?: () => number;
 }
 
-interface Entry {
-  candle: Candle;
-  dirty: boolean;
-  /** The silver partition whose watermark decides when the window is final. */
-  readonly partition: number;
-  /** Wall time the watermark passed the window's end, once it has. */
-  crossedAt?: number;
-  /**
-   * The window's entry in the open-windows index: written by this worker (or found there),
-   * none (the window was created here, or read back final), or unknown (read back open).
-   */
-  index: "written" | "none" | "unknown";
-}
-
-/** What this worker knows of one silver partition it works on. */
-interface PartitionState {
-  clock: PartitionClock | undefined;
-  /** The clock as last written to Cassandra. */
-  saved: PartitionClock | undefined;
-  /** The partition's `open_window_ends`, as far as this worker wrote or read them. */
-  readonly ends: Set<number>;
-  /** Ends whose index entries may hold open windows that are not in memory. */
-  readonly unread: Set<number>;
-  /** Index deletes of windows written final, still to be written. */
-  readonly deletes: RowWrite<number>[];
-  /** After a takeover: finalization waits for the first batch until then. */
-  heldUntil: number | undefined;
-}
-
-function entryKey(interval: Interval, symbol: string, start: number): string {
-  return `${interval}\u0000${symbol}\u0000${start}`;
-}
-
 /** The gold stage. */
 export function createGoldStage(options: GoldStageOptions): Stage {
-  const { session, keyspace, producer, metrics, allowedLatenessMs, wire } = options;
   const now = options.now ?? Date.now;
-  const concurrency = options.concurrency ?? 32;
-  const maxCached = options.maxCachedWindows ?? MAX_CACHED_WINDOWS;
-  const observeWrites = writeMetrics(metrics, "gold");
-  const store = createFinalityStore({ session, keyspace });
+  const gold = createGoldContext(options, now);
   const input = createStageInput({
     stage: "gold",
-    wire,
-    producer,
+    wire: options.wire,
+    producer: options.producer,
     deadLetterTopic: options.deadLetterTopic,
-    metrics,
+    metrics: options.metrics,
     now,
   });
-  /** Candles in memory, least recently used first. */
-  const cache = new Map<string, Entry>();
-  /** The state of every partition this worker works on. */
-  let parts = new Map<number, PartitionState>();
-  /** Partitions assigned by the last rebalance, until their state is read. */
-  let assignment: readonly number[] | undefined;
-  const upserts = new Map<Interval, string>();
-  const publisher = options.candleTopic === undefined ? undefined : createCandlePublisher({
-    producer,
-    topic: options.candleTopic,
-    wire,
-    metrics,
-    log: options.log,
-  });
-  const selects = new Map<Interval, string>();
-  for (const interval of INTERVALS) {
-    const table = `${keyspace}.${GOLD_TABLE[interval]}`;
-    upserts.set(
-      interval,
-      `INSERT INTO ${table} (symbol, bucket, window_start, window_end, open, high, low, close,
-        volume, pv_sum, vwap, trade_count, price_only_count, open_time, open_partition,
-        open_offset, close_time, close_partition, close_offset, folded_offsets, is_final,
-        late_count, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    selects.set(
-      interval,
-      `SELECT * FROM ${table} WHERE symbol = ? AND bucket = ? AND window_start = ?`,
-    );
-  }
-  const late = metrics.counter(
-    "pipeline_gold_late_trades_total",
-    "Trades that arrived after their window was final; folded in as an amendment.",
-  );
-  const redelivered = metrics.counter(
-    "pipeline_gold_redelivered_trades_total",
-    "Trades gold had already folded in (pipeline retries and replays), skipped.",
-  );
-  const written = metrics.counter(
-    METRIC.stageRowsWritten,
-    "Rows written to Cassandra.",
-  );
-  const finalDelay = metrics.histogram(
-    "pipeline_gold_watermark_to_final_seconds",
-    "Time from the watermark passing a window's end to its final gold row being written.",
-    END_TO_END_LATENCY_BUCKETS,
-  );
-  const openWindows = metrics.gauge(
-    "pipeline_gold_open_windows",
-    "Candles held in memory, not final yet.",
-  );
-  const evicted = metrics.counter(
-    "pipeline_gold_windows_evicted_total",
-    "Open windows dropped from memory because gold held more than its bound; they are read " +
-      "back from Cassandra when a trade touches them or when they fall due.",
-  );
-  const readBack = metrics.counter(
-    "pipeline_gold_windows_read_back_total",
-    "Open windows read back from the open-windows index to be made final (taken over after a " +
-      "restart or rebalance, or dropped from memory).",
-  );
-  const watermarkGauge = metrics.gauge(
-    "pipeline_gold_watermark_seconds",
-    "Event-time watermark per silver partition, Unix seconds.",
-  );
-
-  function watermark(state: PartitionState, at: number): number {
-    return watermarkAt(state.clock, at, allowedLatenessMs);
-  }
-
-  /** The rows of the given windows, in order (undefined where there is none). */
-  async function readCandles(
-    keys: readonly (readonly [Interval, string, number])[],
-  ): Promise<(Candle | undefined)[]> {
-    const out = new Array<Candle | undefined>(keys.length);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, keys.length) }, async () => {
-        while (next < keys.length) {
-          const i = next++;
-          const [interval, symbol, start] = keys[i]!;
-          const result = await session.execute(selects.get(interval)!, [
-            symbol,
-            cassandra.types.LocalDate.fromString(goldBucket(start, interval)),
-            new Date(start),
-          ], { prepare: true });
-          const row = result.first();
-          out[i] = row ? candleFromRow(row, interval) : undefined;
-        }
-      }),
-    );
-    return out;
-  }
-
-  /** The partition's state as Cassandra holds it, on taking the partition over at `at`. */
-  async function readPartitionState(partition: number, at: number): Promise<PartitionState> {
-    const record = await store.readPartition(partition);
-    return {
-      clock: record.clock,
-      saved: record.clock,
-      ends: new Set(record.ends),
-      unread: new Set(record.ends),
-      deletes: [],
-      heldUntil: at + TAKEOVER_GRACE_MS,
-    };
-  }
-
-  /**
-   * After a rebalance: forgets everything (another worker may have moved these rows on while
-   * a partition was away) and reads the state of every assigned partition.
-   */
-  async function takeOver(): Promise<void> {
-    while (assignment !== undefined) {
-      const partitions = assignment;
-      const at = now();
-      const restored = new Map<number, PartitionState>();
-      for (const partition of partitions) {
-        restored.set(partition, await readPartitionState(partition, at));
-      }
-      if (assignment !== partitions) continue; // assigned again meanwhile: read again
-      assignment = undefined;
-      cache.clear();
-      parts = restored;
-      openWindows.set(0);
-      const ends = [...restored.values()].reduce((n, s) => n + s.unread.size, 0);
-      options.log.info("took partitions over", { partitions, windowEndsToRead: ends });
-    }
-  }
-
-  /** The state of a partition this worker was not told about (read on its first batch). */
-  async function partitionState(partition: number): Promise<PartitionState> {
-    let state = parts.get(partition);
-    if (!state) parts.set(partition, state = await readPartitionState(partition, now()));
-    return state;
-  }
-
-  /** Marks final every open candle in memory of `partition` that the watermark has passed. */
-  function markDue(partition: number, at: number): void {
-    const state = parts.get(partition);
-    if (!state?.clock || finalizationHeld(state.heldUntil, at)) return;
-    const wm = watermark(state, at);
-    for (const entry of cache.values()) {
-      if (entry.partition !== partition || entry.candle.isFinal) continue;
-      if (entry.candle.windowEnd <= wm) markFinal(entry, state.clock);
-    }
-  }
-
-  function markFinal(entry: Entry, clock: PartitionClock): void {
-    entry.candle = finalize(entry.candle);
-    entry.crossedAt = reachedAt(clock, entry.candle.windowEnd, allowedLatenessMs);
-    entry.dirty = true;
-  }
-
-  /**
-   * Makes final every open window of `partition` ending at `end` that is not in memory: reads
-   * the index a page at a time, each page's candles are read, made final and written before
-   * the next page, so memory holds one page at a time.
-   */
-  async function readDueWindows(partition: number, end: number): Promise<void> {
-    const state = parts.get(partition)!;
-    let pageState: string | undefined;
-    do {
-      const page = await store.readOpenWindows(partition, end, {
-        fetchSize: INDEX_PAGE_SIZE,
-        ...(pageState === undefined ? {} : { pageState }),
-      });
-      const wanted = page.windows.filter((w) =>
-        !cache.has(entryKey(w.interval, w.symbol, w.windowEnd - INTERVAL_MS[w.interval]))
-      );
-      const candles = await readCandles(
-        wanted.map((w) => [w.interval, w.symbol, w.windowEnd - INTERVAL_MS[w.interval]] as const),
-      );
-      wanted.forEach((w, i) => {
-        const candle = candles[i];
-        if (candle === undefined) {
-          // No row (expired): nothing to make final; the entry is garbage.
-          state.deletes.push(store.deleteEntry(partition, w));
-        } else if (candle.isFinal) {
-          state.deletes.push(store.deleteEntry(partition, w, writeTimestamp(candle)));
-        } else {
-          // Due (the caller only reads ends the watermark passed): final at once. The windows
-          // in memory wait for the caller, so that this read never meets their deletes.
-          const entry: Entry = { candle, dirty: false, partition, index: "written" };
-          markFinal(entry, state.clock!);
-          cache.set(entryKey(w.interval, w.symbol, candle.windowStart), entry);
-          readBack.inc({ interval: w.interval });
-        }
-      });
-      await flush(partition);
-      pageState = page.pageState;
-    } while (pageState !== undefined);
-  }
-
-  /**
-   * Marks final every open window of `partition` that the watermark has passed, reading back
-   * those not in memory first.
-   */
-  async function finalizeDue(partition: number, at: number): Promise<void> {
-    const state = parts.get(partition);
-    if (!state || finalizationHeld(state.heldUntil, at)) return;
-    for (const end of dueEnds(state.unread, watermark(state, at))) {
-      await readDueWindows(partition, end);
-      state.unread.delete(end);
-    }
-    markDue(partition, at);
-  }
-
-  /**
-   * Writes what `partition` has to write, in an order that keeps the invariants of
-   * `finality_store.ts`: first the candle rows, the clock and the ends that new index entries
-   * will need; then the index entries (new open windows) and deletes (windows now final); then
-   * the ends that are done with.
-   */
-  async function flush(partition: number): Promise<void> {
-    const state = parts.get(partition);
-    if (!state) return;
-    const dirty: [string, Entry][] = [];
-    const unindexed: Entry[] = [];
-    for (const item of cache) {
-      const entry = item[1];
-      if (entry.partition !== partition) continue;
-      if (entry.dirty) dirty.push(item);
-      // A final row read back only to skip a redelivery has nothing to write: let it go.
-      else if (entry.candle.isFinal) cache.delete(item[0]);
-      if (!entry.candle.isFinal && entry.index !== "written") unindexed.push(entry);
-    }
-    const newEnds = [
-      ...new Set(unindexed.map((e) => e.candle.windowEnd).filter((end) => !state.ends.has(end))),
-    ];
-    const clock = state.clock !== state.saved ? state.clock : undefined;
-    if (dirty.length > 0 || clock || newEnds.length > 0) {
-      const at = new Date(now());
-      const rows: RowWrite<number>[] = dirty.map(([, entry], i) => ({
-        query: upserts.get(entry.candle.interval)!,
-        partition: `${entry.candle.symbol}\u0000${entry.candle.windowStart}`,
-        timestamp: writeTimestamp(entry.candle),
-        ref: i,
-        params: rowParams(entry.candle, at),
-      }));
-      if (clock) rows.push(store.writeClock(partition, clock, at.getTime()));
-      if (newEnds.length > 0) rows.push(store.addEnds(partition, newEnds));
-      await write(rows);
-      if (clock) state.saved = clock;
-      for (const end of newEnds) state.ends.add(end);
-      const done = now();
-      for (const [key, entry] of dirty) {
-        entry.dirty = false;
-        written.inc({ stage: "gold", table: GOLD_TABLE[entry.candle.interval] });
-        if (entry.candle.isFinal) {
-          if (entry.crossedAt !== undefined) {
-            finalDelay.observe(Math.max(0, done - entry.crossedAt) / 1000, {
-              interval: entry.candle.interval,
-            });
-          }
-          if (entry.index !== "none") {
-            state.deletes.push(
-              store.deleteEntry(
-                partition,
-                openWindowKey(entry.candle),
-                writeTimestamp(entry.candle),
-              ),
-            );
-          }
-          cache.delete(key);
-        }
-        options.onCandle?.(entry.candle);
-      }
-      publisher?.publish(dirty.map(([, entry]) => candleUpdateOf(entry.candle, at.getTime())));
-    }
-    const deletes = state.deletes.length;
-    if (deletes > 0 || unindexed.length > 0) {
-      await write([
-        ...state.deletes,
-        ...unindexed.map((e) =>
-          store.insertEntry(partition, openWindowKey(e.candle), writeTimestamp(e.candle))
-        ),
-      ]);
-      state.deletes.splice(0, deletes);
-      for (const entry of unindexed) entry.index = "written";
-    }
-    await releaseEnds(partition, state);
-    openWindows.set(cache.size);
-  }
-
-  /** Removes from `open_window_ends` the ends of `partition` whose windows are all final. */
-  async function releaseEnds(partition: number, state: PartitionState): Promise<void> {
-    const at = now();
-    if (state.deletes.length > 0 || finalizationHeld(state.heldUntil, at)) return;
-    const wm = watermark(state, at);
-    if (![...state.ends].some((end) => end <= wm && !state.unread.has(end))) return;
-    const openInMemory = new Set<number>();
-    for (const entry of cache.values()) {
-      if (entry.partition === partition && !entry.candle.isFinal) {
-        openInMemory.add(entry.candle.windowEnd);
-      }
-    }
-    const ends = releasableEnds({
-      ends: state.ends,
-      watermark: wm,
-      openInMemory,
-      unread: state.unread,
-    });
-    if (ends.length === 0) return;
-    await write([store.removeEnds(partition, ends)]);
-    for (const end of ends) state.ends.delete(end);
-  }
-
-  async function write(rows: readonly RowWrite<number>[]): Promise<void> {
-    const failures = await writeRows(session, rows, { concurrency, observe: observeWrites });
-    if (failures.length > 0) {
-      // Candle rows are built by us from validated trades: a refusal is a bug, not bad input.
-      throw failures[0]!.error;
-    }
-  }
-
-  /** Drops least recently used candles while more than the bound are in memory. */
-  function evict(): void {
-    const victims = evictionVictims(cache, cache.size, {
-      max: maxCached,
-      target: Math.floor(maxCached * 0.9),
-      // Written, and (when open) findable again through the index.
-      canLeave: (e) => !e.dirty && (e.candle.isFinal || e.index === "written"),
-    });
-    for (const key of victims) {
-      const entry = cache.get(key)!;
-      cache.delete(key);
-      if (entry.candle.isFinal) continue;
-      parts.get(entry.partition)?.unread.add(entry.candle.windowEnd);
-      evicted.inc({ interval: entry.candle.interval });
-    }
-    openWindows.set(cache.size);
-  }
-
   return {
     name: "gold",
     async processBatch(batch: StageBatch) {
       const { records, rejects } = await input.decode(batch, "SilverTrade");
-      await takeOver();
-      const state = await partitionState(batch.partition);
-      const trades = records.map((r) => r.value);
-      // Read the rows of every window this batch touches that is not in memory yet.
-      const missing = new Map<string, [Interval, string, number]>();
-      for (const trade of trades) {
-        for (const interval of INTERVALS) {
-          const start = windowStart(trade.eventTime, interval);
-          const key = entryKey(interval, trade.symbol, start);
-          if (!cache.has(key)) missing.set(key, [interval, trade.symbol, start]);
-        }
-      }
-      const rows = await readCandles([...missing.values()]);
-      [...missing.keys()].forEach((key, i) => {
-        const candle = rows[i];
-        if (candle) {
-          cache.set(key, {
-            candle,
-            dirty: false,
-            partition: batch.partition,
-            // A final row's entry was deleted when it was written; an open one may have one.
-            index: candle.isFinal ? "none" : "unknown",
-          });
-        }
-      });
-      const arrival = now();
-      if (state.heldUntil !== undefined) {
-        // The first batch since the takeover: what it holds was waiting in Kafka, not late.
-        state.heldUntil = undefined;
-        if (state.clock) state.clock = { ...state.clock, lastArrival: arrival };
-      }
-      const touched = new Set<string>();
-      for (const trade of trades) {
-        for (const interval of INTERVALS) {
-          const start = windowStart(trade.eventTime, interval);
-          const key = entryKey(interval, trade.symbol, start);
-          touched.add(key);
-          let entry = cache.get(key);
-          if (entry && entry.partition !== batch.partition) {
-            // The symbol moved partitions (the topic grew): index it under this one too.
-            entry = { ...entry, partition: batch.partition, index: "unknown" };
-            cache.set(key, entry);
-          }
-          const end = start + INTERVAL_MS[interval];
-          const isLate = entry?.candle.isFinal === true || end <= watermark(state, arrival);
-          const before = entry?.candle;
-          const after = foldTrade(before, trade, interval, { late: isLate });
-          if (after === before) {
-            if (interval === "5m") redelivered.inc({ stage: "gold" });
-            continue;
-          }
-          if (isLate) late.inc({ stage: "gold", interval });
-          if (entry) {
-            entry.candle = after;
-            entry.dirty = true;
-          } else {
-            cache.set(key, {
-              candle: after,
-              dirty: true,
-              partition: batch.partition,
-              index: "none",
-            });
-          }
-        }
-        state.clock = observe(state.clock, trade, arrival);
-      }
-      for (const key of touched) {
-        const entry = cache.get(key);
-        if (entry) {
-          cache.delete(key);
-          cache.set(key, entry);
-        }
-      }
-      await finalizeDue(batch.partition, arrival);
-      await flush(batch.partition);
-      evict();
+      await takeOver(gold);
+      const state = await gold.states.getOrRead(batch.partition);
+      const arrival = await foldBatch(gold, batch.partition, state, records.map((r) => r.value));
+      await finalizeDue(gold, batch.partition, arrival);
+      await flush(gold, batch.partition);
+      evict(gold);
       await input.deadLetter(rejects);
-      const wm = watermark(state, arrival);
-      if (Number.isFinite(wm)) {
-        watermarkGauge.set(wm / 1000, { partition: String(batch.partition) });
-      }
+      showWatermark(gold, batch.partition, state, arrival);
     },
     onRebalance(partitions) {
       // Read on the next batch or tick: batches and ticks never overlap, this event may.
-      assignment = partitions;
+      gold.states.assign(partitions);
     },
     async tick() {
-      await takeOver();
+      await takeOver(gold);
       const at = now();
-      for (const partition of [...parts.keys()]) {
-        await finalizeDue(partition, at);
-        await flush(partition);
+      for (const partition of gold.states.partitions()) {
+        await finalizeDue(gold, partition, at);
+        await flush(gold, partition);
       }
     },
     async close() {
-      for (const partition of [...parts.keys()]) await flush(partition);
-      await publisher?.drain(2000);
+      for (const partition of gold.states.partitions()) await flush(gold, partition);
+      await gold.publisher?.drain(2000);
     },
   };
 }
 
-function toDecimal(value: unknown): Decimal {
-  return parseDecimal(String(value));
-}
-
-function bigDecimal(d: Decimal): cassandra.types.BigDecimal {
-  return cassandra.types.BigDecimal.fromString(formatDecimal(d));
-}
-
-/** The bound parameters of a candle's upsert. */
-function rowParams(c: Candle, at: Date): unknown[] {
-  const average = vwap(c);
-  return [
-    c.symbol,
-    cassandra.types.LocalDate.fromString(goldBucket(c.windowStart, c.interval)),
-    new Date(c.windowStart),
-    new Date(c.windowEnd),
-    c.open,
-    c.high,
-    c.low,
-    c.close,
-    bigDecimal(c.volume),
-    bigDecimal(c.pvSum),
-    average === null ? null : bigDecimal(average),
-    BigInt(c.tradeCount),
-    BigInt(c.priceOnlyCount),
-    new Date(c.openKey.eventTime),
-    c.openKey.partition,
-    BigInt(c.openKey.offset),
-    new Date(c.closeKey.eventTime),
-    c.closeKey.partition,
-    BigInt(c.closeKey.offset),
-    new Map([...c.foldedOffsets].map(([p, o]) => [p, BigInt(o)])),
-    c.isFinal,
-    BigInt(c.lateCount),
-    at,
-  ];
-}
-
-/** A candle read back from its row. */
-export function candleFromRow(row: cassandra.types.Row, interval: Interval): Candle {
-  const folded = row.get("folded_offsets") as Record<string, bigint> | Map<number, bigint> | null;
-  const entries = folded instanceof Map
-    ? [...folded]
-    : Object.entries(folded ?? {}).map(([k, v]) => [Number(k), v] as const);
+/** One worker's clients, state and metrics. */
+function createGoldContext(options: GoldStageOptions, now: () => number): GoldContext {
+  const { session, keyspace, producer, metrics } = options;
+  const concurrency = options.concurrency ?? 32;
+  const observeWrites = writeMetrics(metrics, "gold");
+  const store = createFinalityStore({ session, keyspace });
   return {
-    symbol: row.get("symbol"),
-    interval,
-    windowStart: (row.get("window_start") as Date).getTime(),
-    windowEnd: (row.get("window_end") as Date).getTime(),
-    open: row.get("open"),
-    high: row.get("high"),
-    low: row.get("low"),
-    close: row.get("close"),
-    openKey: {
-      eventTime: (row.get("open_time") as Date).getTime(),
-      partition: row.get("open_partition"),
-      offset: Number(row.get("open_offset")),
+    rows: createCandleRows({ session, keyspace, concurrency }),
+    store,
+    /** Candles in memory, least recently used first. */
+    cache: new CandleCache(options.maxCachedWindows ?? MAX_CACHED_WINDOWS),
+    /** The state of every partition this worker works on. */
+    states: new PartitionStates({ store, now, log: options.log }),
+    publisher: options.candleTopic === undefined ? undefined : createCandlePublisher({
+      producer,
+      topic: options.candleTopic,
+      wire: options.wire,
+      metrics,
+      log: options.log,
+    }),
+    metrics: createGoldMetrics(metrics),
+    allowedLatenessMs: options.allowedLatenessMs,
+    now,
+    async write(rows) {
+      const failures = await writeRows(session, rows, { concurrency, observe: observeWrites });
+      if (failures.length > 0) {
+        // Candle rows are built by us from validated trades: a refusal is a bug, not bad input.
+        throw failures[0]!.error;
+      }
     },
-    closeKey: {
-      eventTime: (row.get("close_time") as Date).getTime(),
-      partition: row.get("close_partition"),
-      offset: Number(row.get("close_offset")),
-    },
-    volume: toDecimal(row.get("volume")),
-    pvSum: toDecimal(row.get("pv_sum")),
-    tradeCount: Number(row.get("trade_count")),
-    priceOnlyCount: Number(row.get("price_only_count")),
-    foldedOffsets: new Map(entries.map(([p, o]) => [Number(p), Number(o)])),
-    lateCount: Number(row.get("late_count") ?? 0n),
-    isFinal: row.get("is_final") === true,
+    onCandle: options.onCandle,
   };
+}
+
+/**
+ * After a rebalance: forgets everything (another worker may have moved these rows on while
+ * a partition was away) and reads the state of every assigned partition.
+ */
+async function takeOver(gold: GoldContext): Promise<void> {
+  await gold.states.takeOver(() => {
+    gold.cache.clear();
+    gold.metrics.openWindows.set(0);
+  });
+}
+
+/**
+ * Drops least recently used candles while more than the bound are in memory; the end of each
+ * open one is read back from the index when it falls due.
+ */
+function evict(gold: GoldContext): void {
+  for (const entry of gold.cache.evict()) {
+    if (entry.candle.isFinal) continue;
+    gold.states.get(entry.partition)?.unread.add(entry.candle.windowEnd);
+    gold.metrics.evicted.inc({ interval: entry.candle.interval });
+  }
+  gold.metrics.openWindows.set(gold.cache.size);
+}
+
+/** Sets the partition's watermark gauge, once it has one. */
+function showWatermark(
+  gold: GoldContext,
+  partition: number,
+  state: PartitionState,
+  at: number,
+): void {
+  const wm = watermark(gold, state, at);
+  if (Number.isFinite(wm)) {
+    gold.metrics.watermark.set(wm / 1000, { partition: String(partition) });
+  }
 }
