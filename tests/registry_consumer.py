@@ -100,7 +100,8 @@ def main():
     parser.add_argument("topics", nargs="+")
     args = parser.parse_args()
 
-    registry_conf = {"url": args.registry}
+    # httpx's default here is no timeout at all: one stuck registry connection hung a run.
+    registry_conf = {"url": args.registry, "timeout": 30}
     if os.environ.get("SCHEMA_REGISTRY_USERNAME"):
         registry_conf["basic.auth.user.info"] = "{}:{}".format(
             os.environ["SCHEMA_REGISTRY_USERNAME"], os.environ.get("SCHEMA_REGISTRY_PASSWORD", "")

@@ -74,6 +74,8 @@ async function pythonRead(config: Config, topics: readonly string[]): Promise<Py
     ],
     env,
     stdin: "null",
+    // Each topic has its own deadline in the script; this bounds a hang anywhere else.
+    signal: AbortSignal.timeout(600_000),
   }).output();
   const stderr = new TextDecoder().decode(output.stderr);
   assert.ok(output.success, `registry_consumer.py failed (${output.code}): ${stderr}`);
