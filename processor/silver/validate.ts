@@ -7,7 +7,7 @@
  */
 import { SYMBOL_PATTERN } from "../../shared/config.ts";
 import type { RawTrade, SilverTrade } from "../../shared/types.ts";
-import { tradingSession } from "./trading_session.ts";
+import { tradingSession } from "../../shared/trading_session.ts";
 
 /**
  * Every rejection code, in the order {@linkcode toSilverTrade} checks the rules: the first rule a

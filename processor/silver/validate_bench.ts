@@ -8,7 +8,7 @@
  */
 import { loadConfig } from "../../shared/config.ts";
 import type { RawTrade } from "../../shared/types.ts";
-import { sessionFor, tradingSession } from "./trading_session.ts";
+import { sessionFor, tradingSession } from "../../shared/trading_session.ts";
 import { toSilverTrade, TradeRejection } from "./validate.ts";
 
 const RULES = loadConfig({}).silver;

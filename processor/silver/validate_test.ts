@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { avroType, encodeBody } from "../../shared/avro.ts";
 import { loadConfig } from "../../shared/config.ts";
 import type { RawTrade, SilverTrade, TradingSession } from "../../shared/types.ts";
-import { sessionFor } from "./trading_session.ts";
+import { sessionFor } from "../../shared/trading_session.ts";
 import {
   REJECTION_CODES,
   type RejectionCode,

@@ -1,5 +1,5 @@
 /**
- * US equity trading sessions in New York time, for the silver stage.
+ * US equity trading sessions in New York time, for silver (each trade's session), feed-gap coverage and the watchlist.
  *
  * Sessions (New York wall-clock time, Monday to Friday):
  *
@@ -30,8 +30,8 @@
  *
  * @module
  */
-import { SYMBOL_PATTERN } from "../../shared/config.ts";
-import type { TradingSession } from "../../shared/types.ts";
+import { SYMBOL_PATTERN } from "./config.ts";
+import type { TradingSession } from "./types.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

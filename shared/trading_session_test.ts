@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { TradingSession } from "../../shared/types.ts";
+import type { TradingSession } from "./types.ts";
 import { isUsEquity, newYorkUtcOffsetMs, sessionFor, tradingSession } from "./trading_session.ts";
-import { mulberry32 } from "../../shared/random.ts";
+import { mulberry32 } from "./random.ts";
 
 const EDT = -4 * 3_600_000;
 const EST = -5 * 3_600_000;
