@@ -8,7 +8,12 @@
  *   JSON of a candle);
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
- * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second.
+ * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second;
+ * - `GET /api/watchlist`: `{ time, interval, rows, omitted }`, a row per symbol (the symbols of
+ *   `/api/symbols`, at most `MAX_WATCHLIST_SYMBOLS`; `omitted` counts the rest) with its last
+ *   price, change since the session's open, the day's volume and closes (see `watchlist.ts`),
+ *   read from the day's 5m candles, at most 8 symbols at a time, and computed at most once every
+ *   2 s whatever the number of clients (a request within 2 s of the last gets its answer).
  *
  * A bad parameter is a 400 `{ error }` naming it; Cassandra unavailable is a 503. The routes sit
  * behind the status endpoint's token check (`app.ts`), which the page passes with a cookie.
@@ -22,7 +27,7 @@ import type { Config } from "../../shared/config.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { StatusSources } from "../app.ts";
-import { createAssets } from "./assets.ts";
+import { ASSET_ROUTES, createAssets } from "./assets.ts";
 import { createCandleFeed } from "./feed.ts";
 import { healthOf, type MarketHealth } from "./health.ts";
 import { createMarketHub, type MarketHub } from "./hub.ts";
@@ -35,6 +40,14 @@ import {
 } from "./params.ts";
 import { createMarketStore, type MarketStore } from "./store.ts";
 import { groupIdOf, STAGES } from "../../shared/topology.ts";
+import { INTERVAL_MS } from "../../shared/gold_table.ts";
+import {
+  tradingDayOf,
+  WATCHLIST_INTERVAL,
+  type WatchlistRow,
+  watchlistRow,
+  watchlistSymbols,
+} from "./watchlist.ts";
 import type { WireCodec } from "../../shared/wire.ts";
 
 /** Options of {@linkcode mountMarket}. */
@@ -49,6 +62,61 @@ export interface MarketRoutesOptions {
   readonly log: Logger;
   /** Clock, for tests. Default `Date.now`. */
   readonly now?: () => number;
+  /** How long a computed watchlist is served again. Default 2000 ms. */
+  readonly watchlistCacheMs?: number;
+}
+
+/** The JSON of `/api/watchlist`. */
+export interface WatchlistJson {
+  /** When it was computed, epoch ms. */
+  readonly time: number;
+  /** The interval of the candles it was read from (and of the live updates that amend it). */
+  readonly interval: string;
+  readonly rows: WatchlistRow[];
+  /** Symbols known but left out (beyond `MAX_WATCHLIST_SYMBOLS`). */
+  readonly omitted: number;
+}
+
+/** Calls `fn` on every item, at most `limit` at a time; results in the items' order. */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Reads the day's candles of every listed symbol and builds the watchlist at `time`. */
+export async function computeWatchlist(
+  store: MarketStore,
+  symbols: readonly string[],
+  seen: readonly string[],
+  time: number,
+): Promise<WatchlistJson> {
+  const listed = watchlistSymbols(symbols, seen);
+  const known = new Set([...symbols, ...seen]).size;
+  const size = INTERVAL_MS[WATCHLIST_INTERVAL];
+  const rows = await mapLimited(listed, 8, async (symbol) => {
+    const day = tradingDayOf(symbol, time);
+    const candles = await store.candles({
+      symbol,
+      interval: WATCHLIST_INTERVAL,
+      from: day.from,
+      to: day.to,
+      limit: Math.ceil((day.to - day.from) / size),
+    });
+    return watchlistRow(symbol, time, candles);
+  });
+  return { time, interval: WATCHLIST_INTERVAL, rows, omitted: known - listed.length };
 }
 
 function badRequest(c: Context, error: unknown): Response {
@@ -73,9 +141,7 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
     c.res.headers.set("Referrer-Policy", "no-referrer");
   });
 
-  for (
-    const route of ["/", "/assets/app.js", "/assets/style.css", "/assets/lightweight-charts.mjs"]
-  ) {
+  for (const route of ASSET_ROUTES) {
     app.get(route, async (c) => {
       const asset = await assets.get(route);
       if (!asset) return c.notFound();
@@ -142,6 +208,30 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
       return badRequest(c, error);
     }
     return c.json({ ...(await options.health()), live: options.live(), clients: hub.clients() });
+  });
+
+  const watchlistCacheMs = options.watchlistCacheMs ?? 2000;
+  let watchlist: { at: number; json: Promise<WatchlistJson> } | undefined;
+  app.get("/api/watchlist", async (c) => {
+    try {
+      parseNoQuery(queryOf(c.req.url));
+    } catch (error) {
+      return badRequest(c, error);
+    }
+    const at = now();
+    if (!watchlist || at - watchlist.at >= watchlistCacheMs || at < watchlist.at) {
+      const json = computeWatchlist(store, options.symbols, hub.symbolsSeen(), at);
+      const entry = { at, json };
+      watchlist = entry;
+      json.catch(() => {
+        if (watchlist === entry) watchlist = undefined;
+      });
+    }
+    try {
+      return c.json(await watchlist.json);
+    } catch (error) {
+      return unavailable(c, error);
+    }
   });
 
   app.get("/api/stream", (c) => {

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import type { CandleJson } from "./store.ts";
-import {
-  tradingDayOf,
-  watchlistRow,
-  watchlistSymbols,
-  watchSessionOf,
-} from "./watchlist.ts";
+import { tradingDayOf, watchlistRow, watchlistSymbols, watchSessionOf } from "./watchlist.ts";
 
 const t = (iso: string) => Date.parse(iso);
 
