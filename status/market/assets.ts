@@ -62,6 +62,7 @@ export function chartBundleUrl(resolve: (specifier: string) => string = import.m
 const PAGE_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/assets/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/assets/view.js": { file: "view.js", type: "text/javascript; charset=utf-8" },
   "/assets/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
 
