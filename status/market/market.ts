@@ -11,7 +11,7 @@
  * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second;
  * - `GET /api/watchlist`: `{ time, interval, rows, omitted }`, a row per symbol (the symbols of
  *   `/api/symbols`, at most `MAX_WATCHLIST_SYMBOLS`; `omitted` counts the rest) with its last
- *   price, change since the session's open, the day's volume and closes (see `watchlist.ts`),
+ *   price, change since the session's open, the day's volume and windows (see `watchlist.ts`),
  *   read from the day's 5m candles, at most 8 symbols at a time, and computed at most once every
  *   2 s whatever the number of clients (a request within 2 s of the last gets its answer).
  *

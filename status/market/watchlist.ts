@@ -86,8 +86,11 @@ export interface WatchlistRow {
   /** The day's volume, exact decimal. */
   readonly volume: string;
   readonly trades: number;
-  /** `[candle start, close]` of the day's candles, oldest first (the sparkline). */
-  readonly closes: readonly (readonly [number, number])[];
+  /**
+   * `[candle start, close, volume, trades]` of the day's candles, oldest first: the sparkline,
+   * and what a live update of a window replaces.
+   */
+  readonly windows: readonly (readonly [number, number, string, number])[];
 }
 
 function isoDate(day: number): string {
@@ -167,7 +170,7 @@ export function watchlistRow(
     changePercent,
     volume: formatDecimal(volume),
     trades,
-    closes: inDay.map((c) => [c.time, c.close] as const),
+    windows: inDay.map((c) => [c.time, c.close, c.volume, c.trades] as const),
   };
 }
 

@@ -75,7 +75,12 @@ Deno.test("GET /api/watchlist: a row per symbol read from the day's 5m candles, 
     assert.equal(aapl.change, "0.6");
     assert.equal(aapl.changePercent, "0.59");
     assert.equal(aapl.volume, "0.60000000000000004");
-    assert.equal(aapl.closes.length, 3);
+    assert.deepEqual(aapl.windows[2], [
+      Date.parse("2026-12-04T15:00:00Z"),
+      102.1,
+      "0.30000000000000004",
+      1,
+    ]);
     assert.deepEqual(aapl.day, {
       date: "2026-12-04",
       from: Date.parse("2026-12-04T09:00:00Z"),

@@ -125,11 +125,11 @@ Deno.test("watchlistRow() in the regular session: open at 09:30, exact change an
   assert.equal(row.changePercent, "0.59"); // 0.5911...
   assert.equal(row.volume, "0.6000001");
   assert.equal(row.trades, 7);
-  assert.deepEqual(row.closes, [
-    [t("2026-12-04T09:00:00Z"), 100.2],
-    [t("2026-12-04T14:25:00Z"), 101.1],
-    [t("2026-12-04T14:30:00Z"), 101.9],
-    [t("2026-12-04T15:00:00Z"), 102.1],
+  assert.deepEqual(row.windows, [
+    [t("2026-12-04T09:00:00Z"), 100.2, "0.1", 2],
+    [t("2026-12-04T14:25:00Z"), 101.1, "0.2", 3],
+    [t("2026-12-04T14:30:00Z"), 101.9, "0.3", 1],
+    [t("2026-12-04T15:00:00Z"), 102.1, "1e-7", 1],
   ]);
 });
 
@@ -157,7 +157,7 @@ Deno.test("watchlistRow() on a weekend shows Friday, CLOSED, ignoring closed-hou
   assert.equal(row.open, 101.5);
   assert.equal(row.last, 102.1);
   assert.equal(row.volume, "0.6000001");
-  assert.equal(row.closes.length, 4);
+  assert.equal(row.windows.length, 4);
 });
 
 Deno.test("watchlistRow() across daylight saving: the day's volume at the day's own offset", () => {
@@ -208,7 +208,7 @@ Deno.test("watchlistRow() with no candle in the day: nulls and volume 0", () => 
   );
   assert.equal(row.volume, "0");
   assert.equal(row.trades, 0);
-  assert.deepEqual(row.closes, []);
+  assert.deepEqual(row.windows, []);
 });
 
 Deno.test("watchlistRow() leaves the percentage out when the open is 0", () => {

@@ -23,6 +23,7 @@ import {
   gapLines,
   isIncomplete,
   legendFields,
+  pageRowOf,
   parseRoute,
   precisionOf,
   routeHash,
@@ -431,12 +432,7 @@ async function loadWatchlist() {
   const next = new Map();
   for (const json of body.rows) {
     const element = watch.rows.get(json.symbol)?.element ?? rowElement(json.symbol);
-    const row = {
-      ...json,
-      closes: json.closes.map(([t, c]) => [t, c]),
-      windows: new Map(),
-      element,
-    };
+    const row = { ...pageRowOf(json), element };
     next.set(json.symbol, row);
     renderRow(row);
   }

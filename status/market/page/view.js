@@ -237,16 +237,30 @@ export function opensBefore(time, current, openFrom) {
 }
 
 /**
- * Applies a live 5m candle to a watchlist row (the JSON of `/api/watchlist` plus a `windows`
- * map of candle start -> `{ open, close, volume }`): O(1) but for the closes list, which is
- * replaced only when the candle is new. Returns false when the candle is outside the row's day.
+ * The page's copy of a row of `/api/watchlist`: its `windows` as a map of candle start ->
+ * `{ close, volume, trades }` (what a live update of a window replaces) and its `closes`
+ * (`[start, close]`, oldest first: the sparkline).
+ */
+export function pageRowOf(json) {
+  return {
+    ...json,
+    windows: new Map(
+      json.windows.map(([t, close, volume, trades]) => [t, { close, volume, trades }]),
+    ),
+    closes: json.windows.map(([t, close]) => [t, close]),
+  };
+}
+
+/**
+ * Applies a live candle of the watchlist's interval to a row of {@linkcode pageRowOf}: O(1) but
+ * for the closes list. Returns false when the candle is outside the row's day.
  */
 export function applyCandleToRow(row, c) {
   if (c.time < row.day.from || c.time >= row.day.to) return false;
   const before = row.windows.get(c.time);
   row.volume = subtractDecimal(addDecimal(row.volume, c.volume), before ? before.volume : "0");
   row.trades += c.trades - (before ? before.trades : 0);
-  row.windows.set(c.time, { open: c.open, close: c.close, volume: c.volume, trades: c.trades });
+  row.windows.set(c.time, { close: c.close, volume: c.volume, trades: c.trades });
   if (row.lastTime === null || c.time >= row.lastTime) {
     row.last = c.close;
     row.lastTime = c.time;
@@ -269,6 +283,9 @@ export function applyCandleToRow(row, c) {
 /** The `points` of a sparkline polyline of `closes` in a `width` x `height` box. */
 export function sparklinePoints(closes, width, height) {
   if (closes.length === 0) return "";
+  if (closes.length === 1) {
+    return `0.0,${(height / 2).toFixed(1)} ${width.toFixed(1)},${(height / 2).toFixed(1)}`;
+  }
   let min = Infinity;
   let max = -Infinity;
   for (const [, close] of closes) {
@@ -279,7 +296,7 @@ export function sparklinePoints(closes, width, height) {
   const span = closes[closes.length - 1][0] - first || 1;
   const range = max - min || 1;
   return closes.map(([t, close]) => {
-    const x = closes.length === 1 ? width / 2 : ((t - first) / span) * width;
+    const x = ((t - first) / span) * width;
     const y = max === min ? height / 2 : height - ((close - min) / range) * height;
     return `${x.toFixed(1)},${y.toFixed(1)}`;
   }).join(" ");

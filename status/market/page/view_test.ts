@@ -12,6 +12,7 @@ import {
   isIncomplete,
   legendFields,
   opensBefore,
+  pageRowOf,
   parseRoute,
   percentOf,
   routeHash,
@@ -153,12 +154,15 @@ Deno.test("opensBefore(): a regular candle beats the pre-market; otherwise the e
   assert.equal(opensBefore(200, 500, openFrom), true);
 });
 
-/** A row as the page keeps it, from the JSON of `/api/watchlist`. */
-function pageRow(json: ReturnType<typeof watchlistRow>) {
+/** The JSON of a page row, as `/api/watchlist` gives it. */
+// deno-lint-ignore no-explicit-any
+function jsonOf(row: any) {
+  const { closes: _, windows, ...rest } = row;
   return {
-    ...json,
-    closes: json.closes.map(([t, c]) => [t, c]),
-    windows: new Map(),
+    ...rest,
+    windows: [...windows].sort((a, b) => a[0] - b[0]).map((
+      [t, w]: [number, { close: number; volume: string; trades: number }],
+    ) => [t, w.close, w.volume, w.trades]),
   };
 }
 
@@ -180,14 +184,16 @@ Deno.test("applyCandleToRow(): live candles in any order give the server's row e
       [3, 0, 5, 1, 4, 2].map((i) => candles[i]!),
     ]
   ) {
-    const row = pageRow(watchlistRow("AAPL", now, []));
+    const row = pageRowOf(JSON.parse(JSON.stringify(watchlistRow("AAPL", now, []))));
     for (const c of order) applyCandleToRow(row, c);
-    const { windows: _, ...rest } = row;
-    assert.deepEqual(rest, { ...expected, closes: expected.closes.map(([t, c]) => [t, c]) });
+    assert.deepEqual(jsonOf(row), JSON.parse(JSON.stringify(expected)));
+    assert.deepEqual(row.closes, expected.windows.map(([t, c]) => [t, c]));
   }
-  // An update of a window replaces its volume and close, not adds to them.
-  const row = pageRow(expected);
-  for (const c of candles) row.windows.set(c.time, c);
+  // An update of a window replaces its volume and close, not adds to them; a replay of a
+  // window the row already holds changes nothing.
+  const row = pageRowOf(JSON.parse(JSON.stringify(expected)));
+  applyCandleToRow(row, candles[5]!);
+  assert.deepEqual(jsonOf(row), JSON.parse(JSON.stringify(expected)));
   applyCandleToRow(row, { ...candles[5]!, close: 100, volume: "13", trades: 2 });
   assert.equal(row.volume, "13.60000010000000004");
   assert.equal(row.trades, 9);
@@ -199,7 +205,7 @@ Deno.test("applyCandleToRow(): live candles in any order give the server's row e
 
 Deno.test("sparklinePoints() spans the box, highest close at the top", () => {
   assert.equal(sparklinePoints([], 100, 20), "");
-  assert.equal(sparklinePoints([[0, 5]], 100, 20), "50.0,10.0");
+  assert.equal(sparklinePoints([[0, 5]], 100, 20), "0.0,10.0 100.0,10.0", "one close: flat");
   assert.equal(
     sparklinePoints([[0, 1], [50, 3], [100, 2]], 100, 20),
     "0.0,20.0 50.0,0.0 100.0,10.0",
