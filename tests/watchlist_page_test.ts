@@ -9,7 +9,8 @@
  * keeps it, the back link returns; that the crosshair legend shows the candle under the mouse,
  * candles with coverage < 1 (served through a stub of `/api/candles` here, as gold's coverage
  * comes from another branch) are marked and the gap list shows `/api/gaps` (stubbed with a
- * fixture). Screenshots: `.artifacts/watchlist_page.png`, `.artifacts/watchlist_chart.png`.
+ * fixture). Screenshots: `.artifacts/watchlist_page.png`, `.artifacts/watchlist_chart.png`,
+ * `.artifacts/watchlist_page_narrow.png` (360 px wide).
  *
  * Needs /usr/bin/chromium: without it the test is ignored, saying so.
  */
@@ -38,6 +39,7 @@ declare const document: {
   getElementById(id: string): PageElement | null;
   querySelectorAll(selector: string): ArrayLike<PageElement>;
   readonly body: PageElement;
+  readonly documentElement: { readonly scrollWidth: number };
 };
 
 const ARTIFACTS = new URL("../.artifacts/", import.meta.url);
@@ -443,6 +445,15 @@ Deno.test({
       await page.click("#back");
       await page.waitForFunction(() => document.body.dataset.view === "watchlist");
       assert.equal(new URL(page.url()).hash, "#/");
+
+      // A narrow window: the watchlist fits without scrolling the page sideways.
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.waitForFunction(
+        () => document.getElementById("watchlist")!.dataset.ready === "true",
+      );
+      const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(scrollWidth <= 360, `page is ${scrollWidth}px wide at 360`);
+      await page.screenshot({ path: new URL("watchlist_page_narrow.png", ARTIFACTS).pathname });
 
       assert.deepEqual(problems, [], "no page errors, console errors or failed requests");
     } finally {

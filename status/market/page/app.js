@@ -39,6 +39,12 @@ const ROLES = ["producer", "bronze", "silver", "gold"];
 const SVG = "http://www.w3.org/2000/svg";
 /** How often the watchlist is read again (session states, a new day); live updates between. */
 const WATCHLIST_REFRESH_MS = 60_000;
+/**
+ * A read watchlist may be this old (the server computes it at most every 2 s) when it arrives:
+ * live candles of that long are kept and applied over it. At most RECENT_MAX of them.
+ */
+const RECENT_MS = 10_000;
+const RECENT_MAX = 5_000;
 
 const el = {
   chart: document.getElementById("chart"),
@@ -72,7 +78,15 @@ const state = {
   priceTime: -1,
   symbols: null,
   /** The watchlist: its candles' interval, and symbol -> row (view.js applyCandleToRow). */
-  watch: { interval: null, rows: new Map(), loadSeq: 0, timer: null, dirty: new Set() },
+  watch: {
+    interval: null,
+    rows: new Map(),
+    loadSeq: 0,
+    timer: null,
+    dirty: new Set(),
+    /** The live candles of the last RECENT_MS, re-applied over a freshly read list. */
+    recent: [],
+  },
 };
 
 // --- Chart ---------------------------------------------------------------------------------
@@ -438,18 +452,32 @@ async function loadWatchlist() {
   }
   watch.rows = next;
   el.rows.replaceChildren(...[...next.values()].map((row) => row.element));
+  el.watchlist.dataset.ready = "true";
+  applyCandles(watch.recent.map(({ c }) => c)); // those that came while it was read
   el.note.textContent = (body.omitted > 0 ? `${body.omitted} more symbols not listed. ` : "") +
     "US equities: the New York trading day (04:00–20:00), change since the regular open " +
     "(09:30) once it has passed; crypto and FX: the UTC day.";
   el.watchlist.dataset.time = String(body.time);
   el.watchlist.dataset.rows = String(next.size);
-  el.watchlist.dataset.ready = "true";
 }
 
-/** Applies the live candles of one event to the watchlist: O(1) a candle, sparklines once. */
+/** Keeps the live candles of one event for RECENT_MS, and applies them to the watchlist. */
 function applyWatchlist(candles) {
   const { watch } = state;
-  if (el.watchlist.dataset.ready !== "true") return;
+  const now = Date.now();
+  for (const c of candles) watch.recent.push({ at: now, c });
+  let old = 0;
+  while (old < watch.recent.length && now - watch.recent[old].at > RECENT_MS) old++;
+  watch.recent.splice(0, Math.max(old, watch.recent.length - RECENT_MAX));
+  if (el.watchlist.dataset.ready === "true") applyCandles(candles);
+}
+
+/**
+ * Applies live candles to the watchlist's rows (stale ones change nothing: see view.js
+ * applyCandleToRow): O(1) a candle, each changed row's sparkline redrawn once.
+ */
+function applyCandles(candles) {
+  const { watch } = state;
   for (const c of candles) {
     if (c.interval !== watch.interval) continue;
     const row = watch.rows.get(c.symbol);

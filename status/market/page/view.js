@@ -253,11 +253,14 @@ export function pageRowOf(json) {
 
 /**
  * Applies a live candle of the watchlist's interval to a row of {@linkcode pageRowOf}: O(1) but
- * for the closes list. Returns false when the candle is outside the row's day.
+ * for the closes list. Returns false when the candle is outside the row's day, or older than
+ * the state of its window the row holds: a window's trade count only grows, so a candle with
+ * fewer trades than the row's is a stale one (replayed after the row was read).
  */
 export function applyCandleToRow(row, c) {
   if (c.time < row.day.from || c.time >= row.day.to) return false;
   const before = row.windows.get(c.time);
+  if (before && c.trades < before.trades) return false;
   row.volume = subtractDecimal(addDecimal(row.volume, c.volume), before ? before.volume : "0");
   row.trades += c.trades - (before ? before.trades : 0);
   row.windows.set(c.time, { close: c.close, volume: c.volume, trades: c.trades });

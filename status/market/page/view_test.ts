@@ -194,6 +194,12 @@ Deno.test("applyCandleToRow(): live candles in any order give the server's row e
   const row = pageRowOf(JSON.parse(JSON.stringify(expected)));
   applyCandleToRow(row, candles[5]!);
   assert.deepEqual(jsonOf(row), JSON.parse(JSON.stringify(expected)));
+  assert.equal(
+    applyCandleToRow(row, { ...candles[5]!, close: 1, volume: "1", trades: 0 }),
+    false,
+    "a stale state of a window (fewer trades) is ignored",
+  );
+  assert.deepEqual(jsonOf(row), JSON.parse(JSON.stringify(expected)));
   applyCandleToRow(row, { ...candles[5]!, close: 100, volume: "13", trades: 2 });
   assert.equal(row.volume, "13.60000010000000004");
   assert.equal(row.trades, 9);
