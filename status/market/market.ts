@@ -1,7 +1,8 @@
 /**
  * The live market page on the status endpoint:
- * - `GET /`: the page (symbol picker, 5m/1h candlesticks with volume, latest price, health
- *   strip), its files under `/assets/`;
+ * - `GET /`: the page (a watchlist, then a symbol's candlesticks with volume, VWAP, a crosshair
+ *   legend and the feed gaps, latest price, health strip: see `page/app.js`), its files under
+ *   `/assets/`;
  * - `GET /api/symbols`: `{ symbols }`, the configured symbols and any others seen live;
  * - `GET /api/candles?symbol=&interval=5m|1h&from=&to=&limit=`: `{ symbol, interval, from, to,
  *   candles }`, oldest first (see `params.ts` for the rules and defaults, `store.ts` for the

@@ -59,7 +59,13 @@ Deno.test("the page, its script, its style and the chart library are served", as
       /script-src 'self' 'sha256-[A-Za-z0-9+/]+=*';/,
     );
     assert.match(await page.text(), /<script type="module" src="\/assets\/app.js">/);
-    for (const [path, type] of [["/assets/app.js", /javascript/], ["/assets/style.css", /css/]]) {
+    for (
+      const [path, type] of [
+        ["/assets/app.js", /javascript/],
+        ["/assets/view.js", /javascript/],
+        ["/assets/style.css", /css/],
+      ]
+    ) {
       const response = await app.request(path as string);
       assert.equal(response.status, 200, path as string);
       assert.match(response.headers.get("content-type")!, type as RegExp);
