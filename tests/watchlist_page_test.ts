@@ -10,7 +10,7 @@
  * candles with coverage < 1 (served through a stub of `/api/candles` here, as gold's coverage
  * comes from another branch) are marked and the gap list shows `/api/gaps` (stubbed with a
  * fixture). Screenshots: `.artifacts/watchlist_page.png`, `.artifacts/watchlist_chart.png`,
- * `.artifacts/watchlist_page_narrow.png` (360 px wide).
+ * `.artifacts/watchlist_page_narrow.png` (360 px wide); figures in `.artifacts/watchlist_page.json`.
  *
  * Needs /usr/bin/chromium: without it the test is ignored, saying so.
  */
@@ -284,8 +284,11 @@ Deno.test({
       // Gold stopped, the values settle: the page shows exactly the reference.
       await pipeline.stopStage("gold");
       const stoppedAt = Date.now();
+      let computeMs = 0;
       const settled = await waitFor("a watchlist computed after gold stopped", async () => {
+        const started = performance.now();
         const body = await api("/api/watchlist") as WatchlistJson;
+        computeMs = performance.now() - started;
         return body.time >= stoppedAt ? body : undefined;
       }, { timeoutMs: 10_000, intervalMs: 250 });
       const expected: RowState[] = [];
@@ -456,6 +459,18 @@ Deno.test({
       await page.screenshot({ path: new URL("watchlist_page_narrow.png", ARTIFACTS).pathname });
 
       assert.deepEqual(problems, [], "no page errors, console errors or failed requests");
+      const figures = {
+        watchlistComputeMs: Math.round(computeMs),
+        symbols: settled.rows.length,
+        rowsWithTrades: withTrades.length,
+        chartCandles: shownCandles.length,
+        incompleteMarked: marked.filter((c) => "coverage" in c).length,
+      };
+      await Deno.writeTextFile(
+        new URL("watchlist_page.json", ARTIFACTS),
+        JSON.stringify(figures, null, 2) + "\n",
+      );
+      console.log(`watchlist page: ${JSON.stringify(figures)}`);
     } finally {
       await browser?.close();
       await client.shutdown();
