@@ -223,3 +223,49 @@ Deno.test("watchlistSymbols() lists the configured first, then the seen, once ea
   assert.deepEqual(watchlistSymbols(["B", "A"], ["A", "C", "D"]), ["B", "A", "C", "D"]);
   assert.deepEqual(watchlistSymbols(["B", "A"], ["C", "D"], 3), ["B", "A", "C"]);
 });
+
+/** The New York wall clock of `ms` by the runtime's time-zone database. */
+const NEW_YORK = new Intl.DateTimeFormat("en-US", {
+  timeZone: "America/New_York",
+  weekday: "short",
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  hourCycle: "h23",
+});
+function newYork(ms: number): { weekday: string; date: string; minutes: number } {
+  const p = Object.fromEntries(NEW_YORK.formatToParts(ms).map((part) => [part.type, part.value]));
+  return {
+    weekday: p.weekday!,
+    date: `${p.year}-${p.month}-${p.day}`,
+    minutes: Number(p.hour) * 60 + Number(p.minute),
+  };
+}
+
+Deno.test("tradingDayOf() agrees with the time-zone database every 47 minutes of 2026-2027", () => {
+  const weekend = ["Sat", "Sun"];
+  let previous = "";
+  for (let now = t("2026-01-01T00:10:00Z"); now < t("2028-01-01T00:00:00Z"); now += 2_820_000) {
+    const day = tradingDayOf("AAPL", now);
+    const from = newYork(day.from);
+    const to = newYork(day.to);
+    const local = newYork(now);
+    const at = new Date(now).toISOString();
+    assert.equal(from.minutes, 4 * 60, `${at}: from 04:00`);
+    assert.equal(to.minutes, 20 * 60, `${at}: to 20:00`);
+    assert.equal(from.date, day.date, at);
+    assert.equal(to.date, day.date, at);
+    assert.ok(!weekend.includes(from.weekday), `${at}: a weekday`);
+    assert.ok(day.from <= now, `${at}: begun`);
+    // The latest such day: today when it is a weekday past 04:00, else an earlier one.
+    const today = !weekend.includes(local.weekday) && local.minutes >= 4 * 60;
+    assert.equal(day.date === local.date, today, at);
+    assert.ok(day.date >= previous, `${at}: days never go back`);
+    previous = day.date;
+    const regularOpen = day.from + 5.5 * 3_600_000;
+    assert.equal(newYork(regularOpen).minutes, 9 * 60 + 30);
+    assert.equal(day.openFrom, now >= regularOpen ? regularOpen : day.from, at);
+  }
+});
