@@ -111,7 +111,8 @@ function foldInto(
   const before = entry?.candle;
   const after = foldTrade(before, trade, interval, { late: isLate });
   if (after === before) {
-    if (interval === "5m") gold.metrics.redelivered.inc({ stage: "gold" });
+    // Counted once per trade: in its window of the first interval.
+    if (interval === INTERVALS[0]) gold.metrics.redelivered.inc({ stage: "gold" });
     return key;
   }
   if (isLate) gold.metrics.late.inc({ stage: "gold", interval });

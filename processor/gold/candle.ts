@@ -21,7 +21,7 @@ import {
   multiply,
   ZERO,
 } from "../../shared/decimal.ts";
-import { type Interval, windowEnd, windowStart } from "../../shared/gold_table.ts";
+import { type Interval, VWAP_SCALE, windowEnd, windowStart } from "../../shared/gold_table.ts";
 
 /** Where a trade sits in the total order used for open and close. */
 export interface TradeKey {
@@ -53,9 +53,6 @@ export interface Candle {
   /** Whether the watermark has passed the window's end. */
   readonly isFinal: boolean;
 }
-
-/** Digits after the point of a stored VWAP. */
-export const VWAP_SCALE = 10;
 
 /** Orders trade keys: event time, then raw partition, then raw offset. */
 export function compareKeys(a: TradeKey, b: TradeKey): number {
