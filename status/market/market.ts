@@ -1,16 +1,15 @@
 /**
  * The live market page on the status endpoint:
- * - `GET /`: the page (symbol picker, candlesticks of every served interval with volume, latest
- *   price, health strip), its files under `/assets/`;
+ * - `GET /`: the page (symbol picker, 5m/1h candlesticks with volume, latest price, health
+ *   strip), its files under `/assets/`;
  * - `GET /api/symbols`: `{ symbols }`, the configured symbols and any others seen live;
  * - `GET /api/candles?symbol=&interval=1m|5m|15m|1h|4h|1d&from=&to=&limit=`: `{ symbol,
  *   interval, from, to, candles }`, oldest first (see `params.ts` for the rules and defaults,
- *   `store.ts` for the JSON of a candle; 15m and 4h are rolled up from 5m and 1h rows);
+ *   `store.ts` for the JSON of a candle; 15m and 4h are rolled up from 5m and 1h rows, and have
+ *   no live updates: the stream carries gold's 1m, 5m, 1h and 1d);
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
- * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second,
- *   for the stored intervals (1m, 5m, 1h, 1d: gold's candle topic); the rolled-up 15m and 4h
- *   have no live updates, the page polls `/api/candles` for them.
+ * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second.
  *
  * A bad parameter is a 400 `{ error }` naming it; Cassandra unavailable is a 503. The routes sit
  * behind the status endpoint's token check (`app.ts`), which the page passes with a cookie.
