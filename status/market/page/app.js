@@ -25,10 +25,7 @@ const el = {
 const params = new URLSearchParams(location.search);
 const state = {
   symbol: params.get("symbol") ?? "",
-  // Any interval the selector offers (15m and 4h are rolled up: no live updates, reload them).
-  interval: el.intervals.some((b) => b.dataset.interval === params.get("interval"))
-    ? params.get("interval")
-    : "5m",
+  interval: params.get("interval") === "1h" ? "1h" : "5m",
   /** Candle start (ms) -> candle, of the symbol and interval shown. */
   bars: new Map(),
   lastTime: -1,
