@@ -69,6 +69,7 @@ import {
 import { CLOCK_TICKS, cpuTicks, machineTicks, rssBytes, servicePid } from "./proc_stats.ts";
 import { groupIdOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
+import { INTERVALS } from "../shared/gold_table.ts";
 import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -612,7 +613,7 @@ function stepFigures(
       bufferMaxTrades: samples.producerBufferMax,
     },
     ingestToSilver: latencyFrom(delta("silver", "pipeline_ingest_to_silver_seconds")),
-    watermarkToFinal: { "5m": finalDelay("5m"), "1h": finalDelay("1h") },
+    watermarkToFinal: Object.fromEntries(INTERVALS.map((i) => [i, finalDelay(i)])),
     batchDuration,
     cassandraWrite,
     stageRetries,
@@ -912,15 +913,13 @@ function printReport(summary: Summary): void {
       "target/s",
       "ingest->silver",
       "silver rows: stored_at-ingest",
-      "watermark->final 5m",
-      "watermark->final 1h",
+      ...INTERVALS.map((i) => `watermark->final ${i}`),
     ],
     steps.map((s) => [
       s.rate,
       pair(s.ingestToSilver),
       pair(s.ingestToSilverFromCassandra),
-      pair(s.watermarkToFinal["5m"]!),
-      pair(s.watermarkToFinal["1h"]!),
+      ...INTERVALS.map((i) => pair(s.watermarkToFinal[i]!)),
     ]),
   ));
   console.log(

@@ -10,69 +10,133 @@ import cassandra from "cassandra-driver";
 import { formatDecimal, parseDecimal } from "./decimal.ts";
 import type { CandleInterval } from "./types.ts";
 
-/** The candle intervals gold maintains. */
+/** The candle intervals gold folds and stores. */
 export type Interval = CandleInterval;
 
-/** Every interval, shortest first. */
-export const INTERVALS: readonly Interval[] = ["5m", "1h"];
+/** The intervals served by rolling stored candles up: never stored. */
+export type RollupInterval = "15m" | "4h";
+
+/** Every interval `/api/candles` serves: stored or rolled up. */
+export type ServedInterval = Interval | RollupInterval;
+
+/** Every stored interval, shortest first. */
+export const INTERVALS: readonly Interval[] = ["1m", "5m", "1h", "1d"];
+
+/** The rolled-up intervals, shortest first. */
+export const ROLLUP_INTERVALS: readonly RollupInterval[] = ["15m", "4h"];
+
+/** Every served interval, shortest first. */
+export const SERVED_INTERVALS: readonly ServedInterval[] = ["1m", "5m", "15m", "1h", "4h", "1d"];
 
 /** Length of each interval in milliseconds. */
-export const INTERVAL_MS: Readonly<Record<Interval, number>> = { "5m": 300_000, "1h": 3_600_000 };
+export const INTERVAL_MS: Readonly<Record<ServedInterval, number>> = {
+  "1m": 60_000,
+  "5m": 300_000,
+  "15m": 900_000,
+  "1h": 3_600_000,
+  "4h": 14_400_000,
+  "1d": 86_400_000,
+};
+
+/** The stored interval each roll-up adds up: 15m from 5m rows, 4h from 1h rows. */
+export const ROLLUP_SOURCE: Readonly<Record<RollupInterval, Interval>> = {
+  "15m": "5m",
+  "4h": "1h",
+};
+
+/** Whether `interval` is a stored interval (else it is rolled up). */
+export function isStored(interval: ServedInterval): interval is Interval {
+  return (INTERVALS as readonly string[]).includes(interval);
+}
 
 /** Gold table of each interval. */
 export const GOLD_TABLE: Readonly<Record<Interval, string>> = {
+  "1m": "trades_gold_1m",
   "5m": "trades_gold_5m",
   "1h": "trades_gold_1h",
+  "1d": "trades_gold_1d",
 };
 
-/** Start of the UTC-aligned window of `interval` that holds `eventTime` (ms). */
-export function windowStart(eventTime: number, interval: Interval): number {
+/**
+ * The UTC span of a gold table's partition (`bucket`), chosen so a partition stays bounded:
+ * 1m by day (1,440 rows), 5m by month (at most 8,928), 1h by year (at most 8,784), 1d by year
+ * (at most 366).
+ */
+export const GOLD_BUCKET_SPAN: Readonly<Record<Interval, "day" | "month" | "year">> = {
+  "1m": "day",
+  "5m": "month",
+  "1h": "year",
+  "1d": "year",
+};
+
+/**
+ * Start of the UTC-aligned window of `interval` that holds `eventTime` (ms). Every length divides
+ * a UTC day and the epoch starts at UTC midnight, so windows align to UTC days (1d: a UTC day).
+ */
+export function windowStart(eventTime: number, interval: ServedInterval): number {
   const size = INTERVAL_MS[interval];
   return Math.floor(eventTime / size) * size;
 }
 
 /** End (exclusive) of the window that starts at `start`. */
-export function windowEnd(start: number, interval: Interval): number {
+export function windowEnd(start: number, interval: ServedInterval): number {
   return start + INTERVAL_MS[interval];
 }
 
+/** `YYYY-MM-DD` of a UTC date. */
+function isoDate(year: number, month: number, day: number): string {
+  return `${String(year).padStart(4, "0")}-${String(month + 1).padStart(2, "0")}-${
+    String(day).padStart(2, "0")
+  }`;
+}
+
 /**
- * The partition bucket of a window, as a `YYYY-MM-DD` date: the first day of the UTC month for
- * 5-minute candles (at most 8,928 a partition), of the UTC year for hourly ones (at most 8,784).
+ * The partition bucket of a window, as a `YYYY-MM-DD` date: the UTC day for 1-minute candles,
+ * the first day of the UTC month for 5-minute ones, of the UTC year for hourly and daily ones
+ * ({@linkcode GOLD_BUCKET_SPAN}).
  */
 export function goldBucket(windowStartMs: number, interval: Interval): string {
   const d = new Date(windowStartMs);
-  const year = d.getUTCFullYear();
-  const month = interval === "5m" ? d.getUTCMonth() + 1 : 1;
-  return `${String(year).padStart(4, "0")}-${String(month).padStart(2, "0")}-01`;
+  const span = GOLD_BUCKET_SPAN[interval];
+  return isoDate(
+    d.getUTCFullYear(),
+    span === "year" ? 0 : d.getUTCMonth(),
+    span === "day" ? d.getUTCDate() : 1,
+  );
 }
 
 /** The buckets that cover [from, to) for `interval`, oldest first. */
 export function goldBucketsBetween(from: number, to: number, interval: Interval): string[] {
   const out: string[] = [];
   if (to <= from) return out;
+  const span = GOLD_BUCKET_SPAN[interval];
   const d = new Date(from);
   let year = d.getUTCFullYear();
-  let month = interval === "5m" ? d.getUTCMonth() : 0;
+  let month = span === "year" ? 0 : d.getUTCMonth();
+  let day = span === "day" ? d.getUTCDate() : 1;
   for (;;) {
-    const start = Date.UTC(year, month, 1);
-    if (start >= to) break;
-    out.push(goldBucket(start, interval));
-    if (interval === "5m") {
-      month++;
-      if (month === 12) {
-        month = 0;
-        year++;
-      }
-    } else year++;
+    // Date.UTC carries an overflowing day or month into the next month or year.
+    const start = new Date(Date.UTC(year, month, day));
+    if (start.getTime() >= to) break;
+    out.push(goldBucket(start.getTime(), interval));
+    year = start.getUTCFullYear();
+    month = start.getUTCMonth();
+    day = start.getUTCDate();
+    if (span === "day") day++;
+    else if (span === "month") month++;
+    else year++;
   }
   return out;
 }
 
+/** Digits after the point of a stored (and rolled-up) VWAP, rounded half-even. */
+export const VWAP_SCALE = 10;
+
 /** A candle as a gold row holds it for people: prices, exact volume and VWAP, counts. */
 export interface CandleRow {
   readonly symbol: string;
-  readonly interval: Interval;
+  /** A stored interval, or a roll-up's (`rollup.ts`). */
+  readonly interval: ServedInterval;
   /** Window start, epoch milliseconds UTC. */
   readonly windowStart: number;
   /** Window end (exclusive), epoch milliseconds UTC. */
@@ -96,6 +160,31 @@ export const CANDLE_ROW_COLUMNS =
 function decimalText(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   return formatDecimal(parseDecimal(String(value)));
+}
+
+/**
+ * A candle with the sums that add up over windows besides volume and trade count: what a roll-up
+ * (`rollup.ts`) is made of.
+ */
+export interface SummedCandle extends CandleRow {
+  /** Exact decimal sum of price x volume, as text. */
+  readonly pvSum: string;
+  readonly priceOnlyCount: number;
+  /** Trades folded in after the window was final. */
+  readonly lateCount: number;
+}
+
+/** The columns {@linkcode summedCandleOf} reads. */
+export const SUMMED_CANDLE_COLUMNS = `${CANDLE_ROW_COLUMNS}, pv_sum, price_only_count, late_count`;
+
+/** The candle of a gold row read with (at least) {@linkcode SUMMED_CANDLE_COLUMNS}. */
+export function summedCandleOf(row: cassandra.types.Row, interval: Interval): SummedCandle {
+  return {
+    ...candleRowOf(row, interval),
+    pvSum: decimalText(row.get("pv_sum")) ?? "0",
+    priceOnlyCount: Number(row.get("price_only_count") ?? 0n),
+    lateCount: Number(row.get("late_count") ?? 0n),
+  };
 }
 
 /** The candle of a gold row read with (at least) {@linkcode CANDLE_ROW_COLUMNS}. */
@@ -132,15 +221,34 @@ export interface CandleRange {
  * The newest `limit` candles of the range, oldest first. Every read binds the whole partition
  * key (symbol and bucket); a range crossing buckets reads each, newest first, until the limit.
  */
-export async function readCandles(
+export function readCandles(
   session: cassandra.Client,
   keyspace: string,
   range: CandleRange,
 ): Promise<CandleRow[]> {
-  const query = `SELECT ${CANDLE_ROW_COLUMNS} FROM ${keyspace}.${GOLD_TABLE[range.interval]}
+  return readRange(session, keyspace, range, CANDLE_ROW_COLUMNS, candleRowOf);
+}
+
+/** As {@linkcode readCandles}, with the sums a roll-up adds up. */
+export function readSummedCandles(
+  session: cassandra.Client,
+  keyspace: string,
+  range: CandleRange,
+): Promise<SummedCandle[]> {
+  return readRange(session, keyspace, range, SUMMED_CANDLE_COLUMNS, summedCandleOf);
+}
+
+async function readRange<T>(
+  session: cassandra.Client,
+  keyspace: string,
+  range: CandleRange,
+  columns: string,
+  of: (row: cassandra.types.Row, interval: Interval) => T,
+): Promise<T[]> {
+  const query = `SELECT ${columns} FROM ${keyspace}.${GOLD_TABLE[range.interval]}
     WHERE symbol = ? AND bucket = ? AND window_start >= ? AND window_start < ? LIMIT ?`;
   const from = windowStart(range.from, range.interval);
-  const rows: CandleRow[] = [];
+  const rows: T[] = [];
   for (const bucket of goldBucketsBetween(from, range.to, range.interval).reverse()) {
     const want = range.limit - rows.length;
     if (want <= 0) break;
@@ -152,7 +260,7 @@ export async function readCandles(
       want,
     ], { prepare: true });
     // Rows come newest first (CLUSTERING ORDER BY window_start DESC).
-    for (const row of result.rows) rows.push(candleRowOf(row, range.interval));
+    for (const row of result.rows) rows.push(of(row, range.interval));
   }
   return rows.reverse();
 }

@@ -98,8 +98,8 @@ export interface WorkerReport {
   readonly metrics: string;
 }
 
-/** The candle intervals gold maintains. */
-export type CandleInterval = "5m" | "1h";
+/** The candle intervals gold folds and stores. */
+export type CandleInterval = "1m" | "5m" | "1h" | "1d";
 
 /**
  * A gold candle just written to Cassandra, on the candle-updates topic

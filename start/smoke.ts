@@ -11,7 +11,7 @@
  * - silver: the 6 valid ones are in `trades_silver` (the identical pair as two rows, the `v = 0`
  *   print as `price_only`);
  * - dead letter: the trade with a negative price is on the dead-letter topic (`bad_price`);
- * - gold 5m and gold 1h: the candles hold exactly the OHLCV, counts and price x volume sum that
+ * - gold 1m, 5m, 1h and 1d: the candles hold exactly the OHLCV, counts and price x volume sum that
  *   `smoke_plan.ts` computes on its own;
  * - lag: every stage's consumer group has committed everything (lag 0, read from Kafka);
  * - status: the status endpoint answers `/status` and says ready.
@@ -40,6 +40,7 @@ import {
   goldBucketOf,
   hourBuckets,
   parseSmokeArgs,
+  SMOKE_INTERVALS,
   SMOKE_USAGE,
   type SmokeArgs,
   type SmokePlan,
@@ -409,9 +410,9 @@ function buildProbes(
     },
   };
 
-  function goldProbe(interval: "5m" | "1h"): Probe {
+  function goldProbe(interval: keyof typeof SMOKE_INTERVALS): Probe {
     const expected = expectedCandles(plan.valid, interval);
-    const table = interval === "5m" ? "trades_gold_5m" : "trades_gold_1h";
+    const table = `trades_gold_${interval}`;
     const name = `gold ${interval}`;
     return {
       name,
@@ -503,7 +504,8 @@ function buildProbes(
     },
   };
 
-  return [bronze, silver, deadLetter, goldProbe("5m"), goldProbe("1h"), lag, statusProbe];
+  const gold = (Object.keys(SMOKE_INTERVALS) as (keyof typeof SMOKE_INTERVALS)[]).map(goldProbe);
+  return [bronze, silver, deadLetter, ...gold, lag, statusProbe];
 }
 
 function describeCandle(c: ExpectedCandle | ActualCandle): string {

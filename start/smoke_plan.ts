@@ -207,8 +207,13 @@ export function canonicalDecimal(text: string): string {
 // Expected candles
 // ---------------------------------------------------------------------------------------------
 
-/** The candle intervals gold keeps, in ms. */
-export const SMOKE_INTERVALS = { "5m": 300_000, "1h": 3_600_000 } as const;
+/** The candle intervals gold keeps, in ms (the rolled-up 15m and 4h are not stored). */
+export const SMOKE_INTERVALS = {
+  "1m": 60_000,
+  "5m": 300_000,
+  "1h": 3_600_000,
+  "1d": 86_400_000,
+} as const;
 
 /** What one gold row must hold for the smoke trades. */
 export interface ExpectedCandle {
@@ -302,11 +307,15 @@ export function hourBuckets(from: number, to: number): number[] {
   return out;
 }
 
-/** The gold partition bucket (`YYYY-MM-01` of the month for 5m, `YYYY-01-01` for 1h). */
+/**
+ * The gold partition bucket: the UTC day (`YYYY-MM-DD`) for 1m, `YYYY-MM-01` of the month for
+ * 5m, `YYYY-01-01` of the year for 1h and 1d.
+ */
 export function goldBucketOf(windowStart: number, interval: keyof typeof SMOKE_INTERVALS): string {
   const d = new Date(windowStart);
-  const month = interval === "5m" ? d.getUTCMonth() + 1 : 1;
-  return `${d.getUTCFullYear()}-${String(month).padStart(2, "0")}-01`;
+  const month = interval === "1m" || interval === "5m" ? d.getUTCMonth() + 1 : 1;
+  const day = interval === "1m" ? d.getUTCDate() : 1;
+  return `${d.getUTCFullYear()}-${String(month).padStart(2, "0")}-${String(day).padStart(2, "0")}`;
 }
 
 /** One check's outcome, as printed. */

@@ -145,6 +145,9 @@ Deno.test("hourBuckets() and goldBucketOf() give the partitions to read", () => 
   assert.deepEqual(hourBuckets(t, t), [Date.UTC(2025, 11, 31, 23)]);
   assert.equal(goldBucketOf(Date.UTC(2025, 11, 31, 23, 55), "5m"), "2025-12-01");
   assert.equal(goldBucketOf(Date.UTC(2025, 11, 31, 23), "1h"), "2025-01-01");
+  assert.equal(goldBucketOf(Date.UTC(2025, 11, 31, 23, 59), "1m"), "2025-12-31");
+  assert.equal(goldBucketOf(Date.UTC(2026, 0, 1), "1m"), "2026-01-01");
+  assert.equal(goldBucketOf(Date.UTC(2025, 11, 31), "1d"), "2025-01-01");
 });
 
 Deno.test("formatReport() prints PASS/FAIL per check, details for failures or with -v", () => {

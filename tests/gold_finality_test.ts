@@ -18,13 +18,19 @@ import type { SilverTrade } from "../shared/types.ts";
 import { memoryWire } from "../shared/memory_registry.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
 import type { Stage, StageBatch } from "../processor/stage_runner.ts";
-import { GOLD_TABLE, goldBucket, type Interval, INTERVAL_MS } from "../shared/gold_table.ts";
+import {
+  GOLD_TABLE,
+  goldBucket,
+  type Interval,
+  INTERVAL_MS,
+  INTERVALS,
+} from "../shared/gold_table.ts";
 import { withTestKeyspace } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const LATENESS = 10_000;
-/** An hour mark: the 5m and 1h windows of trades just before it both end there. */
-const END = Date.UTC(2026, 10, 24, 10);
+/** A UTC midnight: the 1m, 5m, 1h and 1d windows of trades just before it all end there. */
+const END = Date.UTC(2026, 10, 25);
 
 /** A fake wall clock the stages read. */
 function fakeTime(start: number) {
@@ -122,7 +128,7 @@ async function windows(
 }
 
 async function allFinal(client: cassandra.Client, symbols: readonly string[]): Promise<boolean> {
-  for (const interval of ["5m", "1h"] as const) {
+  for (const interval of INTERVALS) {
     const rows = await windows(client, symbols, interval);
     if (rows.size !== symbols.length || [...rows.values()].some((w) => !w.final)) return false;
   }
@@ -193,7 +199,7 @@ goldTest(
     clock.set(due);
     await second.tick?.();
     assert.ok(await allFinal(client, SYMBOLS), "every window final once it passes");
-    for (const interval of ["5m", "1h"] as const) {
+    for (const interval of INTERVALS) {
       for (const [symbol, w] of await windows(client, SYMBOLS, interval)) {
         assert.deepEqual(w, { final: true, count: 3, late: 0 }, `${interval} ${symbol}`);
       }
@@ -258,7 +264,7 @@ goldTest(
     clock.set(END + 500 + 1000 + LATENESS);
     await gold.tick?.();
     assert.ok(await allFinal(client, symbols), "every window final, dropped ones included");
-    for (const interval of ["5m", "1h"] as const) {
+    for (const interval of INTERVALS) {
       for (const [symbol, w] of await windows(client, symbols, interval)) {
         assert.deepEqual(w, { final: true, count: 2, late: 0 }, `${interval} ${symbol}`);
       }

@@ -77,19 +77,22 @@ export async function loadGrafanaFiles(root: URL = ROOT): Promise<GrafanaFiles> 
     const name = file.pathname.split("/").at(-1)!;
     const dashboard = JSON.parse(await Deno.readTextFile(file)) as Json;
     dashboards.set(name, dashboard);
+    const variables = ((dashboard["templating"] as Json | undefined)?.["list"] ?? []) as Json[];
+    const choices = customChoices(variables);
     for (const panel of panelsOf(dashboard)) {
       for (const target of (panel["targets"] ?? []) as Json[]) {
         const text = queryText(target);
         if (text === undefined) continue;
-        queries.push({
-          where: `${name}: ${JSON.stringify(panel["title"])} ${String(target["refId"])}`,
-          datasource: (target["datasource"] ?? panel["datasource"] ?? {}) as DatasourceRef,
-          text,
-          raw: target,
-        });
+        for (const [choice, expanded] of expandCustom(text, choices)) {
+          queries.push({
+            where: `${name}: ${JSON.stringify(panel["title"])} ${String(target["refId"])}${choice}`,
+            datasource: (target["datasource"] ?? panel["datasource"] ?? {}) as DatasourceRef,
+            text: expanded,
+            raw: target,
+          });
+        }
       }
     }
-    const variables = ((dashboard["templating"] as Json | undefined)?.["list"] ?? []) as Json[];
     for (const variable of variables) {
       if (variable["type"] !== "query") continue;
       const query = variable["query"];
@@ -479,6 +482,40 @@ export interface GrafanaValues {
   readonly to: number;
   /** The keyspace to read instead of the one the query names. */
   readonly keyspace: string;
+}
+
+/**
+ * The single-value custom variables of a dashboard (an interval, say), by name, with every value
+ * they offer. Multi-value ones (`symbol`) are left to {@linkcode substituteGrafana}.
+ */
+export function customChoices(variables: readonly Json[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const v of variables) {
+    if (v["type"] !== "custom" || v["multi"] === true) continue;
+    out.set(String(v["name"]), String(v["query"]).split(",").map((x) => x.trim()));
+  }
+  return out;
+}
+
+/**
+ * The query once for each value of each single-value custom variable it uses (`$interval` or
+ * `${interval}`), with a ` [interval=5m]` note for messages; the query alone when it uses none.
+ */
+export function expandCustom(
+  text: string,
+  choices: ReadonlyMap<string, readonly string[]>,
+): [string, string][] {
+  let out: [string, string][] = [["", text]];
+  for (const [name, values] of choices) {
+    const pattern = new RegExp(`\\$\\{${name}\\}|\\$${name}\\b`, "g");
+    if (!pattern.test(text)) continue;
+    out = out.flatMap(([note, t]) =>
+      values.map((value) =>
+        [`${note} [${name}=${value}]`, t.replace(pattern, value)] as [string, string]
+      )
+    );
+  }
+  return out;
 }
 
 /**

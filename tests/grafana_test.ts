@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import cassandra from "cassandra-driver";
 import { loadConfig } from "../shared/config.ts";
+import { GOLD_TABLE, INTERVALS } from "../shared/gold_table.ts";
 import { session, waitFor } from "./helpers.ts";
 import {
   familyOf,
@@ -157,10 +158,23 @@ Deno.test("the Grafana files use only the provisioned data sources, real tables 
     assert.equal(shape.firstColumn, "symbol", `${query.where}: symbol comes first`);
   }
   const tablesRead = new Set(cql.map((q) => parseSelect(q.text).table));
-  assert.deepEqual([...tablesRead].sort(), ["latest_prices", "trades_gold_1h", "trades_gold_5m"]);
+  assert.deepEqual(
+    [...tablesRead].sort(),
+    [
+      "latest_prices",
+      ...INTERVALS.map((i) => GOLD_TABLE[i]),
+    ].sort(),
+  );
 
   const market = files.dashboards.get("market.json")!;
   const variables = (market["templating"] as { list: Record<string, unknown>[] }).list;
+  const interval = variables.find((v) => v["name"] === "interval");
+  assert.ok(interval, "market.json has an interval variable");
+  assert.deepEqual(
+    String(interval["query"]).split(","),
+    [...INTERVALS],
+    "it offers the stored intervals",
+  );
   const symbol = variables.find((v) => v["name"] === "symbol");
   assert.ok(symbol, "market.json has a symbol variable");
   assert.deepEqual(

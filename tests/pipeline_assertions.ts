@@ -16,6 +16,7 @@ import {
   GOLD_TABLE,
   goldBucketsBetween,
   type Interval,
+  INTERVALS,
 } from "../shared/gold_table.ts";
 import { testWire, waitFor } from "./helpers.ts";
 import { randomId } from "../shared/random.ts";
@@ -151,14 +152,14 @@ export function eventHours(feed: readonly SentTrade[]): number[] {
   return [...hours];
 }
 
-/** Asserts gold equals the reference, candle by candle, for both intervals. */
+/** Asserts gold equals the reference, candle by candle, for every stored interval. */
 export async function assertGoldMatches(
   client: cassandra.Client,
   reference: Reference,
   from: number,
   to: number,
 ): Promise<void> {
-  for (const interval of ["5m", "1h"] as Interval[]) {
+  for (const interval of INTERVALS) {
     const expected = reference.candles[interval];
     const actual = await readGold(client, interval, Object.keys(expected), from, to);
     assert.deepEqual(actual, expected, `${interval} candles differ from the reference`);

@@ -18,11 +18,19 @@ import {
 import { computeReference } from "./reference.ts";
 import { generateFeed, groundTruthNdjson, produceFeed } from "./trade_feed.ts";
 import { STAGES } from "../shared/topology.ts";
+import type cassandra from "cassandra-driver";
+import type { Config } from "../shared/config.ts";
+import { ROLLUP_INTERVALS } from "../shared/gold_table.ts";
+import { createMarketStore } from "../status/market/store.ts";
+import type { CandleJson } from "../status/market/store.ts";
+import { marketTestApp } from "../status/test_doubles.ts";
+import type { Reference } from "./reference.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test({
-  name: "bronze, silver, dead letters and 5m/1h gold equal the independent reference",
+  name:
+    "bronze, silver, dead letters, 1m/5m/1h/1d gold and the API's 15m/4h roll-ups equal the independent reference",
   ...opts,
   fn: () =>
     withStages({ GOLD_ALLOWED_LATENESS_MS: "2000" }, STAGES, async (config) => {
@@ -84,6 +92,7 @@ Deno.test({
           }
         }, { timeoutMs: 60_000, intervalMs: 1000 });
         await assertGoldMatches(client, reference, start - 3_600_000, end + 3_600_000);
+        await assertRollupsServed(config, client, reference, start - 3_600_000, end + 3_600_000);
       } finally {
         await producer.disconnect();
         await client.shutdown();
@@ -91,3 +100,54 @@ Deno.test({
       }
     }),
 });
+
+/**
+ * Asserts `/api/candles` serves every roll-up interval (15m, 4h: added up from the 5m and 1h
+ * rows gold wrote) equal to the reference folded directly from the trades at that interval.
+ */
+async function assertRollupsServed(
+  config: Config,
+  client: cassandra.Client,
+  reference: Reference,
+  from: number,
+  to: number,
+): Promise<void> {
+  const store = createMarketStore(client, config.cassandra.keyspace, {
+    allowedLatenessMs: config.gold.allowedLatenessMs,
+  });
+  const { app, hub } = marketTestApp(store, { token: "", symbols: [] });
+  try {
+    for (const interval of ROLLUP_INTERVALS) {
+      const expected = reference.candles[interval];
+      const actual: Record<string, Record<string, unknown>> = {};
+      for (const symbol of Object.keys(expected)) {
+        const response = await app.request(
+          `/api/candles?symbol=${
+            encodeURIComponent(symbol)
+          }&interval=${interval}&from=${from}&to=${to}`,
+        );
+        assert.equal(
+          response.status,
+          200,
+          `${interval} ${symbol}: ${await response.clone().text()}`,
+        );
+        const body = await response.json() as { interval: string; candles: CandleJson[] };
+        assert.equal(body.interval, interval);
+        for (const c of body.candles) {
+          (actual[symbol] ??= {})[String(c.time)] = {
+            open: c.open,
+            close: c.close,
+            high: c.high,
+            low: c.low,
+            volume: c.volume,
+            vwap: c.vwap,
+            count: c.trades,
+          };
+        }
+      }
+      assert.deepEqual(actual, expected, `${interval} candles served differ from the reference`);
+    }
+  } finally {
+    hub.close();
+  }
+}

@@ -37,7 +37,13 @@ import { roleEnv, roleProcess } from "../shared/process/role.ts";
 import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
 import type { DeadLetter, SilverTrade } from "../shared/types.ts";
 import { createGoldStage } from "../processor/gold/gold_stage.ts";
-import { GOLD_TABLE, goldBucket, INTERVAL_MS } from "../shared/gold_table.ts";
+import {
+  GOLD_TABLE,
+  goldBucket,
+  type Interval,
+  INTERVAL_MS,
+  INTERVALS,
+} from "../shared/gold_table.ts";
 import {
   cleanup,
   provision,
@@ -951,7 +957,7 @@ const FINALITY_LATENESS_MS = 15_000;
 
 /**
  * Trades that leave windows open: for each of 12 symbols, three trades 3, 2 and 1 s before `end`
- * (an hour mark, so the symbol's 5m and 1h windows both end there). Every partition's watermark
+ * (an hour mark, so the symbol's 1m, 5m and 1h windows all end there). Every partition's watermark
  * then sits 1 s before `end` minus the lateness, and its windows fall due `1 s + lateness` after
  * gold saw the last trade, once its partition has been idle that long.
  */
@@ -988,14 +994,19 @@ function openWindowFeed(end: number, ingestTime: number): SentTrade[] {
   );
 }
 
-/** `is_final` and `trade_count` of each symbol's 5m and 1h window ending at `end`. */
+/** The stored intervals whose windows end at `end` (1m, 5m and 1h at an hour mark). */
+function intervalsEndingAt(end: number): Interval[] {
+  return INTERVALS.filter((interval) => end % INTERVAL_MS[interval] === 0);
+}
+
+/** `is_final` and `trade_count` of each symbol's window of every interval ending at `end`. */
 async function windowsEndingAt(
   client: cassandra.Client,
   symbols: readonly string[],
   end: number,
 ): Promise<Map<string, { final: boolean; count: number }>> {
   const out = new Map<string, { final: boolean; count: number }>();
-  for (const interval of ["5m", "1h"] as const) {
+  for (const interval of intervalsEndingAt(end)) {
     const start = end - INTERVAL_MS[interval];
     for (const symbol of symbols) {
       const row = (await client.execute(
@@ -1043,8 +1054,9 @@ async function assertOpenWindowsFinalizedAfter(
         return (await committed(admin, config, "gold")) >= feed.length;
       }, { timeoutMs: 90_000, intervalMs: 50 }),
     );
+    const windowCount = symbols.length * intervalsEndingAt(end).length;
     const before = await windowsEndingAt(client, symbols, end);
-    assert.equal(before.size, symbols.length * 2, "every window has its row");
+    assert.equal(before.size, windowCount, "every window has its row");
     assert.ok([...before.values()].every((w) => !w.final), "every window is open at the kill");
     const killedAt = Date.now();
     await kill();
@@ -1058,16 +1070,16 @@ async function assertOpenWindowsFinalizedAfter(
         for (const [key, w] of await windowsEndingAt(client, symbols, end)) {
           if (w.final && !finalAt.has(key)) finalAt.set(key, now);
         }
-        return finalAt.size === symbols.length * 2 || now > due + 20_000;
+        return finalAt.size === windowCount || now > due + 20_000;
       }, { timeoutMs: 120_000, intervalMs: 100 }),
     );
     const late = Math.max(...[...finalAt.values()].map((t) => t - due)) / 1000;
     log(
-      `${finalAt.size} of ${symbols.length * 2} windows final; last ${
+      `${finalAt.size} of ${windowCount} windows final; last ${
         late.toFixed(2)
       } s past due (allowed 2 s)`,
     );
-    assert.equal(finalAt.size, symbols.length * 2, "every window became final");
+    assert.equal(finalAt.size, windowCount, "every window became final");
     assert.ok(late <= 2, `the last window became final ${late.toFixed(2)} s past due`);
     const after = await windowsEndingAt(client, symbols, end);
     for (const [key, w] of after) assert.equal(w.count, 3, `${key}: every trade, once`);

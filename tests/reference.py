@@ -9,7 +9,11 @@ producer received them), applies the silver rules as the README states them, and
 SILVER_MIN_PRICE, SILVER_MAX_PRICE, SILVER_MAX_VOLUME, which default to no bound):
 
   {"valid": N, "invalid": N, "invalid_by_symbol": {...},
-   "candles": {"5m": {"SYM": {"<window start ms>": {...}}}, "1h": {...}}}
+   "candles": {"1m": {"SYM": {"<window start ms>": {...}}}, "5m": {...}, "15m": {...},
+               "1h": {...}, "4h": {...}, "1d": {...}}}
+
+Every interval is folded directly from the trades, 15m and 4h included (the pipeline serves those
+by adding up 5m and 1h rows), windows aligned to UTC (epoch ms // size * size; 1d = a UTC day).
 
 A candle: open/close = price of the trade with the earliest/latest (t, seq); high; low;
 volume = exact decimal sum of v over trades with v > 0; vwap = sum(p*v)/volume rounded half-even
@@ -22,7 +26,14 @@ import sys
 from decimal import Decimal, ROUND_HALF_EVEN, getcontext
 
 SYMBOL = re.compile(r"^(?:[A-Z][A-Z0-9]{0,19}:)?[A-Z0-9][A-Z0-9._\-/]{0,31}$")
-INTERVALS = {"5m": 300_000, "1h": 3_600_000}
+INTERVALS = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
 
 
 def valid(trade, min_event_time, max_future_ms, bounds):

@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { ServedInterval } from "../shared/gold_table.ts";
+
 /** One reference candle. */
 export interface ReferenceCandle {
   readonly open: number;
@@ -20,8 +22,11 @@ export interface Reference {
   readonly valid: number;
   readonly invalid: number;
   readonly invalid_by_symbol: Record<string, number>;
-  /** interval -> symbol -> window start (ms, as text) -> candle */
-  readonly candles: Record<"5m" | "1h", Record<string, Record<string, ReferenceCandle>>>;
+  /**
+   * interval (every served one, each folded directly from the trades) -> symbol -> window start
+   * (ms, as text) -> candle
+   */
+  readonly candles: Record<ServedInterval, Record<string, Record<string, ReferenceCandle>>>;
 }
 
 /** Computes the reference for the trades in `groundTruthPath`. */

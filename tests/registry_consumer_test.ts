@@ -14,7 +14,7 @@ import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { silentLogger } from "../shared/log.ts";
 import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
-import { type CandleRow, candleRowOf, GOLD_TABLE, type Interval } from "../shared/gold_table.ts";
+import { type CandleRow, candleRowOf, GOLD_TABLE, INTERVALS } from "../shared/gold_table.ts";
 import { STAGES, stageSubscriptions } from "../shared/topology.ts";
 import type { CandleUpdate } from "../shared/types.ts";
 import type { Config } from "../shared/config.ts";
@@ -120,7 +120,7 @@ function comparable(c: CandleRow) {
 
 async function goldCandles(client: cassandra.Client): Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
-  for (const interval of ["5m", "1h"] as Interval[]) {
+  for (const interval of INTERVALS) {
     for (const row of await allRows(client, GOLD_TABLE[interval])) {
       const candle = candleRowOf(row, interval);
       out.set(candleKey(interval, candle.symbol, candle.windowStart), comparable(candle));

@@ -207,8 +207,10 @@ Deno.test({
           "bronze",
           "silver",
           "dead letter",
+          "gold 1m",
           "gold 5m",
           "gold 1h",
+          "gold 1d",
           "lag",
           "status",
         ]

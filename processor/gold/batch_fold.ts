@@ -17,7 +17,7 @@
  */
 import { type Interval, INTERVAL_MS, INTERVALS, windowStart } from "../../shared/gold_table.ts";
 import type { SilverTrade } from "../../shared/types.ts";
-import { foldTrade } from "./candle.ts";
+import { amountsOf, foldTrade, type TradeAmounts } from "./candle.ts";
 import { entryKey } from "./candle_cache.ts";
 import { type GoldContext, watermark } from "./gold_context.ts";
 import type { PartitionState } from "./partition_states.ts";
@@ -38,8 +38,10 @@ export async function foldBatch(
   endTakeoverHold(state, arrival);
   const touched = new Set<string>();
   for (const trade of trades) {
+    // Once per trade: the decimal work is the same in every interval's window.
+    const amounts = amountsOf(trade);
     for (const interval of INTERVALS) {
-      touched.add(foldInto(gold, { partition, state, arrival }, trade, interval));
+      touched.add(foldInto(gold, { partition, state, arrival }, trade, interval, amounts));
     }
     state.clock = observe(state.clock, trade, arrival);
   }
@@ -97,6 +99,7 @@ function foldInto(
   { partition, state, arrival }: BatchOf,
   trade: SilverTrade,
   interval: Interval,
+  amounts: TradeAmounts,
 ): string {
   const start = windowStart(trade.eventTime, interval);
   const key = entryKey(interval, trade.symbol, start);
@@ -109,9 +112,10 @@ function foldInto(
   const end = start + INTERVAL_MS[interval];
   const isLate = entry?.candle.isFinal === true || end <= watermark(gold, state, arrival);
   const before = entry?.candle;
-  const after = foldTrade(before, trade, interval, { late: isLate });
+  const after = foldTrade(before, trade, interval, { late: isLate, amounts });
   if (after === before) {
-    if (interval === "5m") gold.metrics.redelivered.inc({ stage: "gold" });
+    // Counted once per trade: in its window of the first interval.
+    if (interval === INTERVALS[0]) gold.metrics.redelivered.inc({ stage: "gold" });
     return key;
   }
   if (isLate) gold.metrics.late.inc({ stage: "gold", interval });

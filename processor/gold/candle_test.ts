@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import type { SilverTrade } from "../../shared/types.ts";
-import { alreadyFolded, type Candle, finalize, foldTrade, vwap, writeTimestamp } from "./candle.ts";
+import {
+  alreadyFolded,
+  amountsOf,
+  type Candle,
+  finalize,
+  foldTrade,
+  vwap,
+  writeTimestamp,
+} from "./candle.ts";
 import { formatDecimal } from "../../shared/decimal.ts";
 import { type Interval, windowStart } from "../../shared/gold_table.ts";
 import { mulberry32 } from "../../shared/random.ts";
@@ -176,4 +184,30 @@ Deno.test("folding thousands of random trades equals an independent reference", 
     const v = vwap(c)!;
     assert.equal(v.units * 10n ** BigInt(10 - v.scale), rounded);
   }
+});
+
+Deno.test("foldTrade() with the trade's amounts given folds exactly as without them", () => {
+  const random = mulberry32(20);
+  let computed: Candle | undefined;
+  let given: Candle | undefined;
+  for (let i = 0; i < 500; i++) {
+    const t = trade({
+      rawOffset: i,
+      eventTime: T0 + Math.floor(random() * 300_000),
+      price: Math.round(random() * 1e6) / 1e3,
+      volume: random() < 0.1 ? 0 : Math.round(random() * 1e5) / 1e2,
+      priceOnly: random() < 0.1,
+    });
+    computed = foldTrade(computed, t, "5m");
+    given = foldTrade(given, t, "5m", { amounts: amountsOf(t) });
+  }
+  assert.deepEqual(given, computed);
+});
+
+Deno.test("amountsOf() is the exact volume and price x volume, zero for a price-only trade", () => {
+  const amounts = amountsOf(trade({ price: 0.1, volume: 3 }));
+  assert.equal(formatDecimal(amounts.volume), "3");
+  assert.equal(formatDecimal(amounts.pv), "0.3");
+  const priceOnly = amountsOf(trade({ price: 5, volume: 0, priceOnly: true }));
+  assert.deepEqual([formatDecimal(priceOnly.volume), formatDecimal(priceOnly.pv)], ["0", "0"]);
 });

@@ -19,7 +19,7 @@
 import cassandra from "cassandra-driver";
 import type { RowWrite } from "../../shared/cassandra_writer.ts";
 import type { PartitionClock } from "./watermark.ts";
-import { type Interval, INTERVAL_MS } from "../../shared/gold_table.ts";
+import { type Interval, INTERVAL_MS, INTERVALS } from "../../shared/gold_table.ts";
 
 /** What Cassandra holds for one silver partition. */
 export interface PartitionRecord {
@@ -123,8 +123,8 @@ export function createFinalityStore(options: FinalityStoreOptions): FinalityStor
       for (const row of result.rows) {
         const interval = row.get("candle_interval");
         // Written by gold only; anything else is not an entry it can act on.
-        if (interval !== "5m" && interval !== "1h") continue;
-        windows.push({ interval, symbol: row.get("symbol"), windowEnd });
+        if (!(INTERVALS as readonly string[]).includes(interval)) continue;
+        windows.push({ interval: interval as Interval, symbol: row.get("symbol"), windowEnd });
       }
       return { windows, pageState: result.pageState ?? undefined };
     },

@@ -15,8 +15,9 @@
  * Bounded whatever the feed carries (a flood of 200,000 distinct symbols took the status
  * process from 168 to 330 MB and sent a client without a symbol a 64 MB first event): the hub
  * remembers the newest candles of at most `maxSymbols` symbols, forgetting the least recently
- * updated first (`pipeline_status_market_symbols_evicted_total`); each client holds at most
- * `4 * maxSymbols` pending candles (beyond, the oldest pending is dropped and counted in
+ * updated first (`pipeline_status_market_symbols_evicted_total`); each client holds at most two
+ * pending candles per stored interval per symbol, `8 * maxSymbols` with four intervals (beyond,
+ * the oldest pending is dropped and counted in
  * `pipeline_status_market_stream_candles_dropped_total`) and gets at most `maxCandlesPerEvent`
  * candles an event, the rest in the following ones.
  *
@@ -26,6 +27,7 @@ import { type Clock, systemClock } from "../../shared/clock.ts";
 import { describeError, type Logger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
+import { INTERVALS } from "../../shared/gold_table.ts";
 import type { MarketHealth } from "./health.ts";
 import { type CandleJson, candleJsonOf } from "./store.ts";
 import { createThrottle, type Throttle } from "./throttle.ts";
@@ -193,7 +195,7 @@ export function createMarketHub(options: MarketHubOptions): MarketHub {
             minIntervalMs,
             clock,
             // A closing window and the next one's first update of each interval, and health.
-            maxPending: 4 * maxSymbols + 1,
+            maxPending: 2 * INTERVALS.length * maxSymbols + 1,
             onDrop: () => dropped.inc(),
             maxBatch: maxCandlesPerEvent,
             emit(items) {

@@ -3,6 +3,7 @@ import { silentLogger } from "../../shared/log.ts";
 import { FakeClock } from "../../shared/clock.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import type { CandleUpdate } from "../../shared/types.ts";
+import { INTERVAL_MS, INTERVALS, windowStart as windowStartOf } from "../../shared/gold_table.ts";
 import { candleUpdate } from "../test_doubles.ts";
 import { healthOf } from "./health.ts";
 import { createMarketHub, MAX_CANDLES_PER_EVENT, MAX_SYMBOLS } from "./hub.ts";
@@ -99,7 +100,8 @@ Deno.test("a client that does not read holds a bounded backlog while symbols flo
       clock.tick(250);
     }
     const dropped = counter("pipeline_status_market_stream_candles_dropped_total");
-    assert.ok(dropped >= 200_000 - 8 * MAX_CANDLES_PER_EVENT - 4 * MAX_SYMBOLS - 1, `${dropped}`);
+    const pending = 2 * INTERVALS.length * MAX_SYMBOLS + 1;
+    assert.ok(dropped >= 200_000 - 8 * MAX_CANDLES_PER_EVENT - pending, `${dropped}`);
     // What it gets once it reads: the newest, bounded.
     const { value } = await reader.read();
     assert.ok(value!.length < 64 * 1024);
@@ -122,6 +124,38 @@ Deno.test("a stream with nothing to send gets a keep-alive comment every 15 s", 
     clock.tick(15_000);
     chunks.push((await reader.read()).value!);
     assert.deepEqual(parse(chunks), { events: [], comments: [": keep-alive", ": keep-alive"] });
+  } finally {
+    await reader.cancel();
+    hub.close();
+  }
+});
+
+Deno.test("a client gets the 1m, 5m, 1h and 1d candles of its symbol, each interval its own", async () => {
+  const { clock, hub } = setup();
+  const day = Date.parse("2026-12-01T00:00:00Z");
+  for (const interval of INTERVALS) {
+    const windowStart = windowStartOf(NOW, interval);
+    hub.publish(update("AAPL", {
+      interval,
+      windowStart,
+      windowEnd: windowStart + INTERVAL_MS[interval],
+    }));
+  }
+  hub.publish(update("MSFT", { interval: "1d", windowStart: day, windowEnd: day + 86_400_000 }));
+  const reader = hub.connect({ symbol: "AAPL" }).getReader();
+  try {
+    const chunks: Uint8Array[] = [];
+    while (parse(chunks).events.length === 0) {
+      clock.tick(250);
+      chunks.push((await reader.read()).value!);
+    }
+    const candles = parse(chunks).events.flatMap((e) =>
+      e.candles as unknown as { symbol: string; interval: string; time: number }[]
+    );
+    assert.deepEqual(
+      candles.map((c) => [c.symbol, c.interval, c.time]).sort(),
+      INTERVALS.map((i) => ["AAPL", i, windowStartOf(NOW, i)]).sort(),
+    );
   } finally {
     await reader.cancel();
     hub.close();

@@ -4,9 +4,10 @@
  *   legend and the feed gaps, latest price, health strip: see `page/app.js`), its files under
  *   `/assets/`;
  * - `GET /api/symbols`: `{ symbols }`, the configured symbols and any others seen live;
- * - `GET /api/candles?symbol=&interval=5m|1h&from=&to=&limit=`: `{ symbol, interval, from, to,
- *   candles }`, oldest first (see `params.ts` for the rules and defaults, `store.ts` for the
- *   JSON of a candle);
+ * - `GET /api/candles?symbol=&interval=1m|5m|15m|1h|4h|1d&from=&to=&limit=`: `{ symbol,
+ *   interval, from, to, candles }`, oldest first (see `params.ts` for the rules and defaults,
+ *   `store.ts` for the JSON of a candle; 15m and 4h are rolled up from 5m and 1h rows, and have
+ *   no live updates: the stream carries gold's 1m, 5m, 1h and 1d);
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
  * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second;
@@ -301,7 +302,9 @@ export function createMarketService(options: MarketServiceOptions): MarketServic
     log,
     onUpdate: (update) => hub.publish(update),
   });
-  const store = createMarketStore(session, config.cassandra.keyspace);
+  const store = createMarketStore(session, config.cassandra.keyspace, {
+    allowedLatenessMs: config.gold.allowedLatenessMs,
+  });
   return {
     mount: (app) =>
       mountMarket(app, {

@@ -138,7 +138,10 @@ Deno.test("bad parameters are a 400 with a message naming them, and nothing is r
     const cases: [string, RegExp][] = [
       ["/api/candles", /parameter 'symbol' is required/],
       ["/api/candles?symbol=AAPL%27%3B", /parameter 'symbol' must be a ticker/],
-      ["/api/candles?symbol=AAPL&interval=1w", /parameter 'interval' must be one of 5m, 1h/],
+      [
+        "/api/candles?symbol=AAPL&interval=1w",
+        /parameter 'interval' must be one of 1m, 5m, 15m, 1h, 4h, 1d/,
+      ],
       ["/api/candles?symbol=AAPL&from=2026-12-02&to=2026-12-01", /must be before 'to'/],
       ["/api/candles?symbol=AAPL&from=2025-01-01&to=2026-01-01", /at most 31 days/],
       ["/api/latest?symbol=", /parameter 'symbol' is required/],

@@ -7,23 +7,34 @@
  * @module
  */
 import { SYMBOL_PATTERN } from "../../shared/config.ts";
-import type { CandleInterval } from "../../shared/types.ts";
+import { INTERVAL_MS, SERVED_INTERVALS, type ServedInterval } from "../../shared/gold_table.ts";
 
-/** The intervals the market page shows (gold's). */
-export const MARKET_INTERVALS: readonly CandleInterval[] = ["5m", "1h"];
+/** The intervals the market page shows: every served one, stored or rolled up. */
+export const MARKET_INTERVALS: readonly ServedInterval[] = SERVED_INTERVALS;
 
 const DAY_MS = 86_400_000;
 
-/** The longest range one `/api/candles` request may cover, per interval. */
-export const MAX_SPAN_MS: Readonly<Record<CandleInterval, number>> = {
+/**
+ * The longest range one `/api/candles` request may cover, per interval: at most 10,080 candles
+ * (a week of minutes) and a few Cassandra partitions, and no more than the table keeps.
+ */
+export const MAX_SPAN_MS: Readonly<Record<ServedInterval, number>> = {
+  "1m": 7 * DAY_MS,
   "5m": 31 * DAY_MS,
+  "15m": 92 * DAY_MS,
   "1h": 366 * DAY_MS,
+  "4h": 1_464 * DAY_MS,
+  "1d": 3_653 * DAY_MS,
 };
 
 /** The range `/api/candles` covers when `from` is not given: the span before `to`. */
-export const DEFAULT_SPAN_MS: Readonly<Record<CandleInterval, number>> = {
+export const DEFAULT_SPAN_MS: Readonly<Record<ServedInterval, number>> = {
+  "1m": DAY_MS / 2,
   "5m": 2 * DAY_MS,
+  "15m": 7 * DAY_MS,
   "1h": 60 * DAY_MS,
+  "4h": 180 * DAY_MS,
+  "1d": 1_000 * DAY_MS,
 };
 
 /** Most candles one request returns, and the default. */
@@ -37,7 +48,7 @@ export const LATEST_TIME = Date.UTC(2100, 0, 1);
 /** A validated `/api/candles` query. */
 export interface CandleQuery {
   readonly symbol: string;
-  readonly interval: CandleInterval;
+  readonly interval: ServedInterval;
   /** Inclusive, epoch ms. */
   readonly from: number;
   /** Exclusive, epoch ms. */
@@ -89,11 +100,11 @@ export function parseSymbol(value: string | undefined): string {
   return value;
 }
 
-/** An interval: `5m` or `1h`; `fallback` when absent. */
+/** An interval: one of {@linkcode MARKET_INTERVALS}; `fallback` when absent. */
 export function parseInterval(
   value: string | undefined,
-  fallback: CandleInterval = "5m",
-): CandleInterval {
+  fallback: ServedInterval = "5m",
+): ServedInterval {
   if (value === undefined) return fallback;
   if (!(MARKET_INTERVALS as readonly string[]).includes(value)) {
     throw new RangeError(
@@ -102,7 +113,7 @@ export function parseInterval(
       }`,
     );
   }
-  return value as CandleInterval;
+  return value as ServedInterval;
 }
 
 const EPOCH_MS = /^\d{1,15}$/;
@@ -167,7 +178,7 @@ export function parseCandleQuery(params: QueryParams, now: number): CandleQuery 
   const toText = single(params, "to");
   const fromText = single(params, "from");
   const to = toText === undefined
-    ? Math.min(now + (interval === "5m" ? 300_000 : 3_600_000), LATEST_TIME - 1)
+    ? Math.min(now + INTERVAL_MS[interval], LATEST_TIME - 1)
     : parseTime("to", toText);
   const from = fromText === undefined
     ? Math.max(EARLIEST_TIME, to - DEFAULT_SPAN_MS[interval])

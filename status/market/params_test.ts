@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { INTERVAL_MS, SERVED_INTERVALS } from "../../shared/gold_table.ts";
 import {
   DEFAULT_LIMIT,
   DEFAULT_SPAN_MS,
   MAX_LIMIT,
+  MAX_SPAN_MS,
   parseCandleQuery,
   parseLatestQuery,
   parseNoQuery,
@@ -31,6 +33,27 @@ Deno.test("parseCandleQuery() defaults to 5m and the last two days, forming cand
   assert.equal(hourly.to - hourly.from, DEFAULT_SPAN_MS["1h"]);
 });
 
+Deno.test("parseCandleQuery() takes every served interval, the forming candle included", () => {
+  for (const interval of SERVED_INTERVALS) {
+    const q = parseCandleQuery(query(`symbol=AAPL&interval=${interval}`), NOW);
+    assert.equal(q.interval, interval);
+    assert.equal(q.to, NOW + INTERVAL_MS[interval], interval);
+    assert.equal(q.to - q.from, DEFAULT_SPAN_MS[interval], interval);
+    assert.ok(DEFAULT_SPAN_MS[interval] <= MAX_SPAN_MS[interval], interval);
+    // At most 10,080 candles (a week of minutes) a request, whatever the interval.
+    assert.ok(MAX_SPAN_MS[interval] / INTERVAL_MS[interval] <= 10_080, interval);
+  }
+  const days = parseCandleQuery(
+    query("symbol=AAPL&interval=1d&from=2017-01-01&to=2026-12-01"),
+    NOW,
+  );
+  assert.equal(days.interval, "1d");
+  assert.throws(
+    () => parseCandleQuery(query("symbol=AAPL&interval=1m&from=2026-11-01&to=2026-11-09"), NOW),
+    /at most 7 days for interval 1m, got 8.0 days/,
+  );
+});
+
 Deno.test("parseCandleQuery() takes epoch milliseconds and ISO 8601 times with a zone", () => {
   const q = parseCandleQuery(
     query("symbol=OANDA:EUR_USD&interval=1h&from=2026-11-01&to=2026-12-01T10:30:00%2B01:00"),
@@ -50,7 +73,9 @@ Deno.test("parseCandleQuery() refuses bad input with a message naming the parame
     ["symbol=AAPL';DROP TABLE x;--", /parameter 'symbol' must be a ticker/],
     ["symbol=" + "A".repeat(60), /parameter 'symbol' must be a ticker/],
     ["symbol=AAPL&symbol=MSFT", /parameter 'symbol' is given more than once/],
-    ["symbol=AAPL&interval=1d", /parameter 'interval' must be one of 5m, 1h, got "1d"/],
+    ["symbol=AAPL&interval=1w", /must be one of 1m, 5m, 15m, 1h, 4h, 1d, got "1w"/],
+    ["symbol=AAPL&interval=5M", /parameter 'interval' must be one of .*, got "5M"/],
+    ["symbol=AAPL&interval=", /parameter 'interval' must be one of .*, got ""/],
     ["symbol=AAPL&from=yesterday", /parameter 'from' must be epoch milliseconds or an ISO 8601/],
     ["symbol=AAPL&to=2026-12-01T10:00:00", /parameter 'to' must be epoch milliseconds or an ISO/],
     ["symbol=AAPL&from=2026-02-30", /parameter 'from' must be epoch milliseconds/],

@@ -1,6 +1,7 @@
 /**
- * The market page's reads from Cassandra: candles from the gold tables (`readCandles` of
- * `shared/gold_table.ts`) and the latest price. Every statement is prepared, with the whole
+ * The market page's reads from Cassandra: candles of every served interval from the gold tables
+ * (`readServedCandles` of `shared/served_candles.ts`: 15m and 4h rolled up from 5m and 1h rows)
+ * and the latest price. Every statement is prepared, with the whole
  * partition key bound.
  *
  * JSON shape of a candle: times epoch ms; prices (Cassandra `double`) as numbers; `volume` and
@@ -9,7 +10,8 @@
  * @module
  */
 import type cassandra from "cassandra-driver";
-import { type CandleRow, readCandles } from "../../shared/gold_table.ts";
+import type { CandleRow } from "../../shared/gold_table.ts";
+import { readServedCandles } from "../../shared/served_candles.ts";
 import type { CandleQuery } from "./params.ts";
 
 /** One candle as the JSON routes give it. */
@@ -61,13 +63,29 @@ export function candleJsonOf(candle: CandleRow): CandleJson {
   };
 }
 
+/** What decides whether a rolled-up candle is final. */
+export interface MarketStoreOptions {
+  /** Gold's allowed lateness (`GOLD_ALLOWED_LATENESS_MS`). */
+  readonly allowedLatenessMs: number;
+  /** Clock. Default `Date.now`. */
+  readonly now?: () => number;
+}
+
 /** A store over `session`, reading tables of `keyspace`. */
-export function createMarketStore(session: cassandra.Client, keyspace: string): MarketStore {
+export function createMarketStore(
+  session: cassandra.Client,
+  keyspace: string,
+  options: MarketStoreOptions,
+): MarketStore {
+  const now = options.now ?? Date.now;
   const latestQuery =
     `SELECT symbol, price, volume, event_time, session FROM ${keyspace}.latest_prices WHERE symbol = ?`;
   return {
     async candles(query) {
-      return (await readCandles(session, keyspace, query)).map(candleJsonOf);
+      return (await readServedCandles(session, keyspace, query, {
+        now: now(),
+        allowedLatenessMs: options.allowedLatenessMs,
+      })).map(candleJsonOf);
     },
     async latest(symbol) {
       const result = await session.execute(latestQuery, [symbol], { prepare: true });

@@ -33,12 +33,14 @@ import { randomId } from "../../shared/random.ts";
 import {
   assertGoldMatches,
   countRows,
+  type GoldRows,
   goldTradeCount,
   readGold,
   total,
 } from "../pipeline_assertions.ts";
 import { computeReference, type Reference } from "../reference.ts";
 import { groupIdOf, inputTopicOf, type StageName, STAGES } from "../../shared/topology.ts";
+import { type Interval, INTERVALS } from "../../shared/gold_table.ts";
 
 /** `FAULT_SUITE=full`: the long variant (what `deno task test:faults` runs). */
 export const FULL = Deno.env.get("FAULT_SUITE") === "full";
@@ -614,6 +616,8 @@ export interface TableFigures {
   readonly gold5m: number;
   readonly gold1h: number;
   readonly candles5m: number;
+  /** The sum of trade counts of each stored interval's candles. */
+  readonly goldTrades: Readonly<Record<Interval, number>>;
 }
 
 async function compare(client: cassandra.Client, e: Expected): Promise<TableFigures> {
@@ -633,20 +637,26 @@ async function compare(client: cassandra.Client, e: Expected): Promise<TableFigu
   const from = Math.min(...hours);
   const to = Math.max(...hours) + HOUR;
   await assertGoldMatches(client, e.reference, from, to);
-  const g5 = await readGold(client, "5m", symbols, from, to);
-  const g1 = await readGold(client, "1h", symbols, from, to);
+  const gold = {} as Record<Interval, GoldRows>;
+  for (const interval of INTERVALS) {
+    gold[interval] = await readGold(client, interval, symbols, from, to);
+  }
+  const goldTrades = {} as Record<Interval, number>;
+  for (const interval of INTERVALS) goldTrades[interval] = goldTradeCount(gold[interval]);
   return {
     bronze: total(bronze),
     silver,
-    gold5m: goldTradeCount(g5),
-    gold1h: goldTradeCount(g1),
-    candles5m: Object.values(g5).reduce((n, w) => n + Object.keys(w).length, 0),
+    gold5m: goldTrades["5m"],
+    gold1h: goldTrades["1h"],
+    candles5m: Object.values(gold["5m"]).reduce((n, w) => n + Object.keys(w).length, 0),
+    goldTrades,
   };
 }
 
 /**
  * Waits until bronze, silver and gold equal the expectation (exactly: bronze per symbol, silver
- * rows, every 5m and 1h candle), then checks the trade counts of gold sum to the valid trades.
+ * rows, every candle of every stored interval), then checks the trade counts of each interval's
+ * candles sum to the valid trades.
  */
 export async function assertTables(
   p: Pipeline,
@@ -659,8 +669,13 @@ export async function assertTables(
     return true;
   }, { timeoutMs, intervalMs: 2_000 }));
   assert.ok(figures);
-  assert.equal(figures.gold5m, e.reference.valid, "5m trade counts sum to the valid trades");
-  assert.equal(figures.gold1h, e.reference.valid, "1h trade counts sum to the valid trades");
+  for (const interval of INTERVALS) {
+    assert.equal(
+      figures.goldTrades[interval],
+      e.reference.valid,
+      `${interval} trade counts sum to the valid trades`,
+    );
+  }
   return figures;
 }
 
@@ -680,7 +695,8 @@ export async function assertOutcome(
   const scanned = await assertNoSecrets(p);
   log(
     `tables equal the reference: bronze ${figures.bronze}, silver ${figures.silver}, gold 5m ` +
-      `${figures.gold5m} trades in ${figures.candles5m} candles, gold 1h ${figures.gold1h}; ` +
+      `${figures.gold5m} trades in ${figures.candles5m} candles, gold 1m/1h/1d ` +
+      `${figures.goldTrades["1m"]}/${figures.gold1h}/${figures.goldTrades["1d"]}; ` +
       `lag 0; ${scanned} log bytes free of secrets`,
   );
   for (const line of rssReport(p)) log(line);
