@@ -2,11 +2,14 @@
 // app.js only wires them to the page. Exact decimals (volumes, changes) are handled as text and
 // BigInt, never as floats.
 
-/** The interval choices of the chart, in order: one entry per button. */
-export const CHART_INTERVALS = ["5m", "1h"];
+/**
+ * The interval choices of the chart, in order: one entry per button (`SERVED_INTERVALS` of
+ * shared/gold_table.ts; 15m and 4h are rolled up by the API and have no live updates).
+ */
+export const CHART_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
 
 /** The chart's interval when none is asked for. */
-export const DEFAULT_INTERVAL = CHART_INTERVALS[0];
+export const DEFAULT_INTERVAL = "5m";
 
 const DECIMAL = /^(-)?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
 

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { watchlistRow } from "../watchlist.ts";
+import { SERVED_INTERVALS } from "../../../shared/gold_table.ts";
 import type { CandleJson } from "../store.ts";
 import {
   addDecimal,
   applyCandleToRow,
   CHART_INTERVALS,
+  DEFAULT_INTERVAL,
   formatDecimalText,
   formatDuration,
   formatPercent,
@@ -82,7 +84,8 @@ Deno.test("parseRoute() and routeHash(): watchlist by default, a symbol's chart 
   }
   assert.equal(routeHash({ view: "chart", symbol: "AAPL", interval: "5m" }), "#/symbol/AAPL");
   assert.equal(routeHash({ view: "watchlist" }), "#/");
-  assert.equal(CHART_INTERVALS[0], "5m");
+  assert.deepEqual(CHART_INTERVALS, SERVED_INTERVALS);
+  assert.equal(DEFAULT_INTERVAL, "5m");
 });
 
 Deno.test("legendFields() shows OHLC, exact volume and VWAP, trades and coverage", () => {
