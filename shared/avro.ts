@@ -21,10 +21,25 @@
  */
 import { Buffer } from "node:buffer";
 import avro from "avsc";
-import type { CandleUpdate, DeadLetter, RawTrade, SilverTrade, WorkerReport } from "./types.ts";
+import type {
+  CandleUpdate,
+  DeadLetter,
+  FeedCoverage,
+  FeedGap,
+  RawTrade,
+  SilverTrade,
+  WorkerReport,
+} from "./types.ts";
 
 /** The schemas this module knows, by record name. */
-export type SchemaName = "Trade" | "SilverTrade" | "DeadLetter" | "WorkerReport" | "CandleUpdate";
+export type SchemaName =
+  | "Trade"
+  | "SilverTrade"
+  | "DeadLetter"
+  | "WorkerReport"
+  | "CandleUpdate"
+  | "FeedGap"
+  | "FeedCoverage";
 
 /** The TypeScript type of each schema's records. */
 export interface RecordTypes {
@@ -33,6 +48,8 @@ export interface RecordTypes {
   DeadLetter: DeadLetter;
   WorkerReport: WorkerReport;
   CandleUpdate: CandleUpdate;
+  FeedGap: FeedGap;
+  FeedCoverage: FeedCoverage;
 }
 
 const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
@@ -41,6 +58,8 @@ const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
   DeadLetter: "dead_letter.avsc",
   WorkerReport: "worker_report.avsc",
   CandleUpdate: "candle_update.avsc",
+  FeedGap: "feed_gap.avsc",
+  FeedCoverage: "feed_coverage.avsc",
 };
 
 /**
