@@ -109,11 +109,11 @@ Deno.test({
       for (const check of ["feed", "bronze", "silver", "dead letter", "feed gap"]) {
         assert.match(result.stdout, new RegExp(`^PASS  ${check} `, "m"), result.stdout);
       }
-      for (const check of ["gold 5m", "gold 1h", "lag", "status"]) {
+      for (const check of ["gold 1m", "gold 5m", "gold 1h", "gold 1d", "lag", "status"]) {
         assert.match(result.stdout, new RegExp(`^FAIL  ${check} `, "m"), result.stdout);
       }
       assert.match(result.stdout, /no row for window/);
-      assert.match(result.stdout, /^smoke: FAIL \(4 of 9 checks failed\)$/m);
+      assert.match(result.stdout, /^smoke: FAIL \(6 of 11 checks failed\)$/m);
       assert.equal(simulator.stats().paused, false, "smoke resumes the simulator's generation");
     } finally {
       for (const child of children) {
