@@ -97,12 +97,8 @@ export async function rebuild(deps: RebuildDeps, args: RebuildArgs): Promise<Reb
   ].sort();
   const stored = await readSilver(session, keyspace, symbols, span);
   const silver = diffSilver(stored, derived.trades, derived.read);
-  for (const row of silver.kept) {
-    knownEnd.set(
-      row.rawPartition,
-      Math.max(knownEnd.get(row.rawPartition) ?? 0, row.rawOffset + 1),
-    );
-  }
+  // Kept rows are folded in, but a window holding any trade past what the source read is
+  // skipped (`knownEnd`): its silver rows may not all be there (a hand-deleted one cannot be).
   const candles = foldCandles([...derived.trades, ...silver.kept]);
   const storedGold = await readGold(session, keyspace, symbols, span);
   const finalBefore = await lowestWatermark(session, keyspace, config.gold.allowedLatenessMs);
