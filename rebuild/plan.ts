@@ -8,8 +8,9 @@
  *
  * Rules (each the simplest one that keeps the tables exact while the live stages run):
  * - a stored silver row whose raw record was read and now is rejected is removed; a stored row
- *   whose raw record was not read (received after the late margin, or from another raw topic)
- *   is kept as it is and still folded into gold;
+ *   whose raw record was not read (received after the late margin, or during the rebuild) is
+ *   kept as it is, and folded into gold when it is below what the source read on its raw
+ *   partition (`foldableKept`);
  * - gold is folded from the silver trades as they are after the rebuild, whichever layers are
  *   written, and only windows that live gold will not write again are written: windows stored
  *   final, and windows without a row that every live partition's watermark has passed. A window
@@ -148,6 +149,19 @@ export function diffSilver(
     else kept.push(row);
   }
   return { added, removed, changed, unchanged, kept };
+}
+
+/**
+ * The kept silver rows gold may fold: those below what the source read on their raw partition.
+ * A row past it was written by live silver during the rebuild, and the rows before it may not
+ * all be written yet (silver writes a batch's rows concurrently): folding it would mark them
+ * folded (`foldedOffsets`), and live gold would then skip them.
+ */
+export function foldableKept(
+  kept: readonly SilverTrade[],
+  knownEnd: ReadonlyMap<number, number>,
+): SilverTrade[] {
+  return kept.filter((t) => t.rawOffset < (knownEnd.get(t.rawPartition) ?? 0));
 }
 
 /** The key of a gold window. */

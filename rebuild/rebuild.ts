@@ -20,7 +20,14 @@ import { type Interval, INTERVALS } from "../shared/gold_table.ts";
 import { randomId } from "../shared/random.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import { createCandleRows } from "../processor/gold/candle_rows.ts";
-import { deriveSilver, diffSilver, foldCandles, type GoldPlan, planGold } from "./plan.ts";
+import {
+  deriveSilver,
+  diffSilver,
+  foldableKept,
+  foldCandles,
+  type GoldPlan,
+  planGold,
+} from "./plan.ts";
 import type { RebuildOutcome } from "./report.ts";
 import { planKafkaScan, type Progress, readBronze, readKafka } from "./sources.ts";
 import type { SourceRecord } from "./plan.ts";
@@ -97,9 +104,9 @@ export async function rebuild(deps: RebuildDeps, args: RebuildArgs): Promise<Reb
   ].sort();
   const stored = await readSilver(session, keyspace, symbols, span);
   const silver = diffSilver(stored, derived.trades, derived.read);
-  // Kept rows are folded in, but a window holding any trade past what the source read is
-  // skipped (`knownEnd`): its silver rows may not all be there (a hand-deleted one cannot be).
-  const candles = foldCandles([...derived.trades, ...silver.kept]);
+  // A window holding any trade past what the source read is skipped (`knownEnd`): its silver
+  // rows may not all be there yet (or one was deleted by hand, which nothing can tell).
+  const candles = foldCandles([...derived.trades, ...foldableKept(silver.kept, knownEnd)]);
   const storedGold = await readGold(session, keyspace, symbols, span);
   const finalBefore = await lowestWatermark(session, keyspace, config.gold.allowedLatenessMs);
   const gold = new Map<Interval, GoldPlan>();

@@ -355,3 +355,95 @@ Deno.test({
       }
     }),
 });
+
+/** The first final 5m candle of `symbol` starting at or after `from`, once there is one. */
+async function finalCandle(
+  client: cassandra.Client,
+  symbol: string,
+  from: number,
+): Promise<number> {
+  return await waitFor(`a final ${symbol} 5m candle`, async () => {
+    const rows = await client.execute(
+      `SELECT window_start, is_final FROM trades_gold_5m WHERE symbol = ? AND bucket = ?
+        AND window_start >= ?`,
+      [symbol, cassandra.types.LocalDate.fromString(goldBucket(from, "5m")), new Date(from)],
+      { prepare: true },
+    );
+    const row = rows.rows.find((r) => r.get("is_final") === true);
+    if (row) return (row.get("window_start") as Date).getTime();
+    throw new Error(
+      `candles: ${
+        rows.rows.map((r) => `${r.get("window_start").toISOString()} ${r.get("is_final")}`)
+      }`,
+    );
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+}
+
+Deno.test({
+  name: "rebuild: rebuilds racing live traffic for the same windows end exact",
+  ...opts,
+  fn: () =>
+    withStages({ GOLD_ALLOWED_LATENESS_MS: "2000" }, STAGES, async (config) => {
+      const now = Date.now();
+      // About ten minutes of event time ending two minutes ago, sent in eight parts while
+      // rebuilds of the whole span run; then a trade of every symbol now ends the span.
+      const feed = generateFeed({
+        seed: 21,
+        count: 3000,
+        start: now - 15 * 60_000,
+        stepMs: 1200,
+        ingestTime: now,
+      });
+      const clocks = FEED_SYMBOLS.map((s, i) => clockTrade(s, now, feed.length + i));
+      const all = [...feed, ...clocks];
+      const reference = await referenceOf(all, config.silver);
+      const from = String(now - 15 * 60_000);
+      const to = String(now + 1);
+      const kafka = createKafka(config.kafka, silentLogger());
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      const client = session(config);
+      try {
+        await producer.connect();
+        const parts = 8;
+        const size = Math.ceil(feed.length / parts);
+        const racing: Promise<RebuildOutcome>[] = [];
+        let repairing: Promise<RebuildOutcome> | undefined;
+        let damaged = 0;
+        for (let k = 0; k < parts; k++) {
+          await produceStamped(
+            producer,
+            config.kafka.topics.raw,
+            feed.slice(k * size, (k + 1) * size),
+          );
+          if (k === 5) {
+            damaged = await finalCandle(client, "AAPL", now - 15 * 60_000);
+            await damageCandle(client, "AAPL", { from: damaged, to: damaged + 1 });
+            repairing = runRebuild(config, client, kafka, ["--from", from, "--to", to]);
+          } else if (k >= 1) {
+            racing.push(runRebuild(config, client, kafka, ["--from", from, "--to", to]));
+          }
+        }
+        const outcomes = await Promise.all(racing);
+        const repaired = await repairing!;
+        const amended = repaired.gold.get("5m")!.writes.filter((w) =>
+          w.window.symbol === "AAPL" && w.window.start === damaged
+        );
+        assert.equal(amended.length, 1, formatReport(repaired, true).join("\n"));
+        assert.ok(
+          [...outcomes, repaired].some((o) => o.gold.get("5m")!.leftOpen.length > 0),
+          "some rebuild met windows live gold was still folding",
+        );
+        await produceStamped(producer, config.kafka.topics.raw, clocks);
+        const range = { from: now - 2 * HOUR, to: now + 2 * HOUR };
+        await settle(client, reference, all, range);
+        const last = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
+        assert.equal(writes(last), 0, formatReport(last, true).join("\n"));
+        assert.equal(last.silver.added.length + last.silver.removed.length, 0);
+        assert.equal(last.silver.changed.length, 0);
+        await assertGoldMatches(client, reference, range.from, range.to);
+      } finally {
+        await producer.disconnect();
+        await client.shutdown();
+      }
+    }),
+});
