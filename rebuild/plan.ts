@@ -344,6 +344,7 @@ export function candleChanges(before: StoredCandle | undefined, after: Candle | 
   const averageAfter = after ? vwap(after) : null;
   const a = show(before?.candle, before?.vwap);
   const b = show(after, averageAfter === null ? null : formatDecimal(averageAfter));
+  if (!a && !b) return "(none)";
   if (!a) return `(none) -> ${describeFields(b!)}`;
   if (!b) return `${describeFields(a)} -> (none)`;
   const parts: string[] = [];
