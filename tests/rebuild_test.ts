@@ -19,7 +19,7 @@ import { GOLD_TABLE, goldBucket, INTERVALS } from "../shared/gold_table.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import { STAGES } from "../shared/topology.ts";
-import { rebuild } from "../rebuild/rebuild.ts";
+import { rebuild, RebuildStopped } from "../rebuild/rebuild.ts";
 import type { RebuildOutcome } from "../rebuild/report.ts";
 import { formatReport } from "../rebuild/report.ts";
 import { parseRebuildArgs, wholeWindowSpan } from "../rebuild/span.ts";
@@ -276,11 +276,27 @@ Deno.test({
         assert.equal(cli.code, 0, cli.stderr);
         assert.match(cli.stdout, /^source: kafka topic .*; [1-9]\d+ records read$/m, cli.stdout);
         assert.match(cli.stdout, /^nothing changed$/m, cli.stdout);
+        assert.match(cli.stderr, /^rebuild: read \d+\/\d+ \(100%\) records, \d+\/s$/m, cli.stderr);
         assert.match(cli.stdout, /silver: 0 added, 0 removed, 0 changed, \d+ unchanged/);
 
         // (b) A damaged candle and a deleted silver row, restored from Kafka.
         const damaged = await damageCandle(client, "MSFT", span);
         await deleteSilverRow(client, "TSLA", span);
+        // Stopped (Ctrl-C) before its writes: nothing written, the damage still there.
+        const stopped = new AbortController();
+        stopped.abort();
+        await assert.rejects(
+          rebuild({
+            config,
+            session: client,
+            kafka,
+            wire: testWire(),
+            signal: stopped.signal,
+            progress: () => {},
+            say: () => {},
+          }, parseRebuildArgs(["--from", from, "--to", to])),
+          RebuildStopped,
+        );
         const repair = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
         assert.match(repair.source, /^kafka topic /);
         assert.equal(repair.silver.added.length, 1, formatReport(repair, true).join("\n"));
