@@ -281,6 +281,32 @@ Deno.test({
         assert.match(cli.stderr, /^rebuild: read \d+\/\d+ \(100%\) records, \d+\/s$/m, cli.stderr);
         assert.match(cli.stdout, /silver: 0 added, 0 removed, 0 changed, \d+ unchanged/);
 
+        // Ctrl-C while it reads: it stops in order, having written nothing.
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "rebuild/main.ts", "--from", from, "--to", to],
+          env: { ...childProcessEnv(), ...configEnv(config) },
+          clearEnv: true,
+          stdin: "null",
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+        // Signalled once it says it is scanning (joining a consumer group takes seconds).
+        let stderr = "";
+        const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+        while (!stderr.includes("scanning ingest times")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          stderr += value;
+        }
+        child.kill("SIGINT");
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          stderr += value;
+        }
+        assert.equal((await child.status).code, 130, stderr);
+        assert.match(stderr, /rebuild stopped before writing anything/);
+
         // (b) A damaged candle and a deleted silver row, restored from Kafka.
         const damaged = await damageCandle(client, "MSFT", feedHour);
         await deleteSilverRow(client, "TSLA", feedHour);
