@@ -27,6 +27,7 @@ import {
   childProcessEnv,
   runCommand,
   session,
+  startStage,
   testRegistry,
   testWire,
   waitFor,
@@ -486,6 +487,59 @@ Deno.test({
         assert.equal(last.silver.changed.length, 0);
         await assertGoldMatches(client, reference, range.from, range.to);
       } finally {
+        await producer.disconnect();
+        await client.shutdown();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "rebuild: windows rebuilt ahead of a lagging silver stage are not counted twice when it catches up",
+  ...opts,
+  fn: () =>
+    withStages({ GOLD_ALLOWED_LATENESS_MS: "2000" }, ["bronze", "gold"], async (config) => {
+      const now = Date.now();
+      const feed = generateFeed({
+        seed: 31,
+        count: 4000,
+        start: now - 15 * 60_000,
+        stepMs: 900,
+        ingestTime: now,
+      });
+      // TSLA's trades of the first half are held back: they arrive late, while silver is down.
+      const middle = now - 9 * 60_000;
+      const held = (f: SentTrade) => f.trade.s === "TSLA" && f.trade.t < middle;
+      const clocks = FEED_SYMBOLS.map((s, i) => clockTrade(s, now, feed.length + i));
+      const all = [...feed, ...clocks];
+      const reference = await referenceOf(all, config.silver);
+      const from = String(now - 15 * 60_000);
+      const to = String(now + 1);
+      const kafka = createKafka(config.kafka, silentLogger());
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      const client = session(config);
+      let silver = startStage(config, "silver");
+      try {
+        await producer.connect();
+        await produceStamped(producer, config.kafka.topics.raw, feed.filter((f) => !held(f)));
+        await finalCandle(client, "AAPL", middle);
+        await silver.stop();
+        await produceStamped(producer, config.kafka.topics.raw, feed.filter(held));
+        const ahead = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
+        const added = ahead.gold.get(INTERVALS[0]!)!.writes.filter((w) =>
+          w.kind === "add" && w.window.symbol === "TSLA"
+        );
+        assert.ok(added.length > 0, formatReport(ahead, true).join("\n"));
+        assert.ok(ahead.silver.added.some((t) => t.symbol === "TSLA"));
+        silver = startStage(config, "silver");
+        await produceStamped(producer, config.kafka.topics.raw, clocks);
+        const range = { from: now - 2 * HOUR, to: now + 2 * HOUR };
+        await settle(client, reference, all, range);
+        const last = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
+        assert.equal(writes(last), 0, formatReport(last, true).join("\n"));
+        await assertGoldMatches(client, reference, range.from, range.to);
+      } finally {
+        await silver.stop();
         await producer.disconnect();
         await client.shutdown();
       }
