@@ -114,7 +114,8 @@ export async function readKafka(
           read++;
         }
         progress(read, total);
-        if (next.get(batch.partition)! >= end) {
+        // Done at the end, or past it (offsets skipped by compaction or transaction markers).
+        if (next.get(batch.partition)! >= end || Number(batch.lastOffset()) >= end - 1) {
           consumer.pause([{ topic, partitions: [batch.partition] }]);
           endOf.delete(batch.partition);
           if (endOf.size === 0) finish();

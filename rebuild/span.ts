@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { SYMBOL_PATTERN } from "../shared/config.ts";
 import { type Interval, INTERVAL_MS, INTERVALS, windowStart } from "../shared/gold_table.ts";
 
 /** The layers a rebuild can write. */
@@ -169,6 +170,13 @@ function parseSymbols(text: string | undefined): readonly string[] | undefined {
   if (text === undefined) return undefined;
   const symbols = [...new Set(text.split(",").map((s) => s.trim()).filter((s) => s !== ""))];
   if (symbols.length === 0) throw new RangeError("--symbols must name at least one symbol");
+  for (const symbol of symbols) {
+    if (!SYMBOL_PATTERN.test(symbol)) {
+      throw new RangeError(
+        `--symbols: ${JSON.stringify(symbol)} is not a symbol like AAPL or BINANCE:BTCUSDT`,
+      );
+    }
+  }
   return symbols;
 }
 

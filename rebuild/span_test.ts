@@ -84,6 +84,7 @@ Deno.test("parseRebuildArgs() names what is wrong", () => {
     [["--from", "1", "--to", "2", "--layers", ","], /--layers must name/],
     [["--from", "1", "--to", "2", "--source", "s3"], /--source takes auto, kafka or bronze/],
     [["--from", "1", "--to", "2", "--symbols", ","], /--symbols must name/],
+    [["--from", "1", "--to", "2", "--symbols", "AAPL,aapl"], /--symbols: "aapl" is not a symbol/],
     [["--from", "1", "--to", "2", "--late-margin", "-1"], /--late-margin must be whole/],
     [["--from", "1", "--to", "2", "--frm", "3"], /Unknown argument "--frm"/],
     [["--from"], /--from needs a value/],
