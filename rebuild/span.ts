@@ -68,9 +68,10 @@ to run again: every write is a whole row keyed by the trade's raw source positio
   --source auto|kafka|bronze
                        auto (default): Kafka when its retention still covers the scan, else
                        bronze
-  --late-margin <ms>   how long after the span a late trade may have been received and still
-                       be found (default ${DEFAULT_LATE_MARGIN_MS}, one hour); the scan also starts
-                       SILVER_MAX_FUTURE_MS before the span
+  --late-margin <ms>   Kafka timestamps and bronze buckets are INGEST times: the scan runs from
+                       SILVER_MAX_FUTURE_MS before the span to this long after it (default
+                       ${DEFAULT_LATE_MARGIN_MS}, one hour), and keeps records by event time. A
+                       trade received later is not read: its silver row is kept as stored
   --dry-run            compare and report, write nothing
   --verbose            list a few changed rows and candles with before and after
   --help               this text
