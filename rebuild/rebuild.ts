@@ -14,19 +14,21 @@
  */
 import type cassandra from "cassandra-driver";
 import type { Kafka } from "kafkajs";
-import { writeRows } from "../shared/cassandra_writer.ts";
+import { type RowWrite, writeRows } from "../shared/cassandra_writer.ts";
 import type { Config } from "../shared/config.ts";
 import { type Interval, INTERVALS } from "../shared/gold_table.ts";
 import { randomId } from "../shared/random.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import { createCandleRows } from "../processor/gold/candle_rows.ts";
 import {
+  type DerivedSilver,
   deriveSilver,
   diffSilver,
   foldableKept,
   foldCandles,
   type GoldPlan,
   planGold,
+  type SilverDiff,
 } from "./plan.ts";
 import type { RebuildOutcome } from "./report.ts";
 import { planKafkaScan, type Progress, readBronze, readKafka } from "./sources.ts";
@@ -91,10 +93,64 @@ export async function rebuild(deps: RebuildDeps, args: RebuildArgs): Promise<Reb
         showSpan(scan)
       } (SILVER_MAX_FUTURE_MS before, late margin ${args.lateMarginMs} ms after)`,
   );
-  const wanted = args.symbols ? new Set(args.symbols) : undefined;
   const { records, source, knownEnd } = await readSource(deps, args, scan);
   if (signal.aborted) throw new RebuildStopped(0, 0);
+  const { derived, silver, gold } = await compare(deps, args, span, records, knownEnd);
+  if (signal.aborted) throw new RebuildStopped(0, 0);
+  const writeSilver = args.layers.includes("silver") && !args.dryRun;
+  const writeGold = args.layers.includes("gold") && !args.dryRun;
+  const at = new Date(deps.now?.() ?? Date.now());
+  const silverRows = writeSilver
+    ? silverWrites(
+      keyspace,
+      [...silver.added, ...silver.changed.map((c) => c.after)],
+      silver.removed,
+      at,
+    )
+    : [];
+  const goldRows = writeGold
+    ? goldWrites(
+      keyspace,
+      createCandleRows({ session, keyspace, concurrency: 16 }),
+      [...gold.values()].flatMap((p) => p.writes),
+      at,
+    )
+    : [];
+  await writeInSteps(session, [silverRows, goldRows], signal);
+  return {
+    asked: { from: args.from, to: args.to },
+    span,
+    source,
+    recordsRead: records.length,
+    rejected: derived.rejected,
+    silver,
+    gold,
+    written: { silver: writeSilver, gold: writeGold },
+    dryRun: args.dryRun,
+  };
+}
 
+/** What the source says silver and gold should hold, against what they hold. */
+interface Comparison {
+  readonly derived: DerivedSilver;
+  readonly silver: SilverDiff;
+  readonly gold: Map<Interval, GoldPlan>;
+}
+
+/**
+ * Re-derives silver from `records`, compares it with the stored rows, folds gold from the silver
+ * trades as they will be, and plans each interval's windows.
+ */
+async function compare(
+  deps: RebuildDeps,
+  args: RebuildArgs,
+  span: { from: number; to: number },
+  records: readonly SourceRecord[],
+  knownEnd: ReadonlyMap<number, number>,
+): Promise<Comparison> {
+  const { config, session } = deps;
+  const keyspace = config.cassandra.keyspace;
+  const wanted = args.symbols ? new Set(args.symbols) : undefined;
   const derived = deriveSilver(records, span, config.silver, wanted);
   const symbols = args.symbols ?? [
     ...new Set([
@@ -116,41 +172,7 @@ export async function rebuild(deps: RebuildDeps, args: RebuildArgs): Promise<Reb
       planGold(only(storedGold, interval), only(candles, interval), { knownEnd, finalBefore }),
     );
   }
-  if (signal.aborted) throw new RebuildStopped(0, 0);
-
-  const writeSilver = args.layers.includes("silver") && !args.dryRun;
-  const writeGold = args.layers.includes("gold") && !args.dryRun;
-  const at = new Date(deps.now?.() ?? Date.now());
-  const rows = [
-    ...(writeSilver
-      ? silverWrites(
-        keyspace,
-        [...silver.added, ...silver.changed.map((c) => c.after)],
-        silver.removed,
-        at,
-      )
-      : []),
-  ];
-  const goldRows = writeGold
-    ? goldWrites(
-      keyspace,
-      createCandleRows({ session, keyspace, concurrency: 16 }),
-      [...gold.values()].flatMap((p) => p.writes),
-      at,
-    )
-    : [];
-  await writeInSteps(session, [rows, goldRows], signal);
-  return {
-    asked: { from: args.from, to: args.to },
-    span,
-    source,
-    recordsRead: records.length,
-    rejected: derived.rejected,
-    silver,
-    gold,
-    written: { silver: writeSilver, gold: writeGold },
-    dryRun: args.dryRun,
-  };
+  return { derived, silver, gold };
 }
 
 /** The entries of `map` (keyed by `windowKey`) of one interval. */
@@ -229,7 +251,7 @@ async function knownSymbolsOf(deps: RebuildDeps): Promise<string[]> {
  */
 async function writeInSteps(
   session: cassandra.Client,
-  steps: readonly (readonly Parameters<typeof writeRows>[1][number][])[],
+  steps: readonly (readonly RowWrite<number>[])[],
   signal: AbortSignal,
 ): Promise<void> {
   const planned = steps.reduce((n, s) => n + s.length, 0);
