@@ -211,14 +211,10 @@ async function readSource(
           (undecodable > 0 ? ` (${undecodable} undecodable records skipped)` : ""),
       };
     }
-    if (args.source === "kafka") {
-      throw new RangeError(
-        `Kafka's retention of ${topic} no longer covers ${
-          new Date(scan.from).toISOString()
-        }: use --source bronze (or auto)`,
-      );
-    }
-    why = `Kafka's retention of ${topic} no longer covers the scan's start`;
+    why = plan.ranges.length === 0
+      ? `Kafka has no topic ${topic}`
+      : `Kafka's retention of ${topic} no longer covers ${new Date(scan.from).toISOString()}`;
+    if (args.source === "kafka") throw new RangeError(`${why}: use --source bronze (or auto)`);
   }
   const symbols = args.symbols ?? await knownSymbolsOf(deps);
   const records = await readBronze({

@@ -24,7 +24,7 @@ export interface OffsetRange {
 
 /** What Kafka holds of a scan. */
 export interface KafkaScan {
-  /** Whether the retention still covers the scan's start on every partition. */
+  /** Whether the topic exists and its retention still covers the scan's start everywhere. */
   readonly covers: boolean;
   readonly ranges: OffsetRange[];
 }
@@ -38,6 +38,7 @@ export async function planKafkaScan(
   const admin = kafka.admin();
   await admin.connect();
   try {
+    if (!(await admin.listTopics()).includes(topic)) return { covers: false, ranges: [] };
     const bounds = await admin.fetchTopicOffsets(topic);
     const atStart = await admin.fetchTopicOffsetsByTimestamp(topic, scan.from);
     const atEnd = await admin.fetchTopicOffsetsByTimestamp(topic, scan.to);

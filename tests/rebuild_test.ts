@@ -359,6 +359,10 @@ Deno.test({
         }
         await damageCandle(client, "AAPL", feedHour);
         await deleteSilverRow(client, "MSFT", feedHour);
+        await assert.rejects(
+          runRebuild(config, client, kafka, ["--from", from, "--to", to, "--source", "kafka"]),
+          /no longer covers .*: use --source bronze/,
+        );
         const fromBronze = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
         assert.match(fromBronze.source, /^bronze .*retention/);
         assert.equal(fromBronze.silver.added.length, 1);
