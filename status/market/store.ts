@@ -11,6 +11,8 @@
 import type cassandra from "cassandra-driver";
 import { type CandleRow, readCandles } from "../../shared/gold_table.ts";
 import type { CandleQuery } from "./params.ts";
+import { exportCandles } from "../../export/export.ts";
+import type { ExportRequest } from "../../export/request.ts";
 
 /** One candle as the JSON routes give it. */
 export interface CandleJson {
@@ -43,6 +45,8 @@ export interface MarketStore {
   /** Candles of the query, oldest first (the newest `limit` of the range). */
   candles(query: CandleQuery): Promise<CandleJson[]>;
   latest(symbol: string): Promise<LatestJson | null>;
+  /** The bytes of an export, streamed (absent: the route answers 501). */
+  exportCandles?(request: ExportRequest): AsyncGenerator<Uint8Array>;
 }
 
 /** The JSON of a candle row, as the routes give candles. */
@@ -69,6 +73,7 @@ export function createMarketStore(session: cassandra.Client, keyspace: string): 
     async candles(query) {
       return (await readCandles(session, keyspace, query)).map(candleJsonOf);
     },
+    exportCandles: (request) => exportCandles(session, keyspace, request),
     async latest(symbol) {
       const result = await session.execute(latestQuery, [symbol], { prepare: true });
       const row = result.first();
