@@ -264,3 +264,54 @@ async function readRange<T>(
   }
   return rows.reverse();
 }
+
+/** A candle with the exact sum of price x volume its VWAP is computed from. */
+export interface CandleWithSum extends CandleRow {
+  /** Exact decimal, as text. */
+  readonly pvSum: string;
+}
+
+/** What {@linkcode readCandlesStream} reads: every candle of the span. */
+export interface CandleSpan {
+  readonly symbol: string;
+  readonly interval: Interval;
+  /** Windows starting at or after this (rounded down to a window start), epoch ms. */
+  readonly from: number;
+  /** Windows starting before this, epoch ms. */
+  readonly to: number;
+}
+
+/** Options of {@linkcode readCandlesStream}. */
+export interface ReadCandlesStreamOptions {
+  /** Rows a page fetches from Cassandra. Default 1,000. */
+  readonly fetchSize?: number;
+}
+
+/**
+ * Every candle of the span, oldest first, read a page at a time: bucket by bucket, oldest
+ * first, each with the driver's paging, the next page fetched only when the consumer asks for
+ * it. Memory stays one page however long the span (exports: `export/`).
+ */
+export async function* readCandlesStream(
+  session: cassandra.Client,
+  keyspace: string,
+  span: CandleSpan,
+  options: ReadCandlesStreamOptions = {},
+): AsyncGenerator<SummedCandle> {
+  const query = `SELECT ${SUMMED_CANDLE_COLUMNS} FROM ${keyspace}.${GOLD_TABLE[span.interval]}
+    WHERE symbol = ? AND bucket = ? AND window_start >= ? AND window_start < ?
+    ORDER BY window_start ASC`;
+  const from = windowStart(span.from, span.interval);
+  for (const bucket of goldBucketsBetween(from, span.to, span.interval)) {
+    const result = await session.execute(query, [
+      span.symbol,
+      cassandra.types.LocalDate.fromString(bucket),
+      new Date(from),
+      new Date(span.to),
+    ], { prepare: true, fetchSize: options.fetchSize ?? 1000 });
+    // The async iterator fetches the following pages on demand.
+    for await (const row of result) {
+      yield summedCandleOf(row, span.interval);
+    }
+  }
+}

@@ -11,9 +11,12 @@ import {
   INTERVAL_MS,
   isStored,
   readCandles,
+  readCandlesStream,
+  type ReadCandlesStreamOptions,
   readSummedCandles,
   ROLLUP_SOURCE,
   type ServedInterval,
+  type SummedCandle,
   windowStart,
 } from "./gold_table.ts";
 import { constituentsPerWindow, rollUp, type RollUpOptions } from "./rollup.ts";
@@ -56,4 +59,52 @@ export async function readServedCandles(
   const rolled = rollUp(rows, interval, options);
   if (rows.length >= readLimit) rolled.shift();
   return rolled.slice(-range.limit);
+}
+
+/** What {@linkcode readServedCandlesStream} reads: every candle of the span, of any served interval. */
+export interface ServedSpan {
+  readonly symbol: string;
+  readonly interval: ServedInterval;
+  /** Windows starting at or after this (rounded down to a window start), epoch ms. */
+  readonly from: number;
+  /** Windows starting before this, epoch ms. */
+  readonly to: number;
+}
+
+/**
+ * Every candle of the span, oldest first, a Cassandra page at a time (exports: `export/`): a
+ * stored interval by `readCandlesStream`; a roll-up from the stream of the rows it is made of
+ * (the last window whole, though it ends after `to`), each window rolled up as soon as the
+ * stream passes it, so memory holds one page and one window's constituents.
+ */
+export async function* readServedCandlesStream(
+  session: cassandra.Client,
+  keyspace: string,
+  span: ServedSpan,
+  options: RollUpOptions & ReadCandlesStreamOptions,
+): AsyncGenerator<SummedCandle> {
+  const { interval } = span;
+  const { now, allowedLatenessMs, ...read } = options;
+  if (isStored(interval)) {
+    yield* readCandlesStream(session, keyspace, { ...span, interval }, read);
+    return;
+  }
+  const rows = readCandlesStream(session, keyspace, {
+    symbol: span.symbol,
+    interval: ROLLUP_SOURCE[interval],
+    from: windowStart(span.from, interval),
+    to: windowStart(span.to - 1, interval) + INTERVAL_MS[interval],
+  }, read);
+  let group: SummedCandle[] = [];
+  let groupStart = NaN;
+  for await (const row of rows) {
+    const start = windowStart(row.windowStart, interval);
+    if (start !== groupStart && group.length > 0) {
+      yield* rollUp(group, interval, { now, allowedLatenessMs });
+      group = [];
+    }
+    groupStart = start;
+    group.push(row);
+  }
+  if (group.length > 0) yield* rollUp(group, interval, { now, allowedLatenessMs });
 }

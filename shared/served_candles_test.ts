@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type cassandra from "cassandra-driver";
 import { goldBucket, type Interval, INTERVAL_MS } from "./gold_table.ts";
-import { readServedCandles } from "./served_candles.ts";
+import { readServedCandles, readServedCandlesStream } from "./served_candles.ts";
 
 const T0 = Date.parse("2026-11-30T22:00:00Z");
 const LATER = { now: T0 + 30 * 86_400_000, allowedLatenessMs: 10_000 };
@@ -131,4 +131,72 @@ Deno.test("readServedCandles() takes the whole last roll-up window, though it en
     limit: 10,
   }, LATER);
   assert.deepEqual([c!.windowStart, c!.tradeCount, c!.close], [T0, 3, 3]);
+});
+
+/**
+ * A session that answers the paged, ascending reads of `readCandlesStream` from `rows`: an async
+ * iterable result per bucket, as the driver gives with `fetchSize`.
+ */
+function fakeStreamSession(rows: readonly StoredRow[]) {
+  const session = {
+    execute(query: string, params: unknown[]) {
+      const table = /FROM \w+\.(\w+)/.exec(query)![1]!;
+      const interval = table.replace("trades_gold_", "") as Interval;
+      const [, bucket, from, to] = params as [string, { toString(): string }, Date, Date];
+      const found = rows
+        .filter((r) =>
+          r.interval === interval && goldBucket(r.start, interval) === bucket.toString() &&
+          r.start >= from.getTime() && r.start < to.getTime()
+        )
+        .sort((a, b) => a.start - b.start)
+        .map((r) => rowOf(r));
+      return Promise.resolve({
+        async *[Symbol.asyncIterator]() {
+          yield* found;
+        },
+      });
+    },
+  };
+  return session as unknown as cassandra.Client;
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+Deno.test("readServedCandlesStream() rolls up as readServedCandles() does, across buckets and holes", async () => {
+  // 22:00 to 02:00 UTC over two monthly buckets, with windows missing: a whole 15m window
+  // (rows 9-11), the first of one (row 15) and the last of another (row 23).
+  const stored = fiveMinuteRows(48).filter((_, i) => ![9, 10, 11, 15, 23].includes(i));
+  for (
+    const [from, to] of [[T0, T0 + 4 * 3_600_000], [T0 + 60_000, T0 + 300_001], [
+      T0 + 3_600_000,
+      T0 + 7_300_000,
+    ]]
+  ) {
+    const range = { symbol: "AAPL", interval: "15m" as const, from: from!, to: to! };
+    const streamed = await collect(
+      readServedCandlesStream(fakeStreamSession(stored), "ks", range, LATER),
+    );
+    const paged = await readServedCandles(fakeSession(stored).session, "ks", {
+      ...range,
+      limit: 1_000,
+    }, LATER);
+    assert.deepEqual(
+      streamed,
+      paged,
+      `${new Date(from!).toISOString()} to ${new Date(to!).toISOString()}`,
+    );
+  }
+});
+
+Deno.test("readServedCandlesStream() streams a stored interval straight from its table", async () => {
+  const stored = fiveMinuteRows(30);
+  const range = { symbol: "AAPL", interval: "5m" as const, from: T0, to: T0 + 3 * 3_600_000 };
+  const streamed = await collect(
+    readServedCandlesStream(fakeStreamSession(stored), "ks", range, LATER),
+  );
+  assert.deepEqual(streamed.map((c) => c.windowStart), stored.map((r) => r.start));
 });

@@ -7,7 +7,9 @@
  * - `GET /api/candles?symbol=&interval=1m|5m|15m|1h|4h|1d&from=&to=&limit=`: `{ symbol,
  *   interval, from, to, candles }`, oldest first (see `params.ts` for the rules and defaults,
  *   `store.ts` for the JSON of a candle; 15m and 4h are rolled up from 5m and 1h rows, and have
- *   no live updates: the stream carries gold's 1m, 5m, 1h and 1d);
+ *   no live updates: the stream carries gold's 1m, 5m, 1h and 1d); with `format=csv|parquet`
+ *   (and `symbol`, `interval`, `from`, `to`, all required) every candle of the range as a file
+ *   download, streamed (`export/`);
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
  * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second;
@@ -41,6 +43,12 @@ import {
   queryOf,
 } from "./params.ts";
 import { createMarketStore, type MarketStore } from "./store.ts";
+import {
+  CONTENT_TYPE,
+  exportFileName,
+  parseExportRequest,
+  singleValues,
+} from "../../export/request.ts";
 import { groupIdOf, STAGES } from "../../shared/topology.ts";
 import { INTERVAL_MS } from "../../shared/gold_table.ts";
 import {
@@ -173,9 +181,13 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
   });
 
   app.get("/api/candles", async (c) => {
+    const { format, ...params } = queryOf(c.req.url);
+    if (format !== undefined && !(format.length === 1 && format[0] === "json")) {
+      return await exportResponse(c, format);
+    }
     let query;
     try {
-      query = parseCandleQuery(queryOf(c.req.url), now());
+      query = parseCandleQuery(params, now());
     } catch (error) {
       return badRequest(c, error);
     }
@@ -186,6 +198,53 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
       return unavailable(c, error);
     }
   });
+
+  /** `/api/candles?format=csv|parquet`: the export, streamed (`export/`). */
+  async function exportResponse(c: Context, format: readonly string[]): Promise<Response> {
+    let request;
+    try {
+      if (format.length > 1) throw new RangeError("parameter 'format' is given more than once");
+      if (!["csv", "parquet"].includes(format[0]!)) {
+        throw new RangeError(
+          `parameter 'format' must be one of json, csv, parquet, got ${
+            JSON.stringify(format[0]!.slice(0, 20))
+          }`,
+        );
+      }
+      request = parseExportRequest(singleValues(queryOf(c.req.url)));
+    } catch (error) {
+      return badRequest(c, error);
+    }
+    if (!store.exportCandles) return c.json({ error: "exports are not available here" }, 501);
+    const chunks = store.exportCandles(request);
+    let first: IteratorResult<Uint8Array>;
+    try {
+      // The first chunk is read before answering, so Cassandra down is a 503, not a cut file.
+      first = await chunks.next();
+    } catch (error) {
+      return unavailable(c, error);
+    }
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        if (!first.done) yield first.value;
+        yield* chunks;
+      } catch (error) {
+        // Headers are sent: the connection is cut, so the client sees an incomplete transfer.
+        log.warn("export failed after it started", { error: describeError(error) });
+        throw error;
+      } finally {
+        await chunks.return(undefined);
+      }
+    }
+    return new Response(ReadableStream.from(body()), {
+      headers: {
+        "Content-Type": CONTENT_TYPE[request.format],
+        "Content-Disposition": `attachment; filename="${exportFileName(request)}"`,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+      },
+    });
+  }
 
   app.get("/api/latest", async (c) => {
     let symbol;

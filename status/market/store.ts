@@ -13,6 +13,8 @@ import type cassandra from "cassandra-driver";
 import type { CandleRow } from "../../shared/gold_table.ts";
 import { readServedCandles } from "../../shared/served_candles.ts";
 import type { CandleQuery } from "./params.ts";
+import { exportCandles } from "../../export/export.ts";
+import type { ExportRequest } from "../../export/request.ts";
 
 /** One candle as the JSON routes give it. */
 export interface CandleJson {
@@ -45,6 +47,8 @@ export interface MarketStore {
   /** Candles of the query, oldest first (the newest `limit` of the range). */
   candles(query: CandleQuery): Promise<CandleJson[]>;
   latest(symbol: string): Promise<LatestJson | null>;
+  /** The bytes of an export, streamed (absent: the route answers 501). */
+  exportCandles?(request: ExportRequest): AsyncGenerator<Uint8Array>;
 }
 
 /** The JSON of a candle row, as the routes give candles. */
@@ -87,6 +91,11 @@ export function createMarketStore(
         allowedLatenessMs: options.allowedLatenessMs,
       })).map(candleJsonOf);
     },
+    exportCandles: (request) =>
+      exportCandles(session, keyspace, request, {
+        allowedLatenessMs: options.allowedLatenessMs,
+        now,
+      }),
     async latest(symbol) {
       const result = await session.execute(latestQuery, [symbol], { prepare: true });
       const row = result.first();
