@@ -38,7 +38,10 @@ Deno.test("parseExportArgs() refuses misuse with a RangeError saying what is wro
     [[...ARGS.slice(0, -1), "-"], /parameter 'out' must be a file for parquet/],
     [[...ARGS, "--limit", "5"], /Unknown option '--limit'/],
     [[...ARGS, "extra"], /Unexpected argument 'extra'/],
-    [ARGS.map((a) => a === "1h" ? "2h" : a), /parameter 'interval' must be one of 1m, 5m, 15m, 1h, 4h, 1d/],
+    [
+      ARGS.map((a) => a === "1h" ? "2h" : a),
+      /parameter 'interval' must be one of 1m, 5m, 15m, 1h, 4h, 1d/,
+    ],
     [ARGS.map((a) => a === "2026-11-01" ? "2026-13-01" : a), /parameter 'from' must be epoch/],
     [["--symbol"], /argument missing/],
   ];

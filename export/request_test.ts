@@ -25,8 +25,14 @@ Deno.test("parseExportRequest() refuses bad input with a message naming the para
   const cases: [Record<string, string | undefined>, RegExp][] = [
     [{ ...OK, symbol: undefined }, /parameter 'symbol' is required/],
     [{ ...OK, symbol: "btc" }, /parameter 'symbol' must be a ticker/],
-    [{ ...OK, interval: undefined }, /parameter 'interval' is required: one of 1m, 5m, 15m, 1h, 4h, 1d/],
-    [{ ...OK, interval: "7m" }, /parameter 'interval' must be one of 1m, 5m, 15m, 1h, 4h, 1d, got "7m"/],
+    [
+      { ...OK, interval: undefined },
+      /parameter 'interval' is required: one of 1m, 5m, 15m, 1h, 4h, 1d/,
+    ],
+    [
+      { ...OK, interval: "7m" },
+      /parameter 'interval' must be one of 1m, 5m, 15m, 1h, 4h, 1d, got "7m"/,
+    ],
     [{ ...OK, from: undefined }, /parameter 'from' is required/],
     [{ ...OK, to: "" }, /parameter 'to' is required/],
     [{ ...OK, from: "yesterday" }, /parameter 'from' must be epoch milliseconds or an ISO 8601/],
