@@ -21,10 +21,23 @@
  */
 import { Buffer } from "node:buffer";
 import avro from "avsc";
-import type { CandleUpdate, DeadLetter, RawTrade, SilverTrade, WorkerReport } from "./types.ts";
+import type {
+  CandleUpdate,
+  DeadLetter,
+  FeedGap,
+  RawTrade,
+  SilverTrade,
+  WorkerReport,
+} from "./types.ts";
 
 /** The schemas this module knows, by record name. */
-export type SchemaName = "Trade" | "SilverTrade" | "DeadLetter" | "WorkerReport" | "CandleUpdate";
+export type SchemaName =
+  | "Trade"
+  | "SilverTrade"
+  | "DeadLetter"
+  | "WorkerReport"
+  | "CandleUpdate"
+  | "FeedGap";
 
 /** The TypeScript type of each schema's records. */
 export interface RecordTypes {
@@ -33,6 +46,7 @@ export interface RecordTypes {
   DeadLetter: DeadLetter;
   WorkerReport: WorkerReport;
   CandleUpdate: CandleUpdate;
+  FeedGap: FeedGap;
 }
 
 const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
@@ -41,6 +55,7 @@ const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
   DeadLetter: "dead_letter.avsc",
   WorkerReport: "worker_report.avsc",
   CandleUpdate: "candle_update.avsc",
+  FeedGap: "feed_gap.avsc",
 };
 
 /**

@@ -8,6 +8,7 @@ import { avroType, type SchemaName } from "./avro.ts";
 import type {
   CandleUpdate,
   DeadLetter,
+  FeedGap,
   RawTrade,
   SilverTrade,
   TradingSession,
@@ -82,6 +83,16 @@ const CANDLE_UPDATE: FieldTypes<CandleUpdate> = {
   updatedAt: "long",
 };
 
+const FEED_GAP: FieldTypes<FeedGap> = {
+  gapId: "string",
+  fromMs: "long",
+  toMs: "long",
+  symbols: "array<string>",
+  cause: "string",
+  connectionId: "string",
+  detectedAtMs: "long",
+};
+
 const SESSIONS = ["PRE_MARKET", "REGULAR", "AFTER_HOURS", "CLOSED"] as const;
 // Compile-time: every TradingSession is listed, and nothing else.
 const _sessionsComplete: Exclude<TradingSession, typeof SESSIONS[number]> extends never ? true
@@ -121,4 +132,8 @@ Deno.test("WorkerReport matches schemas/avro/worker_report.avsc field for field"
 
 Deno.test("CandleUpdate matches schemas/avro/candle_update.avsc field for field", () => {
   assert.deepEqual(fieldsOf("CandleUpdate"), { ...CANDLE_UPDATE });
+});
+
+Deno.test("FeedGap matches schemas/avro/feed_gap.avsc field for field", () => {
+  assert.deepEqual(fieldsOf("FeedGap"), { ...FEED_GAP });
 });

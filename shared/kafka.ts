@@ -55,6 +55,7 @@ export function pipelineTopics(config: Config["kafka"]): string[] {
     config.topics.deadLetter,
     config.topics.metrics,
     config.topics.candles,
+    config.topics.gaps,
   ];
 }
 

@@ -103,6 +103,7 @@ export const MEMORY_TOPICS: Readonly<Record<SchemaName, string>> = {
   DeadLetter: "test.DeadLetter",
   WorkerReport: "test.WorkerReport",
   CandleUpdate: "test.CandleUpdate",
+  FeedGap: "test.FeedGap",
 };
 
 /**

@@ -60,11 +60,12 @@ export const TOPIC_SCHEMAS: Readonly<Record<TopicKey, SchemaName>> = {
   deadLetter: "DeadLetter",
   metrics: "WorkerReport",
   candles: "CandleUpdate",
+  gaps: "FeedGap",
 };
 
 /** The topics each kind of worker writes to. */
 export const WRITES: Readonly<Record<"producer" | StageName, readonly TopicKey[]>> = {
-  producer: ["raw", "deadLetter", "metrics"],
+  producer: ["raw", "deadLetter", "metrics", "gaps"],
   bronze: ["deadLetter", "metrics"],
   silver: ["silver", "deadLetter", "metrics"],
   gold: ["candles", "deadLetter", "metrics"],

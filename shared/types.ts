@@ -98,6 +98,42 @@ export interface WorkerReport {
   readonly metrics: string;
 }
 
+/** Why the feed was not received for a while (`FeedGap.cause`). */
+export type FeedGapCause =
+  | "reconnect"
+  | "watchdog"
+  | "auth_backoff"
+  | "buffer_overflow"
+  | "producer_down";
+
+/** Every {@linkcode FeedGapCause}, in the order metrics and docs list them. */
+export const FEED_GAP_CAUSES: readonly FeedGapCause[] = [
+  "reconnect",
+  "watchdog",
+  "auth_backoff",
+  "buffer_overflow",
+  "producer_down",
+];
+
+/**
+ * A span during which the producer did not receive the feed for some symbols, so trades of that
+ * span may be missing (`schemas/avro/feed_gap.avsc`), on the feed-gaps topic keyed by `gapId`.
+ */
+export interface FeedGap {
+  /** Stable and unique: the same gap published again (after a crash) has the same id. */
+  readonly gapId: string;
+  /** The last moment the feed was known good for these symbols, epoch milliseconds. */
+  readonly fromMs: number;
+  /** The first moment it was good again (connected and subscribed), epoch milliseconds. */
+  readonly toMs: number;
+  readonly symbols: readonly string[];
+  readonly cause: FeedGapCause;
+  /** The connection that ended the gap; `""` if none. */
+  readonly connectionId: string;
+  /** When the producer published it, epoch milliseconds. */
+  readonly detectedAtMs: number;
+}
+
 /** The candle intervals gold maintains. */
 export type CandleInterval = "5m" | "1h";
 
