@@ -35,6 +35,14 @@ export function groupIdOf(config: Config, stage: StageName): string {
   return `${config.kafka.groupPrefix}.${stage}`;
 }
 
+/**
+ * The consumer group of the gold worker's feed-gap consumer (`processor/gold/gap_stage.ts`),
+ * which reads the gaps topic beside gold's own consumer of silver.
+ */
+export function gapsGroupIdOf(config: Config): string {
+  return `${config.kafka.groupPrefix}.gold-gaps`;
+}
+
 /** The topic a stage consumes. */
 export function inputTopicOf(config: Config, stage: StageName): string {
   return stage === "gold" ? config.kafka.topics.silver : config.kafka.topics.raw;

@@ -105,7 +105,7 @@ function candleKey(interval: string, symbol: string, windowStart: number): strin
 }
 
 /** What a gold row and the latest update of its window must agree on, decimals canonical. */
-function comparable(c: CandleRow) {
+function comparable(c: CandleRow | CandleUpdate) {
   return {
     open: c.open,
     high: c.high,

@@ -6,6 +6,9 @@
  * - `GET /api/candles?symbol=&interval=5m|1h&from=&to=&limit=`: `{ symbol, interval, from, to,
  *   candles }`, oldest first (see `params.ts` for the rules and defaults, `store.ts` for the
  *   JSON of a candle);
+ * - `GET /api/gaps?symbol=&from=&to=&limit=`: `{ symbol, from, to, limit, gaps }`, the symbol's
+ *   feed gaps overlapping the range by start (`gapId`, `from`, `to`, `cause`, `symbols`), at most
+ *   1,000;
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
  * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second.
@@ -28,6 +31,7 @@ import { healthOf, type MarketHealth } from "./health.ts";
 import { createMarketHub, type MarketHub } from "./hub.ts";
 import {
   parseCandleQuery,
+  parseGapQuery,
   parseLatestQuery,
   parseNoQuery,
   parseStreamQuery,
@@ -114,6 +118,21 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
     try {
       const candles = await store.candles(query);
       return c.json({ ...query, candles });
+    } catch (error) {
+      return unavailable(c, error);
+    }
+  });
+
+  app.get("/api/gaps", async (c) => {
+    let query;
+    try {
+      query = parseGapQuery(queryOf(c.req.url), now());
+    } catch (error) {
+      return badRequest(c, error);
+    }
+    try {
+      const gaps = await store.gaps(query);
+      return c.json({ ...query, gaps });
     } catch (error) {
       return unavailable(c, error);
     }

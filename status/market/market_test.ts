@@ -32,6 +32,7 @@ function setup(token = "") {
       };
       return Promise.resolve([candle]);
     },
+    gaps: () => Promise.resolve([]),
     latest: (symbol) =>
       Promise.resolve(
         symbol === "AAPL"
