@@ -53,6 +53,17 @@ export interface FrameMeta {
   readonly receivedAt: number;
 }
 
+/**
+ * Told when the feed's coverage starts and ends (see `feed_gaps.ts`): a connection has sent its
+ * subscriptions; a subscribed connection ended, the feed last known good at `lastGoodMs` (the
+ * close, or the last frame before the watchdog gave up); a handshake was refused. Must not throw.
+ */
+export interface CoverageListener {
+  subscribed(connectionId: string, symbols: readonly string[], atMs: number): void;
+  lost(cause: "reconnect" | "watchdog", lastGoodMs: number): void;
+  refused(): void;
+}
+
 /** Options of {@linkcode runFinnhubClient}. */
 export interface FinnhubClientOptions {
   /** `ws://` or `wss://` URL without the token. */
@@ -78,6 +89,8 @@ export interface FinnhubClientOptions {
   readonly onUnreadableFrame?: (error: string, meta: FrameMeta) => void;
   /** Stops the client: no more frames are read, the socket is closed. */
   readonly signal: AbortSignal;
+  /** Told when coverage starts and ends. Default: nobody. */
+  readonly coverage?: CoverageListener;
   /** Prefix of connection ids. Default: 8 random hex digits. */
   readonly runId?: string;
   /** Give up on a handshake after this long, ms. Default 10 000. */
@@ -138,6 +151,8 @@ interface Connection {
   /** When the socket opened, epoch ms (when it was dialled, until then). */
   openedAt: number;
   open: boolean;
+  /** Its subscriptions were sent: it covers the feed until it ends. */
+  subscribed: boolean;
   closing: boolean;
   /** Why we are closing it ourselves, for the log. */
   closeReason: string | null;
@@ -252,6 +267,7 @@ class FinnhubClient {
       lastFrameAt: this.#clock.now(),
       openedAt: this.#clock.now(),
       open: false,
+      subscribed: false,
       closing: false,
       closeReason: null,
       refusedStatus: null,
@@ -302,6 +318,8 @@ class FinnhubClient {
       this.#closeConnection(connection, 4000, "subscribe failed");
       return;
     }
+    connection.subscribed = true;
+    this.#options.coverage?.subscribed(connection.id, symbols, this.#clock.now());
     log.info("connected and subscribed", {
       url: this.#display,
       connectionId: connection.id,
@@ -407,6 +425,13 @@ class FinnhubClient {
     socket.onopen = socket.onmessage = socket.onerror = null;
     socket.onclose = null;
     this.#current = undefined;
+    if (connection.subscribed && !this.#stopped) {
+      const watchdog = connection.closeReason?.startsWith("watchdog") ?? false;
+      this.#options.coverage?.lost(
+        watchdog ? "watchdog" : "reconnect",
+        watchdog ? connection.lastFrameAt : this.#clock.now(),
+      );
+    }
     if (this.#stopped) {
       log.info("disconnected", { connectionId: connection.id });
       this.#finish();
@@ -432,6 +457,7 @@ class FinnhubClient {
     if (refusedStatus !== null) {
       this.#refusals++;
       metrics.handshakeRefusals++;
+      this.#options.coverage?.refused();
       delay = refusedHandshakeDelay(this.#refusals, this.#options.authBackoffMs, this.#backoff);
       const why = refusedStatus === 401
         ? "the API key was refused (HTTP 401): check FINNHUB_API_KEY"

@@ -66,6 +66,14 @@ export interface FrameHandlerOptions {
   readonly metrics: ProducerMetrics;
   readonly log: Logger;
   readonly clock: Clock;
+  /** Told of every trade the sink dropped (buffer full) or took, for feed gaps. Default: none. */
+  readonly drops?: DropListener;
+}
+
+/** Hears of trades dropped and taken by the sink (`feed_gaps.ts`'s `OverflowGaps`). */
+export interface DropListener {
+  dropped(symbol: string, receivedAt: number): void;
+  accepted(connectionId: string): void;
 }
 
 const encoder = new TextEncoder();
@@ -152,10 +160,10 @@ export class FrameHandler {
 
   /** Offers each trade to the sink (encoded only if there is room); dead-letters the rejected. */
   #trades(frame: Extract<ParsedFrame, { kind: "trades" }>, meta: FrameMeta): void {
-    const { metrics, sink, wire } = this.#options;
+    const { metrics, sink, wire, drops } = this.#options;
     for (const trade of frame.trades) {
       metrics.tradesReceived++;
-      sink.offerTrade(trade.s, meta.receivedAt, () => {
+      const taken = sink.offerTrade(trade.s, meta.receivedAt, () => {
         const raw: RawTrade = {
           s: trade.s,
           p: trade.p,
@@ -169,6 +177,9 @@ export class FrameHandler {
         };
         return wire.encode("Trade", raw);
       });
+      if (drops === undefined) continue;
+      if (taken) drops.accepted(meta.connectionId);
+      else drops.dropped(trade.s, meta.receivedAt);
     }
     for (const rejected of frame.rejected) {
       metrics.tradesRejected++;

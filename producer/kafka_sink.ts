@@ -4,7 +4,8 @@
  * dead letters wait in a small queue of their own and go in separate sends, so a rejected frame
  * can never hold up or fail a batch of trades. Both are bounded twice: in trades or letters, and
  * in bytes (the encoded bytes lie outside the heap, and a trade or letter can be large: a letter
- * carries up to a whole refused frame), so what waits here never exceeds either bound.
+ * carries up to a whole refused frame), so what waits here never exceeds either bound. Feed gaps
+ * (`feed_gaps.ts`) share the dead letters' queue and bounds, and go to the gaps topic.
  *
  * Every send is `acks = all` and uncompressed, through a kafkajs producer built with
  * `idempotent: true` (see {@linkcode PRODUCER_CONFIG}). Gzip (kafkajs's only built-in codec)
@@ -110,6 +111,12 @@ export interface TradeSink {
    * transfer its bytes to another thread): the caller must not use it afterwards.
    */
   offerDeadLetter(key: string | null, value: Buffer): void;
+  /**
+   * Queues one feed gap (an encoded `FeedGap`, keyed by its id) for the gaps topic, in the dead
+   * letters' queue and bound: counted in `feedGapsPublished`, or dropped and counted in
+   * `feedGapsDropped`. Takes `value` over as {@linkcode offerDeadLetter} does.
+   */
+  offerGap(key: string, value: Buffer): void;
   /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
   close(): void;
   /** Gives up on what is not sent yet (shutdown ran out of time); returns how many trades. */
@@ -128,6 +135,8 @@ export interface KafkaSinkOptions {
   readonly producer: SendingProducer;
   readonly rawTopic: string;
   readonly deadLetterTopic: string;
+  /** Where feed gaps go (`offerGap`). */
+  readonly gapsTopic: string;
   /** Holds the raw-topic messages; its bound is the producer's memory bound. */
   readonly buffer: TradeBuffer<Message>;
   /**
@@ -162,6 +171,7 @@ export class KafkaSink implements TradeSink {
   readonly #producer: SendingProducer;
   readonly #rawTopic: string;
   readonly #deadLetterTopic: string;
+  readonly #gapsTopic: string;
   readonly #buffer: TradeBuffer<Message>;
   readonly #metrics: ProducerMetrics;
   readonly #log: Logger;
@@ -173,7 +183,8 @@ export class KafkaSink implements TradeSink {
   #bufferedBytes = 0;
   #deadLetterBytes = 0;
   readonly #retry: { baseMs: number; maxMs: number };
-  #deadLetters: Message[] = [];
+  /** Dead letters and feed gaps waiting, each with its topic. */
+  #deadLetters: { readonly topic: string; readonly message: Message }[] = [];
   #wake: AbortController = new AbortController();
   #abandoned = false;
   #onAbandon: (() => void) | undefined;
@@ -188,6 +199,7 @@ export class KafkaSink implements TradeSink {
     this.#producer = options.producer;
     this.#rawTopic = options.rawTopic;
     this.#deadLetterTopic = options.deadLetterTopic;
+    this.#gapsTopic = options.gapsTopic;
     this.#buffer = options.buffer;
     this.#metrics = options.metrics;
     this.#log = options.log;
@@ -261,22 +273,38 @@ export class KafkaSink implements TradeSink {
    * and dropped.
    */
   offerDeadLetter(key: string | null, value: Buffer): void {
+    if (this.#queueLetter(this.#deadLetterTopic, key, value)) return;
+    this.#metrics.deadLettersDropped++;
+    if (this.#metrics.deadLettersDropped === 1 || this.#metrics.deadLettersDropped % 1000 === 0) {
+      this.#log.error("dead-letter queue full: dead letters dropped", {
+        droppedTotal: this.#metrics.deadLettersDropped,
+      });
+    }
+  }
+
+  /** Queues one feed gap in the dead letters' queue; counted and dropped when it is full. */
+  offerGap(key: string, value: Buffer): void {
+    if (this.#queueLetter(this.#gapsTopic, key, value)) return;
+    this.#metrics.feedGapsDropped++;
+    this.#log.error("dead-letter queue full: a feed gap was dropped", {
+      droppedTotal: this.#metrics.feedGapsDropped,
+    });
+  }
+
+  /** Queues a letter for `topic`; `false` when the queue is full (in letters or in bytes). */
+  #queueLetter(topic: string, key: string | null, value: Buffer): boolean {
     const waiting = this.#deadLetters.length;
     if (
       waiting >= this.#deadLetterMaxRecords ||
       (waiting > 0 && this.#deadLetterBytes + value.length > this.#deadLetterMaxBytes)
     ) {
-      this.#metrics.deadLettersDropped++;
-      if (this.#metrics.deadLettersDropped === 1 || this.#metrics.deadLettersDropped % 1000 === 0) {
-        this.#log.error("dead-letter queue full: dead letters dropped", {
-          droppedTotal: this.#metrics.deadLettersDropped,
-        });
-      }
-      return;
+      return false;
     }
-    this.#deadLetters.push({ key: key === null ? null : Buffer.from(key, "utf8"), value });
+    const message = { key: key === null ? null : Buffer.from(key, "utf8"), value };
+    this.#deadLetters.push({ topic, message });
     this.#deadLetterBytes += value.length;
     this.#wake.abort();
+    return true;
   }
 
   /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
@@ -295,7 +323,10 @@ export class KafkaSink implements TradeSink {
     this.#abandoned = true;
     const lost = this.#buffer.size;
     this.#metrics.tradesFailed += lost;
-    this.#metrics.deadLettersDropped += this.#deadLetters.length;
+    for (const { topic } of this.#deadLetters) {
+      if (topic === this.#gapsTopic) this.#metrics.feedGapsDropped++;
+      else this.#metrics.deadLettersDropped++;
+    }
     this.#buffer.commit(lost);
     this.#deadLetters = [];
     this.#bufferedBytes = 0;
@@ -356,21 +387,27 @@ export class KafkaSink implements TradeSink {
     this.#onSent();
   }
 
+  /** Sends the first letters waiting, those of the first one's topic, up to the batch bound. */
   async #sendDeadLetters(): Promise<void> {
     let bytes = 0;
     let count = 0;
-    for (const message of this.#deadLetters) {
-      const size = (message.value as Uint8Array | null)?.length ?? 0;
+    const topic = this.#deadLetters[0]!.topic;
+    for (const letter of this.#deadLetters) {
+      if (letter.topic !== topic) break;
+      const size = (letter.message.value as Uint8Array | null)?.length ?? 0;
       if (count > 0 && bytes + size > this.#deadLetterMaxBatchBytes) break;
       bytes += size;
       count++;
     }
-    const batch = this.#deadLetters.slice(0, count);
-    const ok = await this.#send(this.#deadLetterTopic, batch);
+    const batch = this.#deadLetters.slice(0, count).map((letter) => letter.message);
+    const ok = await this.#send(topic, batch);
     if (this.#abandoned) return;
     this.#deadLetters.splice(0, count);
     this.#deadLetterBytes -= bytes;
-    if (ok) this.#metrics.deadLettersProduced += count;
+    if (topic === this.#gapsTopic) {
+      if (ok) this.#metrics.feedGapsPublished += count;
+      else this.#metrics.feedGapsDropped += count;
+    } else if (ok) this.#metrics.deadLettersProduced += count;
     else this.#metrics.deadLettersDropped += count;
     this.#onSent();
   }

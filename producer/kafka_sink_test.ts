@@ -34,6 +34,7 @@ function setup(
     producer,
     rawTopic: "raw",
     deadLetterTopic: "dlq",
+    gapsTopic: "gaps",
     buffer,
     metrics,
     log: createLogger("test", { write: (line) => lines.push(line) }),
@@ -161,6 +162,41 @@ Deno.test("KafkaSink sends dead letters separately, at once, and bounds their qu
   t.sink.close();
   await t.running;
   assert.deepEqual(t.producer.sends.map((s) => s.topic), ["dlq", "raw"]);
+});
+
+Deno.test("KafkaSink sends feed gaps to the gaps topic through the dead letters' queue and bound, counted apart", async () => {
+  const t = setup({ deadLetterMax: 3 });
+  t.producer.hang = true;
+  t.sink.offerDeadLetter(null, Buffer.from([1]));
+  t.sink.offerGap("f:reconnect:1", Buffer.from([2]));
+  t.sink.offerGap("f:reconnect:2", Buffer.from([3]));
+  t.sink.offerGap("f:reconnect:3", Buffer.from([4])); // the queue holds 3: dropped, counted
+  t.sink.offerDeadLetter(null, Buffer.from([5]));
+  assert.equal(t.metrics.feedGapsDropped, 1);
+  assert.equal(t.metrics.deadLettersDropped, 1);
+  t.producer.hang = false;
+  t.sink.abandon(); // the hung send of the first letter is given up; what waits is counted
+  await t.running;
+  assert.equal(t.metrics.feedGapsDropped, 3);
+  assert.equal(t.metrics.deadLettersDropped, 2);
+});
+
+Deno.test("KafkaSink sends each letter to its own topic, in order, gaps keyed by id", async () => {
+  const t = setup();
+  t.sink.offerGap("f:watchdog:7", Buffer.from("g1"));
+  t.sink.offerDeadLetter(null, Buffer.from("d1"));
+  t.sink.offerGap("f:watchdog:9", Buffer.from("g2"));
+  t.sink.close();
+  await t.running;
+  assert.deepEqual(t.producer.sends.map((s) => [s.topic, s.messages.length]), [
+    ["gaps", 1],
+    ["dlq", 1],
+    ["gaps", 1],
+  ]);
+  assert.deepEqual(t.producer.delivered("gaps"), ["g1", "g2"]);
+  assert.equal(String(t.producer.sends[0]!.messages[0]!.key), "f:watchdog:7");
+  assert.equal(t.metrics.feedGapsPublished, 2);
+  assert.equal(t.metrics.deadLettersProduced, 1);
 });
 
 Deno.test("KafkaSink bounds its dead-letter queue in bytes, so oversized frames cannot pile up", async () => {

@@ -55,6 +55,8 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
       tradesDropped: metrics.tradesDropped,
       deadLettersProduced: metrics.deadLettersProduced,
       deadLettersDropped: metrics.deadLettersDropped,
+      feedGapsPublished: metrics.feedGapsPublished,
+      feedGapsDropped: metrics.feedGapsDropped,
       batchesProduced: metrics.batchesProduced,
       kafkaErrors: metrics.kafkaErrors,
       lastError: metrics.lastError,
@@ -73,6 +75,7 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     producer,
     rawTopic: message.kafka.topics.raw,
     deadLetterTopic: message.kafka.topics.deadLetter,
+    gapsTopic: message.kafka.topics.gaps,
     buffer,
     metrics,
     log,
@@ -122,6 +125,14 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       if (!sink) return;
       deadLetterBytesIn += message.value.length;
       sink.offerDeadLetter(
+        message.key,
+        Buffer.from(message.value.buffer, message.value.byteOffset, message.value.length),
+      );
+      return;
+    case "gap":
+      if (!sink) return;
+      deadLetterBytesIn += message.value.length;
+      sink.offerGap(
         message.key,
         Buffer.from(message.value.buffer, message.value.byteOffset, message.value.length),
       );

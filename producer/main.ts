@@ -17,6 +17,8 @@ import { writtenSchemas } from "../shared/topology.ts";
 import { openWire } from "../shared/wire.ts";
 import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { startMallocTrim } from "./malloc_trim.ts";
+import { createKafkaCoverageStore, feedIdOf } from "./coverage_store.ts";
+import { feedUrls } from "./finnhub_client.ts";
 import { createProducer } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
@@ -28,9 +30,8 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const missing = [config.kafka.topics.raw, config.kafka.topics.deadLetter].filter((t) =>
-      !existing.has(t)
-    );
+    const { raw, deadLetter, gaps, coverage } = config.kafka.topics;
+    const missing = [raw, deadLetter, gaps, coverage].filter((t) => !existing.has(t));
     if (missing.length > 0) {
       log.error("cannot start: Kafka topics are missing; run `deno task topics` first", {
         missing,
@@ -60,12 +61,25 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
     topic: config.kafka.topics.raw,
     registry: config.registry.url,
   });
-  // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
-  const producer = createProducer({ config, log, signal, wire });
   // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
-  // that fails is logged and never stops the producer.
+  // that fails is logged and never stops the producer. The coverage marks go on it too.
   const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await reportProducer.connect();
+  const feedId = await feedIdOf(
+    feedUrls(config.finnhub.url, config.finnhub.apiKey).display,
+    config.finnhub.apiKey,
+  );
+  const coverageStore = createKafkaCoverageStore({
+    kafka,
+    producer: reportProducer,
+    topic: config.kafka.topics.coverage,
+    feedId,
+    wire,
+    groupPrefix: config.kafka.groupPrefix,
+    log: log.child("coverage"),
+  });
+  // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
+  const producer = createProducer({ config, log, signal, wire, feedId, coverageStore });
   const reporter = startReporter({
     producer: reportProducer,
     topic: config.kafka.topics.metrics,

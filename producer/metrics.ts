@@ -5,6 +5,8 @@
  * @module
  */
 
+import { FEED_GAP_CAUSES, type FeedGapCause } from "../shared/types.ts";
+
 /** Where the WebSocket connection stands. */
 export type ConnectionState = "idle" | "connecting" | "open" | "backoff" | "stopped";
 
@@ -56,6 +58,14 @@ export interface ProducerMetricsSnapshot {
   readonly deadLettersDropped: number;
   /** Dead letters whose input was too large to keep whole: its first bytes, size and SHA-256. */
   readonly deadLettersTruncated: number;
+  /** Feed gaps found, by cause (`feed_gaps.ts`). */
+  readonly feedGaps: Readonly<Record<FeedGapCause, number>>;
+  /** Milliseconds of the feed gaps found, by cause. */
+  readonly feedGapMs: Readonly<Record<FeedGapCause, number>>;
+  /** Feed gaps Kafka acknowledged on the gaps topic. */
+  readonly feedGapsPublished: number;
+  /** Feed gaps lost: the dead letters' queue was full, or Kafka refused them for good. */
+  readonly feedGapsDropped: number;
   /** Connections that opened. */
   readonly connectionsOpened: number;
   /** Connection attempts after the first. */
@@ -81,12 +91,23 @@ export interface ProducerMetricsSnapshot {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** The live counters; parts of the producer write to them directly. */
-export type ProducerMetrics = Mutable<Omit<ProducerMetricsSnapshot, "produceLatencyMs">> & {
-  /** Records one batch's produce latency. */
-  recordProduceLatency(ms: number): void;
-  /** A frozen copy of every value now. */
-  snapshot(): ProducerMetricsSnapshot;
-};
+export type ProducerMetrics =
+  & Mutable<Omit<ProducerMetricsSnapshot, "produceLatencyMs" | "feedGaps" | "feedGapMs">>
+  & {
+    feedGaps: Record<FeedGapCause, number>;
+    feedGapMs: Record<FeedGapCause, number>;
+    /** Records one batch's produce latency. */
+    recordProduceLatency(ms: number): void;
+    /** A frozen copy of every value now. */
+    snapshot(): ProducerMetricsSnapshot;
+  };
+
+function perCause(): Record<FeedGapCause, number> {
+  return Object.fromEntries(FEED_GAP_CAUSES.map((cause) => [cause, 0])) as Record<
+    FeedGapCause,
+    number
+  >;
+}
 
 const LATENCY_WINDOW = 1024;
 
@@ -113,6 +134,10 @@ export function createProducerMetrics(bufferCapacity = 0): ProducerMetrics {
     deadLettersProduced: 0,
     deadLettersDropped: 0,
     deadLettersTruncated: 0,
+    feedGaps: perCause(),
+    feedGapMs: perCause(),
+    feedGapsPublished: 0,
+    feedGapsDropped: 0,
     connectionsOpened: 0,
     reconnects: 0,
     watchdogTimeouts: 0,
@@ -134,6 +159,8 @@ export function createProducerMetrics(bufferCapacity = 0): ProducerMetrics {
       const { recordProduceLatency: _r, snapshot: _s, ...values } = metrics;
       return Object.freeze({
         ...values,
+        feedGaps: Object.freeze({ ...values.feedGaps }),
+        feedGapMs: Object.freeze({ ...values.feedGapMs }),
         produceLatencyMs: summarise(
           latencies.slice(0, Math.min(latencyCount, LATENCY_WINDOW)),
           lastLatency,

@@ -21,6 +21,14 @@
  * than everything else here); given a kafkajs client, it runs in this thread instead
  * (`kafka_sink.ts` over a bounded `trade_buffer.ts`).
  *
+ * Feed gaps (`feed_gaps.ts`): the client tells a {@linkcode CoverageTracker} when coverage
+ * starts and ends, the frame handler tells {@linkcode OverflowGaps} which trades the sink
+ * dropped; each gap found is counted (`feedGaps`, `feedGapMs` by cause) and published to the gaps
+ * topic through the dead letters' bounded queue, so a gap never holds up a trade. With a
+ * {@linkcode CoverageStore} the producer reads its last coverage mark at start (its downtime since
+ * is a `producer_down` gap), writes a new one every `markIntervalMs` while it runs, and a last
+ * one at shutdown.
+ *
  * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
  * accepted before the signal (for at most `shutdownTimeoutMs`, then gives up on the rest and
  * counts it), then the Kafka producer disconnects. A sink that fails for good (its worker died)
@@ -34,8 +42,14 @@ import type { Config } from "../shared/config.ts";
 import type { Logger } from "../shared/log.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { openWire, type WireCodec } from "../shared/wire.ts";
-import { runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
-import { createThrottle, FrameHandler, type Throttle } from "./frame_handler.ts";
+import type { CoverageStore } from "./coverage_store.ts";
+import { CoverageTracker, type FoundGap, OverflowGaps } from "./feed_gaps.ts";
+import {
+  type CoverageListener,
+  runFinnhubClient,
+  type WebSocketFactory,
+} from "./finnhub_client.ts";
+import { createThrottle, type DropListener, FrameHandler, type Throttle } from "./frame_handler.ts";
 import { DEFAULT_MAX_FRAME_BYTES, type SymbolSet } from "./frame_parser.ts";
 import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
 import {
@@ -80,7 +94,19 @@ export interface ProducerOptions {
   readonly webSocket?: WebSocketFactory;
   /** Default {@linkcode systemClock}. */
   readonly clock?: Clock;
+  /** The feed's identity: the first part of every gap id (see `coverage_store.ts`). Default "feed". */
+  readonly feedId?: string;
+  /** Where coverage marks are kept between runs. Default: none (no `producer_down` gaps). */
+  readonly coverageStore?: CoverageStore;
+  /** How often a coverage mark is written, ms. Default {@linkcode DEFAULT_MARK_INTERVAL_MS}. */
+  readonly markIntervalMs?: number;
 }
+
+/**
+ * Default of {@linkcode ProducerOptions.markIntervalMs}: 1 s, so a producer killed outright has
+ * its downtime recorded from at most a second before it died.
+ */
+export const DEFAULT_MARK_INTERVAL_MS = 1_000;
 
 /** What a stopped producer reports. */
 export interface ProducerReport {
@@ -157,6 +183,7 @@ class ProducerRunner {
       clock: this.#clock,
       intervalMs: this.#options.statsIntervalMs ?? 60_000,
     });
+    const gaps = await this.#startGaps(sink, wire);
     const frames = new FrameHandler({
       sink,
       wire,
@@ -168,14 +195,16 @@ class ProducerRunner {
       metrics: this.metrics,
       log: this.#log,
       clock: this.#clock,
+      drops: gaps.drops,
     });
     let unflushed = 0;
     try {
       // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
       // to send would only fill the buffer and drop.
-      await this.#readFeed(frames, AbortSignal.any([signal, watch.failed]));
+      await this.#readFeed(frames, gaps.coverage, AbortSignal.any([signal, watch.failed]));
     } finally {
       stopStats();
+      await gaps.stop();
       unflushed = await this.#shutDown(sink, watch);
       await this.#disconnect(disconnect);
     }
@@ -185,12 +214,16 @@ class ProducerRunner {
     return { unflushed, metrics: this.metrics.snapshot() };
   }
 
-  /** Registers `Trade` and `DeadLetter` with the registry of `config.registry`. */
+  /** Registers `Trade`, `DeadLetter` and `FeedGap` with the registry of `config.registry`. */
   #openWire(): Promise<WireCodec> {
     const { config, signal } = this.#options;
     return openWire(
       createSchemaRegistryClient(config.registry),
-      { Trade: config.kafka.topics.raw, DeadLetter: config.kafka.topics.deadLetter },
+      {
+        Trade: config.kafka.topics.raw,
+        DeadLetter: config.kafka.topics.deadLetter,
+        FeedGap: config.kafka.topics.gaps,
+      },
       { log: this.#log.child("registry"), signal },
     );
   }
@@ -230,6 +263,7 @@ class ProducerRunner {
       producer: kafkaProducer,
       rawTopic: topics.raw,
       deadLetterTopic: topics.deadLetter,
+      gapsTopic: topics.gaps,
       buffer,
       metrics: this.metrics,
       log: this.#log.child("kafka"),
@@ -238,8 +272,101 @@ class ProducerRunner {
     return { sink, disconnect: () => kafkaProducer.disconnect() };
   }
 
+  /**
+   * The feed-gap bookkeeping of this run: reads the last coverage mark, publishes every gap
+   * found, writes marks every `markIntervalMs`. `stop()` (once the feed is no longer read) ends
+   * an episode of drops and writes the last mark.
+   */
+  async #startGaps(sink: TradeSink, wire: WireCodec): Promise<RunGaps> {
+    const { coverageStore: store, signal } = this.#options;
+    const feedId = this.#options.feedId ?? "feed";
+    const clock = this.#clock;
+    const log = this.#log.child("gaps");
+    const previous = store ? await store.read() : null;
+    if (previous) {
+      log.info("the last coverage mark: this run's first subscription ends a producer_down gap", {
+        coveredUntil: new Date(previous.coveredUntilMs).toISOString(),
+        symbols: previous.symbols.length,
+      });
+    }
+    const tracker = new CoverageTracker({ feedId, previous });
+    const overflow = new OverflowGaps(feedId);
+    let lastConnectionId = "";
+    const publish = (gap: FoundGap | null) => {
+      if (gap === null) return;
+      const detectedAtMs = clock.now();
+      this.metrics.feedGaps[gap.cause]++;
+      this.metrics.feedGapMs[gap.cause] += gap.toMs - gap.fromMs;
+      log.warn("feed gap: trades of this span may be missing", {
+        gapId: gap.gapId,
+        cause: gap.cause,
+        from: new Date(gap.fromMs).toISOString(),
+        to: new Date(gap.toMs).toISOString(),
+        ms: gap.toMs - gap.fromMs,
+        symbols: gap.symbols.length,
+      });
+      sink.offerGap(gap.gapId, wire.encode("FeedGap", { ...gap, detectedAtMs }));
+    };
+    const onAbort = () => tracker.stopped(clock.now());
+    signal.addEventListener("abort", onAbort, { once: true });
+    let writing: Promise<void> | undefined;
+    let markFailures = 0;
+    const writeMark = () => {
+      const mark = tracker.mark(clock.now());
+      if (!store || !mark || writing) return writing ?? Promise.resolve();
+      writing = store.write(mark, clock.now()).then(() => {
+        markFailures = 0;
+      }, (error) => {
+        if (markFailures++ % 60 === 0) {
+          log.warn("cannot write the coverage mark", { failures: markFailures, error });
+        }
+      }).finally(() => writing = undefined);
+      return writing;
+    };
+    const intervalMs = this.#options.markIntervalMs ?? DEFAULT_MARK_INTERVAL_MS;
+    let timer: TimerId | undefined;
+    if (store) {
+      timer = clock.setTimeout(function tick() {
+        writeMark();
+        timer = clock.setTimeout(tick, intervalMs);
+      }, intervalMs);
+    }
+    return {
+      coverage: {
+        subscribed(connectionId, symbols, atMs) {
+          lastConnectionId = connectionId;
+          publish(tracker.subscribed(connectionId, symbols, atMs));
+          writeMark();
+        },
+        lost: (cause, lastGoodMs) => {
+          tracker.lost(cause, lastGoodMs);
+          writeMark();
+        },
+        refused: () => tracker.refused(),
+      },
+      drops: {
+        dropped: (symbol, receivedAt) => overflow.recordDrop(symbol, receivedAt),
+        accepted(connectionId) {
+          if (overflow.droppedInEpisode > 0) publish(overflow.accepted(connectionId));
+        },
+      },
+      async stop() {
+        signal.removeEventListener("abort", onAbort);
+        if (tracker.stoppedAt === null) tracker.stopped(clock.now());
+        if (timer !== undefined) clock.clearTimeout(timer);
+        publish(overflow.flush(lastConnectionId));
+        await writing;
+        await writeMark();
+      },
+    };
+  }
+
   /** Reads the feed into `frames` until `signal` aborts and the last socket has closed. */
-  #readFeed(frames: FrameHandler, signal: AbortSignal): Promise<void> {
+  #readFeed(
+    frames: FrameHandler,
+    coverage: CoverageListener,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { config: { finnhub }, runId, webSocket } = this.#options;
     return runFinnhubClient({
       url: finnhub.url,
@@ -253,6 +380,7 @@ class ProducerRunner {
       metrics: this.metrics,
       onFrame: (data, meta) => frames.onFrame(data, meta),
       onUnreadableFrame: (error, meta) => frames.onUnreadableFrame(error, meta),
+      coverage,
       signal,
       clock: this.#clock,
       ...(runId === undefined ? {} : { runId }),
@@ -292,6 +420,14 @@ class ProducerRunner {
   }
 }
 
+/** The feed-gap side of one run (see `#startGaps`). */
+interface RunGaps {
+  readonly coverage: CoverageListener;
+  readonly drops: DropListener;
+  /** Ends the bookkeeping once the feed is no longer read: the last gap and the last mark. */
+  stop(): Promise<void>;
+}
+
 /** Follows a sink's `run()`: see {@linkcode SinkWatch}. */
 function watchSink(done: Promise<void>): SinkWatch {
   const failed = new AbortController();
@@ -329,6 +465,7 @@ function startStatsLog(
       failed: s.tradesFailed,
       rejected: s.tradesRejected,
       deadLetters: s.deadLettersProduced,
+      feedGaps: s.feedGapsPublished,
       reconnects: s.reconnects,
       bufferDepth: s.bufferDepth,
       produceP99Ms: s.produceLatencyMs.p99,

@@ -12,6 +12,8 @@ import {
 } from "./producer.ts";
 import { memoryWire } from "../shared/memory_registry.ts";
 import { FakeProducer, FakeSocket, FakeWorker } from "./test_doubles.ts";
+import type { CoverageStore } from "./coverage_store.ts";
+import type { CoverageMark } from "./feed_gaps.ts";
 
 const wire = await memoryWire();
 const decode: typeof wire.decode = (name, message) => wire.decode(name, message);
@@ -392,4 +394,153 @@ Deno.test("acceptedSymbols() takes the smoke namespace only from a feed without 
   const keyed = acceptedSymbols(["AAPL"], true);
   assert.ok(keyed.has("AAPL"));
   assert.ok(!keyed.has(`${SMOKE_NAMESPACE}RX1`), "never from Finnhub itself");
+});
+
+function gaps(t: ReturnType<typeof setup>) {
+  return t.kafkaProducer.sends.filter((s) => s.topic === "gaps").flatMap((s) =>
+    s.messages.map((m) => ({ key: String(m.key), ...decode("FeedGap", m.value as Uint8Array) }))
+  );
+}
+
+/** A coverage store in memory: the marks written, and the one a start reads. */
+function memoryStore(previous: CoverageMark | null = null) {
+  const written: { mark: CoverageMark; at: number }[] = [];
+  const store: CoverageStore = {
+    read: () => Promise.resolve(previous),
+    write(mark, at) {
+      written.push({ mark, at });
+      return Promise.resolve();
+    },
+  };
+  return { store, written };
+}
+
+const GAP_ENV = { KAFKA_TOPIC_GAPS: "gaps", FINNHUB_RECONNECT_BASE_MS: "100" };
+const BOTH = ["AAPL", "BINANCE:BTCUSDT"];
+
+Deno.test("the producer publishes a reconnect gap from the close to the next subscription, keyed by its id", async () => {
+  const t = setup({ feedId: "f1" }, GAP_ENV);
+  const first = await opened(t);
+  t.clock.tick(5_000);
+  const closedAt = t.clock.now();
+  first.finishClose(1006);
+  t.clock.tick(1_000); // the backoff
+  await settle();
+  t.clock.tick(37);
+  t.sockets[1]!.accept();
+  const subscribedAt = t.clock.now();
+  await stop(t);
+  const [gap, ...more] = gaps(t);
+  assert.equal(more.length, 0);
+  assert.deepEqual(gap, {
+    key: `f1:reconnect:${closedAt}`,
+    gapId: `f1:reconnect:${closedAt}`,
+    fromMs: closedAt,
+    toMs: subscribedAt,
+    symbols: BOTH,
+    cause: "reconnect",
+    connectionId: "feedc0de-2",
+    detectedAtMs: subscribedAt,
+  });
+  const m = t.producer.metrics.snapshot();
+  assert.equal(m.feedGaps.reconnect, 1);
+  assert.equal(m.feedGapMs.reconnect, subscribedAt - closedAt);
+  assert.equal(m.feedGapsPublished, 1);
+});
+
+Deno.test("the producer publishes a watchdog gap from the last frame; a clean run publishes none", async () => {
+  const t = setup({ feedId: "f1" }, { ...GAP_ENV, FINNHUB_WATCHDOG_MS: "3000" });
+  const first = await opened(t);
+  t.clock.tick(1_000);
+  first.message('{"type":"ping"}');
+  const lastFrame = t.clock.now();
+  t.clock.tick(3_000); // the watchdog closes the socket
+  first.finishClose(4000);
+  t.clock.tick(1_000);
+  await settle();
+  t.sockets[1]!.accept();
+  await stop(t);
+  const [gap] = gaps(t);
+  assert.deepEqual([gap!.cause, gap!.fromMs, gap!.toMs], ["watchdog", lastFrame, t.clock.now()]);
+
+  const clean = setup({ feedId: "f1" }, GAP_ENV);
+  const socket = await opened(clean);
+  clean.clock.tick(10_000);
+  socket.message('{"type":"ping"}');
+  await stop(clean);
+  assert.deepEqual(gaps(clean), []);
+});
+
+Deno.test("the producer's downtime since its last mark is a producer_down gap; it marks coverage as it runs and at shutdown", async () => {
+  const { store, written } = memoryStore({ coveredUntilMs: 1_699_999_940_000, symbols: BOTH });
+  const t = setup({ feedId: "f1", coverageStore: store, markIntervalMs: 1_000 }, GAP_ENV);
+  await settle();
+  t.clock.tick(500);
+  t.sockets[0]!.accept();
+  const subscribedAt = t.clock.now();
+  await settle();
+  t.clock.tick(500); // a mark on the timer, a second after the start
+  await settle();
+  t.clock.tick(1_000); // and another
+  await settle();
+  t.clock.tick(500);
+  const stoppedAt = t.clock.now();
+  await stop(t);
+  assert.deepEqual(
+    gaps(t).map((g) => [g.cause, g.fromMs, g.toMs, g.gapId]),
+    [["producer_down", 1_699_999_940_000, subscribedAt, "f1:producer_down:1699999940000"]],
+  );
+  assert.deepEqual(written.map((w) => w.mark.coveredUntilMs), [
+    subscribedAt, // at the subscription
+    subscribedAt + 500,
+    subscribedAt + 1_500,
+    stoppedAt, // at shutdown
+  ]);
+  assert.deepEqual(written.at(-1)!.mark.symbols, BOTH);
+});
+
+Deno.test("a first start with no mark publishes no gap and marks nothing before it covers", async () => {
+  const { store, written } = memoryStore(null);
+  const t = setup({ feedId: "f1", coverageStore: store, markIntervalMs: 1_000 }, GAP_ENV);
+  await settle();
+  t.clock.tick(3_000); // slow dialling: nothing covered yet
+  await settle();
+  assert.deepEqual(written, []);
+  t.sockets[0]!.accept();
+  await stop(t);
+  assert.deepEqual(gaps(t), []);
+  assert.equal(written.length, 2);
+});
+
+Deno.test("trades dropped by a full buffer are a buffer_overflow gap over their receive times", async () => {
+  const t = setup({ feedId: "f1" }, {
+    ...GAP_ENV,
+    PRODUCER_BUFFER_MAX_TRADES: "2",
+    PRODUCER_BATCH_MAX_TRADES: "2",
+  });
+  const socket = await opened(t);
+  const trade = (s: string) => ({ s, p: 1, t: 1, v: 1 });
+  t.clock.tick(10);
+  const dropsAt = t.clock.now();
+  // One frame of four: two fit the buffer, two are dropped.
+  socket.message(JSON.stringify({
+    type: "trade",
+    data: [trade("AAPL"), trade("AAPL"), trade("BINANCE:BTCUSDT"), trade("AAPL")],
+  }));
+  assert.equal(t.producer.metrics.tradesDropped, 2);
+  await settle();
+  t.clock.tick(5);
+  socket.message(JSON.stringify({ type: "trade", data: [trade("AAPL")] })); // taken: episode ends
+  await stop(t);
+  assert.deepEqual(gaps(t).map((g) => ({ ...g, detectedAtMs: 0 })), [{
+    key: `f1:buffer_overflow:${dropsAt}`,
+    gapId: `f1:buffer_overflow:${dropsAt}`,
+    fromMs: dropsAt,
+    toMs: dropsAt + 1,
+    symbols: ["AAPL", "BINANCE:BTCUSDT"],
+    cause: "buffer_overflow",
+    connectionId: "feedc0de-1",
+    detectedAtMs: 0,
+  }]);
+  assert.equal(t.producer.metrics.feedGapMs.buffer_overflow, 1);
 });

@@ -7,6 +7,7 @@
 import { MetricsRegistry, type MetricsSnapshot } from "../shared/metrics.ts";
 import type { ConnectionState, ProducerMetricsSnapshot } from "./metrics.ts";
 import { METRIC } from "../shared/metric_names.ts";
+import { FEED_GAP_CAUSES } from "../shared/types.ts";
 
 const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
   ["framesReceived", "pipeline_producer_frames_total", "WebSocket frames received, of every type."],
@@ -86,6 +87,16 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
     "pipeline_producer_handshake_refusals_total",
     "Handshakes refused with 401 or 429.",
   ],
+  [
+    "feedGapsPublished",
+    "pipeline_producer_feed_gaps_published_total",
+    "Feed gaps the producer published on the gaps topic.",
+  ],
+  [
+    "feedGapsDropped",
+    "pipeline_producer_feed_gaps_dropped_total",
+    "Feed gaps the producer could not publish (queue full, or refused by Kafka).",
+  ],
   ["batchesProduced", "pipeline_producer_batches_total", "Kafka sends acknowledged."],
   ["kafkaErrors", METRIC.producerKafkaErrors, "Failed Kafka sends."],
 ];
@@ -97,6 +108,18 @@ export function producerMetricsSnapshot(s: ProducerMetricsSnapshot): MetricsSnap
   const registry = new MetricsRegistry();
   for (const [field, name, help] of COUNTERS) {
     registry.counter(name, help).inc({}, Number(s[field]) || 0);
+  }
+  const gaps = registry.counter(
+    METRIC.producerFeedGaps,
+    "Feed gaps found: spans the feed was not received for some symbols, by cause.",
+  );
+  const gapSeconds = registry.counter(
+    METRIC.producerFeedGapSeconds,
+    "Seconds of the feed gaps found, by cause (a gap counts once, when it ends).",
+  );
+  for (const cause of FEED_GAP_CAUSES) {
+    gaps.inc({ cause }, s.feedGaps[cause]);
+    gapSeconds.inc({ cause }, s.feedGapMs[cause] / 1000);
   }
   const state = registry.gauge(
     "pipeline_producer_connection_state",

@@ -15,7 +15,7 @@
  * The main side ({@linkcode WorkerSink}) holds the memory bound: it counts trades handed over and
  * not yet acknowledged, and their encoded bytes, and drops (and counts) new ones when either
  * reaches its bound (the buffer's, and {@linkcode bufferMaxBytes} of it). Dead letters, which go
- * to the first worker, are bounded the same way ({@linkcode DEAD_LETTER_MAX_RECORDS} and
+ * to the first worker, and feed gaps with them, are bounded the same way ({@linkcode DEAD_LETTER_MAX_RECORDS} and
  * {@linkcode DEAD_LETTER_MAX_BYTES}): without it a worker slower than the feed let them pile up
  * in its message queue. So a worker that falls behind never holds more than those bounds, queue
  * included. Encoded trades cross in packed, transferred buffers (`trade_packing.ts`), every
@@ -42,12 +42,14 @@ export interface SinkCounters {
   readonly tradesDropped: number;
   readonly deadLettersProduced: number;
   readonly deadLettersDropped: number;
+  readonly feedGapsPublished: number;
+  readonly feedGapsDropped: number;
   readonly batchesProduced: number;
   readonly kafkaErrors: number;
   readonly lastError: string | null;
   /** Encoded bytes of the trades it was handed and no longer holds (sent, failed or dropped). */
   readonly tradeBytesDone: number;
-  /** Bytes of the dead letters it was handed and no longer holds. */
+  /** Bytes of the dead letters and feed gaps it was handed and no longer holds. */
   readonly deadLetterBytesDone: number;
 }
 
@@ -63,6 +65,7 @@ export type ToWorker =
   }
   | { readonly type: "trades"; readonly buffer: ArrayBuffer }
   | { readonly type: "deadLetter"; readonly key: string | null; readonly value: Uint8Array }
+  | { readonly type: "gap"; readonly key: string; readonly value: Uint8Array }
   | { readonly type: "close" };
 
 /** Messages from a worker. */
@@ -110,6 +113,8 @@ export const ZERO_COUNTERS: SinkCounters = Object.freeze({
   tradesDropped: 0,
   deadLettersProduced: 0,
   deadLettersDropped: 0,
+  feedGapsPublished: 0,
+  feedGapsDropped: 0,
   batchesProduced: 0,
   kafkaErrors: 0,
   lastError: null,
@@ -189,11 +194,12 @@ export class WorkerSink implements TradeSink {
     return this.#acceptedBytes - done;
   }
 
-  /** Dead letters handed over and not yet sent or dropped. */
+  /** Dead letters and feed gaps handed over and not yet sent or dropped. */
   get #lettersOutstanding(): number {
     let letters = this.#deadLettersSent;
     for (const { counters: c } of this.#senders) {
-      letters -= c.deadLettersProduced + c.deadLettersDropped;
+      letters -= c.deadLettersProduced + c.deadLettersDropped + c.feedGapsPublished +
+        c.feedGapsDropped;
     }
     return letters;
   }
@@ -290,8 +296,24 @@ export class WorkerSink implements TradeSink {
    * transferred when it owns its whole buffer, else copied once.
    */
   offerDeadLetter(key: string | null, value: Buffer): void {
+    if (this.#handLetter("deadLetter", key, value)) return;
+    const dropped = ++this.#metrics.deadLettersDropped;
+    if (dropped === 1 || dropped % 1000 === 0) {
+      this.#log.error("dead-letter queue full: dead letters dropped", { droppedTotal: dropped });
+    }
+  }
+
+  /** Hands a feed gap over as a dead letter is, within the same bounds; else counts the drop. */
+  offerGap(key: string, value: Buffer): void {
+    if (this.#handLetter("gap", key, value)) return;
+    const dropped = ++this.#metrics.feedGapsDropped;
+    this.#log.error("dead-letter queue full: a feed gap was dropped", { droppedTotal: dropped });
+  }
+
+  /** Hands a letter to the first worker; `false` when the letters' bounds are reached. */
+  #handLetter(type: "deadLetter" | "gap", key: string | null, value: Buffer): boolean {
     const sender = this.#senders[0];
-    if (!sender) return;
+    if (!sender) return true;
     const waiting = this.#lettersOutstanding;
     let bytes = this.#deadLetterBytesSent;
     for (const { counters: c } of this.#senders) bytes -= c.deadLetterBytesDone;
@@ -299,15 +321,7 @@ export class WorkerSink implements TradeSink {
       waiting >= DEAD_LETTER_MAX_RECORDS ||
       (waiting > 0 && bytes + value.length > DEAD_LETTER_MAX_BYTES)
     ) {
-      const dropped = ++this.#metrics.deadLettersDropped;
-      if (dropped === 1 || dropped % 1000 === 0) {
-        this.#log.error("dead-letter queue full: dead letters dropped", {
-          droppedTotal: dropped,
-          waiting,
-          waitingBytes: bytes,
-        });
-      }
-      return;
+      return false;
     }
     this.#deadLettersSent++;
     this.#deadLetterBytesSent += value.length;
@@ -315,7 +329,11 @@ export class WorkerSink implements TradeSink {
         value.buffer instanceof ArrayBuffer
       ? new Uint8Array(value.buffer)
       : new Uint8Array(value);
-    sender.worker.postMessage({ type: "deadLetter", key, value: owned }, [owned.buffer]);
+    const message: ToWorker = type === "gap"
+      ? { type, key: key ?? "", value: owned }
+      : { type, key, value: owned };
+    sender.worker.postMessage(message, [owned.buffer]);
+    return true;
   }
 
   close(): void {
@@ -369,6 +387,8 @@ export class WorkerSink implements TradeSink {
     m.tradesDropped += counters.tradesDropped - before.tradesDropped;
     m.deadLettersProduced += counters.deadLettersProduced - before.deadLettersProduced;
     m.deadLettersDropped += counters.deadLettersDropped - before.deadLettersDropped;
+    m.feedGapsPublished += counters.feedGapsPublished - before.feedGapsPublished;
+    m.feedGapsDropped += counters.feedGapsDropped - before.feedGapsDropped;
     m.batchesProduced += counters.batchesProduced - before.batchesProduced;
     m.kafkaErrors += counters.kafkaErrors - before.kafkaErrors;
     if (counters.lastError !== null && counters.lastError !== before.lastError) {

@@ -24,6 +24,7 @@ import avro from "avsc";
 import type {
   CandleUpdate,
   DeadLetter,
+  FeedCoverage,
   FeedGap,
   RawTrade,
   SilverTrade,
@@ -37,7 +38,8 @@ export type SchemaName =
   | "DeadLetter"
   | "WorkerReport"
   | "CandleUpdate"
-  | "FeedGap";
+  | "FeedGap"
+  | "FeedCoverage";
 
 /** The TypeScript type of each schema's records. */
 export interface RecordTypes {
@@ -47,6 +49,7 @@ export interface RecordTypes {
   WorkerReport: WorkerReport;
   CandleUpdate: CandleUpdate;
   FeedGap: FeedGap;
+  FeedCoverage: FeedCoverage;
 }
 
 const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
@@ -56,6 +59,7 @@ const SCHEMA_FILES: Readonly<Record<SchemaName, string>> = {
   WorkerReport: "worker_report.avsc",
   CandleUpdate: "candle_update.avsc",
   FeedGap: "feed_gap.avsc",
+  FeedCoverage: "feed_coverage.avsc",
 };
 
 /**

@@ -8,6 +8,7 @@ import { avroType, type SchemaName } from "./avro.ts";
 import type {
   CandleUpdate,
   DeadLetter,
+  FeedCoverage,
   FeedGap,
   RawTrade,
   SilverTrade,
@@ -93,6 +94,13 @@ const FEED_GAP: FieldTypes<FeedGap> = {
   detectedAtMs: "long",
 };
 
+const FEED_COVERAGE: FieldTypes<FeedCoverage> = {
+  feedId: "string",
+  coveredUntilMs: "long",
+  symbols: "array<string>",
+  writtenAtMs: "long",
+};
+
 const SESSIONS = ["PRE_MARKET", "REGULAR", "AFTER_HOURS", "CLOSED"] as const;
 // Compile-time: every TradingSession is listed, and nothing else.
 const _sessionsComplete: Exclude<TradingSession, typeof SESSIONS[number]> extends never ? true
@@ -136,4 +144,8 @@ Deno.test("CandleUpdate matches schemas/avro/candle_update.avsc field for field"
 
 Deno.test("FeedGap matches schemas/avro/feed_gap.avsc field for field", () => {
   assert.deepEqual(fieldsOf("FeedGap"), { ...FEED_GAP });
+});
+
+Deno.test("FeedCoverage matches schemas/avro/feed_coverage.avsc field for field", () => {
+  assert.deepEqual(fieldsOf("FeedCoverage"), { ...FEED_COVERAGE });
 });

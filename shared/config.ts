@@ -492,6 +492,12 @@ export const CONFIG_SPEC = {
         description:
           "Topic of feed gaps (Avro FeedGap, keyed by gap id): spans the producer did not receive the feed for some symbols.",
       }),
+      coverage: topic({
+        name: "KAFKA_TOPIC_FEED_COVERAGE",
+        default: "market.feed.coverage",
+        description:
+          "Compacted topic of the producer's coverage marks (Avro FeedCoverage, keyed by feed id): how a restarted producer learns its own downtime.",
+      }),
     },
     partitions: int(
       {
@@ -891,7 +897,7 @@ export function secretEnv(config: Config): Record<string, string> {
  * The topic, consumer group and keyspace variables of an isolated pipeline, every name made of
  * `prefix` and `id`, so that runs with different ids (a test, a benchmark step) share nothing:
  * `isolatedNames("test", "3f9c")` sets `KAFKA_TOPIC_RAW=test.3f9c.raw` (and `.silver`, `.dlq`,
- * `.metrics`, `.candles`, `.gaps`), `KAFKA_GROUP_PREFIX=test.3f9c` and `CASSANDRA_KEYSPACE=test_3f9c`.
+ * `.metrics`, `.candles`, `.gaps`, `.coverage`), `KAFKA_GROUP_PREFIX=test.3f9c` and `CASSANDRA_KEYSPACE=test_3f9c`.
  *
  * Throws a `RangeError` when the keyspace would not be a lower-case CQL identifier: `prefix`
  * must start with a lower-case letter, both hold only `a-z`, `0-9` and `_`, and the keyspace be
@@ -927,6 +933,7 @@ export function isolatedNames(prefix: string, id: string): Record<string, string
     KAFKA_TOPIC_METRICS: `${prefix}.${id}.metrics`,
     KAFKA_TOPIC_CANDLES: `${prefix}.${id}.candles`,
     KAFKA_TOPIC_GAPS: `${prefix}.${id}.gaps`,
+    KAFKA_TOPIC_FEED_COVERAGE: `${prefix}.${id}.coverage`,
     KAFKA_GROUP_PREFIX: `${prefix}.${id}`,
     CASSANDRA_KEYSPACE: keyspace,
   };

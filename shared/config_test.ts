@@ -239,6 +239,7 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     KAFKA_TOPIC_METRICS: "t.metrics",
     KAFKA_TOPIC_CANDLES: "t.candles",
     KAFKA_TOPIC_GAPS: "t.gaps",
+    KAFKA_TOPIC_FEED_COVERAGE: "t.coverage",
     KAFKA_PARTITIONS: "12",
     KAFKA_REPLICATION_FACTOR: "3",
     KAFKA_RETENTION_HOURS: "5",
@@ -309,6 +310,7 @@ Deno.test("isolatedNames() derives every topic, the group prefix and the keyspac
     KAFKA_TOPIC_METRICS: "test.3f9c0a.metrics",
     KAFKA_TOPIC_CANDLES: "test.3f9c0a.candles",
     KAFKA_TOPIC_GAPS: "test.3f9c0a.gaps",
+    KAFKA_TOPIC_FEED_COVERAGE: "test.3f9c0a.coverage",
     KAFKA_GROUP_PREFIX: "test.3f9c0a",
     CASSANDRA_KEYSPACE: "test_3f9c0a",
   });

@@ -56,6 +56,7 @@ export function pipelineTopics(config: Config["kafka"]): string[] {
     config.topics.metrics,
     config.topics.candles,
     config.topics.gaps,
+    config.topics.coverage,
   ];
 }
 
@@ -66,19 +67,31 @@ export const METRICS_RETENTION_MS = 3_600_000;
 export const CANDLES_RETENTION_MS = 3_600_000;
 
 /**
- * Partitions and retention a topic gets: the configured ones, except for the metrics topic,
- * which needs one partition (reports of all workers in one order) and an hour of retention, and
- * the candle-updates topic, which keeps the configured partitions but only an hour.
+ * Partitions, retention and clean-up a topic gets: the configured ones, except for the metrics
+ * topic, which needs one partition (reports of all workers in one order) and an hour of
+ * retention, the candle-updates topic, which keeps the configured partitions but only an hour,
+ * and the feed-coverage topic: one partition, compacted (only each feed's last mark matters, and
+ * it must outlive any downtime).
  */
 export function topicSettings(
   config: Config["kafka"],
   topic: string,
-): { partitions: number; retentionMs: number } {
-  if (topic === config.topics.metrics) return { partitions: 1, retentionMs: METRICS_RETENTION_MS };
-  if (topic === config.topics.candles) {
-    return { partitions: config.partitions, retentionMs: CANDLES_RETENTION_MS };
+): { partitions: number; retentionMs: number; cleanupPolicy: "delete" | "compact" } {
+  const retentionMs = config.retentionHours * 3_600_000;
+  if (topic === config.topics.metrics) {
+    return { partitions: 1, retentionMs: METRICS_RETENTION_MS, cleanupPolicy: "delete" };
   }
-  return { partitions: config.partitions, retentionMs: config.retentionHours * 3_600_000 };
+  if (topic === config.topics.candles) {
+    return {
+      partitions: config.partitions,
+      retentionMs: CANDLES_RETENTION_MS,
+      cleanupPolicy: "delete",
+    };
+  }
+  if (topic === config.topics.coverage) {
+    return { partitions: 1, retentionMs, cleanupPolicy: "compact" };
+  }
+  return { partitions: config.partitions, retentionMs, cleanupPolicy: "delete" };
 }
 
 /** What {@linkcode ensureTopics} did to each topic. */
@@ -108,7 +121,7 @@ export async function ensureTopics(
         replicationFactor: config.replicationFactor,
         configEntries: [
           { name: "retention.ms", value: String(topicSettings(config, topic).retentionMs) },
-          { name: "cleanup.policy", value: "delete" },
+          { name: "cleanup.policy", value: topicSettings(config, topic).cleanupPolicy },
           { name: "min.insync.replicas", value: String(Math.min(2, config.replicationFactor)) },
         ],
       })),
@@ -143,7 +156,11 @@ export async function ensureTopics(
         resources: [{
           type: 2,
           name: topic,
-          configEntries: [{ name: "retention.ms", value: retentionMs }],
+          // AlterConfigs replaces a topic's settings: the clean-up policy goes with it.
+          configEntries: [
+            { name: "retention.ms", value: retentionMs },
+            { name: "cleanup.policy", value: settings.cleanupPolicy },
+          ],
         }],
       });
       if (action === "unchanged") action = "retention-updated";

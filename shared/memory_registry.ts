@@ -104,6 +104,7 @@ export const MEMORY_TOPICS: Readonly<Record<SchemaName, string>> = {
   WorkerReport: "test.WorkerReport",
   CandleUpdate: "test.CandleUpdate",
   FeedGap: "test.FeedGap",
+  FeedCoverage: "test.FeedCoverage",
 };
 
 /**

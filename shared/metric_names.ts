@@ -31,6 +31,10 @@ export const METRIC = {
   producerDeadLetters: "pipeline_producer_dead_letters_total",
   /** Counter: Kafka sends of the producer that failed. */
   producerKafkaErrors: "pipeline_producer_kafka_errors_total",
+  /** Counter: feed gaps the producer found (`cause`). */
+  producerFeedGaps: "pipeline_producer_feed_gaps_total",
+  /** Counter: seconds of the feed gaps the producer found (`cause`). */
+  producerFeedGapSeconds: "pipeline_producer_feed_gap_seconds_total",
   /** Gauge: 1 while the producer's feed connection is open. */
   producerConnected: "pipeline_producer_connected",
 } as const;

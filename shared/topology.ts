@@ -69,11 +69,12 @@ export const TOPIC_SCHEMAS: Readonly<Record<TopicKey, SchemaName>> = {
   metrics: "WorkerReport",
   candles: "CandleUpdate",
   gaps: "FeedGap",
+  coverage: "FeedCoverage",
 };
 
 /** The topics each kind of worker writes to. */
 export const WRITES: Readonly<Record<"producer" | StageName, readonly TopicKey[]>> = {
-  producer: ["raw", "deadLetter", "metrics", "gaps"],
+  producer: ["raw", "deadLetter", "metrics", "gaps", "coverage"],
   bronze: ["deadLetter", "metrics"],
   silver: ["silver", "deadLetter", "metrics"],
   gold: ["candles", "deadLetter", "metrics"],

@@ -134,6 +134,18 @@ export interface FeedGap {
   readonly detectedAtMs: number;
 }
 
+/**
+ * The producer's mark of how far its feed was covered (`schemas/avro/feed_coverage.avsc`), on the
+ * compacted feed-coverage topic keyed by `feedId`: the next start's `producer_down` gap begins at
+ * `coveredUntilMs`.
+ */
+export interface FeedCoverage {
+  readonly feedId: string;
+  readonly coveredUntilMs: number;
+  readonly symbols: readonly string[];
+  readonly writtenAtMs: number;
+}
+
 /** The candle intervals gold maintains. */
 export type CandleInterval = "5m" | "1h";
 

@@ -303,10 +303,10 @@ Deno.test("each schema of the pipeline is registered under its own subject with 
 
 Deno.test("writtenSchemas() gives each worker the schemas of the topics it writes, on the config's topic names", () => {
   const config = loadConfig({ ...isolatedNames("t", "x1") });
-  const { raw, silver, deadLetter, metrics, candles, gaps } = config.kafka.topics;
+  const { raw, silver, deadLetter, metrics, candles, gaps, coverage } = config.kafka.topics;
   // Each worker writes its own output, and every worker writes dead letters and reports.
   const outputs = [
-    ["producer", { Trade: raw, FeedGap: gaps }],
+    ["producer", { Trade: raw, FeedGap: gaps, FeedCoverage: coverage }],
     ["bronze", {}],
     ["silver", { SilverTrade: silver }],
     ["gold", { CandleUpdate: candles }],

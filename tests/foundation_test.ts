@@ -195,11 +195,17 @@ Deno.test({
         again.map((o) => o.action),
         pipelineTopics(config.kafka).map(() => "unchanged"),
       );
-      // Every topic follows KAFKA_PARTITIONS but the metrics topic, which keeps 1 partition.
+      // Every topic follows KAFKA_PARTITIONS but the metrics and feed-coverage topics, which
+      // keep 1 partition.
+      const single = [config.kafka.topics.metrics, config.kafka.topics.coverage];
       const expected = (n: number) =>
-        pipelineTopics(config.kafka).map((t) => t === config.kafka.topics.metrics ? 1 : n);
+        pipelineTopics(config.kafka).map((t) => single.includes(t) ? 1 : n);
       const more = await ensureTopics(admin, { ...config.kafka, partitions: 4 });
-      assert.deepEqual(more.map((o) => o.partitions), expected(4), "metrics keeps 1 partition");
+      assert.deepEqual(
+        more.map((o) => o.partitions),
+        expected(4),
+        "metrics and coverage keep 1 partition",
+      );
       const fewer = await ensureTopics(admin, { ...config.kafka, partitions: 1 });
       assert.deepEqual(fewer.map((o) => o.partitions), expected(4), "never shrinks a topic");
       await applySchema(client, config.cassandra);
