@@ -308,6 +308,16 @@ async function assertCoverage(
   return rows;
 }
 
+function store5m(config: Config, client: cassandra.Client, symbol: string) {
+  return createMarketStore(client, config.cassandra.keyspace).candles({
+    symbol,
+    interval: "5m",
+    from: T0,
+    to: T0 + 4 * HOUR,
+    limit: 1000,
+  });
+}
+
 Deno.test({
   name:
     "gold carries exact feed-gap coverage on every candle: overlaps, trading hours, crypto, late gaps, replays, a clean feed",
@@ -401,6 +411,22 @@ Deno.test({
         await gapsDrained(config);
         const replayed = await assertCoverage(config, client, all);
         assert.deepEqual(replayed, after);
+
+        // A trade arriving in a window that so far held only a gap makes a candle there, and the
+        // fold leaves the gap columns as they were.
+        const lateTrade = { ...tradesOf(CRYPTO, 1000)[74]!, eventTime: T0 + 3 * HOUR + MINUTE };
+        await send(config, [{
+          topic: "silver",
+          key: CRYPTO,
+          value: wire.encode("SilverTrade", { ...lateTrade, rawOffset: 1075 }),
+        }]);
+        const joined = await waitFor("a candle in the gap-only window", async () => {
+          const candles = await store5m(config, client, CRYPTO);
+          return candles.find((c) => c.time === T0 + 3 * HOUR);
+        });
+        assert.equal(joined.trades, 1);
+        assert.equal(joined.gapCount, 1);
+        assert.equal(joined.coverage, 1 - 3 / 5);
 
         // /api/gaps: the symbol's gaps of the range by start, each once.
         const store = createMarketStore(client, config.cassandra.keyspace);
