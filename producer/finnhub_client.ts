@@ -154,6 +154,8 @@ interface Connection {
   /** Its subscriptions were sent: it covers the feed until it ends. */
   subscribed: boolean;
   closing: boolean;
+  /** When we decided to close it ourselves, epoch ms. */
+  closingAt: number | null;
   /** Why we are closing it ourselves, for the log. */
   closeReason: string | null;
   refusedStatus: number | null;
@@ -269,6 +271,7 @@ class FinnhubClient {
       open: false,
       subscribed: false,
       closing: false,
+      closingAt: null,
       closeReason: null,
       refusedStatus: null,
       errorText: null,
@@ -397,6 +400,7 @@ class FinnhubClient {
   #closeConnection(connection: Connection, code: number, reason: string) {
     if (connection.closing) return;
     connection.closing = true;
+    connection.closingAt = this.#clock.now();
     connection.closeReason = reason;
     if (connection.timer !== undefined) this.#clock.clearTimeout(connection.timer);
     connection.timer = this.#clock.setTimeout(() => {
@@ -426,10 +430,12 @@ class FinnhubClient {
     socket.onclose = null;
     this.#current = undefined;
     if (connection.subscribed && !this.#stopped) {
+      // Known good until: the last frame of a silent feed; the moment we gave up on a connection
+      // ourselves; else the moment it closed.
       const watchdog = connection.closeReason?.startsWith("watchdog") ?? false;
       this.#options.coverage?.lost(
         watchdog ? "watchdog" : "reconnect",
-        watchdog ? connection.lastFrameAt : this.#clock.now(),
+        watchdog ? connection.lastFrameAt : connection.closingAt ?? this.#clock.now(),
       );
     }
     if (this.#stopped) {

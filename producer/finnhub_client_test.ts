@@ -277,3 +277,58 @@ Deno.test("abort during backoff resolves without dialling again", async () => {
   assert.equal(t.sockets.length, 1);
   assert.equal(t.clock.pending, 0);
 });
+
+/** A coverage listener that records what it is told, with the times. */
+function coverageLog() {
+  const events: string[] = [];
+  const coverage = {
+    subscribed: (id: string, symbols: readonly string[], at: number) =>
+      events.push(`subscribed ${id} ${symbols.length} @${at}`),
+    lost: (cause: string, at: number) => events.push(`lost ${cause} @${at}`),
+    refused: () => events.push("refused"),
+  };
+  return { events, coverage };
+}
+
+Deno.test("the client tells the coverage listener when a connection subscribed, ended and why, and of refusals", async () => {
+  const { events, coverage } = coverageLog();
+  const t = setup({ coverage });
+  const t0 = t.clock.now();
+  t.last().refuse(429); // never subscribed: no loss
+  t.clock.tick(60_000);
+  t.last().accept();
+  t.clock.tick(1_000);
+  t.last().finishClose(1006); // the feed closed it: lost at the close
+  t.clock.tick(250);
+  t.last().accept();
+  t.clock.tick(2_000);
+  t.last().message('{"type":"ping"}');
+  t.clock.tick(10_000); // the watchdog: lost at the last frame
+  t.clock.tick(500);
+  t.last().finishClose(4000);
+  t.clock.tick(250);
+  t.last().accept();
+  await t.stop(); // a shutdown is not a loss: the producer marks it itself
+  assert.deepEqual(events, [
+    "refused",
+    `subscribed abcd1234-1 3 @${t0 + 60_000}`,
+    `lost reconnect @${t0 + 61_000}`,
+    `subscribed abcd1234-2 3 @${t0 + 61_250}`,
+    `lost watchdog @${t0 + 63_250}`,
+    `subscribed abcd1234-3 3 @${t0 + 74_000}`,
+  ]);
+});
+
+Deno.test("a socket closed after a frame the WebSocket layer refused is a reconnect loss at its close", async () => {
+  const { events, coverage } = coverageLog();
+  const t = setup({ coverage, closeTimeoutMs: 5_000 });
+  const t0 = t.clock.now();
+  t.last().accept();
+  t.last().onerror?.(new ErrorEvent("error", { message: "invalid utf-8 sequence" }));
+  // The layer refused a frame: Deno closes the socket; the close arrives a little later.
+  t.last().close(1007, "unreadable");
+  t.clock.tick(40);
+  t.last().finishClose(1007);
+  await t.stop();
+  assert.deepEqual(events, [`subscribed abcd1234-1 3 @${t0}`, `lost reconnect @${t0 + 40}`]);
+});

@@ -200,6 +200,34 @@ Deno.test("WorkerSink bounds the dead letters waiting for its worker, in bytes a
   assert.equal(t.metrics.deadLettersDropped, 100 - fits + 1);
 });
 
+Deno.test("WorkerSink hands feed gaps to its first worker within the dead letters' bounds, counting them apart", async () => {
+  const t = await setup({ workers: 2 });
+  for (let i = 0; i < DEAD_LETTER_MAX_RECORDS - 1; i++) {
+    t.sink.offerDeadLetter(null, Buffer.from([1]));
+  }
+  t.sink.offerGap("f:reconnect:5", Buffer.from("gap"));
+  t.sink.offerGap("f:reconnect:9", Buffer.from("gap")); // the bound is reached: dropped, counted
+  assert.equal(t.metrics.feedGapsDropped, 1);
+  assert.equal(t.metrics.deadLettersDropped, 0);
+  const gap = t.worker.received.at(-1) as Extract<ToWorker, { type: "gap" }>;
+  assert.equal(gap.type, "gap");
+  assert.equal(gap.key, "f:reconnect:5");
+  assert.deepEqual(t.workers[1]!.received.map((m) => m.type), ["start"]);
+  assert.equal(t.sink.pending, DEAD_LETTER_MAX_RECORDS);
+  t.worker.reply({
+    type: "progress",
+    counters: {
+      ...ZERO_COUNTERS,
+      deadLettersProduced: DEAD_LETTER_MAX_RECORDS - 1,
+      feedGapsPublished: 1,
+      deadLetterBytesDone: DEAD_LETTER_MAX_RECORDS - 1 + 3,
+    },
+    latencies: [],
+  });
+  assert.equal(t.sink.pending, 0);
+  assert.equal(t.metrics.feedGapsPublished, 1);
+});
+
 Deno.test("WorkerSink transfers a dead letter's bytes to its worker when the letter owns its buffer, else copies them once", async () => {
   const t = await setup();
   const owning = Buffer.from(new Uint8Array([1, 2, 3]).buffer);

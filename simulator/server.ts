@@ -15,6 +15,8 @@
  * - `POST /control/send` with a frame as the body: sent verbatim to every open connection (the
  *   smoke test's known trades); answers `{"ok":true,"connections":N}`;
  * - `GET /control/stats`: the counters of {@linkcode SimulatorStats}.
+ * - `GET /control/timeline`: `{"events": [...]}`, the simulator's own record of when each
+ *   connection closed and each subscribe arrived ({@linkcode TimelineEvent}), oldest first.
  *
  * This file holds the server: the handshake, the client protocol and the control routes. The
  * shared state and the one send path are in `state.ts`, when trades go out in `pacing.ts`, what
@@ -34,10 +36,14 @@ import {
   createState,
   forget,
   isSilent,
+  recordEvent,
   register,
   send,
   type SimulatorState,
+  type TimelineEvent,
 } from "./state.ts";
+
+export type { TimelineEvent };
 
 /** Finnhub's error message past the symbol limit. */
 export const TOO_MANY_SYMBOLS = "Subscribing to too many symbols";
@@ -136,6 +142,8 @@ export interface Simulator {
   /** Sends `frame` verbatim to every open connection; returns how many got it. */
   sendFrame(frame: string): number;
   stats(): SimulatorStats;
+  /** When connections closed and subscribes arrived, oldest first (a copy). */
+  timeline(): TimelineEvent[];
   /** Closes every connection and the server, and flushes the ground-truth log. */
   close(): Promise<void>;
 }
@@ -175,6 +183,7 @@ function simulatorHandle(
     setRate: (rate) => setRate(state, rate),
     sendFrame: (frame) => sendFrame(state, frame),
     stats: () => stats(state),
+    timeline: () => [...state.timeline],
     close() {
       closing ??= (async () => {
         stopPeriodicFaults(state.faults);
@@ -271,7 +280,16 @@ function accept(state: SimulatorState, request: Request, token: string): Respons
     settings.log.info("connection opened", { connection: connection.id });
   };
   socket.onmessage = (event) => onClientMessage(state, connection, event.data);
-  socket.onclose = () => {
+  socket.onclose = (event) => {
+    if (state.connections.has(connection)) {
+      recordEvent(state, {
+        type: "closed",
+        connection: connection.id,
+        atMs: Date.now(),
+        by: "client",
+        reason: event.reason,
+      });
+    }
     forget(state, connection);
     settings.log.info("connection closed", { connection: connection.id });
   };
@@ -293,6 +311,7 @@ function onClientMessage(state: SimulatorState, connection: Connection, data: un
   }
   const symbol = message.symbol;
   if (message.type === "subscribe") {
+    recordEvent(state, { type: "subscribed", connection: connection.id, atMs: Date.now(), symbol });
     if (!connection.subscriptions.has(symbol)) {
       if (connection.subscriptions.size >= state.settings.symbolLimit) {
         state.counters.subscriptionsRefused++;
@@ -316,6 +335,9 @@ async function control(state: SimulatorState, request: Request, url: URL): Promi
   try {
     if (url.pathname === "/control/stats" && request.method === "GET") {
       return Response.json(stats(state));
+    }
+    if (url.pathname === "/control/timeline" && request.method === "GET") {
+      return Response.json({ events: state.timeline });
     }
     if (url.pathname === "/control/fault" && request.method === "POST") {
       inject(state, parseFault(await request.json()));

@@ -309,3 +309,37 @@ Deno.test("POST /control/send delivers the body verbatim to every open connectio
     }
   });
 });
+
+Deno.test("the simulator's timeline records each subscribe and when it, or the client, closed a connection", async () => {
+  await withSimulator({ rate: 0 }, async (sim) => {
+    const before = Date.now();
+    const first = connect(sim.url, ["AAPL", "MSFT"]);
+    await waitFor("two subscribes", () => sim.timeline().length === 2, FAST);
+    await (await fetch(`${sim.controlUrl}fault`, {
+      method: "POST",
+      body: JSON.stringify({ type: "drop" }),
+    })).body?.cancel();
+    await first.closed;
+    const second = connect(sim.url, ["AAPL"]);
+    await waitFor("the second subscribe", () => sim.timeline().length === 4, FAST);
+    await closeClient(second);
+    await waitFor("the client's close", () => sim.timeline().length === 5, FAST);
+    const { events }: { events: Record<string, unknown>[] } =
+      await (await fetch(`${sim.controlUrl}timeline`)).json();
+    assert.deepEqual(events, sim.timeline() as unknown[]);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.connection, e.symbol ?? e.by]),
+      [
+        ["subscribed", 1, "AAPL"],
+        ["subscribed", 1, "MSFT"],
+        ["closed", 1, "simulator"],
+        ["subscribed", 2, "AAPL"],
+        ["closed", 2, "client"],
+      ],
+    );
+    assert.equal(events[2]!.reason, "simulated drop");
+    const times = events.map((e) => e.atMs as number);
+    assert.deepEqual(times, [...times].sort((a, b) => a - b));
+    assert.ok(times[0]! >= before && times.at(-1)! <= Date.now());
+  });
+});

@@ -56,6 +56,36 @@ export interface FaultState {
   readonly next: Record<FaultKind, number>;
 }
 
+/**
+ * One moment of the simulator's connection timeline, its own record of when the feed stopped
+ * and started for a client (what a test checks the producer's feed gaps against): a connection
+ * closed (`by` the simulator: a drop fault, a duplicate token, shutdown; or by the client), or a
+ * client subscribed a symbol. `atMs` is the simulator's `Date.now()` at that moment.
+ */
+export type TimelineEvent =
+  | {
+    readonly type: "closed";
+    readonly connection: number;
+    readonly atMs: number;
+    readonly by: "simulator" | "client";
+    readonly reason: string;
+  }
+  | {
+    readonly type: "subscribed";
+    readonly connection: number;
+    readonly atMs: number;
+    readonly symbol: string;
+  };
+
+/** Most timeline events kept (the oldest are forgotten past it). */
+export const TIMELINE_MAX_EVENTS = 10_000;
+
+/** Appends an event to the timeline, forgetting the oldest past {@linkcode TIMELINE_MAX_EVENTS}. */
+export function recordEvent(state: SimulatorState, event: TimelineEvent) {
+  state.timeline.push(event);
+  if (state.timeline.length > TIMELINE_MAX_EVENTS) state.timeline.shift();
+}
+
 /** The two catalogues of fault frames. */
 export type FaultKind = "malformed" | "hostile";
 
@@ -70,6 +100,8 @@ export interface SimulatorState {
   readonly byToken: Map<string, Set<Connection>>;
   readonly counters: Counters;
   readonly faults: FaultState;
+  /** When connections closed and subscribed, oldest first (`GET /control/timeline`). */
+  readonly timeline: TimelineEvent[];
   /** Trades per second per connection. */
   rate: number;
   nextConnectionId: number;
@@ -86,6 +118,7 @@ export function createState(options: SimulatorOptions): SimulatorState {
     connections: new Set(),
     byToken: new Map(),
     counters: newCounters(),
+    timeline: [],
     faults: {
       paused: false,
       silentUntil: 0,
@@ -213,6 +246,13 @@ export function closeConnection(
 ) {
   if (!state.connections.has(connection)) return;
   forget(state, connection);
+  recordEvent(state, {
+    type: "closed",
+    connection: connection.id,
+    atMs: Date.now(),
+    by: "simulator",
+    reason,
+  });
   try {
     connection.socket.close(code, reason);
   } catch {

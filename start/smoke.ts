@@ -14,7 +14,11 @@
  * - gold 5m and gold 1h: the candles hold exactly the OHLCV, counts and price x volume sum that
  *   `smoke_plan.ts` computes on its own;
  * - lag: every stage's consumer group has committed everything (lag 0, read from Kafka);
- * - status: the status endpoint answers `/status` and says ready.
+ * - status: the status endpoint answers `/status` and says ready;
+ * - feed gap: before the frame, the smoke test forces a drop of the producer's connection
+ *   (`POST /control/fault {"type":"drop"}`) and waits for it to reconnect; the gaps topic must then
+ *   hold that `reconnect` gap (`smoke_plan.ts` `forcedGapCheck`). So each smoke run records one
+ *   short real gap (the reconnect, typically well under a second) in the feed's history.
  * It prints PASS or FAIL per check (`-v`: the rows and candles behind each) and exits 0 when all
  * passed, 1 otherwise.
  *
@@ -29,13 +33,14 @@ import { delay } from "../shared/delay.ts";
 import { describeError, silentLogger } from "../shared/log.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { redact } from "../shared/secret.ts";
-import type { DeadLetter } from "../shared/types.ts";
+import type { DeadLetter, FeedGap } from "../shared/types.ts";
 import {
   type ActualCandle,
   candleDifferences,
   type CheckResult,
   type ExpectedCandle,
   expectedCandles,
+  forcedGapCheck,
   formatReport,
   goldBucketOf,
   hourBuckets,
@@ -192,14 +197,29 @@ async function main(argv: string[]): Promise<number> {
     await admin.connect();
     // Dead letters from here on: remember where the topic ends before sending.
     const dlStart = await admin.fetchTopicOffsets(config.kafka.topics.deadLetter);
+    // Feed gaps from here on too: the forced drop's gap comes after this.
+    const gapsTopic = config.kafka.topics.gaps;
+    const gapsStart = await admin.fetchTopicOffsets(gapsTopic);
     const deadLetters: DeadLetter[] = [];
+    const gaps: FeedGap[] = [];
     const wire = createWireCodec(createSchemaRegistryClient(config.registry));
     consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250 });
     await consumer.connect();
     await consumer.subscribe({ topic: config.kafka.topics.deadLetter, fromBeginning: false });
+    await consumer.subscribe({ topic: gapsTopic, fromBeginning: false });
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ message }) => {
+      eachMessage: async ({ topic, message }) => {
+        if (topic === gapsTopic) {
+          if (message.value) {
+            try {
+              gaps.push(await wire.decodeAsync("FeedGap", message.value));
+            } catch {
+              // Not a FeedGap: the check below then misses it and says so.
+            }
+          }
+          return;
+        }
         if (message.key?.toString() === symbol && message.value) {
           try {
             deadLetters.push(await wire.decodeAsync("DeadLetter", message.value));
@@ -212,6 +232,21 @@ async function main(argv: string[]): Promise<number> {
     for (const { partition, offset } of dlStart) {
       consumer.seek({ topic: config.kafka.topics.deadLetter, partition, offset });
     }
+    for (const { partition, offset } of gapsStart) {
+      consumer.seek({ topic: gapsTopic, partition, offset });
+    }
+
+    // A forced gap: drop the producer's connection and wait until it is back.
+    const dropAt = Date.now();
+    await getJson(`${simulatorUrl}/control/fault`, {
+      method: "POST",
+      body: JSON.stringify({ type: "drop" }),
+    });
+    const reconnectBy = Date.now() + Math.min(15_000, args.timeoutMs);
+    do {
+      await delay(50);
+      stats = await getJson(`${simulatorUrl}/control/stats`).catch(() => stats) as typeof stats;
+    } while ((stats.connectionsOpen ?? 0) === 0 && Date.now() < reconnectBy);
 
     if (stats.paused !== true) {
       await getJson(`${simulatorUrl}/control/fault`, {
@@ -246,8 +281,13 @@ async function main(argv: string[]): Promise<number> {
       statusUrl,
       headers,
     });
+    probes.push({
+      name: "feed gap",
+      run: () => Promise.resolve(forcedGapCheck(gaps, dropAt)),
+    });
     const outcome = new Map<string, CheckResult>();
     // Data checks first; lag only counts once the data is everywhere (before, it is trivially 0).
+    // The forced gap counts with the data: it is published once the producer has reconnected.
     const data = probes.filter((p) => p.name !== "lag" && p.name !== "status");
     const after = probes.filter((p) => p.name === "lag" || p.name === "status");
     for (const group of [data, after]) {

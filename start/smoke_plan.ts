@@ -13,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { SYMBOL_PATTERN } from "../shared/config.ts";
+import type { FeedGap } from "../shared/types.ts";
 
 /** Flags of `deno task smoke`. */
 export interface SmokeArgs {
@@ -31,8 +32,8 @@ export const SMOKE_USAGE =
   `Usage: deno task smoke [-v] [--simulator URL] [--status URL] [--timeout SECONDS]
 
 Pushes a known set of trades through a running pipeline (deno task start, or docker compose)
-and checks bronze, silver, the dead-letter topic, gold and the consumer lag. Prints PASS or FAIL
-per stage; exit code 0 when everything passed, 1 otherwise, 2 on bad flags.
+and checks bronze, silver, the dead-letter topic, gold and the consumer lag; forces one drop of
+the producer's connection and checks its feed gap on the gaps topic. Prints PASS or FAIL per stage; exit code 0 when everything passed, 1 otherwise, 2 on bad flags.
 
 Options:
   -v, --verbose        Details of each check (rows found, expected and actual candles).
@@ -317,6 +318,42 @@ export interface CheckResult {
   readonly summary: string;
   /** More lines for `-v`. */
   readonly details: readonly string[];
+}
+
+/**
+ * How early a feed gap may start before the smoke test's forced drop, ms: the smoke test's and
+ * the producer's clocks are the same machine's, but the request takes a moment.
+ */
+export const FORCED_GAP_SLACK_MS = 1_000;
+
+/**
+ * The "feed gap" check: the drop forced at `dropAt` (the simulator closed the producer's
+ * connection) must show on the gaps topic as a `reconnect` gap that starts no earlier than
+ * {@linkcode FORCED_GAP_SLACK_MS} before it and ends once the producer subscribed again. `gaps`
+ * are those read from the topic since just before the drop. Pure.
+ */
+export function forcedGapCheck(gaps: readonly FeedGap[], dropAt: number): CheckResult {
+  const details = gaps.map((g) =>
+    `${g.gapId}: ${g.cause} ${new Date(g.fromMs).toISOString()} .. ${
+      new Date(g.toMs).toISOString()
+    } (${g.toMs - g.fromMs} ms, ${g.symbols.length} symbols, ended by ${g.connectionId || "-"})`
+  );
+  const forced = gaps.find((g) =>
+    g.cause === "reconnect" && g.fromMs >= dropAt - FORCED_GAP_SLACK_MS && g.toMs >= g.fromMs &&
+    g.symbols.length > 0
+  );
+  return {
+    name: "feed gap",
+    pass: forced !== undefined,
+    summary: forced
+      ? `the forced drop is gap ${forced.gapId}: ${
+        forced.toMs - forced.fromMs
+      } ms until the producer subscribed again`
+      : `no reconnect gap from the drop forced at ${
+        new Date(dropAt).toISOString()
+      } on the gaps topic (${gaps.length} other gap(s))`,
+    details,
+  };
 }
 
 /** The report lines: `PASS bronze  7 rows ...`, details indented when verbose, then a verdict. */

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { SYMBOL_PATTERN } from "../shared/config.ts";
+import type { FeedGap } from "../shared/types.ts";
 import {
   candleDifferences,
   canonicalDecimal,
   expectedCandles,
+  forcedGapCheck,
   formatReport,
   goldBucketOf,
   hourBuckets,
@@ -160,4 +162,34 @@ Deno.test("formatReport() prints PASS/FAIL per check, details for failures or wi
   ]);
   assert.equal(formatReport(results, true).length, 5);
   assert.equal(formatReport([results[0]!], false).at(-1), "smoke: PASS (1 checks)");
+});
+
+Deno.test("forcedGapCheck() passes on the reconnect gap of the forced drop, and says what it found otherwise", () => {
+  const dropAt = 1_700_000_000_000;
+  const gap = (cause: FeedGap["cause"], fromMs: number): FeedGap => ({
+    gapId: `f:${cause}:${fromMs}`,
+    fromMs,
+    toMs: fromMs + 300,
+    symbols: ["AAPL"],
+    cause,
+    connectionId: "ab-2",
+    detectedAtMs: fromMs + 300,
+  });
+  const pass = forcedGapCheck(
+    [gap("buffer_overflow", dropAt + 5), gap("reconnect", dropAt + 3)],
+    dropAt,
+  );
+  assert.equal(pass.pass, true);
+  assert.equal(pass.name, "feed gap");
+  assert.match(
+    pass.summary,
+    /gap f:reconnect:1700000000003: 300 ms until the producer subscribed again/,
+  );
+  assert.equal(pass.details.length, 2);
+  const none = forcedGapCheck([], dropAt);
+  assert.equal(none.pass, false);
+  assert.match(none.summary, /no reconnect gap from the drop forced at 2023-11-14T22:13:20.000Z/);
+  // A reconnect gap from well before the drop is another one.
+  assert.equal(forcedGapCheck([gap("reconnect", dropAt - 5_000)], dropAt).pass, false);
+  assert.equal(forcedGapCheck([gap("watchdog", dropAt + 1)], dropAt).pass, false);
 });

@@ -1,8 +1,8 @@
 /**
  * `deno task smoke` says FAIL, and exits 1, when the pipeline is not whole: nothing at the
  * simulator URL, no producer connected, and (against real Kafka and Cassandra) a pipeline whose
- * gold stage is not running, where bronze, silver and the dead letter pass and gold and the lag
- * fail. The passing case runs against `deno task start` in `tests/start_test.ts`.
+ * gold stage is not running, where bronze, silver, the dead letter and the forced feed gap pass
+ * and gold and the lag fail. The passing case runs against `deno task start` in `tests/start_test.ts`.
  */
 import assert from "node:assert/strict";
 import { isolatedNames, loadConfig } from "../shared/config.ts";
@@ -106,14 +106,14 @@ Deno.test({
         "40",
       ]);
       assert.equal(result.code, 1, result.stdout + result.stderr);
-      for (const check of ["feed", "bronze", "silver", "dead letter"]) {
+      for (const check of ["feed", "bronze", "silver", "dead letter", "feed gap"]) {
         assert.match(result.stdout, new RegExp(`^PASS  ${check} `, "m"), result.stdout);
       }
       for (const check of ["gold 5m", "gold 1h", "lag", "status"]) {
         assert.match(result.stdout, new RegExp(`^FAIL  ${check} `, "m"), result.stdout);
       }
       assert.match(result.stdout, /no row for window/);
-      assert.match(result.stdout, /^smoke: FAIL \(4 of 8 checks failed\)$/m);
+      assert.match(result.stdout, /^smoke: FAIL \(4 of 9 checks failed\)$/m);
       assert.equal(simulator.stats().paused, false, "smoke resumes the simulator's generation");
     } finally {
       for (const child of children) {
