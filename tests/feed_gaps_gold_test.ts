@@ -27,6 +27,7 @@ import type { FeedGap, SilverTrade } from "../shared/types.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import { createMarketStore } from "../status/market/store.ts";
 import { readDeadLetters } from "./pipeline_assertions.ts";
+import { expectedCoverage as expectedFor } from "./gap_reference.ts";
 import { session, waitFor, withStages, writerWire } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -39,52 +40,6 @@ const STOCK = "AAPL";
 const CRYPTO = "BINANCE:BTCUSDT";
 const CLEAN = "MSFT";
 const SYMBOLS = [STOCK, CRYPTO, CLEAN];
-
-// ---------------------------------------------------------------------------------------------
-// The reference, independent of shared/gap_coverage.ts and shared/trading_session.ts.
-
-const newYork = new Intl.DateTimeFormat("en-US", {
-  timeZone: "America/New_York",
-  weekday: "short",
-  hour: "2-digit",
-  minute: "2-digit",
-  hourCycle: "h23",
-});
-
-function inHours(symbol: string, time: number): boolean {
-  if (symbol.includes(":")) return true;
-  const parts = Object.fromEntries(newYork.formatToParts(time).map((p) => [p.type, p.value]));
-  const minuteOfDay = Number(parts.hour) * 60 + Number(parts.minute);
-  return parts.weekday !== "Sat" && parts.weekday !== "Sun" && minuteOfDay >= 240 &&
-    minuteOfDay < 1200;
-}
-
-interface Expected {
-  readonly gapMs: number;
-  readonly gapCount: number;
-  readonly coverage: number;
-}
-
-function expectedFor(symbol: string, from: number, to: number, gaps: readonly FeedGap[]): Expected {
-  const mine = gaps.filter((g) => g.symbols.includes(symbol));
-  const cuts = new Set<number>([from, to]);
-  for (let m = from; m < to; m += MINUTE) cuts.add(m);
-  for (const g of mine) for (const t of [g.fromMs, g.toMs]) if (t > from && t < to) cuts.add(t);
-  const points = [...cuts].sort((a, b) => a - b);
-  let gapMs = 0;
-  let tradingMs = 0;
-  const ids = new Set<string>();
-  for (let i = 0; i + 1 < points.length; i++) {
-    const start = points[i]!;
-    if (!inHours(symbol, start)) continue;
-    const length = points[i + 1]! - start;
-    tradingMs += length;
-    const covering = mine.filter((g) => g.fromMs <= start && start < g.toMs);
-    if (covering.length > 0) gapMs += length;
-    for (const g of covering) ids.add(g.gapId);
-  }
-  return { gapMs, gapCount: ids.size, coverage: tradingMs === 0 ? 1 : 1 - gapMs / tradingMs };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The input.
