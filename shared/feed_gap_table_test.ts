@@ -47,7 +47,10 @@ Deno.test("windowGapsWrite() sets only gap_ms and gap_count of the window's row"
     symbol: "AAPL",
     windowStart: Date.UTC(2026, 11, 7, 15),
   }, { gapMs: 1234, gapCount: 2 });
-  assert.match(write.query, /^UPDATE ks\.trades_gold_5m SET gap_ms = \?, gap_count = \?\s+WHERE symbol = \? AND bucket = \? AND window_start = \?$/);
+  assert.match(
+    write.query,
+    /^UPDATE ks\.trades_gold_5m SET gap_ms = \?, gap_count = \?\s+WHERE symbol = \? AND bucket = \? AND window_start = \?$/,
+  );
   assert.deepEqual(write.params.slice(0, 3), [1234n, 2, "AAPL"]);
   assert.equal(write.timestamp, BigInt(Date.UTC(2026, 11, 7, 15)) * 1000n + 2n * 2n ** 27n + 1234n);
 });
