@@ -15,8 +15,9 @@
 import cassandra from "cassandra-driver";
 import type { RowWrite } from "./cassandra_writer.ts";
 import type { GapSpan, WindowGaps } from "./gap_coverage.ts";
-import { coverageWriteTimestamp } from "./gap_coverage.ts";
+import { coverageOf, coverageWriteTimestamp, windowGaps } from "./gap_coverage.ts";
 import { GOLD_TABLE, goldBucket, type Interval } from "./gold_table.ts";
+import { type TimeSpan, tradingMsWithin } from "./trading_session.ts";
 import type { FeedGap } from "./types.ts";
 
 const DAY = 86_400_000;
@@ -115,6 +116,32 @@ export async function readFeedGaps(
   return [...byId.values()]
     .sort((a, b) => a.from - b.from || (a.gapId < b.gapId ? -1 : a.gapId > b.gapId ? 1 : 0))
     .slice(0, range.limit);
+}
+
+/**
+ * The coverage of any windows of `symbol` (ascending or not), computed from `feed_gaps` rather
+ * than read from gold rows: for a window no gold table stores, such as a served roll-up (15m
+ * from 5m rows, 4h from 1h rows), where summing the parts would count a gap spanning two of them
+ * twice in `gapCount` and miss the gaps of parts without a candle. One read over the windows'
+ * whole range.
+ */
+export async function readWindowCoverage(
+  session: cassandra.Client,
+  keyspace: string,
+  symbol: string,
+  windows: readonly TimeSpan[],
+): Promise<(WindowGaps & { readonly coverage: number })[]> {
+  if (windows.length === 0) return [];
+  const from = Math.min(...windows.map((w) => w.from));
+  const to = Math.max(...windows.map((w) => w.to));
+  const gaps = await readFeedGaps(session, keyspace, { symbol, from, to, limit: 1_000_000 });
+  return windows.map((window) => {
+    const counted = windowGaps(symbol, window, gaps);
+    return {
+      ...counted,
+      coverage: coverageOf(counted.gapMs, tradingMsWithin(symbol, window.from, window.to)),
+    };
+  });
 }
 
 /**

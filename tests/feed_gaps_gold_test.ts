@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
 import type { Config } from "../shared/config.ts";
+import { readWindowCoverage } from "../shared/feed_gap_table.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { silentLogger } from "../shared/log.ts";
@@ -382,6 +383,22 @@ Deno.test({
         assert.equal(joined.trades, 1);
         assert.equal(joined.gapCount, 1);
         assert.equal(joined.coverage, 1 - 3 / 5);
+
+        // Any window's coverage straight from feed_gaps (a served roll-up's): every 15 minutes.
+        for (const symbol of SYMBOLS) {
+          const quarters = Array.from({ length: 16 }, (_, i) => ({
+            from: T0 + i * 15 * MINUTE,
+            to: T0 + (i + 1) * 15 * MINUTE,
+          }));
+          const got = await readWindowCoverage(client, config.cassandra.keyspace, symbol, quarters);
+          assert.deepEqual(
+            got.map(({ gapMs, gapCount }) => ({ gapMs, gapCount })),
+            quarters.map((q) => {
+              const { gapMs, gapCount } = expectedFor(symbol, q.from, q.to, all);
+              return { gapMs, gapCount };
+            }),
+          );
+        }
 
         // /api/gaps: the symbol's gaps of the range by start, each once.
         const store = createMarketStore(client, config.cassandra.keyspace);

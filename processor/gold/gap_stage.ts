@@ -23,7 +23,12 @@
  */
 import type cassandra from "cassandra-driver";
 import type { Producer } from "kafkajs";
-import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
+import {
+  type RowWrite,
+  writeMetrics,
+  type WriteOutcome,
+  writeRows,
+} from "../../shared/cassandra_writer.ts";
 import { feedGapRows, readFeedGaps, windowGapsWrite } from "../../shared/feed_gap_table.ts";
 import { type GapSpan, union, validateFeedGap, windowGaps } from "../../shared/gap_coverage.ts";
 import {
@@ -84,37 +89,7 @@ export function createGapStage(options: GapStageOptions): Stage {
     "Gold windows whose gap_ms/gap_count were (re)computed and written, by interval.",
   );
 
-  async function write(rows: readonly RowWrite<string>[]): Promise<void> {
-    const failures = await writeRows(session, rows, { concurrency, observe });
-    // Rows built from validated gaps: a refusal is a bug or a schema not applied, not bad input.
-    if (failures.length > 0) throw failures[0]!.error;
-  }
-
-  /** Recomputes and writes the coverage of every window of `symbol` that `spans` touch. */
-  async function amend(symbol: string, spans: readonly TimeSpan[]): Promise<void> {
-    for (const interval of INTERVALS) {
-      const windows = touchedWindows(spans, interval);
-      if (windows.length === 0) continue;
-      const first = windows[0]!;
-      const gaps = await readFeedGaps(session, keyspace, {
-        symbol,
-        from: first,
-        to: windowEnd(windows[windows.length - 1]!, interval),
-        limit: 1_000_000,
-      });
-      let rows: RowWrite<string>[] = [];
-      for (const [start, counted] of coverages(symbol, interval, windows, gaps)) {
-        rows.push(windowGapsWrite(keyspace, { interval, symbol, windowStart: start }, counted));
-        if (rows.length >= WRITE_CHUNK) {
-          await write(rows);
-          amended.inc({ interval }, rows.length);
-          rows = [];
-        }
-      }
-      await write(rows);
-      amended.inc({ interval }, rows.length);
-    }
-  }
+  const target: CoverageTarget = { session, keyspace, concurrency, observe };
 
   return {
     name: "gold",
@@ -129,9 +104,12 @@ export function createGapStage(options: GapStageOptions): Stage {
         }
       }
       const at = now();
-      await write(gaps.flatMap((gap) => feedGapRows(keyspace, gap, at)));
+      await write(target, gaps.flatMap((gap) => feedGapRows(keyspace, gap, at)));
       stored.inc({}, gaps.length);
-      for (const [symbol, spans] of spansBySymbol(gaps)) await amend(symbol, spans);
+      for (const [symbol, spans] of spansBySymbol(gaps)) {
+        const written = await amendCoverage(target, symbol, spans);
+        for (const interval of INTERVALS) amended.inc({ interval }, written[interval]);
+      }
       await input.deadLetter(rejects);
       if (gaps.length > 0) {
         log.info("feed gaps stored, coverage amended", {
@@ -140,6 +118,63 @@ export function createGapStage(options: GapStageOptions): Stage {
       }
     },
   };
+}
+
+/** Where {@linkcode amendCoverage} reads and writes. */
+export interface CoverageTarget {
+  readonly session: cassandra.Client;
+  readonly keyspace: string;
+  /** Most Cassandra requests in flight. */
+  readonly concurrency: number;
+  /** Observes each write request (`writeMetrics()`). Default none. */
+  readonly observe?: (seconds: number, outcome: WriteOutcome) => void;
+}
+
+async function write(target: CoverageTarget, rows: readonly RowWrite<string>[]): Promise<void> {
+  const failures = await writeRows(target.session, rows, {
+    concurrency: target.concurrency,
+    ...(target.observe ? { observe: target.observe } : {}),
+  });
+  // Rows built from validated gaps: a refusal is a bug or a schema not applied, not bad input.
+  if (failures.length > 0) throw failures[0]!.error;
+}
+
+/**
+ * Recomputes from `feed_gaps` and writes the coverage (`gap_ms`, `gap_count`) of every window of
+ * every interval that `spans` (sorted, disjoint) of `symbol` overlap and some gap touches in
+ * trading hours; returns how many windows it wrote per interval. Idempotent and order-free (see
+ * the module documentation): anything that rewrites gold rows whole (a rebuild that deletes
+ * rows) can call it for the span afterwards to put the coverage back.
+ */
+export async function amendCoverage(
+  target: CoverageTarget,
+  symbol: string,
+  spans: readonly TimeSpan[],
+): Promise<Record<Interval, number>> {
+  const written = Object.fromEntries(INTERVALS.map((i) => [i, 0])) as Record<Interval, number>;
+  for (const interval of INTERVALS) {
+    const windows = touchedWindows(spans, interval);
+    if (windows.length === 0) continue;
+    const gaps = await readFeedGaps(target.session, target.keyspace, {
+      symbol,
+      from: windows[0]!,
+      to: windowEnd(windows[windows.length - 1]!, interval),
+      limit: 1_000_000,
+    });
+    let rows: RowWrite<string>[] = [];
+    const flush = async () => {
+      await write(target, rows);
+      written[interval] += rows.length;
+      rows = [];
+    };
+    for (const [start, counted] of coverages(symbol, interval, windows, gaps)) {
+      const key = { interval, symbol, windowStart: start };
+      rows.push(windowGapsWrite(target.keyspace, key, counted));
+      if (rows.length >= WRITE_CHUNK) await flush();
+    }
+    await flush();
+  }
+  return written;
 }
 
 /** Each symbol's gaps of the batch, as merged spans. */
