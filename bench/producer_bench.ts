@@ -121,7 +121,11 @@ async function main() {
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "bench" });
   const admin = kafka.admin();
   await admin.connect();
-  const topics = [config.kafka.topics.raw, config.kafka.topics.deadLetter];
+  const topics = [
+    config.kafka.topics.raw,
+    config.kafka.topics.deadLetter,
+    config.kafka.topics.gaps,
+  ];
   await ensureTopics(admin, config.kafka, topics);
 
   const controller = new AbortController();

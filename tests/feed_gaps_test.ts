@@ -24,10 +24,17 @@ const SYMBOLS = ["AAPL", "MSFT", "BINANCE:BTCUSDT"];
  * producer, or the producer's clock read after sending its subscribes, on a loaded machine.
  */
 const TOLERANCE_MS = 25;
+/**
+ * The same across two processes: the simulator (in this test's process) reads a child
+ * producer's subscribes when its event loop gets to them; on a loaded machine that was seen to
+ * take 100 ms.
+ */
+const CROSS_PROCESS_MS = 300;
 
 /** Runs `body` with a simulator and a config against it with every pipeline topic created. */
 async function withGapFeed(
   body: (sim: Simulator, config: Config) => Promise<void>,
+  env: Record<string, string> = {},
 ): Promise<void> {
   await services();
   const sim = await startSimulator({ rate: 200, pingIntervalMs: 1_000 });
@@ -38,6 +45,7 @@ async function withGapFeed(
     FINNHUB_RECONNECT_BASE_MS: "50",
     FINNHUB_RECONNECT_MAX_MS: "1000",
     PRODUCER_LINGER_MS: "5",
+    ...env,
   });
   try {
     await provisionTopics(config);
@@ -72,38 +80,46 @@ function subscribedOn(sim: Simulator, id: number): boolean {
     SYMBOLS.length;
 }
 
+/** Runs the producer in this process until `body` is done; returns its metrics. */
+async function withInProcessProducer(
+  config: Config,
+  body: (metrics: ReturnType<typeof createProducer>["metrics"]) => Promise<void>,
+) {
+  const controller = new AbortController();
+  const producer = createProducer({
+    config,
+    log: testLogger("producer"),
+    signal: controller.signal,
+    statsIntervalMs: 0,
+    feedId: "itest",
+  });
+  const running = producer.run();
+  running.catch(() => {});
+  try {
+    await body(producer.metrics);
+  } finally {
+    controller.abort();
+    await running;
+  }
+  return producer.metrics.snapshot();
+}
+
 Deno.test({
   name:
     "each simulated drop is one reconnect gap from the simulator's close to the new subscribe, within a few ms",
   ...kafkaTestOptions,
   fn: () =>
     withGapFeed(async (sim, config) => {
-      const controller = new AbortController();
-      const producer = createProducer({
-        config,
-        log: testLogger("producer"),
-        signal: controller.signal,
-        statsIntervalMs: 0,
-        feedId: "itest",
-      });
-      const running = producer.run();
-      running.catch(() => {});
       const drops = 3;
-      try {
+      const m = await withInProcessProducer(config, async (metrics) => {
         await waitFor("the first subscription", () => subscribedOn(sim, 1));
         for (let n = 1; n <= drops; n++) {
-          const trades = producer.metrics.tradesProduced;
-          await waitFor(
-            "trades on this connection",
-            () => producer.metrics.tradesProduced > trades,
-          );
+          const trades = metrics.tradesProduced;
+          await waitFor("trades on this connection", () => metrics.tradesProduced > trades);
           sim.inject({ type: "drop" });
           await waitFor(`connection ${n + 1} subscribed`, () => subscribedOn(sim, n + 1));
         }
-      } finally {
-        controller.abort();
-        await running;
-      }
+      });
       const gaps = await readGaps(config, drops);
       const { closed, subscribes } = timelineOf(sim.timeline());
       const offsets: number[] = [];
@@ -126,7 +142,6 @@ Deno.test({
         assert.ok(gap.detectedAtMs >= gap.toMs);
       });
       console.log(`gap ends vs the simulator's timeline: at most ${Math.max(...offsets)} ms`);
-      const m = producer.metrics.snapshot();
       assert.equal(m.feedGaps.reconnect, drops);
       assert.equal(m.feedGapsPublished, drops);
       assert.equal(m.feedGapMs.reconnect, gaps.reduce((sum, g) => sum + g.toMs - g.fromMs, 0));
@@ -134,28 +149,74 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a drop whose reconnect is refused with 429 is one auth_backoff gap from the close to the subscribe after the back-off",
+  ...kafkaTestOptions,
+  fn: () =>
+    withGapFeed(async (sim, config) => {
+      const metrics = await withInProcessProducer(config, async (metrics) => {
+        await waitFor("the first subscription", () => subscribedOn(sim, 1));
+        await waitFor("trades", () => metrics.tradesProduced > 0);
+        sim.inject({ type: "refuse", status: 429, count: 1 });
+        sim.inject({ type: "drop" });
+        await waitFor("connection 2 subscribed", () => subscribedOn(sim, 2));
+      });
+      const [gap] = await readGaps(config, 1);
+      const { closed, subscribes } = timelineOf(sim.timeline());
+      assert.equal(sim.stats().handshakesRefused, 1);
+      assert.equal(gap!.cause, "auth_backoff");
+      const fromLate = gap!.fromMs - closed.get(1)!.atMs;
+      const toEarly = Math.min(...subscribes.get(2)!) - gap!.toMs;
+      assert.ok(fromLate >= 0 && fromLate <= TOLERANCE_MS, `from ${fromLate} ms late`);
+      assert.ok(toEarly >= 0 && toEarly <= TOLERANCE_MS, `to ${toEarly} ms early`);
+      assert.ok(gap!.toMs - gap!.fromMs >= 200, "the gap holds the 200 ms auth back-off");
+      assert.equal(metrics.feedGaps.auth_backoff, 1);
+    }, { FINNHUB_AUTH_BACKOFF_MS: "200" }),
+});
+
+Deno.test({
+  name:
+    "a silent feed is one watchdog gap from the last frame before the silence to the new subscribe",
+  ...kafkaTestOptions,
+  fn: () =>
+    withGapFeed(async (sim, config) => {
+      let silencedAt = 0;
+      await withInProcessProducer(config, async (metrics) => {
+        await waitFor("the first subscription", () => subscribedOn(sim, 1));
+        await waitFor("trades", () => metrics.tradesProduced > 100);
+        silencedAt = Date.now();
+        // Longer than the watchdog (400 ms), over before the new connection's watchdog.
+        sim.inject({ type: "silence", ms: 600 });
+        await waitFor("connection 2 subscribed", () => subscribedOn(sim, 2));
+        const trades = metrics.tradesProduced;
+        await waitFor("trades on connection 2", () => metrics.tradesProduced > trades + 100);
+      });
+      const [gap] = await readGaps(config, 1);
+      const { closed, subscribes } = timelineOf(sim.timeline());
+      assert.equal(gap!.cause, "watchdog");
+      assert.equal(closed.get(1)!.by, "client", "the producer gave up on the silent socket");
+      // The last frame came just before the silence (200 trades/s: every few ms).
+      const lastFrameBefore = silencedAt - gap!.fromMs;
+      assert.ok(
+        lastFrameBefore >= 0 && lastFrameBefore <= TOLERANCE_MS,
+        `the last frame ${lastFrameBefore} ms before the silence`,
+      );
+      const toEarly = Math.min(...subscribes.get(2)!) - gap!.toMs;
+      assert.ok(toEarly >= 0 && toEarly <= TOLERANCE_MS, `to ${toEarly} ms early`);
+    }, { FINNHUB_WATCHDOG_MS: "400" }),
+});
+
+Deno.test({
   name: "a clean run publishes no gap",
   ...kafkaTestOptions,
   fn: () =>
     withGapFeed(async (sim, config) => {
-      const controller = new AbortController();
-      const producer = createProducer({
-        config,
-        log: testLogger("producer"),
-        signal: controller.signal,
-        statsIntervalMs: 0,
-      });
-      const running = producer.run();
-      running.catch(() => {});
-      try {
+      const metrics = await withInProcessProducer(config, async (metrics) => {
         await waitFor("the subscription", () => subscribedOn(sim, 1));
-        await waitFor("trades", () => producer.metrics.tradesProduced > 200);
-      } finally {
-        controller.abort();
-        await running;
-      }
+        await waitFor("trades", () => metrics.tradesProduced > 200);
+      });
       assert.deepEqual(await readGaps(config, 0), []);
-      assert.equal(producer.metrics.snapshot().feedGapsPublished, 0);
+      assert.equal(metrics.feedGapsPublished, 0);
     }),
 });
 
@@ -205,10 +266,12 @@ Deno.test({
           gap!.fromMs >= killedAt - 1_000 - TOLERANCE_MS && gap!.fromMs >= firstSubscribed,
           `from ${killedAt - gap!.fromMs} ms before the kill`,
         );
-        // ... to the new subscription.
+        // ... to the new subscription: taken by the producer just before its subscribes left,
+        // seen by the simulator when this (another, busy) process read them.
+        const seenLater = resubscribed - gap!.toMs;
         assert.ok(
-          Math.abs(resubscribed - gap!.toMs) <= TOLERANCE_MS,
-          `to ${resubscribed - gap!.toMs} ms from the new subscribe`,
+          seenLater >= -TOLERANCE_MS && seenLater <= CROSS_PROCESS_MS,
+          `to ${seenLater} ms before the simulator saw the new subscribe`,
         );
         console.log(
           `producer_down gap: from ${killedAt - gap!.fromMs} ms before the kill to ${

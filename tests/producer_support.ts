@@ -1,5 +1,5 @@
 /**
- * Pieces of the producer's integration tests: fresh raw and dead-letter topics on the real
+ * Pieces of the producer's integration tests: fresh raw, dead-letter and feed-gap topics on the real
  * Kafka, the simulator as the feed (its ground-truth log kept), the producer running in-process
  * against it, and reading a topic back whole.
  *
@@ -38,23 +38,26 @@ export async function producerTestConfig(
   const admin = createKafka(config.kafka, silentLogger()).admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, config.kafka, [
-      config.kafka.topics.raw,
-      config.kafka.topics.deadLetter,
-    ]);
+    await ensureTopics(admin, config.kafka, producerTopics(config));
   } finally {
     await admin.disconnect();
   }
   return config;
 }
 
-/** Deletes the config's raw and dead-letter topics and their registry subjects (best effort). */
+/** The topics an in-process producer writes: raw trades, dead letters and feed gaps. */
+function producerTopics(config: Config): string[] {
+  const { raw, deadLetter, gaps } = config.kafka.topics;
+  return [raw, deadLetter, gaps];
+}
+
+/** Deletes the producer's topics and their registry subjects (best effort). */
 export async function deleteTopics(config: Config): Promise<void> {
-  await deleteSubjects([config.kafka.topics.raw, config.kafka.topics.deadLetter]);
+  await deleteSubjects(producerTopics(config));
   const admin = createKafka(config.kafka, silentLogger()).admin();
   try {
     await admin.connect();
-    await admin.deleteTopics({ topics: [config.kafka.topics.raw, config.kafka.topics.deadLetter] });
+    await admin.deleteTopics({ topics: producerTopics(config) });
   } catch {
     /* best effort */
   } finally {
