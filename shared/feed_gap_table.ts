@@ -82,7 +82,9 @@ export interface GapRange {
  * The gaps of `symbol` that overlap `[from, to)`, each id once (with its latest end), ordered by
  * start then id: the first `limit` of them. Reads the partition of each UTC day of the range, in
  * order, and stops once a day's gaps reach the limit (a gap first seen in a later day starts
- * after every gap already seen).
+ * after every gap already seen). Each day reads at most `limit + 1` rows by start, those that
+ * ended before `from` included: a day with more gaps than that before `from` could hide some
+ * (a gap every 10 minutes is 144 a day).
  */
 export async function readFeedGaps(
   session: cassandra.Client,

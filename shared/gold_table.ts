@@ -2,7 +2,10 @@
  * The gold tables as every reader and writer sees them: the intervals, the UTC-aligned
  * event-time windows, the Cassandra partition bucket each window belongs to, and the candle a row
  * holds ({@linkcode CandleRow}, read with {@linkcode readCandles}). Gold writes the rows (with its
- * fold state besides, `processor/gold/`); the market page and `deno task start` read them.
+ * fold state besides, `processor/gold/`); the market page and `deno task start` read them. Each
+ * row also says how much of its window the feed covered (`gap_ms`, `gap_count`, written only by
+ * the gold worker's feed-gap consumer, `processor/gold/gap_stage.ts`); a row holding only those
+ * is a window with a gap and no trade, and no candle ({@linkcode hasCandle}).
  *
  * @module
  */
