@@ -13,11 +13,12 @@
  *
  * @module
  */
-import type { Kafka, Producer } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import { describeError, type Logger } from "../shared/log.ts";
 import type { Secret } from "../shared/secret.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import type { CoverageMark } from "./feed_gaps.ts";
+import type { SendingProducer } from "./kafka_sink.ts";
 
 /** Reads the last coverage mark of a feed, and writes new ones. */
 export interface CoverageStore {
@@ -44,7 +45,7 @@ export async function feedIdOf(displayUrl: string, apiKey: Secret): Promise<stri
 export interface KafkaCoverageStoreOptions {
   readonly kafka: Pick<Kafka, "consumer" | "admin">;
   /** Writes the marks; connected by the caller. */
-  readonly producer: Pick<Producer, "send">;
+  readonly producer: SendingProducer;
   readonly topic: string;
   readonly feedId: string;
   /** Encodes and decodes `FeedCoverage` (registered for `topic`). */

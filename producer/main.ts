@@ -54,21 +54,23 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
     throw error;
   }
 
+  // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
+  // that fails is logged and never stops the producer. The coverage marks go on it too.
+  const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await reportProducer.connect();
+  // The feed's identity (no secret in it): the key of its coverage marks and part of gap ids.
+  const feedId = await feedIdOf(
+    feedUrls(config.finnhub.url, config.finnhub.apiKey).display,
+    config.finnhub.apiKey,
+  );
   log.info("starting", {
     url: new URL(config.finnhub.url).origin,
     symbols: config.finnhub.symbols.length,
     brokers: config.kafka.brokers.join(","),
     topic: config.kafka.topics.raw,
     registry: config.registry.url,
+    feedId,
   });
-  // Metrics go to the status endpoint through the metrics topic, as the stages' do; a report
-  // that fails is logged and never stops the producer. The coverage marks go on it too.
-  const reportProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await reportProducer.connect();
-  const feedId = await feedIdOf(
-    feedUrls(config.finnhub.url, config.finnhub.apiKey).display,
-    config.finnhub.apiKey,
-  );
   const coverageStore = createKafkaCoverageStore({
     kafka,
     producer: reportProducer,
