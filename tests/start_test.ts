@@ -209,6 +209,7 @@ Deno.test({
           "dead letter",
           "gold 5m",
           "gold 1h",
+          "gap in gold",
           "lag",
           "status",
         ]
