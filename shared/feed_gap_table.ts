@@ -43,7 +43,8 @@ export function feedGapRows(keyspace: string, gap: FeedGap, storedAt: number): R
     cause, symbols, connection_id, detected_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
   const rows: RowWrite<string>[] = [];
   for (const symbol of new Set(gap.symbols)) {
-    for (const bucket of gapDayBuckets(gap.fromMs, gap.toMs)) {
+    // A gap of no length is still stored (and listed), under the day of its instant.
+    for (const bucket of gapDayBuckets(gap.fromMs, Math.max(gap.toMs, gap.fromMs + 1))) {
       rows.push({
         query,
         partition: `${symbol}\u0000${bucket}`,

@@ -68,3 +68,8 @@ Deno.test("the schema adds gap_ms and gap_count to every gold table, idempotentl
   }
   assert.ok(statements.some((s) => s.startsWith("CREATE TABLE IF NOT EXISTS ks.feed_gaps")));
 });
+
+Deno.test("feedGapRows() stores a gap of no length under the day of its instant", () => {
+  const rows = feedGapRows("ks", { ...GAP, symbols: ["AAPL"], toMs: GAP.fromMs }, 0);
+  assert.deepEqual(rows.map((r) => r.partition), ["AAPL\u00002026-12-05"]);
+});

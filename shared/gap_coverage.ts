@@ -115,8 +115,9 @@ function overlapMs(a: readonly TimeSpan[], b: readonly TimeSpan[]): number {
 /**
  * Checks a decoded {@linkcode FeedGap} before anything is written for it; throws a `RangeError`
  * naming the field and the value when it cannot be a gap: an empty id, times that are not
- * integer epoch milliseconds, `toMs` not after `fromMs` or more than {@linkcode MAX_GAP_MS} after
- * it, no symbols or a malformed one, an unknown cause.
+ * integer epoch milliseconds, `toMs` before `fromMs` or more than {@linkcode MAX_GAP_MS} after
+ * it, no symbols or a malformed one, an unknown cause. A gap of no length (a reconnect within one
+ * millisecond) is a gap: it is stored and listed, and covers nothing.
  */
 export function validateFeedGap(gap: FeedGap): FeedGap {
   if (gap.gapId.length === 0 || gap.gapId.length > 200) {
@@ -132,9 +133,9 @@ export function validateFeedGap(gap: FeedGap): FeedGap {
       );
     }
   }
-  if (!(gap.toMs > gap.fromMs) || gap.toMs - gap.fromMs > MAX_GAP_MS) {
+  if (!(gap.toMs >= gap.fromMs) || gap.toMs - gap.fromMs > MAX_GAP_MS) {
     throw new RangeError(
-      `Invalid feed gap ${gap.gapId}: toMs must be after fromMs by at most ${MAX_GAP_MS} ms, ` +
+      `Invalid feed gap ${gap.gapId}: toMs must be from fromMs to ${MAX_GAP_MS} ms after it, ` +
         `got fromMs ${gap.fromMs}, toMs ${gap.toMs}`,
     );
   }

@@ -208,8 +208,10 @@ const GOOD: FeedGap = {
   detectedAtMs: 1_700_000_006_000,
 };
 
-Deno.test("validateFeedGap() accepts a well-formed gap", () => {
+Deno.test("validateFeedGap() accepts a well-formed gap, one of no length too", () => {
   assert.equal(validateFeedGap(GOOD), GOOD);
+  const instant = { ...GOOD, toMs: GOOD.fromMs };
+  assert.equal(validateFeedGap(instant), instant);
 });
 
 Deno.test("validateFeedGap() names the bad field", () => {
@@ -217,9 +219,11 @@ Deno.test("validateFeedGap() names the bad field", () => {
     [{ gapId: "" }, /gapId/],
     [{ fromMs: 1.5 }, /fromMs/],
     [{ toMs: 9e15 }, /toMs/],
-    [{ toMs: GOOD.fromMs }, /toMs must be after fromMs/],
-    [{ toMs: GOOD.fromMs - 1 }, /toMs must be after fromMs/],
-    [{ toMs: GOOD.fromMs + 367 * 86_400_000 }, /at most/],
+    [{ toMs: GOOD.fromMs - 1 }, /toMs must be from fromMs to/],
+    [
+      { toMs: GOOD.fromMs + 367 * 86_400_000 },
+      /toMs must be from fromMs to 31622400000 ms after it/,
+    ],
     [{ symbols: [] }, /symbols must not be empty/],
     [{ symbols: ["aapl"] }, /symbol "aapl"/],
     [{ cause: "gremlins" as FeedGap["cause"] }, /cause must be one of/],
