@@ -14,7 +14,13 @@ import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { silentLogger } from "../shared/log.ts";
 import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
-import { type CandleRow, candleRowOf, GOLD_TABLE, type Interval } from "../shared/gold_table.ts";
+import {
+  type CandleRow,
+  candleRowOf,
+  GOLD_TABLE,
+  hasCandle,
+  type Interval,
+} from "../shared/gold_table.ts";
 import { STAGES, stageSubscriptions } from "../shared/topology.ts";
 import type { CandleUpdate } from "../shared/types.ts";
 import type { Config } from "../shared/config.ts";
@@ -122,6 +128,7 @@ async function goldCandles(client: cassandra.Client): Promise<Map<string, unknow
   const out = new Map<string, unknown>();
   for (const interval of ["5m", "1h"] as Interval[]) {
     for (const row of await allRows(client, GOLD_TABLE[interval])) {
+      if (!hasCandle(row)) continue; // only a feed gap's columns: no candle, none published
       const candle = candleRowOf(row, interval);
       out.set(candleKey(interval, candle.symbol, candle.windowStart), comparable(candle));
     }
