@@ -47,6 +47,9 @@ const COLUMN_OF: { readonly [K in keyof CandleWithSum]-?: ColumnSpec } = {
   vwap: { name: "vwap", kind: "decimal", nullable: true },
   tradeCount: { name: "trade_count", kind: "int64", nullable: false },
   isFinal: { name: "is_final", kind: "boolean", nullable: false },
+  gapMs: { name: "gap_ms", kind: "int64", nullable: false },
+  gapCount: { name: "gap_count", kind: "int64", nullable: false },
+  coverage: { name: "coverage", kind: "double", nullable: false },
 };
 
 /** The columns of an export, in file order. */

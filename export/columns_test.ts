@@ -19,6 +19,9 @@ Deno.test("EXPORT_COLUMNS holds every field of a candle once, under its Cassandr
     "vwap",
     "trade_count",
     "is_final",
+    "gap_ms",
+    "gap_count",
+    "coverage",
   ]);
   assert.deepEqual(EXPORT_COLUMNS.filter((c) => c.nullable).map((c) => c.name), ["vwap"]);
   assert.deepEqual(

@@ -58,7 +58,7 @@ Deno.test("csvValue() refuses a null in a required column and a value of the wro
 Deno.test("csvHeader() names every export column in order, CRLF-ended", () => {
   assert.equal(
     csvHeader(),
-    "symbol,interval,window_start,window_end,open,high,low,close,volume,pv_sum,vwap,trade_count,is_final\r\n",
+    "symbol,interval,window_start,window_end,open,high,low,close,volume,pv_sum,vwap,trade_count,is_final,gap_ms,gap_count,coverage\r\n",
   );
   assert.equal(csvHeader().split(",").length, EXPORT_COLUMNS.length);
 });
@@ -67,10 +67,10 @@ Deno.test("csvLine() writes a candle, a null VWAP as an empty field", () => {
   assert.equal(
     csvLine(testCandle()),
     "BINANCE:BTCUSDT,5m,2026-12-01T14:05:00.000Z,2026-12-01T14:10:00.000Z,0.1,0.30000000000000004,0.1,0.2," +
-      "0.30000000000000004,0.0700000000000000099999999999,0.2333333333,3,true\r\n",
+      "0.30000000000000004,0.0700000000000000099999999999,0.2333333333,3,true,0,0,1\r\n",
   );
   assert.equal(
     csvLine(testCandle({ symbol: "BRK.B", volume: "0", pvSum: "0", vwap: null, tradeCount: 0 })),
-    "BRK.B,5m,2026-12-01T14:05:00.000Z,2026-12-01T14:10:00.000Z,0.1,0.30000000000000004,0.1,0.2,0,0,,0,true\r\n",
+    "BRK.B,5m,2026-12-01T14:05:00.000Z,2026-12-01T14:10:00.000Z,0.1,0.30000000000000004,0.1,0.2,0,0,,0,true,0,0,1\r\n",
   );
 });

@@ -81,6 +81,9 @@ Deno.test("createParquetEncoder() writes a file hyparquet reads back value for v
       vwap: c.vwap,
       trade_count: BigInt(c.tradeCount),
       is_final: c.isFinal,
+      gap_ms: BigInt(c.gapMs),
+      gap_count: BigInt(c.gapCount),
+      coverage: c.coverage,
     }, `row ${i}`);
   });
 });

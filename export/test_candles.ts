@@ -25,6 +25,9 @@ export function testCandle(
     vwap: "0.2333333333",
     tradeCount: 3,
     isFinal: true,
+    gapMs: 0,
+    gapCount: 0,
+    coverage: 1,
     ...overrides,
   };
 }

@@ -61,6 +61,11 @@ export interface RunStageOptions {
   readonly retryBaseMs?: number;
   /** Longest retry delay in ms. Default 10000. */
   readonly retryMaxMs?: number;
+  /**
+   * The `stage` label of the runner's metrics. Default the stage's name; a second consumer in a
+   * stage's process (the gold worker's feed-gap consumer) counts under its own.
+   */
+  readonly metricsStage?: string;
   /** Period of `stage.tick()` in ms. Default 500. */
   readonly tickMs?: number;
   /**
@@ -78,7 +83,7 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   const { consumer, topic, log, metrics, signal } = options;
   const retryBaseMs = options.retryBaseMs ?? 250;
   const retryMaxMs = options.retryMaxMs ?? 10_000;
-  const labels = { stage: stage.name };
+  const labels = { stage: options.metricsStage ?? stage.name };
   const batches = metrics.counter("pipeline_stage_batches_total", "Batches made durable.");
   const messagesIn = metrics.counter(
     METRIC.stageMessagesIn,

@@ -18,9 +18,16 @@ import type { Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
 import { createBronzeStage } from "./bronze/bronze_stage.ts";
 import type { Candle } from "./gold/candle.ts";
+import { createGapStage } from "./gold/gap_stage.ts";
 import { createGoldStage } from "./gold/gold_stage.ts";
 import { createSilverStage } from "./silver/silver_stage.ts";
-import { groupIdOf, inputTopicOf, type StageName, writtenSchemas } from "../shared/topology.ts";
+import {
+  gapsGroupIdOf,
+  groupIdOf,
+  inputTopicOf,
+  type StageName,
+  writtenSchemas,
+} from "../shared/topology.ts";
 import { runStage, type Stage } from "./stage_runner.ts";
 
 /** Options of {@linkcode runStageWorker}. */
@@ -106,22 +113,7 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: stage });
   const session = createCassandraClient(config.cassandra, { applicationName: `market-${stage}` });
   const producer = createStageProducer(kafka);
-  const consumer = kafka.consumer({
-    groupId: options.groupId ?? groupIdOf(config, stage),
-    sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    // Batches grow with load: the broker holds a fetch until 256 KiB are there or 100 ms have
-    // passed, so under load one batch covers many records (fewer, larger Cassandra requests and
-    // Kafka fetches), while at low rates a record still waits at most 100 ms. 256 KiB a
-    // partition (about 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's
-    // memory.
-    minBytes: 256 * 1024,
-    maxWaitTimeInMs: 100,
-    maxBytesPerPartition: 256 * 1024,
-    maxBytes: 1024 * 1024,
-    allowAutoTopicCreation: false,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-  });
+  const consumer = createStageConsumer(kafka, config, options.groupId ?? groupIdOf(config, stage));
   try {
     await session.connect();
     await producer.connect();
@@ -143,17 +135,35 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
       log,
     });
     try {
-      await runStage(built, {
-        consumer,
-        topic: inputTopicOf(config, stage),
-        log,
-        metrics,
-        signal,
-        // Bronze and silver work on every assigned partition at once: a batch mostly waits on
-        // Cassandra and Kafka round trips, which then overlap instead of adding up.
-        partitionsConsumedConcurrently: stage === "gold" ? 1 : config.kafka.partitions,
-        tickMs: Math.min(config.gold.flushIntervalMs, 1000),
-      });
+      // Either consumer failing for good stops the other: the worker exits and is restarted whole.
+      const failed = new AbortController();
+      const stop = AbortSignal.any([signal, failed.signal]);
+      const stopOthersOnFailure = (error: unknown) => {
+        failed.abort();
+        throw error;
+      };
+      const runs = [
+        runStage(built, {
+          consumer,
+          topic: inputTopicOf(config, stage),
+          log,
+          metrics,
+          signal: stop,
+          // Bronze and silver work on every assigned partition at once: a batch mostly waits on
+          // Cassandra and Kafka round trips, which then overlap instead of adding up.
+          partitionsConsumedConcurrently: stage === "gold" ? 1 : config.kafka.partitions,
+          tickMs: Math.min(config.gold.flushIntervalMs, 1000),
+        }).catch(stopOthersOnFailure),
+      ];
+      if (stage === "gold") {
+        runs.push(
+          runGapConsumer(kafka, { config, session, producer, wire, log, metrics, signal: stop })
+            .catch(stopOthersOnFailure),
+        );
+      }
+      const ends = await Promise.allSettled(runs);
+      const failure = ends.find((end) => end.status === "rejected");
+      if (failure) throw failure.reason;
     } finally {
       await reporter.stop();
     }
@@ -161,4 +171,62 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
     await producer.disconnect().catch((error) => log.warn("producer disconnect failed", { error }));
     await session.shutdown().catch((error) => log.warn("cassandra shutdown failed", { error }));
   }
+}
+
+/**
+ * The gold worker's second consumer: feed gaps into `feed_gaps` and gold coverage
+ * (`gold/gap_stage.ts`), in a group of its own, until `signal` aborts.
+ */
+async function runGapConsumer(
+  kafka: Kafka,
+  deps: {
+    readonly config: Config;
+    readonly session: cassandra.Client;
+    readonly producer: Producer;
+    readonly wire: WireCodec;
+    readonly log: Logger;
+    readonly metrics: MetricsRegistry;
+    readonly signal: AbortSignal;
+  },
+): Promise<void> {
+  const { config, session, producer, wire, metrics, signal } = deps;
+  const log = deps.log.child("gaps");
+  const stage = createGapStage({
+    session,
+    keyspace: config.cassandra.keyspace,
+    producer,
+    deadLetterTopic: config.kafka.topics.deadLetter,
+    wire,
+    log,
+    metrics,
+    concurrency: config.cassandra.maxConcurrency,
+  });
+  await runStage(stage, {
+    consumer: createStageConsumer(kafka, config, gapsGroupIdOf(config)),
+    topic: config.kafka.topics.gaps,
+    log,
+    metrics,
+    signal,
+    metricsStage: "gold_gaps",
+  });
+}
+
+/** A stage's consumer in `groupId`: manual commits, batches bounded in bytes. */
+function createStageConsumer(kafka: Kafka, config: Config, groupId: string) {
+  return kafka.consumer({
+    groupId,
+    sessionTimeout: config.kafka.sessionTimeoutMs,
+    heartbeatInterval: config.kafka.heartbeatIntervalMs,
+    // Batches grow with load: the broker holds a fetch until 256 KiB are there or 100 ms have
+    // passed, so under load one batch covers many records (fewer, larger Cassandra requests and
+    // Kafka fetches), while at low rates a record still waits at most 100 ms. 256 KiB a
+    // partition (about 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's
+    // memory.
+    minBytes: 256 * 1024,
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 256 * 1024,
+    maxBytes: 1024 * 1024,
+    allowAutoTopicCreation: false,
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
 }

@@ -2,12 +2,17 @@
  * The gold tables as every reader and writer sees them: the intervals, the UTC-aligned
  * event-time windows, the Cassandra partition bucket each window belongs to, and the candle a row
  * holds ({@linkcode CandleRow}, read with {@linkcode readCandles}). Gold writes the rows (with its
- * fold state besides, `processor/gold/`); the market page and `deno task start` read them.
+ * fold state besides, `processor/gold/`); the market page and `deno task start` read them. Each
+ * row also says how much of its window the feed covered (`gap_ms`, `gap_count`, written only by
+ * the gold worker's feed-gap consumer, `processor/gold/gap_stage.ts`); a row holding only those
+ * is a window with a gap and no trade, and no candle ({@linkcode hasCandle}).
  *
  * @module
  */
 import cassandra from "cassandra-driver";
 import { formatDecimal, parseDecimal } from "./decimal.ts";
+import { coverageOf } from "./gap_coverage.ts";
+import { tradingMsWithin } from "./trading_session.ts";
 import type { CandleInterval } from "./types.ts";
 
 /** The candle intervals gold folds and stores. */
@@ -151,11 +156,30 @@ export interface CandleRow {
   readonly vwap: string | null;
   readonly tradeCount: number;
   readonly isFinal: boolean;
+  /**
+   * Milliseconds of the window in the symbol's trading hours that known feed gaps cover
+   * (`shared/gap_coverage.ts`); 0 when none.
+   */
+  readonly gapMs: number;
+  /** Distinct feed gaps touching the window in trading hours. */
+  readonly gapCount: number;
+  /** `1 - gapMs / trading ms of the window`, 1 when the window has no trading time. */
+  readonly coverage: number;
 }
 
 /** The columns {@linkcode candleRowOf} reads. */
 export const CANDLE_ROW_COLUMNS =
-  "symbol, window_start, window_end, open, high, low, close, volume, vwap, trade_count, is_final";
+  "symbol, window_start, window_end, open, high, low, close, volume, vwap, trade_count, " +
+  "is_final, gap_ms, gap_count";
+
+/**
+ * Whether a gold row holds a candle. A window with no trade may still have a row holding only
+ * its feed-gap columns (written by the gap consumer, `processor/gold/gap_stage.ts`): no candle.
+ */
+export function hasCandle(row: cassandra.types.Row): boolean {
+  const count = row.get("trade_count");
+  return count !== null && count !== undefined;
+}
 
 function decimalText(value: unknown): string | null {
   if (value === null || value === undefined) return null;
@@ -187,13 +211,20 @@ export function summedCandleOf(row: cassandra.types.Row, interval: Interval): Su
   };
 }
 
-/** The candle of a gold row read with (at least) {@linkcode CANDLE_ROW_COLUMNS}. */
+/**
+ * The candle of a gold row read with (at least) {@linkcode CANDLE_ROW_COLUMNS}; the row must
+ * hold one ({@linkcode hasCandle}).
+ */
 export function candleRowOf(row: cassandra.types.Row, interval: Interval): CandleRow {
+  const symbol: string = row.get("symbol");
+  const start = (row.get("window_start") as Date).getTime();
+  const end = (row.get("window_end") as Date).getTime();
+  const gapMs = Number(row.get("gap_ms") ?? 0n);
   return {
-    symbol: row.get("symbol"),
+    symbol,
     interval,
-    windowStart: (row.get("window_start") as Date).getTime(),
-    windowEnd: (row.get("window_end") as Date).getTime(),
+    windowStart: start,
+    windowEnd: end,
     open: row.get("open"),
     high: row.get("high"),
     low: row.get("low"),
@@ -202,6 +233,9 @@ export function candleRowOf(row: cassandra.types.Row, interval: Interval): Candl
     vwap: decimalText(row.get("vwap")),
     tradeCount: Number(row.get("trade_count") ?? 0n),
     isFinal: row.get("is_final") === true,
+    gapMs,
+    gapCount: row.get("gap_count") ?? 0,
+    coverage: coverageOf(gapMs, tradingMsWithin(symbol, start, end)),
   };
 }
 
@@ -259,8 +293,9 @@ async function readRange<T>(
       new Date(range.to),
       want,
     ], { prepare: true });
-    // Rows come newest first (CLUSTERING ORDER BY window_start DESC).
-    for (const row of result.rows) rows.push(of(row, range.interval));
+    // Rows come newest first (CLUSTERING ORDER BY window_start DESC). A row of a window with
+    // no trade but a feed gap holds no candle (a window without trades has none either).
+    for (const row of result.rows) if (hasCandle(row)) rows.push(of(row, range.interval));
   }
   return rows.reverse();
 }
@@ -311,7 +346,7 @@ export async function* readCandlesStream(
     ], { prepare: true, fetchSize: options.fetchSize ?? 1000 });
     // The async iterator fetches the following pages on demand.
     for await (const row of result) {
-      yield summedCandleOf(row, span.interval);
+      if (hasCandle(row)) yield summedCandleOf(row, span.interval);
     }
   }
 }

@@ -14,11 +14,18 @@
  *   of averages;
  * - a roll-up is final when every constituent is final and its own window has ended more than the
  *   allowed lateness ago: a constituent with no trade yet has no row, so the constituents' flags
- *   alone cannot say the last of them is over.
+ *   alone cannot say the last of them is over;
+ * - feed-gap coverage is provisional here: `gapMs` is the constituents' sum (exact over the
+ *   constituents that have a row, since they do not overlap), `gapCount` their largest count (a
+ *   gap over two constituents is one gap). Readers replace both with the exact values from the
+ *   gaps themselves (`withExactCoverage` of `served_candles.ts`), which also counts the gaps of
+ *   constituent windows that had no trade and so no candle.
  *
  * @module
  */
 import { add, divide, formatDecimal, parseDecimal, ZERO } from "./decimal.ts";
+import { coverageOf } from "./gap_coverage.ts";
+import { tradingMsWithin } from "./trading_session.ts";
 import {
   INTERVAL_MS,
   ROLLUP_SOURCE,
@@ -103,7 +110,11 @@ function rollUpWindow(
   let tradeCount = 0;
   let priceOnlyCount = 0;
   let lateCount = 0;
+  let gapMs = 0;
+  let gapCount = 0;
   for (const c of ordered) {
+    gapMs += c.gapMs;
+    gapCount = Math.max(gapCount, c.gapCount);
     volume = add(volume, parseDecimal(c.volume));
     pvSum = add(pvSum, parseDecimal(c.pvSum));
     high = Math.max(high, c.high);
@@ -129,6 +140,9 @@ function rollUpWindow(
     pvSum: formatDecimal(pvSum),
     priceOnlyCount,
     lateCount,
+    gapMs,
+    gapCount,
+    coverage: coverageOf(gapMs, tradingMsWithin(first.symbol, start, end)),
   };
 }
 

@@ -37,6 +37,9 @@ function candle(overrides: Partial<SummedCandle> & { readonly windowStart: numbe
     pvSum: "200",
     priceOnlyCount: 0,
     lateCount: 0,
+    gapMs: 0,
+    gapCount: 0,
+    coverage: 1,
     ...overrides,
   };
 }
@@ -99,6 +102,9 @@ Deno.test("rollUp() takes open of the first, close of the last, high and low of 
     pvSum: "6.5",
     priceOnlyCount: 6,
     lateCount: 1,
+    gapMs: 0,
+    gapCount: 0,
+    coverage: 1,
   });
 });
 
@@ -253,6 +259,9 @@ function summed(c: Candle): SummedCandle {
     pvSum: formatDecimal(c.pvSum),
     priceOnlyCount: c.priceOnlyCount,
     lateCount: c.lateCount,
+    gapMs: 0,
+    gapCount: 0,
+    coverage: 1,
   };
 }
 

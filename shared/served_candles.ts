@@ -19,7 +19,31 @@ import {
   type SummedCandle,
   windowStart,
 } from "./gold_table.ts";
+import { readWindowCoverage } from "./feed_gap_table.ts";
 import { constituentsPerWindow, rollUp, type RollUpOptions } from "./rollup.ts";
+
+/** Roll-ups gathered before their exact coverage is read in one go, when streaming. */
+const COVERAGE_BATCH = 256;
+
+/**
+ * `candles` (roll-ups of one symbol) with their exact feed-gap coverage, computed from the gaps
+ * themselves (`readWindowCoverage`) in one read: `rollUp()` can only sum its constituents' and
+ * would count a gap over two of them twice, and miss the gaps of those without a candle.
+ */
+async function withExactCoverage(
+  session: cassandra.Client,
+  keyspace: string,
+  candles: readonly SummedCandle[],
+): Promise<SummedCandle[]> {
+  if (candles.length === 0) return [];
+  const coverage = await readWindowCoverage(
+    session,
+    keyspace,
+    candles[0]!.symbol,
+    candles.map((c) => ({ from: c.windowStart, to: c.windowEnd })),
+  );
+  return candles.map((c, i) => ({ ...c, ...coverage[i]! }));
+}
 
 /** What {@linkcode readServedCandles} reads. */
 export interface ServedRange {
@@ -58,7 +82,7 @@ export async function readServedCandles(
   });
   const rolled = rollUp(rows, interval, options);
   if (rows.length >= readLimit) rolled.shift();
-  return rolled.slice(-range.limit);
+  return await withExactCoverage(session, keyspace, rolled.slice(-range.limit));
 }
 
 /** What {@linkcode readServedCandlesStream} reads: every candle of the span, of any served interval. */
@@ -75,7 +99,8 @@ export interface ServedSpan {
  * Every candle of the span, oldest first, a Cassandra page at a time (exports: `export/`): a
  * stored interval by `readCandlesStream`; a roll-up from the stream of the rows it is made of
  * (the last window whole, though it ends after `to`), each window rolled up as soon as the
- * stream passes it, so memory holds one page and one window's constituents.
+ * stream passes it, and given its exact coverage 256 roll-ups at a time, so memory holds one
+ * page and 256 roll-ups.
  */
 export async function* readServedCandlesStream(
   session: cassandra.Client,
@@ -97,14 +122,20 @@ export async function* readServedCandlesStream(
   }, read);
   let group: SummedCandle[] = [];
   let groupStart = NaN;
+  let rolled: SummedCandle[] = [];
   for await (const row of rows) {
     const start = windowStart(row.windowStart, interval);
     if (start !== groupStart && group.length > 0) {
-      yield* rollUp(group, interval, { now, allowedLatenessMs });
+      rolled.push(...rollUp(group, interval, { now, allowedLatenessMs }));
       group = [];
+      if (rolled.length >= COVERAGE_BATCH) {
+        yield* await withExactCoverage(session, keyspace, rolled);
+        rolled = [];
+      }
     }
     groupStart = start;
     group.push(row);
   }
-  if (group.length > 0) yield* rollUp(group, interval, { now, allowedLatenessMs });
+  if (group.length > 0) rolled.push(...rollUp(group, interval, { now, allowedLatenessMs }));
+  yield* await withExactCoverage(session, keyspace, rolled);
 }

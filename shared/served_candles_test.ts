@@ -21,6 +21,7 @@ function fakeSession(rows: readonly StoredRow[]) {
   const session = {
     execute(query: string, params: unknown[]) {
       const table = /FROM \w+\.(\w+)/.exec(query)![1]!;
+      if (table === "feed_gaps") return Promise.resolve({ rows: [] });
       const interval = table.replace("trades_gold_", "") as Interval;
       const [, bucket, from, to, limit] = params as [
         string,
@@ -141,6 +142,7 @@ function fakeStreamSession(rows: readonly StoredRow[]) {
   const session = {
     execute(query: string, params: unknown[]) {
       const table = /FROM \w+\.(\w+)/.exec(query)![1]!;
+      if (table === "feed_gaps") return Promise.resolve({ rows: [] });
       const interval = table.replace("trades_gold_", "") as Interval;
       const [, bucket, from, to] = params as [string, { toString(): string }, Date, Date];
       const found = rows

@@ -35,19 +35,33 @@ export function groupIdOf(config: Config, stage: StageName): string {
   return `${config.kafka.groupPrefix}.${stage}`;
 }
 
+/**
+ * The consumer group of the gold worker's feed-gap consumer (`processor/gold/gap_stage.ts`),
+ * which reads the gaps topic beside gold's own consumer of silver.
+ */
+export function gapsGroupIdOf(config: Config): string {
+  return `${config.kafka.groupPrefix}.gold-gaps`;
+}
+
 /** The topic a stage consumes. */
 export function inputTopicOf(config: Config, stage: StageName): string {
   return stage === "gold" ? config.kafka.topics.silver : config.kafka.topics.raw;
 }
 
-/** Each stage's consumer group with the topic it reads: what consumer lag is measured on. */
+/**
+ * Each consumer group of the processor with the topic it reads: what consumer lag is measured on.
+ * The stages' first, in {@linkcode STAGES} order, then the gold worker's feed-gap consumer.
+ */
 export function stageSubscriptions(
   config: Config,
 ): { readonly group: string; readonly topic: string }[] {
-  return STAGES.map((stage) => ({
-    group: groupIdOf(config, stage),
-    topic: inputTopicOf(config, stage),
-  }));
+  return [
+    ...STAGES.map((stage) => ({
+      group: groupIdOf(config, stage),
+      topic: inputTopicOf(config, stage),
+    })),
+    { group: gapsGroupIdOf(config), topic: config.kafka.topics.gaps },
+  ];
 }
 
 /** The topics of the config, by their key. */

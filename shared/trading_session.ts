@@ -219,3 +219,53 @@ function yearOfDay(day: number): number {
   const year = yearOfEra + era * 400;
   return shiftedMonth >= 10 ? year + 1 : year;
 }
+
+/** A half-open span of time `[from, to)` in epoch milliseconds. */
+export interface TimeSpan {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * The parts of `[fromMs, toMs)` inside `symbol`'s trading hours, in time order, each as long as
+ * possible (two spans never touch): for a US equity (see {@linkcode isUsEquity}) the instants
+ * whose {@linkcode tradingSession} is not `CLOSED` (04:00-20:00 New York time, Monday to Friday,
+ * no holiday calendar); for anything else (crypto, FX) the whole span, since they trade around
+ * the clock. Empty when `toMs <= fromMs`.
+ *
+ * Feed-gap coverage counts only these parts: a gap while a stock's market is closed hides no
+ * trade. Costs two steps a New York day of the span.
+ *
+ * Throws a `RangeError` when a bound is not a finite time a `Date` can hold.
+ */
+export function tradingSpansWithin(symbol: string, fromMs: number, toMs: number): TimeSpan[] {
+  assertTime(fromMs);
+  assertTime(toMs);
+  if (toMs <= fromMs) return [];
+  if (!isUsEquity(symbol)) return [{ from: fromMs, to: toMs }];
+  const spans: TimeSpan[] = [];
+  let t = fromMs;
+  while (t < toMs) {
+    if (tradingSession(t) === "CLOSED") {
+      // Before the day's pre-market (a weekend day has it at +Infinity) or after its close.
+      t = t < memo.preMarketOpen && memo.preMarketOpen < memo.dayEnd
+        ? memo.preMarketOpen
+        : memo.dayEnd;
+      continue;
+    }
+    const end = Math.min(memo.afterHoursClose, toMs);
+    spans.push({ from: t, to: end });
+    t = end;
+  }
+  return spans;
+}
+
+/**
+ * How many milliseconds of `[fromMs, toMs)` are in `symbol`'s trading hours: the total length
+ * of {@linkcode tradingSpansWithin}. The whole span for crypto and FX; 0 when `toMs <= fromMs`.
+ */
+export function tradingMsWithin(symbol: string, fromMs: number, toMs: number): number {
+  let total = 0;
+  for (const span of tradingSpansWithin(symbol, fromMs, toMs)) total += span.to - span.from;
+  return total;
+}

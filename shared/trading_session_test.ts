@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { TradingSession } from "./types.ts";
-import { isUsEquity, newYorkUtcOffsetMs, sessionFor, tradingSession } from "./trading_session.ts";
+import {
+  isUsEquity,
+  newYorkUtcOffsetMs,
+  sessionFor,
+  tradingMsWithin,
+  tradingSession,
+  tradingSpansWithin,
+} from "./trading_session.ts";
 import { mulberry32 } from "./random.ts";
 
 const EDT = -4 * 3_600_000;
@@ -351,4 +358,162 @@ Deno.test("tradingSession() matches Intl at 200,000 random instants in random or
   }
   const { mismatches } = compareWithReference(randomInstants());
   assert.deepEqual(mismatches.slice(0, 10), [], `${mismatches.length} mismatches`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// tradingSpansWithin / tradingMsWithin
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/**
+ * The reference: every whole minute the span touches, in hours when Intl's New York weekday and
+ * wall-clock time say so (sessions change only on whole minutes), counted for the part of it
+ * inside the span.
+ */
+function referenceTradingMs(symbol: string, from: number, to: number): number {
+  if (to <= from) return 0;
+  if (!isUsEquity(symbol)) return to - from;
+  let total = 0;
+  for (let minute = Math.floor(from / MINUTE) * MINUTE; minute < to; minute += MINUTE) {
+    if (reference(minute).session === "CLOSED") continue;
+    total += Math.min(minute + MINUTE, to) - Math.max(minute, from);
+  }
+  return total;
+}
+
+Deno.test("tradingMsWithin() counts 04:00-20:00 New York time of a weekday, EST and EDT", () => {
+  // Wednesday 2024-01-10 (EST) and Wednesday 2024-07-10 (EDT), midnight to midnight local.
+  assert.equal(
+    tradingMsWithin("AAPL", at("2024-01-10T00:00:00-05:00"), at("2024-01-11T00:00:00-05:00")),
+    16 * HOUR,
+  );
+  assert.equal(
+    tradingMsWithin("AAPL", at("2024-07-10T00:00:00-04:00"), at("2024-07-11T00:00:00-04:00")),
+    16 * HOUR,
+  );
+  // A UTC day holds the end of one session and most of the next: 00:00-01:00 UTC is 19:00-20:00
+  // EST, 09:00 UTC opens the next pre-market.
+  assert.equal(
+    tradingMsWithin("AAPL", Date.UTC(2024, 0, 10), Date.UTC(2024, 0, 11)),
+    HOUR + 16 * HOUR - HOUR,
+  );
+});
+
+Deno.test("tradingMsWithin() puts each boundary ± 1 ms on the right side", () => {
+  const open = at("2024-01-10T04:00:00-05:00");
+  const close = at("2024-01-10T20:00:00-05:00");
+  assert.equal(tradingMsWithin("AAPL", open - 1, open), 0);
+  assert.equal(tradingMsWithin("AAPL", open - 1, open + 1), 1);
+  assert.equal(tradingMsWithin("AAPL", open, open + 1), 1);
+  assert.equal(tradingMsWithin("AAPL", close - 1, close), 1);
+  assert.equal(tradingMsWithin("AAPL", close - 1, close + 1), 1);
+  assert.equal(tradingMsWithin("AAPL", close, close + 1), 0);
+  // The regular-session boundaries are not boundaries of trading hours.
+  const regular = at("2024-01-10T09:30:00-05:00");
+  assert.equal(tradingMsWithin("AAPL", regular - 5, regular + 5), 10);
+  assert.deepEqual(tradingSpansWithin("AAPL", open - 10, close + 10), [
+    { from: open, to: close },
+  ]);
+});
+
+Deno.test("tradingMsWithin() is 0 on Saturday and Sunday, and a weekend span counts Friday and Monday only", () => {
+  const saturday = at("2024-01-13T00:00:00-05:00");
+  assert.equal(tradingMsWithin("AAPL", saturday, saturday + 48 * HOUR), 0);
+  const friday19 = at("2024-01-12T19:00:00-05:00");
+  const monday05 = at("2024-01-15T05:00:00-05:00");
+  assert.deepEqual(tradingSpansWithin("AAPL", friday19, monday05), [
+    { from: friday19, to: at("2024-01-12T20:00:00-05:00") },
+    { from: at("2024-01-15T04:00:00-05:00"), to: monday05 },
+  ]);
+  assert.equal(tradingMsWithin("AAPL", friday19, monday05), 2 * HOUR);
+});
+
+Deno.test("tradingMsWithin() of a whole week is 80 hours, also across both DST transitions", () => {
+  for (
+    const monday of [
+      "2024-01-08T00:00:00-05:00", // EST
+      "2024-03-04T00:00:00-05:00", // the week before the spring transition
+      "2024-03-11T00:00:00-04:00", // the Monday after it (EDT)
+      "2024-10-28T00:00:00-04:00", // the week of the autumn transition
+      "2024-11-04T00:00:00-05:00", // the Monday after it (EST)
+    ]
+  ) {
+    const from = at(monday) - 36 * HOUR; // from Saturday noon
+    assert.equal(tradingMsWithin("AAPL", from, from + 7 * 24 * HOUR), 80 * HOUR, monday);
+  }
+});
+
+Deno.test("tradingMsWithin() keeps local hours on the Mondays after a transition", () => {
+  // 2024-03-11 is EDT: 04:00 local is 08:00 UTC (it was 09:00 UTC the Friday before).
+  assert.equal(tradingMsWithin("AAPL", Date.UTC(2024, 2, 11, 7), Date.UTC(2024, 2, 11, 9)), HOUR);
+  assert.equal(tradingMsWithin("AAPL", Date.UTC(2024, 2, 8, 7), Date.UTC(2024, 2, 8, 9)), 0);
+  // 2024-11-04 is EST again: 04:00 local is 09:00 UTC.
+  assert.equal(tradingMsWithin("AAPL", Date.UTC(2024, 10, 4, 8), Date.UTC(2024, 10, 4, 10)), HOUR);
+  // Transition Sundays are closed all day, 02:00 included.
+  assert.equal(tradingMsWithin("AAPL", Date.UTC(2024, 2, 10), Date.UTC(2024, 2, 11)), 0);
+  assert.equal(tradingMsWithin("AAPL", Date.UTC(2024, 10, 3), Date.UTC(2024, 10, 4)), 0);
+});
+
+Deno.test("tradingMsWithin() counts a span of several days session by session", () => {
+  // Tuesday 12:00 to Thursday 12:00 EST: 8 h + 16 h + 8 h.
+  const from = at("2024-01-09T12:00:00-05:00");
+  const to = at("2024-01-11T12:00:00-05:00");
+  assert.equal(tradingMsWithin("AAPL", from, to), 32 * HOUR);
+  assert.equal(tradingSpansWithin("AAPL", from, to).length, 3);
+});
+
+Deno.test("tradingMsWithin() is the whole span for crypto and FX, any day", () => {
+  const saturday = at("2024-01-13T00:00:00-05:00");
+  assert.equal(tradingMsWithin("BINANCE:BTCUSDT", saturday, saturday + 48 * HOUR), 48 * HOUR);
+  assert.deepEqual(tradingSpansWithin("OANDA:EUR_USD", 5, 17), [{ from: 5, to: 17 }]);
+  assert.equal(tradingMsWithin("X:BTCUSD", 0, 1), 1);
+});
+
+Deno.test("tradingMsWithin() is 0 for an empty or reversed span", () => {
+  const t = at("2024-01-10T12:00:00-05:00");
+  assert.equal(tradingMsWithin("AAPL", t, t), 0);
+  assert.equal(tradingMsWithin("AAPL", t, t - HOUR), 0);
+  assert.deepEqual(tradingSpansWithin("BINANCE:BTCUSDT", t, t), []);
+});
+
+Deno.test("tradingMsWithin() throws a RangeError for a non-time bound", () => {
+  assert.throws(() => tradingMsWithin("AAPL", NaN, 0), RangeError);
+  assert.throws(() => tradingMsWithin("AAPL", 0, Infinity), RangeError);
+  assert.throws(() => tradingSpansWithin("BTC:X", 0, 9e15), RangeError);
+});
+
+Deno.test("tradingMsWithin() matches the Intl reference for 300 random spans of up to 9 days", () => {
+  const random = mulberry32(20_261_207);
+  const from2019 = Date.UTC(2019, 0, 1);
+  const to2027 = Date.UTC(2027, 0, 1);
+  const mismatches: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const from = from2019 + Math.floor(random() * (to2027 - from2019));
+    // Half the spans end on a minute, half on any millisecond.
+    const length = Math.floor(random() * 9 * 24 * 60) * MINUTE +
+      (random() < 0.5 ? 0 : Math.floor(random() * MINUTE));
+    const got = tradingMsWithin("MSFT", from, from + length);
+    const expected = referenceTradingMs("MSFT", from, from + length);
+    if (got !== expected) {
+      mismatches.push(`${new Date(from).toISOString()} +${length} ms: ${got} != ${expected}`);
+    }
+  }
+  assert.deepEqual(mismatches.slice(0, 10), []);
+});
+
+Deno.test("tradingSpansWithin() spans are ordered, never touch and lie inside the request", () => {
+  const random = mulberry32(7);
+  for (let i = 0; i < 500; i++) {
+    const from = Date.UTC(2024, 0, 1) + Math.floor(random() * 365 * 24 * HOUR);
+    const to = from + Math.floor(random() * 20 * 24 * HOUR);
+    const spans = tradingSpansWithin("IBM", from, to);
+    let last = -Infinity;
+    for (const span of spans) {
+      assert.ok(span.from > last && span.from < span.to && span.from >= from && span.to <= to);
+      assert.equal(tradingSession(span.from) === "CLOSED", false);
+      assert.equal(tradingSession(span.to - 1) === "CLOSED", false);
+      last = span.to;
+    }
+  }
 });

@@ -152,9 +152,10 @@ export type CandleInterval = "1m" | "5m" | "1h" | "1d";
 /**
  * A gold candle just written to Cassandra, on the candle-updates topic
  * (`schemas/avro/candle_update.avsc`), for the live market page: the row's candle
- * ({@linkcode CandleRow}) and when it was written.
+ * ({@linkcode CandleRow}) and when it was written. Without the feed-gap coverage: the fold
+ * never reads or writes it (only the gap consumer does, `processor/gold/gap_stage.ts`).
  */
-export interface CandleUpdate extends CandleRow {
+export interface CandleUpdate extends Omit<CandleRow, "gapMs" | "gapCount" | "coverage"> {
   /** When gold wrote the row, epoch milliseconds. */
   readonly updatedAt: number;
 }

@@ -10,7 +10,7 @@
 import type cassandra from "cassandra-driver";
 import type { Config } from "../shared/config.ts";
 import { delay } from "../shared/delay.ts";
-import { CANDLE_ROW_COLUMNS, candleRowOf, GOLD_TABLE } from "../shared/gold_table.ts";
+import { CANDLE_ROW_COLUMNS, candleRowOf, GOLD_TABLE, hasCandle } from "../shared/gold_table.ts";
 import { describeError } from "../shared/log.ts";
 import type { Children } from "./children.ts";
 import { consoleSize, type Output, type Screen } from "./output.ts";
@@ -78,7 +78,7 @@ function createViewSource(config: Config, base: string, session: cassandra.Clien
   let candlesAt = 0;
   let candlesInFlight = false;
   const query = `SELECT ${CANDLE_ROW_COLUMNS} FROM ${config.cassandra.keyspace}.${GOLD_TABLE["5m"]}
-    WHERE symbol = ? AND bucket = ? LIMIT 1`;
+    WHERE symbol = ? AND bucket = ? LIMIT 3`;
 
   async function latestCandle(symbol: string): Promise<CandleView | null> {
     const now = new Date();
@@ -89,7 +89,8 @@ function createViewSource(config: Config, base: string, session: cassandra.Clien
     for (const month of months) {
       const bucket = new Date(month).toISOString().slice(0, 10);
       const result = await session.execute(query, [symbol, bucket], { prepare: true });
-      const row = result.first();
+      // The newest row may hold only a feed gap (a window with no trade yet): skip it.
+      const row = result.rows.find(hasCandle);
       if (row) return candleRowOf(row, "5m");
     }
     return null;

@@ -18,7 +18,10 @@
  * - feed gap: before the frame, the smoke test forces a drop of the producer's connection
  *   (`POST /control/fault {"type":"drop"}`) and waits for it to reconnect; the gaps topic must then
  *   hold that `reconnect` gap (`smoke_plan.ts` `forcedGapCheck`). So each smoke run records one
- *   short real gap (the reconnect, typically well under a second) in the feed's history.
+ *   short real gap (the reconnect, typically well under a second) in the feed's history;
+ * - gap in gold: the gold worker stored that gap in `feed_gaps` for each of its symbols and
+ *   amended the 5m window where it starts (`gap_count` at least 1) for each symbol in trading
+ *   hours then.
  * It prints PASS or FAIL per check (`-v`: the rows and candles behind each) and exits 0 when all
  * passed, 1 otherwise.
  *
@@ -27,6 +30,9 @@
 import type cassandra from "cassandra-driver";
 import type { Consumer } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
+import { readFeedGaps } from "../shared/feed_gap_table.ts";
+import { windowGaps } from "../shared/gap_coverage.ts";
+import { GOLD_TABLE, goldBucket, windowEnd, windowStart } from "../shared/gold_table.ts";
 import { type Config, loadConfig, secretsOf } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { delay } from "../shared/delay.ts";
@@ -40,6 +46,7 @@ import {
   type CheckResult,
   type ExpectedCandle,
   expectedCandles,
+  findForcedGap,
   forcedGapCheck,
   formatReport,
   goldBucketOf,
@@ -285,6 +292,9 @@ async function main(argv: string[]): Promise<number> {
     probes.push({
       name: "feed gap",
       run: () => Promise.resolve(forcedGapCheck(gaps, dropAt)),
+    }, {
+      name: "gap in gold",
+      run: () => gapInGoldCheck(session, config.cassandra.keyspace, findForcedGap(gaps, dropAt)),
     });
     const outcome = new Map<string, CheckResult>();
     // Data checks first; lag only counts once the data is everywhere (before, it is trivially 0).
@@ -325,6 +335,72 @@ async function main(argv: string[]): Promise<number> {
     await admin.disconnect().catch(() => {});
     await session.shutdown().catch(() => {});
   }
+}
+
+/**
+ * The "gap in gold" check: the forced gap is in `feed_gaps` for each of its symbols, and the 5m
+ * gold window where it starts counts it (`gap_count` >= 1) for each symbol in trading hours then
+ * (the row exists whether or not the window has trades).
+ */
+async function gapInGoldCheck(
+  session: cassandra.Client,
+  keyspace: string,
+  gap: FeedGap | undefined,
+): Promise<CheckResult> {
+  const name = "gap in gold";
+  if (!gap) {
+    return { name, pass: false, summary: "no forced gap on the gaps topic yet", details: [] };
+  }
+  const start = windowStart(gap.fromMs, "5m");
+  const details: string[] = [];
+  let amended = 0;
+  for (const symbol of gap.symbols) {
+    const stored = await readFeedGaps(session, keyspace, {
+      symbol,
+      from: gap.fromMs,
+      to: gap.toMs,
+      limit: 1000,
+    });
+    if (!stored.some((g) => g.gapId === gap.gapId)) {
+      return {
+        name,
+        pass: false,
+        summary: `gap ${gap.gapId} not in feed_gaps for ${symbol}`,
+        details,
+      };
+    }
+    const span = { gapId: gap.gapId, from: gap.fromMs, to: gap.toMs };
+    if (windowGaps(symbol, { from: start, to: windowEnd(start, "5m") }, [span]).gapCount === 0) {
+      details.push(`${symbol}: outside trading hours, no amendment due`);
+      continue;
+    }
+    const row = (await session.execute(
+      `SELECT gap_ms, gap_count FROM ${keyspace}.${GOLD_TABLE["5m"]}
+        WHERE symbol = ? AND bucket = ? AND window_start = ?`,
+      [symbol, goldBucket(start, "5m"), new Date(start)],
+      { prepare: true },
+    )).first();
+    const count = row?.get("gap_count") ?? 0;
+    details.push(`${symbol}: gap_count ${count}, gap_ms ${row?.get("gap_ms") ?? 0}`);
+    if (count < 1) {
+      return {
+        name,
+        pass: false,
+        summary: `the 5m window of ${symbol} at ${
+          new Date(start).toISOString()
+        } does not count gap ${gap.gapId}`,
+        details,
+      };
+    }
+    amended++;
+  }
+  return {
+    name,
+    pass: true,
+    summary: `gap ${gap.gapId} stored for ${gap.symbols.length} symbol(s); ${amended} 5m ` +
+      `window(s) amended (the others' symbols were outside trading hours)`,
+    details,
+  };
 }
 
 function failure(name: string, error: unknown): CheckResult {

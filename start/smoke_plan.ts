@@ -335,6 +335,14 @@ export interface CheckResult {
  */
 export const FORCED_GAP_SLACK_MS = 1_000;
 
+/** The `reconnect` gap of the drop forced at `dropAt`, among `gaps`, if there. */
+export function findForcedGap(gaps: readonly FeedGap[], dropAt: number): FeedGap | undefined {
+  return gaps.find((g) =>
+    g.cause === "reconnect" && g.fromMs >= dropAt - FORCED_GAP_SLACK_MS && g.toMs >= g.fromMs &&
+    g.symbols.length > 0
+  );
+}
+
 /**
  * The "feed gap" check: the drop forced at `dropAt` (the simulator closed the producer's
  * connection) must show on the gaps topic as a `reconnect` gap that starts no earlier than
@@ -347,10 +355,7 @@ export function forcedGapCheck(gaps: readonly FeedGap[], dropAt: number): CheckR
       new Date(g.toMs).toISOString()
     } (${g.toMs - g.fromMs} ms, ${g.symbols.length} symbols, ended by ${g.connectionId || "-"})`
   );
-  const forced = gaps.find((g) =>
-    g.cause === "reconnect" && g.fromMs >= dropAt - FORCED_GAP_SLACK_MS && g.toMs >= g.fromMs &&
-    g.symbols.length > 0
-  );
+  const forced = findForcedGap(gaps, dropAt);
   return {
     name: "feed gap",
     pass: forced !== undefined,

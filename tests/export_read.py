@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 COLUMNS = ["symbol", "interval", "window_start", "window_end", "open", "high", "low", "close",
-           "volume", "pv_sum", "vwap", "trade_count", "is_final"]
+           "volume", "pv_sum", "vwap", "trade_count", "is_final", "gap_ms", "gap_count", "coverage"]
 DECIMALS = {"volume", "pv_sum", "vwap"}
-DOUBLES = {"open", "high", "low", "close"}
+DOUBLES = {"open", "high", "low", "close", "coverage"}
+INTEGERS = {"trade_count", "gap_ms", "gap_count"}
 TIMES = {"window_start", "window_end"}
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVERY = 1
@@ -57,7 +58,7 @@ def same(where, name, got, want):
     elif name in TIMES:
         if ms_of(got) != want:
             fail(where, f"{name}: want {want} ms, got {got!r}")
-    elif name == "trade_count":
+    elif name in INTEGERS:
         if not isinstance(got, int) or isinstance(got, bool) or got != want:
             fail(where, f"{name}: want {want}, got {got!r}")
     elif got != want:
@@ -74,7 +75,7 @@ def typed_from_text(name, text):
         if not text.endswith("Z") or len(text) != 24:
             fail("csv", f"{name}: {text!r} is not ISO 8601 UTC with milliseconds")
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if name == "trade_count":
+    if name in INTEGERS:
         return int(text)
     if name == "is_final":
         if text not in ("true", "false"):
@@ -120,6 +121,7 @@ def read_parquet_pyarrow(path, reference):
         "open": pa.float64(), "high": pa.float64(), "low": pa.float64(), "close": pa.float64(),
         "volume": pa.string(), "pv_sum": pa.string(), "vwap": pa.string(),
         "trade_count": pa.int64(), "is_final": pa.bool_(),
+        "gap_ms": pa.int64(), "gap_count": pa.int64(), "coverage": pa.float64(),
     }
     for name, want in want_types.items():
         field = schema.field(name)

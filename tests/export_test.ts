@@ -36,6 +36,10 @@ interface Written {
   vwap: string | null;
   trade_count: number;
   is_final: boolean;
+  /** Stored; `coverage` is what the export computes from it (the symbols here always trade). */
+  gap_ms: number;
+  gap_count: number;
+  coverage: number;
 }
 
 async function pythonReaders(): Promise<void> {
@@ -67,12 +71,14 @@ async function insert(client: cassandra.Client, keyspace: string, rows: Iterable
       c.vwap === null ? null : cassandra.types.BigDecimal.fromString(c.vwap),
       BigInt(c.trade_count),
       c.is_final,
+      BigInt(c.gap_ms),
+      c.gap_count,
     ]);
     queries.set(
       c.interval,
       `INSERT INTO ${keyspace}.${GOLD_TABLE[c.interval]} (symbol, bucket, window_start, window_end,
-        open, high, low, close, volume, pv_sum, vwap, trade_count, is_final)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        open, high, low, close, volume, pv_sum, vwap, trade_count, is_final, gap_ms, gap_count)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
   assert.equal(queries.size, 1, "one interval a call");
@@ -169,6 +175,9 @@ function tricky(symbol: string): Written[] {
       vwap: "0.1",
       trade_count: 1,
       is_final: true,
+      gap_ms: 0,
+      gap_count: 0,
+      coverage: 1,
     };
   };
   return [
@@ -189,7 +198,15 @@ function tricky(symbol: string): Written[] {
       trade_count: 0,
       is_final: false,
     },
-    { ...base(3), volume: "0.000000000000000000000000000001", trade_count: 9_007_199_254_740_991 },
+    {
+      ...base(3),
+      volume: "0.000000000000000000000000000001",
+      trade_count: 9_007_199_254_740_991,
+      // 60 s of a 300 s window (the symbol trades around the clock) in two feed gaps.
+      gap_ms: 60_000,
+      gap_count: 2,
+      coverage: 0.8,
+    },
     {
       ...base(4),
       volume: "99999999999999999999.999999999",
@@ -332,6 +349,9 @@ function bigCandle(i: number): Written {
     vwap: i % 10 === 0 ? null : `${i}.5`,
     trade_count: i,
     is_final: i % 2 === 0,
+    gap_ms: 0,
+    gap_count: 0,
+    coverage: 1,
   };
 }
 

@@ -116,12 +116,19 @@ Deno.test({
           ],
           365 * 86_400,
         ],
+        [
+          "feed_gaps",
+          `INSERT INTO feed_gaps (symbol, bucket, gap_from, gap_id, gap_to, cause, symbols)
+            VALUES (?, ?, ?, 'g', ?, 'reconnect', ['AAPL'])`,
+          ["AAPL", date, HOUR, new Date(HOUR.getTime() + 1_000)],
+          365 * 86_400,
+        ],
       ];
       for (const [table, insert, params, ttl] of cases) {
         await client.execute(insert, params, { prepare: true });
         const row = (await client.execute(`SELECT TTL(price_or) FROM ${table}`.replace(
           "price_or",
-          table.startsWith("trades_gold") ? "close" : "price",
+          table.startsWith("trades_gold") ? "close" : table === "feed_gaps" ? "gap_to" : "price",
         ))).first();
         assert.ok(row, `${table} has its row`);
         const left = Number(row.values()[0]);
@@ -215,6 +222,7 @@ Deno.test({
         [config.cassandra.keyspace],
       )).rows.map((r) => r.get("table_name")).sort();
       assert.deepEqual(tables, [
+        "feed_gaps",
         "gold_open_windows",
         "gold_partitions",
         "latest_prices",

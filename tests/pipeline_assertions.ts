@@ -15,6 +15,7 @@ import {
   candleRowOf,
   GOLD_TABLE,
   goldBucketsBetween,
+  hasCandle,
   type Interval,
   INTERVALS,
 } from "../shared/gold_table.ts";
@@ -43,6 +44,7 @@ export async function readGold(
         { prepare: true, fetchSize: 10_000 },
       );
       for (const row of result.rows) {
+        if (!hasCandle(row)) continue; // only a feed gap's columns: a window without trades
         const c = candleRowOf(row, interval);
         (out[symbol] ??= {})[String(c.windowStart)] = {
           open: c.open,

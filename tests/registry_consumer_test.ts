@@ -14,7 +14,13 @@ import { createKafka } from "../shared/kafka.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { silentLogger } from "../shared/log.ts";
 import { formatDecimal, parseDecimal } from "../shared/decimal.ts";
-import { type CandleRow, candleRowOf, GOLD_TABLE, INTERVALS } from "../shared/gold_table.ts";
+import {
+  type CandleRow,
+  candleRowOf,
+  GOLD_TABLE,
+  hasCandle,
+  INTERVALS,
+} from "../shared/gold_table.ts";
 import { STAGES, stageSubscriptions } from "../shared/topology.ts";
 import type { CandleUpdate } from "../shared/types.ts";
 import type { Config } from "../shared/config.ts";
@@ -105,7 +111,7 @@ function candleKey(interval: string, symbol: string, windowStart: number): strin
 }
 
 /** What a gold row and the latest update of its window must agree on, decimals canonical. */
-function comparable(c: CandleRow) {
+function comparable(c: CandleRow | CandleUpdate) {
   return {
     open: c.open,
     high: c.high,
@@ -122,6 +128,7 @@ async function goldCandles(client: cassandra.Client): Promise<Map<string, unknow
   const out = new Map<string, unknown>();
   for (const interval of INTERVALS) {
     for (const row of await allRows(client, GOLD_TABLE[interval])) {
+      if (!hasCandle(row)) continue; // only a feed gap's columns: no candle, none published
       const candle = candleRowOf(row, interval);
       out.set(candleKey(interval, candle.symbol, candle.windowStart), comparable(candle));
     }

@@ -64,7 +64,8 @@ Deno.test("smoke: FAIL when no producer is connected to the simulator", async ()
 });
 
 Deno.test({
-  name: "smoke: bronze, silver and the dead letter PASS, gold and lag FAIL without a gold stage",
+  name:
+    "smoke: bronze, silver and the dead letter PASS, gold, the gap in gold and lag FAIL without a gold stage",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -109,11 +110,13 @@ Deno.test({
       for (const check of ["feed", "bronze", "silver", "dead letter", "feed gap"]) {
         assert.match(result.stdout, new RegExp(`^PASS  ${check} `, "m"), result.stdout);
       }
-      for (const check of ["gold 1m", "gold 5m", "gold 1h", "gold 1d", "lag", "status"]) {
+      for (
+        const check of ["gold 1m", "gold 5m", "gold 1h", "gold 1d", "gap in gold", "lag", "status"]
+      ) {
         assert.match(result.stdout, new RegExp(`^FAIL  ${check} `, "m"), result.stdout);
       }
       assert.match(result.stdout, /no row for window/);
-      assert.match(result.stdout, /^smoke: FAIL \(6 of 11 checks failed\)$/m);
+      assert.match(result.stdout, /^smoke: FAIL \(7 of 12 checks failed\)$/m);
       assert.equal(simulator.stats().paused, false, "smoke resumes the simulator's generation");
     } finally {
       for (const child of children) {

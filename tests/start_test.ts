@@ -211,6 +211,7 @@ Deno.test({
           "gold 5m",
           "gold 1h",
           "gold 1d",
+          "gap in gold",
           "lag",
           "status",
         ]

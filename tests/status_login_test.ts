@@ -32,6 +32,7 @@ Deno.test({
     const now = Date.now();
     const window = now - (now % 300_000);
     const store: MarketStore = {
+      gaps: () => Promise.resolve([]),
       candles: () =>
         Promise.resolve([{
           time: window,

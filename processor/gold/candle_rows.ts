@@ -12,7 +12,13 @@
 import cassandra from "cassandra-driver";
 import { forEachLimited, type RowWrite } from "../../shared/cassandra_writer.ts";
 import { type Decimal, formatDecimal, parseDecimal } from "../../shared/decimal.ts";
-import { GOLD_TABLE, goldBucket, type Interval, INTERVALS } from "../../shared/gold_table.ts";
+import {
+  GOLD_TABLE,
+  goldBucket,
+  hasCandle,
+  type Interval,
+  INTERVALS,
+} from "../../shared/gold_table.ts";
 import { type Candle, vwap, writeTimestamp } from "./candle.ts";
 
 /** A window: its interval, symbol and start (ms). */
@@ -62,7 +68,8 @@ export function createCandleRows(options: CandleRowsOptions): CandleRows {
       new Date(start),
     ], { prepare: true });
     const row = result.first();
-    return row ? candleFromRow(row, interval) : undefined;
+    // A row holding only the feed-gap columns (`gap_stage.ts`) is a window without a candle yet.
+    return row && hasCandle(row) ? candleFromRow(row, interval) : undefined;
   }
 
   return {

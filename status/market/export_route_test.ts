@@ -11,6 +11,7 @@ const QUERY =
 function setup(options: { token?: string; fail?: "start" | "middle" } = {}) {
   const requests: ExportRequest[] = [];
   const store: MarketStore = {
+    gaps: () => Promise.resolve([]),
     candles: () => Promise.resolve([]),
     latest: () => Promise.resolve(null),
     exportCandles(request) {

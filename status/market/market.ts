@@ -10,6 +10,9 @@
  *   no live updates: the stream carries gold's 1m, 5m, 1h and 1d); with `format=csv|parquet`
  *   (and `symbol`, `interval`, `from`, `to`, all required) every candle of the range as a file
  *   download, streamed (`export/`);
+ * - `GET /api/gaps?symbol=&from=&to=&limit=`: `{ symbol, from, to, limit, gaps }`, the symbol's
+ *   feed gaps overlapping the range by start (`gapId`, `from`, `to`, `cause`, `symbols`), at most
+ *   1,000;
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
  * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second;
@@ -37,6 +40,7 @@ import { healthOf, type MarketHealth } from "./health.ts";
 import { createMarketHub, type MarketHub } from "./hub.ts";
 import {
   parseCandleQuery,
+  parseGapQuery,
   parseLatestQuery,
   parseNoQuery,
   parseStreamQuery,
@@ -245,6 +249,21 @@ export function mountMarket(app: Hono, options: MarketRoutesOptions): void {
       },
     });
   }
+
+  app.get("/api/gaps", async (c) => {
+    let query;
+    try {
+      query = parseGapQuery(queryOf(c.req.url), now());
+    } catch (error) {
+      return badRequest(c, error);
+    }
+    try {
+      const gaps = await store.gaps(query);
+      return c.json({ ...query, gaps });
+    } catch (error) {
+      return unavailable(c, error);
+    }
+  });
 
   app.get("/api/latest", async (c) => {
     let symbol;

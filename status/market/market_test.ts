@@ -3,7 +3,7 @@ import type { CandleUpdate } from "../../shared/types.ts";
 import { SESSION_COOKIE } from "../app.ts";
 import { candleUpdate, marketTestApp } from "../test_doubles.ts";
 import { chartBundleUrl } from "./assets.ts";
-import type { CandleQuery } from "./params.ts";
+import type { CandleQuery, GapQuery } from "./params.ts";
 import type { CandleJson, MarketStore } from "./store.ts";
 
 const NOW = Date.parse("2026-12-01T12:03:00Z");
@@ -15,6 +15,7 @@ function update(close: number, overrides: Partial<CandleUpdate> = {}): CandleUpd
 
 function setup(token = "") {
   const queries: CandleQuery[] = [];
+  const gapQueries: GapQuery[] = [];
   const store: MarketStore = {
     candles(query) {
       queries.push(query);
@@ -29,8 +30,20 @@ function setup(token = "") {
         vwap: null,
         trades: 2,
         final: false,
+        coverage: 0.8,
+        gapCount: 1,
       };
       return Promise.resolve([candle]);
+    },
+    gaps(query) {
+      gapQueries.push(query);
+      return Promise.resolve([{
+        gapId: "feed:reconnect:1",
+        from: Date.parse("2026-12-01T12:01:00Z"),
+        to: Date.parse("2026-12-01T12:02:00Z"),
+        cause: "reconnect",
+        symbols: ["AAPL", "MSFT"],
+      }]);
     },
     latest: (symbol) =>
       Promise.resolve(
@@ -45,7 +58,7 @@ function setup(token = "") {
     now: () => NOW,
     healthIntervalMs: 100,
   });
-  return { app, hub, queries };
+  return { app, hub, queries, gapQueries };
 }
 
 Deno.test("the page, its script, its style and the chart library are served", async () => {
@@ -113,6 +126,8 @@ Deno.test("JSON routes: symbols, candles with decimals as strings, latest, healt
     assert.equal(body.candles[0].volume, "0.30000000000000004");
     assert.equal(body.candles[0].open, 100);
     assert.equal(queries[0]!.limit, 10);
+    assert.equal(body.candles[0].coverage, 0.8);
+    assert.equal(body.candles[0].gapCount, 1);
     assert.deepEqual(await (await app.request("/api/latest?symbol=AAPL")).json(), {
       symbol: "AAPL",
       price: 100.5,
@@ -132,8 +147,32 @@ Deno.test("JSON routes: symbols, candles with decimals as strings, latest, healt
   }
 });
 
+Deno.test("/api/gaps answers the symbol's gaps of the range", async () => {
+  const { app, hub, gapQueries } = setup();
+  try {
+    const response = await app.request("/api/gaps?symbol=AAPL&from=2026-12-01&to=2026-12-02");
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), {
+      symbol: "AAPL",
+      from: Date.parse("2026-12-01T00:00:00Z"),
+      to: Date.parse("2026-12-02T00:00:00Z"),
+      limit: 1000,
+      gaps: [{
+        gapId: "feed:reconnect:1",
+        from: Date.parse("2026-12-01T12:01:00Z"),
+        to: Date.parse("2026-12-01T12:02:00Z"),
+        cause: "reconnect",
+        symbols: ["AAPL", "MSFT"],
+      }],
+    });
+    assert.equal(gapQueries.length, 1);
+  } finally {
+    hub.close();
+  }
+});
+
 Deno.test("bad parameters are a 400 with a message naming them, and nothing is read", async () => {
-  const { app, hub, queries } = setup();
+  const { app, hub, queries, gapQueries } = setup();
   try {
     const cases: [string, RegExp][] = [
       ["/api/candles", /parameter 'symbol' is required/],
@@ -147,6 +186,9 @@ Deno.test("bad parameters are a 400 with a message naming them, and nothing is r
       ["/api/latest?symbol=", /parameter 'symbol' is required/],
       ["/api/stream?symbol=a%20b", /parameter 'symbol' must be a ticker/],
       ["/api/symbols?x=1", /unknown parameter "x"/],
+      ["/api/gaps", /parameter 'symbol' is required/],
+      ["/api/gaps?symbol=AAPL&from=soon", /parameter 'from' must be epoch milliseconds/],
+      ["/api/gaps?symbol=AAPL&limit=5000", /parameter 'limit' must be a whole number/],
     ];
     for (const [path, message] of cases) {
       const response = await app.request(path);
@@ -155,6 +197,7 @@ Deno.test("bad parameters are a 400 with a message naming them, and nothing is r
       assert.match((await response.json()).error, message, path);
     }
     assert.equal(queries.length, 0);
+    assert.equal(gapQueries.length, 0);
   } finally {
     hub.close();
   }

@@ -200,6 +200,62 @@ export function parseCandleQuery(params: QueryParams, now: number): CandleQuery 
   return { symbol, interval, from, to, limit: parseLimit(single(params, "limit")) };
 }
 
+/** Most gaps one `/api/gaps` request returns, and the default. */
+export const MAX_GAPS = 1000;
+
+/** The longest range of one `/api/gaps` request: the life of a `feed_gaps` row (365 days). */
+export const MAX_GAP_SPAN_MS = 366 * DAY_MS;
+
+/** A validated `/api/gaps` query. */
+export interface GapQuery {
+  readonly symbol: string;
+  /** Gaps ending after this, epoch ms. */
+  readonly from: number;
+  /** Gaps starting before this, epoch ms. */
+  readonly to: number;
+  readonly limit: number;
+}
+
+/**
+ * `/api/gaps?symbol=&from=&to=&limit=`: `symbol` required; `to` default now; `from` default 2
+ * days before `to`; `from < to`, at most {@linkcode MAX_GAP_SPAN_MS} apart; `limit` (the first
+ * gaps by start) default and at most {@linkcode MAX_GAPS}.
+ */
+export function parseGapQuery(params: QueryParams, now: number): GapQuery {
+  allowOnly(params, ["symbol", "from", "to", "limit"]);
+  const symbol = parseSymbol(single(params, "symbol"));
+  const toText = single(params, "to");
+  const fromText = single(params, "from");
+  const to = toText === undefined ? Math.min(now, LATEST_TIME - 1) : parseTime("to", toText);
+  const from = fromText === undefined
+    ? Math.max(EARLIEST_TIME, to - 2 * DAY_MS)
+    : parseTime("from", fromText);
+  if (from >= to) {
+    throw new RangeError(
+      `parameter 'from' (${new Date(from).toISOString()}) must be before 'to' (${
+        new Date(to).toISOString()
+      })`,
+    );
+  }
+  if (to - from > MAX_GAP_SPAN_MS) {
+    throw new RangeError(
+      `the range from 'from' to 'to' must be at most ${MAX_GAP_SPAN_MS / DAY_MS} days, got ${
+        ((to - from) / DAY_MS).toFixed(1)
+      } days`,
+    );
+  }
+  const limitText = single(params, "limit");
+  const limit = limitText === undefined ? MAX_GAPS : Number(limitText);
+  if (limitText !== undefined && (!/^\d{1,4}$/.test(limitText) || limit < 1 || limit > MAX_GAPS)) {
+    throw new RangeError(
+      `parameter 'limit' must be a whole number from 1 to ${MAX_GAPS}, got ${
+        JSON.stringify(limitText.slice(0, 20))
+      }`,
+    );
+  }
+  return { symbol, from, to, limit };
+}
+
 /** `/api/latest?symbol=`. */
 export function parseLatestQuery(params: QueryParams): { symbol: string } {
   allowOnly(params, ["symbol"]);

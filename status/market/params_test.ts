@@ -3,9 +3,11 @@ import { INTERVAL_MS, SERVED_INTERVALS } from "../../shared/gold_table.ts";
 import {
   DEFAULT_LIMIT,
   DEFAULT_SPAN_MS,
+  MAX_GAPS,
   MAX_LIMIT,
   MAX_SPAN_MS,
   parseCandleQuery,
+  parseGapQuery,
   parseLatestQuery,
   parseNoQuery,
   parseStreamQuery,
@@ -115,4 +117,41 @@ Deno.test("the latest, stream and parameterless routes validate their queries to
   assert.throws(() => parseStreamQuery(query("symbol=%00")), /parameter 'symbol' must be/);
   parseNoQuery(query(""));
   assert.throws(() => parseNoQuery(query("a=b")), /unknown parameter "a": expected $/);
+});
+
+Deno.test("parseGapQuery() defaults to the last two days and at most 1,000 gaps", () => {
+  assert.deepEqual(parseGapQuery(query("symbol=AAPL"), NOW), {
+    symbol: "AAPL",
+    from: NOW - 2 * 86_400_000,
+    to: NOW,
+    limit: MAX_GAPS,
+  });
+  assert.deepEqual(
+    parseGapQuery(query("symbol=BINANCE:BTCUSDT&from=2026-11-01&to=1796126400000&limit=5"), NOW),
+    {
+      symbol: "BINANCE:BTCUSDT",
+      from: Date.parse("2026-11-01T00:00:00Z"),
+      to: 1796126400000,
+      limit: 5,
+    },
+  );
+});
+
+Deno.test("parseGapQuery() refuses bad input with a message naming the parameter", () => {
+  const cases: [string, RegExp][] = [
+    ["", /parameter 'symbol' is required/],
+    ["symbol=aapl", /parameter 'symbol' must be a ticker/],
+    ["symbol=AAPL&from=yesterday", /parameter 'from' must be epoch milliseconds/],
+    ["symbol=AAPL&to=2026-02-30", /parameter 'to' must be epoch milliseconds/],
+    ["symbol=AAPL&from=2026-12-02&to=2026-12-01", /parameter 'from' .* must be before 'to'/],
+    ["symbol=AAPL&from=2024-01-01&to=2026-01-01", /at most 366 days, got 731.0/],
+    ["symbol=AAPL&limit=0", /parameter 'limit' must be a whole number from 1 to 1000/],
+    ["symbol=AAPL&limit=1001", /parameter 'limit' must be a whole number from 1 to 1000/],
+    ["symbol=AAPL&limit=1e3", /parameter 'limit' must be a whole number/],
+    ["symbol=AAPL&interval=5m", /unknown parameter "interval"/],
+  ];
+  for (const [search, message] of cases) {
+    assert.throws(() => parseGapQuery(query(search), NOW), message, search);
+    assert.throws(() => parseGapQuery(query(search), NOW), RangeError, search);
+  }
 });

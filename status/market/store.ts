@@ -5,14 +5,18 @@
  * partition key bound.
  *
  * JSON shape of a candle: times epoch ms; prices (Cassandra `double`) as numbers; `volume` and
- * `vwap` (Cassandra `decimal`, exact) as decimal strings; counts as numbers.
+ * `vwap` (Cassandra `decimal`, exact) as decimal strings; counts as numbers; `coverage` (0..1, the
+ * share of the window's trading time the feed covered) and `gapCount` (feed gaps touching it).
+ * Live updates from the fold carry no coverage: the page takes a missing one as 1 and 0 gaps.
  *
  * @module
  */
 import type cassandra from "cassandra-driver";
+import { readFeedGaps } from "../../shared/feed_gap_table.ts";
 import type { CandleRow } from "../../shared/gold_table.ts";
 import { readServedCandles } from "../../shared/served_candles.ts";
-import type { CandleQuery } from "./params.ts";
+import type { CandleUpdate } from "../../shared/types.ts";
+import type { CandleQuery, GapQuery } from "./params.ts";
 import { exportCandles } from "../../export/export.ts";
 import type { ExportRequest } from "../../export/request.ts";
 
@@ -30,6 +34,21 @@ export interface CandleJson {
   readonly vwap: string | null;
   readonly trades: number;
   readonly final: boolean;
+  /** `1 - gap ms / trading ms` of the window (`shared/gap_coverage.ts`); absent on live updates. */
+  readonly coverage?: number;
+  /** Distinct feed gaps touching the window in trading hours; absent on live updates. */
+  readonly gapCount?: number;
+}
+
+/** A feed gap as `/api/gaps` gives it. */
+export interface GapJson {
+  readonly gapId: string;
+  /** Epoch ms: the last moment the feed was known good. */
+  readonly from: number;
+  /** Epoch ms: the first moment it was good again. */
+  readonly to: number;
+  readonly cause: string;
+  readonly symbols: readonly string[];
 }
 
 /** The latest price of a symbol. */
@@ -46,13 +65,15 @@ export interface LatestJson {
 export interface MarketStore {
   /** Candles of the query, oldest first (the newest `limit` of the range). */
   candles(query: CandleQuery): Promise<CandleJson[]>;
+  /** The symbol's feed gaps overlapping the range, by start, at most `limit`. */
+  gaps(query: GapQuery): Promise<GapJson[]>;
   latest(symbol: string): Promise<LatestJson | null>;
   /** The bytes of an export, streamed (absent: the route answers 501). */
   exportCandles?(request: ExportRequest): AsyncGenerator<Uint8Array>;
 }
 
-/** The JSON of a candle row, as the routes give candles. */
-export function candleJsonOf(candle: CandleRow): CandleJson {
+/** The JSON of a candle row (or a live update, without coverage), as the routes give candles. */
+export function candleJsonOf(candle: CandleRow | CandleUpdate): CandleJson {
   return {
     time: candle.windowStart,
     end: candle.windowEnd,
@@ -64,6 +85,7 @@ export function candleJsonOf(candle: CandleRow): CandleJson {
     vwap: candle.vwap,
     trades: candle.tradeCount,
     final: candle.isFinal,
+    ...("coverage" in candle ? { coverage: candle.coverage, gapCount: candle.gapCount } : {}),
   };
 }
 
@@ -96,6 +118,16 @@ export function createMarketStore(
         allowedLatenessMs: options.allowedLatenessMs,
         now,
       }),
+    async gaps(query) {
+      const gaps = await readFeedGaps(session, keyspace, query);
+      return gaps.map(({ gapId, from, to, cause, symbols }) => ({
+        gapId,
+        from,
+        to,
+        cause,
+        symbols,
+      }));
+    },
     async latest(symbol) {
       const result = await session.execute(latestQuery, [symbol], { prepare: true });
       const row = result.first();

@@ -36,6 +36,7 @@ function setup(options: { fail?: boolean } = {}) {
   const queries: CandleQuery[] = [];
   let now = NOW;
   const store: MarketStore = {
+    gaps: () => Promise.resolve([]),
     candles(query) {
       queries.push(query);
       if (options.fail) return Promise.reject(new Error("NoHostAvailableError"));
@@ -143,6 +144,7 @@ Deno.test("GET /api/watchlist: 400 on a parameter, 503 naming Cassandra when a r
 
 Deno.test("GET /api/watchlist lists at most MAX_WATCHLIST_SYMBOLS and counts the rest", async () => {
   const store: MarketStore = {
+    gaps: () => Promise.resolve([]),
     candles: () => Promise.resolve([]),
     latest: () => Promise.resolve(null),
   };
