@@ -345,6 +345,10 @@ function applyLive(c) {
   }
   if (c.interval !== state.interval || el.chart.dataset.ready !== "true") return;
   const before = state.bars.get(c.time);
+  // A live update carries no coverage (gold's fold never reads it): keep what /api/candles said.
+  if (before && typeof c.coverage !== "number" && typeof before.coverage === "number") {
+    c = { ...c, coverage: before.coverage, gapCount: before.gapCount };
+  }
   state.bars.set(c.time, c);
   state.updates++;
   if (c.time >= state.lastTime && isIncomplete(c) === (before ? isIncomplete(before) : false)) {
