@@ -66,21 +66,28 @@ export interface ReadKafkaOptions {
   readonly groupId: string;
   readonly signal: AbortSignal;
   readonly progress: Progress;
+  /**
+   * Which decoded records to hold (default all): the others are counted as read and dropped at
+   * once, so memory follows the trades of the span and symbols asked, not the whole scan.
+   */
+  readonly keep?: (raw: RawTrade) => boolean;
 }
 
 /**
- * Every record of `ranges`, decoded as `Trade` (a record that is not one is skipped and counted:
- * bronze dead-letters it, silver never sees it). Commits nothing. Stops early when `signal`
- * aborts (then what was read is incomplete: the caller writes nothing).
+ * Every record of `ranges` that `keep` wants, decoded as `Trade` (a record that is not one is
+ * skipped and counted: bronze dead-letters it, silver never sees it), and how many were read.
+ * Commits nothing. Stops early when `signal` aborts (then what was read is incomplete: the
+ * caller writes nothing).
  */
 export async function readKafka(
   options: ReadKafkaOptions,
-): Promise<{ records: SourceRecord[]; undecodable: number }> {
+): Promise<{ records: SourceRecord[]; undecodable: number; read: number }> {
   const { kafka, topic, wire, signal, progress } = options;
   const ranges = options.ranges.filter((r) => r.end > r.start);
   const total = ranges.reduce((n, r) => n + r.end - r.start, 0);
   const records: SourceRecord[] = [];
-  if (total === 0) return { records, undecodable: 0 };
+  if (total === 0) return { records, undecodable: 0, read: 0 };
+  const keep = options.keep ?? (() => true);
   let undecodable = 0;
   let read = 0;
   const next = new Map(ranges.map((r) => [r.partition, r.start]));
@@ -107,7 +114,9 @@ export async function readKafka(
           const offset = Number(message.offset);
           try {
             const raw = wire.decode("Trade", message.value!) as RawTrade;
-            records.push({ raw, position: { topic, partition: batch.partition, offset } });
+            if (keep(raw)) {
+              records.push({ raw, position: { topic, partition: batch.partition, offset } });
+            }
           } catch {
             undecodable++;
           }
@@ -134,7 +143,7 @@ export async function readKafka(
     await admin.connect().then(() => admin.deleteGroups([options.groupId])).catch(() => {});
     await admin.disconnect().catch(() => {});
   }
-  return { records, undecodable };
+  return { records, undecodable, read };
 }
 
 /** Options of {@linkcode readBronze}. */
