@@ -217,6 +217,7 @@ async function readSource(
         groupId: `${config.kafka.groupPrefix}.rebuild.${randomId()}`,
         signal,
         progress: deps.progress,
+        maxRecords: args.maxTrades,
         keep: (raw) => raw.t >= span.from && raw.t < span.to && (wanted?.has(raw.s) ?? true),
       });
       const ranges = plan.ranges.map((r) => `${r.partition}:${r.start}-${r.end}`).join(" ");
@@ -242,6 +243,7 @@ async function readSource(
     scan,
     signal,
     progress: deps.progress,
+    maxRecords: args.maxTrades,
   });
   const knownEnd = new Map<number, number>();
   for (const { position } of records) {

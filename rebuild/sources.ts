@@ -10,7 +10,7 @@ import type { Kafka } from "kafkajs";
 import type { RawTrade } from "../shared/types.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import type { SourceRecord } from "./plan.ts";
-import { hoursBetween, kafkaCovers } from "./span.ts";
+import { hoursBetween, kafkaCovers, tooManyTrades } from "./span.ts";
 
 /** Reports progress: records read so far, and the total when known. */
 export type Progress = (read: number, total: number | undefined) => void;
@@ -71,13 +71,15 @@ export interface ReadKafkaOptions {
    * once, so memory follows the trades of the span and symbols asked, not the whole scan.
    */
   readonly keep?: (raw: RawTrade) => boolean;
+  /** At most this many records held: more stops the read with a `RangeError`. */
+  readonly maxRecords: number;
 }
 
 /**
  * Every record of `ranges` that `keep` wants, decoded as `Trade` (a record that is not one is
  * skipped and counted: bronze dead-letters it, silver never sees it), and how many were read.
  * Commits nothing. Stops early when `signal` aborts (then what was read is incomplete: the
- * caller writes nothing).
+ * caller writes nothing); throws {@linkcode tooManyTrades} past `maxRecords`.
  */
 export async function readKafka(
   options: ReadKafkaOptions,
@@ -93,6 +95,7 @@ export async function readKafka(
   const next = new Map(ranges.map((r) => [r.partition, r.start]));
   const endOf = new Map(ranges.map((r) => [r.partition, r.end]));
   const consumer = kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 250 });
+  let tooMany = false;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => finish = resolve);
   const onAbort = () => finish();
@@ -104,7 +107,7 @@ export async function readKafka(
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         const end = endOf.get(batch.partition);
-        if (end === undefined) return;
+        if (end === undefined || tooMany) return;
         const wanted = batch.messages.filter((m) => {
           const offset = Number(m.offset);
           return offset >= next.get(batch.partition)! && offset < end;
@@ -116,6 +119,11 @@ export async function readKafka(
             const raw = wire.decode("Trade", message.value!) as RawTrade;
             if (keep(raw)) {
               records.push({ raw, position: { topic, partition: batch.partition, offset } });
+            }
+            if (records.length > options.maxRecords) {
+              tooMany = true;
+              finish();
+              return;
             }
           } catch {
             undecodable++;
@@ -143,6 +151,7 @@ export async function readKafka(
     await admin.connect().then(() => admin.deleteGroups([options.groupId])).catch(() => {});
     await admin.disconnect().catch(() => {});
   }
+  if (tooMany) throw tooManyTrades(options.maxRecords);
   return { records, undecodable, read };
 }
 
@@ -155,9 +164,14 @@ export interface ReadBronzeOptions {
   readonly scan: { readonly from: number; readonly to: number };
   readonly signal: AbortSignal;
   readonly progress: Progress;
+  /** At most this many records held: more stops the read with a `RangeError`. */
+  readonly maxRecords: number;
 }
 
-/** Every bronze row of `symbols` received in `scan`, as the raw trade it was. */
+/**
+ * Every bronze row of `symbols` received in `scan`, as the raw trade it was; throws
+ * {@linkcode tooManyTrades} past `maxRecords`.
+ */
 export async function readBronze(options: ReadBronzeOptions): Promise<SourceRecord[]> {
   const { session, keyspace, scan, signal, progress } = options;
   const query = `SELECT symbol, source_topic, source_partition, source_offset, price,
@@ -171,6 +185,7 @@ export async function readBronze(options: ReadBronzeOptions): Promise<SourceReco
         const ingestTime = (row.get("ingest_time") as Date).getTime();
         if (ingestTime < scan.from || ingestTime >= scan.to) continue;
         records.push({ raw: rawOfBronze(row, ingestTime), position: positionOfBronze(row) });
+        if (records.length > options.maxRecords) throw tooManyTrades(options.maxRecords);
       }
       progress(records.length, undefined);
     }
