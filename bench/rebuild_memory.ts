@@ -2,13 +2,13 @@
  * Heap a rebuild needs per trade of its span, measured: `n` raw records of one UTC day (five
  * symbols), re-derived by silver's rules, the stored silver rows read back (a copy), compared and
  * folded into every interval, as `rebuild.ts` holds them. README "Rebuilding silver and gold"
- * quotes it; `BYTES_PER_TRADE` in `span.ts` follows it.
+ * quotes it; `BYTES_PER_TRADE` in `rebuild/span.ts` follows it.
  *
- *     deno run -A --v8-flags=--expose-gc rebuild/bench_memory.ts 1000000
+ *     deno run -A --v8-flags=--expose-gc bench/rebuild_memory.ts 1000000
  *
  * @module
  */
-import { deriveSilver, diffSilver, foldCandles, type SourceRecord } from "./plan.ts";
+import { deriveSilver, diffSilver, foldCandles, type SourceRecord } from "../rebuild/plan.ts";
 
 const SYMBOLS = ["AAPL", "MSFT", "TSLA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
 const DAY = 86_400_000;
