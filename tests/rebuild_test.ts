@@ -389,6 +389,11 @@ Deno.test({
           }, parseRebuildArgs(["--from", from, "--to", to])),
           RebuildStopped,
         );
+        // More trades in the span than --max-trades: it stops, writing nothing.
+        await assert.rejects(
+          runRebuild(config, client, kafka, ["--from", from, "--to", to, "--max-trades", "10"]),
+          /the span holds more than 10 trades \(--max-trades.*nothing was written/,
+        );
         const repair = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
         assert.match(repair.source, /^kafka topic /);
         assert.equal(repair.silver.added.length, 1, formatReport(repair, true).join("\n"));
@@ -424,6 +429,10 @@ Deno.test({
         await assert.rejects(
           runRebuild(config, client, kafka, ["--from", from, "--to", to, "--source", "kafka"]),
           /no longer covers .*: use --source bronze/,
+        );
+        await assert.rejects(
+          runRebuild(config, client, kafka, ["--from", from, "--to", to, "--max-trades", "10"]),
+          /the span holds more than 10 trades/,
         );
         const fromBronze = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
         assert.match(fromBronze.source, /^bronze .*retention/);
