@@ -14,7 +14,8 @@
  * - gold is folded from the silver trades as they are after the rebuild, whichever layers are
  *   written, and only windows that live gold will not write again are written: windows stored
  *   final, and windows without a row that every live partition's watermark has passed. A window
- *   stored open is live gold's (it is folding it in memory: "left open"), and so is one whose
+ *   stored open is live gold's (it is folding it in memory: "left open"; one whose row differs
+ *   from the rebuilt fold is reported, to rebuild again once it is final), and so is one whose
  *   row folded a trade past what the rebuild read ("live ahead": a trade received during the
  *   rebuild);
  * - a rebuilt candle is written with the fold's own version as write timestamp
@@ -199,6 +200,13 @@ export interface StoredCandle {
   readonly writeTime: bigint;
 }
 
+/** A gold window: its interval, symbol and start. */
+export interface GoldWindow {
+  readonly interval: Interval;
+  readonly symbol: string;
+  readonly start: number;
+}
+
 /** One write to a gold table. */
 export interface GoldWrite {
   readonly kind: "add" | "amend" | "remove";
@@ -208,8 +216,7 @@ export interface GoldWrite {
   readonly after: Candle | undefined;
   /** The write timestamp, µs. */
   readonly timestamp: bigint;
-  /** The interval, symbol and window start. */
-  readonly window: { readonly interval: Interval; readonly symbol: string; readonly start: number };
+  readonly window: GoldWindow;
 }
 
 /** What the rebuild does with the gold windows of a span. */
@@ -218,6 +225,12 @@ export interface GoldPlan {
   readonly unchanged: number;
   /** Windows stored open (live gold folds them), or not yet past every watermark. */
   readonly leftOpen: string[];
+  /**
+   * The windows of `leftOpen` whose stored row differs from the rebuilt fold (or is missing):
+   * live gold has not written them yet, or folds them with rules the rebuild now applies
+   * differently. A rerun once they are final makes them exact.
+   */
+  readonly openDiffer: GoldWindow[];
   /** Windows whose row folded trades past what the rebuild read. */
   readonly liveAhead: string[];
 }
@@ -281,6 +294,7 @@ export function planGold(
 ): GoldPlan {
   const writes: GoldWrite[] = [];
   const leftOpen: string[] = [];
+  const openDiffer: GoldWindow[] = [];
   const liveAhead: string[] = [];
   let unchanged = 0;
   for (const key of new Set([...stored.keys(), ...rebuilt.keys()])) {
@@ -290,6 +304,7 @@ export function planGold(
     const window = { interval: c.interval, symbol: c.symbol, start: c.windowStart };
     if (before && !before.candle.isFinal) {
       leftOpen.push(key);
+      if (!fresh || !sameCandle(before, fresh)) openDiffer.push(window);
       continue;
     }
     if (before && aheadOf(before.candle, options.knownEnd)) {
@@ -299,6 +314,7 @@ export function planGold(
     if (!before) {
       if (fresh!.windowEnd > options.finalBefore) {
         leftOpen.push(key);
+        openDiffer.push(window);
         continue;
       }
       const after = finalize(fresh!);
@@ -326,7 +342,7 @@ export function planGold(
     const timestamp = version > before.writeTime ? version : before.writeTime + 1n;
     writes.push({ kind: "amend", key, before, after, timestamp, window });
   }
-  return { writes, unchanged, leftOpen, liveAhead };
+  return { writes, unchanged, leftOpen, openDiffer, liveAhead };
 }
 
 /** The columns of a candle that differ, as `name before -> after` (for `--verbose`). */

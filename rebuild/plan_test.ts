@@ -147,7 +147,13 @@ Deno.test("planGold() leaves an untouched final row alone, keeping its late coun
     knownEnd: KNOWN,
     finalBefore: Infinity,
   });
-  assert.deepEqual(plan, { writes: [], unchanged: 1, leftOpen: [], liveAhead: [] });
+  assert.deepEqual(plan, {
+    writes: [],
+    unchanged: 1,
+    leftOpen: [],
+    openDiffer: [],
+    liveAhead: [],
+  });
 });
 
 Deno.test("planGold() restores a damaged row above the damage's write time", () => {
@@ -209,6 +215,27 @@ Deno.test("planGold() leaves open rows, and rows ahead of the read, to live gold
   assert.deepEqual(plan.writes, []);
   assert.deepEqual(plan.leftOpen, [KEY]);
   assert.deepEqual(plan.liveAhead, [other]);
+  // The open row lacks a trade the rebuild folds: reported, to rebuild once it is final.
+  assert.deepEqual(plan.openDiffer, [{ interval: "5m", symbol: "BINANCE:BTCUSDT", start: W }]);
+});
+
+Deno.test("planGold() reports an open row differing from the rebuild, never writes it", () => {
+  const open = folded(0, 1, 2);
+  const same = planGold(new Map([[KEY, stored(open)]]), new Map([[KEY, folded(0, 1, 2)]]), {
+    knownEnd: KNOWN,
+    finalBefore: Infinity,
+  });
+  assert.deepEqual([same.leftOpen, same.openDiffer, same.writes], [[KEY], [], []]);
+  // A stricter policy drops trade 2, or every trade of the window: the open row is left alone.
+  for (const rebuilt of [new Map([[KEY, folded(0, 1)]]), new Map()]) {
+    const plan = planGold(new Map([[KEY, stored(open)]]), rebuilt, {
+      knownEnd: KNOWN,
+      finalBefore: Infinity,
+    });
+    assert.deepEqual(plan.writes, []);
+    assert.deepEqual(plan.leftOpen, [KEY]);
+    assert.deepEqual(plan.openDiffer, [{ interval: "5m", symbol: "BINANCE:BTCUSDT", start: W }]);
+  }
 });
 
 Deno.test("planGold() adds a missing window only once every live watermark passed it", () => {
@@ -216,6 +243,7 @@ Deno.test("planGold() adds a missing window only once every live watermark passe
   const end = W + 300_000;
   const before = planGold(new Map(), rebuilt, { knownEnd: KNOWN, finalBefore: end - 1 });
   assert.deepEqual(before.leftOpen, [KEY]);
+  assert.equal(before.openDiffer.length, 1);
   assert.equal(before.writes.length, 0);
   const after = planGold(new Map(), rebuilt, { knownEnd: KNOWN, finalBefore: end });
   assert.equal(after.writes.length, 1);

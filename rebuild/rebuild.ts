@@ -93,7 +93,7 @@ export async function rebuild(deps: RebuildDeps, args: RebuildArgs): Promise<Reb
         showSpan(scan)
       } (SILVER_MAX_FUTURE_MS before, late margin ${args.lateMarginMs} ms after)`,
   );
-  const { records, source, knownEnd } = await readSource(deps, args, scan);
+  const { records, recordsRead, source, knownEnd } = await readSource(deps, args, scan, span);
   if (signal.aborted) throw new RebuildStopped(0, 0);
   const { derived, silver, gold } = await compare(deps, args, span, records, knownEnd);
   if (signal.aborted) throw new RebuildStopped(0, 0);
@@ -121,7 +121,7 @@ export async function rebuild(deps: RebuildDeps, args: RebuildArgs): Promise<Reb
     asked: { from: args.from, to: args.to },
     span,
     source,
-    recordsRead: records.length,
+    recordsRead,
     rejected: derived.rejected,
     silver,
     gold,
@@ -181,19 +181,35 @@ function only<V>(map: ReadonlyMap<string, V>, interval: Interval): Map<string, V
   return new Map([...map].filter(([key]) => key.startsWith(prefix)));
 }
 
-/** Reads the raw trades of the scan from the source chosen; says which and why. */
+/** What {@linkcode readSource} read. */
+interface SourceRead {
+  /** The records of the span (and symbols asked) only, when read from Kafka. */
+  readonly records: SourceRecord[];
+  /** Every record read, in the span or not. */
+  readonly recordsRead: number;
+  readonly source: string;
+  readonly knownEnd: Map<number, number>;
+}
+
+/**
+ * Reads the raw trades of the scan from the source chosen; says which and why. From Kafka it
+ * holds only the records with event time in `span` (of the symbols asked): no other can be a
+ * silver row of the span, so which stored rows were read (`DerivedSilver.read`) is unchanged.
+ */
 async function readSource(
   deps: RebuildDeps,
   args: RebuildArgs,
   scan: { from: number; to: number },
-): Promise<{ records: SourceRecord[]; source: string; knownEnd: Map<number, number> }> {
+  span: { from: number; to: number },
+): Promise<SourceRead> {
   const { config, kafka, session, signal } = deps;
   const topic = config.kafka.topics.raw;
   let why = "--source bronze";
   if (args.source !== "bronze") {
     const plan = await planKafkaScan(kafka, topic, scan);
     if (plan.covers) {
-      const { records, undecodable } = await readKafka({
+      const wanted = args.symbols ? new Set(args.symbols) : undefined;
+      const { records, undecodable, read } = await readKafka({
         kafka,
         topic,
         ranges: plan.ranges,
@@ -201,11 +217,14 @@ async function readSource(
         groupId: `${config.kafka.groupPrefix}.rebuild.${randomId()}`,
         signal,
         progress: deps.progress,
+        maxRecords: args.maxTrades,
+        keep: (raw) => raw.t >= span.from && raw.t < span.to && (wanted?.has(raw.s) ?? true),
       });
       const ranges = plan.ranges.map((r) => `${r.partition}:${r.start}-${r.end}`).join(" ");
       const knownEnd = new Map(plan.ranges.map((r) => [r.partition, r.end]));
       return {
         records,
+        recordsRead: read,
         knownEnd,
         source: `kafka topic ${topic}, offsets ${ranges}` +
           (undecodable > 0 ? ` (${undecodable} undecodable records skipped)` : ""),
@@ -224,6 +243,7 @@ async function readSource(
     scan,
     signal,
     progress: deps.progress,
+    maxRecords: args.maxTrades,
   });
   const knownEnd = new Map<number, number>();
   for (const { position } of records) {
@@ -232,7 +252,12 @@ async function readSource(
       Math.max(knownEnd.get(position.partition) ?? 0, position.offset + 1),
     );
   }
-  return { records, knownEnd, source: `bronze (trades_bronze, ${symbols.length} symbols): ${why}` };
+  return {
+    records,
+    recordsRead: records.length,
+    knownEnd,
+    source: `bronze (trades_bronze, ${symbols.length} symbols): ${why}`,
+  };
 }
 
 /** Symbols to read bronze for: those of `latest_prices` and the configured feed. */

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { Interval } from "../shared/gold_table.ts";
+import { type Interval, INTERVAL_MS } from "../shared/gold_table.ts";
 import type { SilverTrade } from "../shared/types.ts";
 import type { RejectionCode } from "../processor/silver/validate.ts";
-import { candleChanges, type GoldPlan, type SilverDiff } from "./plan.ts";
+import { candleChanges, type GoldPlan, type GoldWindow, type SilverDiff } from "./plan.ts";
 import { showSpan } from "./span.ts";
 
 /** Everything a rebuild found and did. */
@@ -72,7 +72,10 @@ export function formatReport(outcome: RebuildOutcome, verbose: boolean): string[
         count("amend")
       } amended, ${count("remove")} removed, ${plan.unchanged} unchanged` +
         (plan.leftOpen.length > 0
-          ? `, ${plan.leftOpen.length} left open to live gold (not final yet)`
+          ? `, ${plan.leftOpen.length} left open to live gold (not final yet` +
+            (plan.openDiffer.length > 0
+              ? `; ${plan.openDiffer.length} differ from the rebuild)`
+              : ")")
           : "") +
         (plan.liveAhead.length > 0
           ? `, ${plan.liveAhead.length} skipped (live gold folded trades received after the read)`
@@ -89,8 +92,25 @@ export function formatReport(outcome: RebuildOutcome, verbose: boolean): string[
       }
     }
   }
-  if (silverChanges + goldChanges === 0) lines.push("nothing changed");
+  const differ = [...outcome.gold.values()].flatMap((p) => p.openDiffer);
+  if (differ.length > 0) lines.push(openAdvice(differ));
+  if (silverChanges + goldChanges === 0) {
+    lines.push(differ.length === 0 ? "nothing changed" : "nothing written");
+  }
   return lines;
+}
+
+/**
+ * What to do about open windows that differ from the rebuild: live gold folds them in memory
+ * (with the rules it runs) and writes them final itself, so the rebuild may not; once they are
+ * final, a rerun makes them exact.
+ */
+function openAdvice(differ: readonly GoldWindow[]): string {
+  const last = Math.max(...differ.map((w) => w.start + INTERVAL_MS[w.interval]));
+  return `${differ.length} open windows differ from the rebuild (the last ends ${
+    new Date(last).toISOString()
+  }): live gold writes them final; run the rebuild again once they are final (a trade of every ` +
+    `partition past their end plus GOLD_ALLOWED_LATENESS_MS) to make them exact`;
 }
 
 function suffix(outcome: RebuildOutcome, layer: "silver" | "gold"): string {

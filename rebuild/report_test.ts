@@ -18,7 +18,13 @@ const TRADE: SilverTrade = {
   rawOffset: 42,
 };
 const NO_SILVER: SilverDiff = { added: [], removed: [], changed: [], unchanged: 7, kept: [] };
-const NO_GOLD: GoldPlan = { writes: [], unchanged: 3, leftOpen: [], liveAhead: [] };
+const NO_GOLD: GoldPlan = {
+  writes: [],
+  unchanged: 3,
+  leftOpen: [],
+  openDiffer: [],
+  liveAhead: [],
+};
 
 function outcome(fields: Partial<RebuildOutcome> = {}): RebuildOutcome {
   return {
@@ -58,6 +64,7 @@ Deno.test("formatReport() counts each change per layer and lists a few with --ve
     }],
     unchanged: 0,
     leftOpen: ["a", "b"],
+    openDiffer: [],
     liveAhead: ["c"],
   };
   const lines = formatReport(
@@ -91,6 +98,33 @@ Deno.test("formatReport() counts each change per layer and lists a few with --ve
       .some((l) => l.startsWith("  ")),
     "no examples without --verbose",
   );
+});
+
+Deno.test("formatReport() says which open windows differ and to run again once final", () => {
+  const day = Date.parse("2026-12-07T00:00:00Z");
+  const gold: GoldPlan = {
+    ...NO_GOLD,
+    leftOpen: ["a", "b", "c"],
+    openDiffer: [
+      { interval: "1d", symbol: "AAPL", start: day },
+      { interval: "5m", symbol: "AAPL", start: H },
+    ],
+  };
+  const lines = formatReport(outcome({ gold: new Map([["1d", gold]]) }), false);
+  assert.ok(
+    lines.includes(
+      "gold 1d: 0 added, 0 amended, 0 removed, 3 unchanged, 3 left open to live gold (not final yet; 2 differ from the rebuild)",
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.includes(
+      "2 open windows differ from the rebuild (the last ends 2026-12-08T00:00:00.000Z): live gold writes them final; run the rebuild again once they are final (a trade of every partition past their end plus GOLD_ALLOWED_LATENESS_MS) to make them exact",
+    ),
+    lines.join("\n"),
+  );
+  assert.equal(lines.at(-1), "nothing written");
+  assert.ok(!lines.includes("nothing changed"));
 });
 
 Deno.test("formatReport() marks a dry run", () => {

@@ -10,7 +10,7 @@ import type { Kafka } from "kafkajs";
 import type { RawTrade } from "../shared/types.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import type { SourceRecord } from "./plan.ts";
-import { hoursBetween, kafkaCovers } from "./span.ts";
+import { hoursBetween, kafkaCovers, tooManyTrades } from "./span.ts";
 
 /** Reports progress: records read so far, and the total when known. */
 export type Progress = (read: number, total: number | undefined) => void;
@@ -66,26 +66,36 @@ export interface ReadKafkaOptions {
   readonly groupId: string;
   readonly signal: AbortSignal;
   readonly progress: Progress;
+  /**
+   * Which decoded records to hold (default all): the others are counted as read and dropped at
+   * once, so memory follows the trades of the span and symbols asked, not the whole scan.
+   */
+  readonly keep?: (raw: RawTrade) => boolean;
+  /** At most this many records held: more stops the read with a `RangeError`. */
+  readonly maxRecords: number;
 }
 
 /**
- * Every record of `ranges`, decoded as `Trade` (a record that is not one is skipped and counted:
- * bronze dead-letters it, silver never sees it). Commits nothing. Stops early when `signal`
- * aborts (then what was read is incomplete: the caller writes nothing).
+ * Every record of `ranges` that `keep` wants, decoded as `Trade` (a record that is not one is
+ * skipped and counted: bronze dead-letters it, silver never sees it), and how many were read.
+ * Commits nothing. Stops early when `signal` aborts (then what was read is incomplete: the
+ * caller writes nothing); throws {@linkcode tooManyTrades} past `maxRecords`.
  */
 export async function readKafka(
   options: ReadKafkaOptions,
-): Promise<{ records: SourceRecord[]; undecodable: number }> {
+): Promise<{ records: SourceRecord[]; undecodable: number; read: number }> {
   const { kafka, topic, wire, signal, progress } = options;
   const ranges = options.ranges.filter((r) => r.end > r.start);
   const total = ranges.reduce((n, r) => n + r.end - r.start, 0);
   const records: SourceRecord[] = [];
-  if (total === 0) return { records, undecodable: 0 };
+  if (total === 0) return { records, undecodable: 0, read: 0 };
+  const keep = options.keep ?? (() => true);
   let undecodable = 0;
   let read = 0;
   const next = new Map(ranges.map((r) => [r.partition, r.start]));
   const endOf = new Map(ranges.map((r) => [r.partition, r.end]));
   const consumer = kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 250 });
+  let tooMany = false;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => finish = resolve);
   const onAbort = () => finish();
@@ -97,7 +107,7 @@ export async function readKafka(
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         const end = endOf.get(batch.partition);
-        if (end === undefined) return;
+        if (end === undefined || tooMany) return;
         const wanted = batch.messages.filter((m) => {
           const offset = Number(m.offset);
           return offset >= next.get(batch.partition)! && offset < end;
@@ -107,7 +117,14 @@ export async function readKafka(
           const offset = Number(message.offset);
           try {
             const raw = wire.decode("Trade", message.value!) as RawTrade;
-            records.push({ raw, position: { topic, partition: batch.partition, offset } });
+            if (keep(raw)) {
+              records.push({ raw, position: { topic, partition: batch.partition, offset } });
+            }
+            if (records.length > options.maxRecords) {
+              tooMany = true;
+              finish();
+              return;
+            }
           } catch {
             undecodable++;
           }
@@ -134,7 +151,8 @@ export async function readKafka(
     await admin.connect().then(() => admin.deleteGroups([options.groupId])).catch(() => {});
     await admin.disconnect().catch(() => {});
   }
-  return { records, undecodable };
+  if (tooMany) throw tooManyTrades(options.maxRecords);
+  return { records, undecodable, read };
 }
 
 /** Options of {@linkcode readBronze}. */
@@ -146,9 +164,14 @@ export interface ReadBronzeOptions {
   readonly scan: { readonly from: number; readonly to: number };
   readonly signal: AbortSignal;
   readonly progress: Progress;
+  /** At most this many records held: more stops the read with a `RangeError`. */
+  readonly maxRecords: number;
 }
 
-/** Every bronze row of `symbols` received in `scan`, as the raw trade it was. */
+/**
+ * Every bronze row of `symbols` received in `scan`, as the raw trade it was; throws
+ * {@linkcode tooManyTrades} past `maxRecords`.
+ */
 export async function readBronze(options: ReadBronzeOptions): Promise<SourceRecord[]> {
   const { session, keyspace, scan, signal, progress } = options;
   const query = `SELECT symbol, source_topic, source_partition, source_offset, price,
@@ -162,6 +185,7 @@ export async function readBronze(options: ReadBronzeOptions): Promise<SourceReco
         const ingestTime = (row.get("ingest_time") as Date).getTime();
         if (ingestTime < scan.from || ingestTime >= scan.to) continue;
         records.push({ raw: rawOfBronze(row, ingestTime), position: positionOfBronze(row) });
+        if (records.length > options.maxRecords) throw tooManyTrades(options.maxRecords);
       }
       progress(records.length, undefined);
     }

@@ -5,9 +5,9 @@
  *
  * The span is in event time (the trade's `t`): a rebuild of [from, to) re-derives every silver
  * trade whose event time is in it and every gold window inside it. A window only partly inside
- * is rebuilt whole: the span is widened to the window bounds of the largest interval touched
- * (with 1h candles, 10:20-10:40 becomes 10:00-11:00), so a candle is always folded from all of
- * its trades.
+ * is rebuilt whole: the span is widened to the window bounds of the largest interval (with 1d
+ * candles, 10:20-10:40 becomes that UTC day, 00:00-24:00), so a candle is always folded from all
+ * of its trades.
  *
  * Kafka timestamps are ingest times (the producer stamps each record with its frame's receive
  * time), and a trade's event time can be earlier (a late print) or a little later (a clock
@@ -32,6 +32,26 @@ export type SourceChoice = "auto" | "kafka" | "bronze";
 /** Default margin scanned after the span for late trades, ms (one hour). */
 export const DEFAULT_LATE_MARGIN_MS = 3_600_000;
 
+/**
+ * Heap a rebuild needs per trade of its span: the raw record, the re-derived silver trade, the
+ * stored silver row read back and the comparison's keys (about 720 B with 1,000,000 trades).
+ */
+export const BYTES_PER_TRADE = 720;
+
+/** Default bound on the trades a rebuild holds: about 1.4 GB of heap. */
+export const DEFAULT_MAX_TRADES = 2_000_000;
+
+/** The error of a span holding more than `limit` trades. */
+export function tooManyTrades(limit: number): RangeError {
+  return new RangeError(
+    `the span holds more than ${limit} trades (--max-trades; about ${
+      Math.round(limit * BYTES_PER_TRADE / 1e6)
+    } MB of heap at ~${BYTES_PER_TRADE} B each): nothing was written; rebuild fewer symbols ` +
+      `(--symbols) at a time, or raise --max-trades with the heap to match ` +
+      `(deno run --v8-flags=--max-old-space-size=<MB>)`,
+  );
+}
+
 /** The command line of `deno task rebuild`, parsed. */
 export interface RebuildArgs {
   /** Asked span start (inclusive), event time, epoch ms. */
@@ -43,6 +63,8 @@ export interface RebuildArgs {
   readonly layers: readonly Layer[];
   readonly source: SourceChoice;
   readonly lateMarginMs: number;
+  /** Stop (writing nothing) when the span holds more trades than this: memory stays bounded. */
+  readonly maxTrades: number;
   /** Print a few amended candles and changed rows with before/after. */
   readonly verbose: boolean;
   /** Compare and report only; write nothing. */
@@ -72,13 +94,19 @@ to run again: every write is a whole row keyed by the trade's raw source positio
                        SILVER_MAX_FUTURE_MS before the span to this long after it (default
                        ${DEFAULT_LATE_MARGIN_MS}, one hour), and keeps records by event time. A
                        trade received later is not read: its silver row is kept as stored
+  --max-trades <n>     stop, writing nothing, when the span holds more trades than this
+                       (default ${DEFAULT_MAX_TRADES}: about ${
+  Math.round(DEFAULT_MAX_TRADES * BYTES_PER_TRADE / 1e6)
+} MB of heap at ~${BYTES_PER_TRADE} B a trade)
   --dry-run            compare and report, write nothing
   --verbose            list a few changed rows and candles with before and after
   --help               this text
 
-The span is widened to whole windows of the largest gold interval it touches, so every candle
-is folded from all its trades. Gold windows that live gold has not made final yet are left to
-it (reported as "left open"): the rebuild writes final windows only.`;
+The span is widened to whole windows of the largest gold interval (1d: whole UTC days), so
+every candle is folded from all its trades. Gold windows that live gold has not made final yet
+are left to it (reported as "left open", with how many differ from the rebuild): the rebuild
+writes final windows only. After a policy change, run it again once they are final (a trade of
+every partition past their end plus GOLD_ALLOWED_LATENESS_MS: for 1d, the next day's trades).`;
 
 /** Parses a time: ISO-8601 with an explicit UTC offset, or epoch milliseconds. */
 export function parseTime(text: string, flag: string): number {
@@ -118,7 +146,8 @@ export function parseRebuildArgs(argv: readonly string[]): RebuildArgs {
       case "--symbols":
       case "--layers":
       case "--source":
-      case "--late-margin": {
+      case "--late-margin":
+      case "--max-trades": {
         const value = inline ?? argv[++i];
         if (value === undefined) throw new RangeError(`${name} needs a value`);
         values.set(name, value);
@@ -152,6 +181,7 @@ export function parseRebuildArgs(argv: readonly string[]): RebuildArgs {
     layers: parseLayers(values.get("--layers")),
     source: parseSource(values.get("--source")),
     lateMarginMs: parseMargin(values.get("--late-margin")),
+    maxTrades: parseMaxTrades(values.get("--max-trades")),
     verbose: flags.has("--verbose"),
     dryRun: flags.has("--dry-run"),
     help,
@@ -163,6 +193,7 @@ const DEFAULTS = {
   layers: LAYERS,
   source: "auto" as SourceChoice,
   lateMarginMs: DEFAULT_LATE_MARGIN_MS,
+  maxTrades: DEFAULT_MAX_TRADES,
   verbose: false,
   dryRun: false,
 };
@@ -206,6 +237,15 @@ function parseMargin(text: string | undefined): number {
     throw new RangeError(`--late-margin must be whole milliseconds >= 0, got ${text}`);
   }
   return ms;
+}
+
+function parseMaxTrades(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_MAX_TRADES;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new RangeError(`--max-trades must be a whole number >= 1, got ${text}`);
+  }
+  return n;
 }
 
 /** The largest of `intervals`. */

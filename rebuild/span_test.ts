@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import {
   DEFAULT_LATE_MARGIN_MS,
+  DEFAULT_MAX_TRADES,
   hoursBetween,
   ingestScan,
   kafkaCovers,
   largestInterval,
   parseRebuildArgs,
   parseTime,
+  tooManyTrades,
   wholeWindowSpan,
 } from "./span.ts";
 
@@ -40,6 +42,7 @@ Deno.test("parseRebuildArgs() reads every flag, both forms, with defaults", () =
     layers: ["silver", "gold"],
     source: "auto",
     lateMarginMs: DEFAULT_LATE_MARGIN_MS,
+    maxTrades: DEFAULT_MAX_TRADES,
     verbose: false,
     dryRun: false,
     help: false,
@@ -57,6 +60,7 @@ Deno.test("parseRebuildArgs() reads every flag, both forms, with defaults", () =
     "bronze",
     "--late-margin",
     "0",
+    "--max-trades=5000",
     "--verbose",
     "--dry-run",
   ]);
@@ -64,6 +68,7 @@ Deno.test("parseRebuildArgs() reads every flag, both forms, with defaults", () =
   assert.deepEqual(all.layers, ["silver", "gold"]);
   assert.equal(all.source, "bronze");
   assert.equal(all.lateMarginMs, 0);
+  assert.equal(all.maxTrades, 5000);
   assert.ok(all.verbose && all.dryRun);
   assert.deepEqual(parseRebuildArgs(["--layers", "gold", "--from", "1", "--to", "2"]).layers, [
     "gold",
@@ -86,6 +91,8 @@ Deno.test("parseRebuildArgs() names what is wrong", () => {
     [["--from", "1", "--to", "2", "--symbols", ","], /--symbols must name/],
     [["--from", "1", "--to", "2", "--symbols", "AAPL,aapl"], /--symbols: "aapl" is not a symbol/],
     [["--from", "1", "--to", "2", "--late-margin", "-1"], /--late-margin must be whole/],
+    [["--from", "1", "--to", "2", "--max-trades", "0"], /--max-trades must be a whole number/],
+    [["--from", "1", "--to", "2", "--max-trades", "1e6"], /--max-trades must be a whole number/],
     [["--from", "1", "--to", "2", "--frm", "3"], /Unknown argument "--frm"/],
     [["--from"], /--from needs a value/],
   ];
@@ -112,6 +119,13 @@ Deno.test("wholeWindowSpan() widens to whole windows of the largest interval", (
     to: hour + 7_200_000,
   });
   assert.deepEqual(wholeWindowSpan(T + 1, T + 2, ["5m"]), { from: T, to: T + 300_000 });
+  // With every stored interval (1d the largest): whole UTC days.
+  const day = Date.parse("2026-12-07T00:00:00Z");
+  assert.deepEqual(wholeWindowSpan(T, T + 60_000), { from: day, to: day + 86_400_000 });
+  assert.deepEqual(wholeWindowSpan(day - 1, day + 1), {
+    from: day - 86_400_000,
+    to: day + 86_400_000,
+  });
 });
 
 Deno.test("ingestScan() starts SILVER_MAX_FUTURE_MS early, ends a margin late, never past now", () => {
@@ -139,4 +153,11 @@ Deno.test("hoursBetween() lists the UTC hours a span touches", () => {
   assert.deepEqual(hoursBetween(h, h + 1), [h]);
   assert.deepEqual(hoursBetween(h - 1, h + 3_600_000), [h - 3_600_000, h]);
   assert.deepEqual(hoursBetween(h, h), []);
+});
+
+Deno.test("tooManyTrades() names the bound, its memory and what to do", () => {
+  assert.match(
+    tooManyTrades(2_000_000).message,
+    /more than 2000000 trades \(--max-trades; about 1440 MB of heap at ~720 B each\): nothing was written; rebuild fewer symbols \(--symbols\)/,
+  );
 });

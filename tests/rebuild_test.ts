@@ -5,7 +5,9 @@
  * (a) an untouched span changes nothing; (b) a hand-damaged candle and a deleted silver row are
  * restored and reported; (c) with the raw records deleted from Kafka the rebuild reads bronze;
  * (d) a rebuild racing live traffic for the same windows ends exact; (e) a lowered
- * SILVER_MAX_PRICE removes exactly the trades and candles it should.
+ * SILVER_MAX_PRICE removes exactly the trades and candles it should: in the windows live gold
+ * made final at once, and in a day's 1d windows (still open: left to live gold, reported) by a
+ * rerun once a later trade made them final.
  */
 import assert from "node:assert/strict";
 import cassandra from "cassandra-driver";
@@ -15,14 +17,20 @@ import { createWireCodec } from "../shared/wire.ts";
 import type { Config } from "../shared/config.ts";
 import { configEnv } from "../shared/config.ts";
 import { hourBucket } from "../shared/buckets.ts";
-import { GOLD_TABLE, goldBucket, INTERVAL_MS, INTERVALS } from "../shared/gold_table.ts";
+import {
+  GOLD_TABLE,
+  goldBucket,
+  type Interval,
+  INTERVAL_MS,
+  INTERVALS,
+} from "../shared/gold_table.ts";
 import { createKafka } from "../shared/kafka.ts";
 import { silentLogger } from "../shared/log.ts";
 import { STAGES } from "../shared/topology.ts";
 import { rebuild, RebuildStopped } from "../rebuild/rebuild.ts";
 import type { RebuildOutcome } from "../rebuild/report.ts";
 import { formatReport } from "../rebuild/report.ts";
-import { parseRebuildArgs, wholeWindowSpan } from "../rebuild/span.ts";
+import { parseRebuildArgs, showSpan, wholeWindowSpan } from "../rebuild/span.ts";
 import { lowestWatermark } from "../rebuild/store.ts";
 import {
   childProcessEnv,
@@ -34,7 +42,7 @@ import {
   waitFor,
   withStages,
 } from "./helpers.ts";
-import { assertGoldMatches, countRows, eventHours } from "./pipeline_assertions.ts";
+import { assertGoldMatches, countRows, eventHours, readGold } from "./pipeline_assertions.ts";
 import { computeReference, type Reference } from "./reference.ts";
 import { generateFeed, groundTruthNdjson, type SentTrade } from "./trade_feed.ts";
 
@@ -42,6 +50,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 /** The symbols of `generateFeed`. */
 const FEED_SYMBOLS = ["AAPL", "MSFT", "TSLA", "BINANCE:BTCUSDT", "OANDA:EUR_USD"];
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
 /** Produces `feed` as the producer does: keyed by symbol, stamped with its ingest time. */
 async function produceStamped(
@@ -147,8 +156,57 @@ async function assertAllFinal(
   return true;
 }
 
-/** A valid trade of `symbol` at `t`, received now: it moves gold's watermark past the span. */
-function clockTrade(symbol: string, t: number, seq: number): SentTrade {
+/**
+ * Asserts the stored candles of `intervals` with windows starting in `span` equal the
+ * reference's there (windows outside the span, in the same buckets, are not compared).
+ */
+async function assertSpanMatches(
+  client: cassandra.Client,
+  reference: Reference,
+  span: { from: number; to: number },
+  intervals: readonly Interval[],
+): Promise<void> {
+  const inSpan = (rows: Record<string, Record<string, unknown>>) => {
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const [symbol, windows] of Object.entries(rows)) {
+      for (const [start, candle] of Object.entries(windows)) {
+        if (Number(start) >= span.from && Number(start) < span.to) {
+          (out[symbol] ??= {})[start] = candle;
+        }
+      }
+    }
+    return out;
+  };
+  for (const interval of intervals) {
+    const expected = reference.candles[interval];
+    const actual = await readGold(client, interval, Object.keys(expected), span.from, span.to);
+    assert.deepEqual(
+      inSpan(actual),
+      inSpan(expected),
+      `${interval} candles of ${showSpan(span)} differ from the reference`,
+    );
+  }
+}
+
+/** Whether every 1d candle of `symbols` of the day starting at `day` is stored final. */
+async function dayFinal(client: cassandra.Client, symbols: string[], day: number) {
+  for (const symbol of symbols) {
+    const row = (await client.execute(
+      `SELECT is_final FROM ${GOLD_TABLE["1d"]} WHERE symbol = ? AND bucket = ?
+        AND window_start = ?`,
+      [symbol, cassandra.types.LocalDate.fromString(goldBucket(day, "1d")), new Date(day)],
+      { prepare: true },
+    )).first();
+    if (row?.get("is_final") !== true) return false;
+  }
+  return true;
+}
+
+/**
+ * A valid trade of `symbol` at `t`, received at `ingestTime` (default now): it moves gold's
+ * watermark past what is before it.
+ */
+function clockTrade(symbol: string, t: number, seq: number, ingestTime = Date.now()): SentTrade {
   return {
     seq,
     trade: {
@@ -157,7 +215,7 @@ function clockTrade(symbol: string, t: number, seq: number): SentTrade {
       t,
       v: 1,
       c: null,
-      ingestTime: Date.now(),
+      ingestTime,
       connectionId: "clock",
       frameSeq: 1,
       tradeIndex: 0,
@@ -227,8 +285,11 @@ Deno.test({
   ...opts,
   fn: () =>
     withStages({ GOLD_ALLOWED_LATENESS_MS: "2000" }, STAGES, async (config) => {
-      // Event times inside one past UTC hour; one later trade moves every watermark past it.
-      const hour = hourBucket(Date.now()) - 3 * HOUR;
+      // Event times inside one hour of the UTC day before yesterday. A trade of every symbol
+      // later that day moves every watermark past the hour (its 1m/5m/1h windows final) but
+      // not past the day: its 1d windows stay open until a trade of today (part e).
+      const day = Math.floor(Date.now() / DAY) * DAY - 2 * DAY;
+      const hour = day + 10 * HOUR;
       let stamp = hour;
       // Received a second after their event time (Kafka timestamps say so), as live traffic is.
       const feed = generateFeed({
@@ -243,14 +304,15 @@ Deno.test({
         return { ...f, trade: { ...f.trade, ingestTime: stamp } };
       });
       const feedHour = { from: hour, to: hour + HOUR };
-      // Whole windows of the largest interval: the hour, or its whole day with daily candles.
+      // Whole windows of the largest interval, 1d: 10:10-10:20 rebuilds the whole UTC day.
       const span = wholeWindowSpan(hour + 10 * 60_000, hour + 20 * 60_000);
-      assert.ok(span.from <= feedHour.from && span.to >= feedHour.to);
+      assert.deepEqual(span, { from: day, to: day + DAY });
       assert.ok(feed.every((f) => f.trade.t < feedHour.to || f.trade.t > Date.now()));
-      // A trade a minute ago of every symbol moves every partition's watermark past the span.
+      // At 11:30 that day, received a second later (inside the rebuild's scan).
+      const later = hour + 90 * 60_000;
       const all = [
         ...feed,
-        ...FEED_SYMBOLS.map((s, i) => clockTrade(s, Date.now() - 60_000, feed.length + i)),
+        ...FEED_SYMBOLS.map((s, i) => clockTrade(s, later, feed.length + i, later + 1000)),
       ];
       const reference = await referenceOf(all, config.silver);
       const kafka = createKafka(config.kafka, silentLogger());
@@ -327,6 +389,11 @@ Deno.test({
           }, parseRebuildArgs(["--from", from, "--to", to])),
           RebuildStopped,
         );
+        // More trades in the span than --max-trades: it stops, writing nothing.
+        await assert.rejects(
+          runRebuild(config, client, kafka, ["--from", from, "--to", to, "--max-trades", "10"]),
+          /the span holds more than 10 trades \(--max-trades.*nothing was written/,
+        );
         const repair = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
         assert.match(repair.source, /^kafka topic /);
         assert.equal(repair.silver.added.length, 1, formatReport(repair, true).join("\n"));
@@ -363,26 +430,46 @@ Deno.test({
           runRebuild(config, client, kafka, ["--from", from, "--to", to, "--source", "kafka"]),
           /no longer covers .*: use --source bronze/,
         );
+        await assert.rejects(
+          runRebuild(config, client, kafka, ["--from", from, "--to", to, "--max-trades", "10"]),
+          /the span holds more than 10 trades/,
+        );
         const fromBronze = await runRebuild(config, client, kafka, ["--from", from, "--to", to]);
         assert.match(fromBronze.source, /^bronze .*retention/);
         assert.equal(fromBronze.silver.added.length, 1);
         assert.equal(writes(fromBronze, "amend"), 1);
         await settle(client, reference, all, span);
 
-        // (e) A lowered price bound: exactly the trades above it leave silver, and gold follows.
+        // (e) A lowered price bound: exactly the trades above it leave silver, and gold follows
+        // in the final windows. The day's 1d windows are still open: live gold folds them in
+        // memory, with the old bound, and will write them final itself; the rebuild leaves them
+        // as they are and says they differ.
         const stricter = { ...config, silver: { ...config.silver, maxPrice: 180 } };
         const strictReference = await referenceOf(all, stricter.silver);
         assert.ok(strictReference.valid < reference.valid, "the bound rejects some trades");
         const strict = await runRebuild(stricter, client, kafka, ["--from", from, "--to", to]);
-        assert.equal(
-          strict.silver.removed.length,
-          reference.valid - strictReference.valid,
-          formatReport(strict, true).join("\n"),
-        );
+        const strictReport = formatReport(strict, true).join("\n");
+        assert.equal(strict.silver.removed.length, reference.valid - strictReference.valid);
         assert.ok(strict.silver.removed.every((t) => t.price > 180));
         assert.equal(strict.silver.added.length + strict.silver.changed.length, 0);
         assert.ok(writes(strict, "remove") > 0, "candles of symbols priced above the bound go");
-        await assertGoldMatches(client, strictReference, span.from, span.to);
+        const daily = strict.gold.get("1d")!;
+        assert.equal(daily.writes.length, 0, strictReport);
+        assert.equal(daily.leftOpen.length, symbols.length, strictReport);
+        // The symbols that had trades above the bound: their day candles differ.
+        const lowered = new Set(strict.silver.removed.map((t) => t.symbol));
+        assert.ok(lowered.size > 0);
+        assert.deepEqual(
+          new Set(daily.openDiffer.map((w) => w.symbol)),
+          lowered,
+          strictReport,
+        );
+        assert.match(
+          strictReport,
+          /open windows differ from the rebuild \(the last ends .*\): .*run the rebuild again once they are final/,
+        );
+        await assertSpanMatches(client, strictReference, span, INTERVALS.filter((i) => i !== "1d"));
+        await assertSpanMatches(client, reference, span, ["1d"]);
         for (const symbol of ["BINANCE:BTCUSDT", "OANDA:EUR_USD"]) {
           const left = await client.execute(
             `SELECT window_start FROM trades_gold_5m WHERE symbol = ? AND bucket = ?
@@ -399,6 +486,32 @@ Deno.test({
         }
         const counts = await countRows(client, "trades_silver", symbols, eventHours(all));
         assert.equal([...counts.values()].reduce((a, b) => a + b, 0), strictReference.valid);
+
+        // A trade of every symbol today moves every watermark past the day: live gold writes
+        // the day's 1d candles final, still with the trades above the bound; a rerun now
+        // makes them exact, and one more finds nothing to do.
+        const today = Date.now() - 1000;
+        const todays = FEED_SYMBOLS.map((s, i) => clockTrade(s, today, all.length + i));
+        await produceStamped(producer, config.kafka.topics.raw, todays);
+        await waitFor("the day's 1d candles final", () => dayFinal(client, symbols, day), {
+          timeoutMs: 60_000,
+          intervalMs: 500,
+        });
+        await assertSpanMatches(client, reference, span, ["1d"]);
+        const rerun = await runRebuild(stricter, client, kafka, ["--from", from, "--to", to]);
+        const rerunReport = formatReport(rerun, true).join("\n");
+        assert.equal(rerun.silver.added.length + rerun.silver.removed.length, 0, rerunReport);
+        assert.deepEqual(
+          new Set(rerun.gold.get("1d")!.writes.map((w) => w.window.symbol)),
+          lowered,
+          rerunReport,
+        );
+        for (const plan of rerun.gold.values()) {
+          assert.deepEqual([plan.leftOpen, plan.liveAhead], [[], []], rerunReport);
+        }
+        await assertSpanMatches(client, strictReference, span, INTERVALS);
+        const last = await runRebuild(stricter, client, kafka, ["--from", from, "--to", to]);
+        assert.ok(formatReport(last, false).includes("nothing changed"));
       } finally {
         await producer.disconnect();
         await client.shutdown();
