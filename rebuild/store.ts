@@ -203,9 +203,14 @@ export function silverWrites(
   ];
 }
 
+/** The columns gold's fold writes (`processor/gold/candle_rows.ts`): all but the key and coverage. */
+const FOLD_COLUMNS = "window_end, open, high, low, close, volume, pv_sum, vwap, trade_count, " +
+  "price_only_count, open_time, open_partition, open_offset, close_time, close_partition, " +
+  "close_offset, folded_offsets, is_final, late_count, updated_at";
+
 /**
  * The writes of gold windows: gold's own upsert (fold columns only) under the planned write
- * timestamp, and the deletion of a window no trade is left in.
+ * timestamp, and the deletion of the fold columns of a window no trade is left in.
  */
 export function goldWrites(
   keyspace: string,
@@ -217,7 +222,10 @@ export function goldWrites(
     if (w.after) return { ...rows.upsert(w.after, at, i), timestamp: w.timestamp };
     const { interval, symbol, start } = w.window;
     return {
-      query: `DELETE FROM ${keyspace}.${GOLD_TABLE[interval]}
+      // The fold's columns only: the window's feed-gap coverage (gap_ms, gap_count, written by
+      // the gap consumer, `processor/gold/gap_stage.ts`) stays, and a row left without
+      // trade_count holds no candle for any reader (`hasCandle` of `shared/gold_table.ts`).
+      query: `DELETE ${FOLD_COLUMNS} FROM ${keyspace}.${GOLD_TABLE[interval]}
         WHERE symbol = ? AND bucket = ? AND window_start = ?`,
       params: [
         symbol,
