@@ -227,7 +227,9 @@ Deno.test({
         "gold_partitions",
         "latest_prices",
         "trades_bronze",
+        "trades_gold_1d",
         "trades_gold_1h",
+        "trades_gold_1m",
         "trades_gold_5m",
         "trades_silver",
       ]);

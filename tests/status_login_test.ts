@@ -77,7 +77,10 @@ Deno.test({
         page.click("#go"),
       ]);
       assert.equal(landed?.status(), 200, `the link ended on ${landed?.status()}: ${statuses}`);
-      assert.equal(page.url(), `http://127.0.0.1:${status.addr.port}/?symbol=AAPL`);
+      // The page opens the old `?symbol=` address as its chart route, `#/symbol/AAPL`.
+      await page.waitForURL(`http://127.0.0.1:${status.addr.port}/#/symbol/AAPL`, {
+        timeout: 15_000,
+      });
       await page.waitForFunction(
         () => {
           const d = document.getElementById("chart")!.dataset;
