@@ -7,7 +7,8 @@
  * JSON shape of a candle: times epoch ms; prices (Cassandra `double`) as numbers; `volume` and
  * `vwap` (Cassandra `decimal`, exact) as decimal strings; counts as numbers; `coverage` (0..1, the
  * share of the window's trading time the feed covered) and `gapCount` (feed gaps touching it).
- * Live updates from the fold carry no coverage: the page takes a missing one as 1 and 0 gaps.
+ * Live updates from the fold carry no coverage: the page keeps the coverage /api/candles gave the
+ * candle, and takes a missing one as 1 and 0 gaps.
  *
  * @module
  */
