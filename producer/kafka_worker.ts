@@ -3,7 +3,9 @@
  * idempotent producer from the config it is sent, reports the raw topic's partition count, runs
  * a {@linkcode KafkaSink} on the trades (partition pinned) and dead letters it receives, reports
  * the sink's counters after every send, and on `close` flushes, disconnects and reports a last
- * time.
+ * time. Given a `transactionalId`, the producer is transactional: it initialises the id before
+ * it reports ready (which fences any older producer with that id) and sends each batch as one
+ * transaction; a sink that stops (fenced) is reported as `failed`.
  *
  * @module
  */
@@ -12,7 +14,13 @@ import { Buffer } from "node:buffer";
 import type { Kafka, Message } from "kafkajs";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { createLogger, describeError } from "../shared/log.ts";
-import { KafkaSink, PRODUCER_CONFIG } from "./kafka_sink.ts";
+import {
+  KafkaSink,
+  PRODUCER_CONFIG,
+  type SendingProducer,
+  SinkStoppedError,
+  transactionalSender,
+} from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { TradeBuffer } from "./trade_buffer.ts";
 import { unpackTrades } from "./trade_packing.ts";
@@ -31,13 +39,27 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
   hideKafkajsTimeoutWarning();
   const log = createLogger(`producer.kafka${message.index}`, { level: message.logLevel });
   const kafka = createKafka(message.kafka, log, { clientIdSuffix: `producer-${message.index}` });
-  const producer = kafka.producer(PRODUCER_CONFIG);
+  const { transactionalId } = message;
+  const producer = kafka.producer(
+    transactionalId === undefined ? PRODUCER_CONFIG : { ...PRODUCER_CONFIG, transactionalId },
+  );
   let partitions: number;
+  let sender: SendingProducer = producer;
   try {
     await producer.connect();
     partitions = await partitionCount(kafka, message.kafka.topics.raw);
+    if (transactionalId !== undefined) {
+      // The first transaction initialises the id: from here any older producer with it is
+      // fenced, and an open transaction of one that died is aborted.
+      await (await producer.transaction()).commit();
+      sender = transactionalSender(producer);
+    }
   } catch (error) {
-    post({ type: "failed", error: `cannot connect to Kafka: ${describeError(error)}` });
+    post({
+      type: "failed",
+      error: `cannot connect to Kafka: ${describeError(error)}`,
+      fenced: false,
+    });
     await producer.disconnect().catch(() => {});
     return;
   }
@@ -70,7 +92,7 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     lingerMs: message.producer.lingerMs,
   });
   sink = new KafkaSink({
-    producer,
+    producer: sender,
     rawTopic: message.kafka.topics.raw,
     deadLetterTopic: message.kafka.topics.deadLetter,
     buffer,
@@ -78,7 +100,15 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     log,
     onSent: () => report("progress"),
   });
-  sink.run().then(async () => {
+  sink.run().catch((error) => {
+    // Stopped (fenced): counted as failed by the main side, which stops the producer.
+    log.error("the Kafka sink stopped", { error });
+    post({
+      type: "failed",
+      error: describeError(error),
+      fenced: error instanceof SinkStoppedError && error.fenced,
+    });
+  }).then(async () => {
     await Promise.race([
       producer.disconnect().catch((error) =>
         log.warn("Kafka producer did not disconnect cleanly", { error })

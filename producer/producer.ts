@@ -37,7 +37,13 @@ import { openWire, type WireCodec } from "../shared/wire.ts";
 import { runFinnhubClient, type WebSocketFactory } from "./finnhub_client.ts";
 import { createThrottle, FrameHandler, type Throttle } from "./frame_handler.ts";
 import { DEFAULT_MAX_FRAME_BYTES, type SymbolSet } from "./frame_parser.ts";
-import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
+import {
+  KafkaSink,
+  PRODUCER_CONFIG,
+  type SendingProducer,
+  type TradeSink,
+  transactionalSender,
+} from "./kafka_sink.ts";
 import {
   createProducerMetrics,
   type ProducerMetrics,
@@ -80,6 +86,14 @@ export interface ProducerOptions {
   readonly webSocket?: WebSocketFactory;
   /** Default {@linkcode systemClock}. */
   readonly clock?: Clock;
+  /**
+   * Send transactions: Kafka worker `index` (or the one sender in this thread, as 0) under the
+   * `transactional.id` `transactionalId(index)`, initialised before the feed is read, which fences
+   * every older producer with those ids. Default: idempotent sends without transactions.
+   */
+  readonly transactionalId?: (index: number) => string;
+  /** Count into these (kept across the terms of a standby producer). Default: new ones. */
+  readonly metrics?: ProducerMetrics;
 }
 
 /** What a stopped producer reports. */
@@ -142,7 +156,7 @@ class ProducerRunner {
     this.#options = options;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
-    this.metrics = createProducerMetrics(config.producer.bufferMaxTrades);
+    this.metrics = options.metrics ?? createProducerMetrics(config.producer.bufferMaxTrades);
     this.#throttle = createThrottle(this.#clock, THROTTLE_MS);
     this.#subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
   }
@@ -202,8 +216,9 @@ class ProducerRunner {
   }
 
   async #openWorkerSink(): Promise<OpenSink> {
-    const { config, kafkaWorkers, worker } = this.#options;
+    const { config, kafkaWorkers, worker, transactionalId } = this.#options;
     const sink = new WorkerSink({
+      ...(transactionalId === undefined ? {} : { transactionalId }),
       config,
       metrics: this.metrics,
       log: this.#log.child("kafka"),
@@ -218,8 +233,16 @@ class ProducerRunner {
 
   async #openThreadSink(kafka: Pick<Kafka, "producer">): Promise<OpenSink> {
     const { producer: settings, kafka: { topics } } = this.#options.config;
-    const kafkaProducer = kafka.producer(PRODUCER_CONFIG);
+    const transactionalId = this.#options.transactionalId?.(0);
+    const kafkaProducer = kafka.producer(
+      transactionalId === undefined ? PRODUCER_CONFIG : { ...PRODUCER_CONFIG, transactionalId },
+    );
     await kafkaProducer.connect();
+    let sender: SendingProducer = kafkaProducer;
+    if (transactionalId !== undefined) {
+      await (await kafkaProducer.transaction()).commit(); // fences older producers of the id
+      sender = transactionalSender(kafkaProducer);
+    }
     const buffer = new TradeBuffer<Message>({
       maxItems: settings.bufferMaxTrades,
       batchMaxItems: settings.batchMaxTrades,
@@ -227,7 +250,7 @@ class ProducerRunner {
       clock: this.#clock,
     });
     const sink = new KafkaSink({
-      producer: kafkaProducer,
+      producer: sender,
       rawTopic: topics.raw,
       deadLetterTopic: topics.deadLetter,
       buffer,

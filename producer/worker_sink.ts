@@ -31,7 +31,12 @@ import type { Config, LogLevel } from "../shared/config.ts";
 import type { Logger } from "../shared/log.ts";
 import { DropLog } from "./drop_log.ts";
 import { bufferMaxBytes } from "./heap_budget.ts";
-import { DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_RECORDS, type TradeSink } from "./kafka_sink.ts";
+import {
+  DEAD_LETTER_MAX_BYTES,
+  DEAD_LETTER_MAX_RECORDS,
+  SinkStoppedError,
+  type TradeSink,
+} from "./kafka_sink.ts";
 import type { ProducerMetrics } from "./metrics.ts";
 import { TradePacker } from "./trade_packing.ts";
 
@@ -60,6 +65,8 @@ export type ToWorker =
     readonly logLevel: LogLevel;
     /** This worker's number, from 0, for its log lines and client id. */
     readonly index: number;
+    /** Send transactions under this `transactional.id` (fencing older producers). */
+    readonly transactionalId?: string;
   }
   | { readonly type: "trades"; readonly buffer: ArrayBuffer }
   | { readonly type: "deadLetter"; readonly key: string | null; readonly value: Uint8Array }
@@ -68,7 +75,12 @@ export type ToWorker =
 /** Messages from a worker. */
 export type FromWorker =
   | { readonly type: "ready"; readonly partitions: number }
-  | { readonly type: "failed"; readonly error: string }
+  | {
+    readonly type: "failed";
+    readonly error: string;
+    /** Another producer took over the `transactional.id`. */
+    readonly fenced: boolean;
+  }
   | {
     readonly type: "progress" | "closed";
     readonly counters: SinkCounters;
@@ -97,6 +109,11 @@ export interface WorkerSinkOptions {
   readonly clock?: Clock;
   /** Makes worker number `index`. Default: a module worker running `kafka_worker.ts`. */
   readonly worker?: (index: number) => WorkerLike;
+  /**
+   * Worker `index` sends transactions under `transactionalId(index)`; default: idempotent sends
+   * without transactions.
+   */
+  readonly transactionalId?: (index: number) => string;
 }
 
 const FLUSH_TRADES = 1_000;
@@ -133,6 +150,7 @@ export class WorkerSink implements TradeSink {
   readonly #flushMs: number;
   readonly #workerCount: number;
   readonly #createWorker: (index: number) => WorkerLike;
+  readonly #transactionalId: ((index: number) => string) | undefined;
   readonly #drops: DropLog;
   readonly #capacity: number;
   readonly #capacityBytes: number;
@@ -161,6 +179,7 @@ export class WorkerSink implements TradeSink {
         new Worker(new URL("./kafka_worker.ts", import.meta.url).href, {
           type: "module",
         }) as unknown as WorkerLike);
+    this.#transactionalId = options.transactionalId;
     this.#capacity = options.config.producer.bufferMaxTrades;
     this.#capacityBytes = bufferMaxBytes(this.#capacity);
     this.#drops = new DropLog(this.#metrics, options.log, {
@@ -238,9 +257,14 @@ export class WorkerSink implements TradeSink {
           case "ready":
             resolve(data.partitions);
             return;
-          case "failed":
-            reject(new Error(data.error));
+          case "failed": {
+            const error = new SinkStoppedError(`Kafka worker ${index}: ${data.error}`, {
+              fenced: data.fenced,
+            });
+            reject(error);
+            this.#settle?.reject(error);
             return;
+          }
           case "progress":
           case "closed":
             this.#progress(sender, data.counters, data.latencies);
@@ -256,7 +280,15 @@ export class WorkerSink implements TradeSink {
         }
       };
       const { kafka, producer, logLevel } = this.#config;
-      worker.postMessage({ type: "start", kafka, producer, logLevel, index });
+      const transactionalId = this.#transactionalId?.(index);
+      worker.postMessage({
+        type: "start",
+        kafka,
+        producer,
+        logLevel,
+        index,
+        ...(transactionalId === undefined ? {} : { transactionalId }),
+      });
     });
   }
 
