@@ -13,12 +13,13 @@
 import { Buffer } from "node:buffer";
 import type { Kafka, Message } from "kafkajs";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { createLogger, describeError, type Logger } from "../shared/log.ts";
 import {
   KafkaSink,
   PRODUCER_CONFIG,
   type SendingProducer,
   SinkStoppedError,
+  transactionalConfig,
   transactionalSender,
 } from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
@@ -27,6 +28,8 @@ import { unpackTrades } from "./trade_packing.ts";
 import type { FromWorker, SinkCounters, ToWorker } from "./worker_sink.ts";
 
 let sink: KafkaSink | undefined;
+let activate: () => void = () => {};
+const activated = new Promise<void>((resolve) => activate = resolve);
 /** Encoded bytes of the trades and dead letters received, for the main side's bytes bound. */
 let tradeBytesIn = 0;
 let deadLetterBytesIn = 0;
@@ -38,10 +41,12 @@ function post(message: FromWorker): void {
 async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
   hideKafkajsTimeoutWarning();
   const log = createLogger(`producer.kafka${message.index}`, { level: message.logLevel });
-  const kafka = createKafka(message.kafka, log, { clientIdSuffix: `producer-${message.index}` });
+  const kafka = createKafka(message.kafka, withoutConcurrentTransactionNoise(log), {
+    clientIdSuffix: `producer-${message.index}`,
+  });
   const { transactionalId } = message;
   const producer = kafka.producer(
-    transactionalId === undefined ? PRODUCER_CONFIG : { ...PRODUCER_CONFIG, transactionalId },
+    transactionalId === undefined ? PRODUCER_CONFIG : transactionalConfig(transactionalId),
   );
   let partitions: number;
   let sender: SendingProducer = producer;
@@ -49,9 +54,15 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     await producer.connect();
     partitions = await partitionCount(kafka, message.kafka.topics.raw);
     if (transactionalId !== undefined) {
-      // The first transaction initialises the id: from here any older producer with it is
-      // fenced, and an open transaction of one that died is aborted.
+      // A standby connects ahead and waits; taking over, the first transaction initialises the
+      // id: from here any older producer with it is fenced, and an open transaction of one that
+      // died is aborted.
+      post({ type: "connected" });
+      await activated;
       await (await producer.transaction()).commit();
+      log.info("transactional id initialised: fenced any older producer of this key", {
+        transactionalId,
+      });
       sender = transactionalSender(producer);
     }
   } catch (error) {
@@ -120,6 +131,26 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
   post({ type: "ready", partitions });
 }
 
+/**
+ * `log`, except kafkajs's error lines about `CONCURRENT_TRANSACTIONS`: the broker answers that to
+ * the next transaction while the last one's commit markers are still being written, and kafkajs
+ * logs each retry as an error though it is the normal course of back-to-back transactions.
+ */
+function withoutConcurrentTransactionNoise(log: Logger): Logger {
+  const filtered = (inner: Logger): Logger => {
+    const drop = (message: string, fields?: Record<string, unknown>) =>
+      /concurrent operation on the same transaction/.test(`${message} ${fields?.error ?? ""}`);
+    return {
+      debug: (m, f) => inner.debug(m, f),
+      info: (m, f) => inner.info(m, f),
+      warn: (m, f) => drop(m, f) ? undefined : inner.warn(m, f),
+      error: (m, f) => drop(m, f) ? undefined : inner.error(m, f),
+      child: (component) => filtered(inner.child(component)),
+    };
+  };
+  return filtered(log);
+}
+
 async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
@@ -138,6 +169,9 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   switch (message.type) {
     case "start":
       start(message);
+      return;
+    case "activate":
+      activate();
       return;
     case "trades": {
       const target = sink;

@@ -200,7 +200,7 @@ export class KafkaLease {
   /** Joins the group; resolves once the consumer runs (not once it holds the lease). */
   async start(): Promise<void> {
     this.#watchdog = setInterval(() => this.#checkHeartbeat(), Math.max(50, this.#heartbeatMs / 4));
-    await this.#join();
+    await this.#rejoin();
   }
 
   /** Resolves with a signal that aborts when the lease is lost, once this member holds it. */

@@ -48,9 +48,10 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
       return 1;
     }
     if (config.producer.lease === "kafka") {
-      // The lease topic holds nothing; any producer of the key may create it (idempotent).
+      // The lease topic holds nothing; any producer of the key may create it (idempotent). The
+      // lease's join waits for its leader, retrying.
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: [{
           topic: leaseNames(config).topic,
           numPartitions: 1,
@@ -116,16 +117,25 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
       await lease.start();
       const names = leaseNames(config);
       while (!signal.aborted) {
-        const lost = await lease.whenActive(signal);
-        if (lost === undefined) break;
+        // The term's signal exists before the term: `lost` aborts it once it is known.
+        const term = new AbortController();
         const producer = createProducer({
           config,
           log,
-          signal: AbortSignal.any([signal, lost]),
+          signal: AbortSignal.any([signal, term.signal]),
           wire,
           metrics,
           transactionalId: (index) => transactionalIdOf(names, index),
         });
+        // A standby connects its Kafka workers ahead: taking over then costs only fencing.
+        producer.prepare();
+        const lost = await lease.whenActive(signal);
+        if (lost === undefined) {
+          producer.discard();
+          break;
+        }
+        if (lost.aborted) term.abort();
+        else lost.addEventListener("abort", () => term.abort(), { once: true });
         try {
           report = await producer.run();
           unflushed += report.unflushed;

@@ -42,6 +42,7 @@ import {
   PRODUCER_CONFIG,
   type SendingProducer,
   type TradeSink,
+  transactionalConfig,
   transactionalSender,
 } from "./kafka_sink.ts";
 import {
@@ -109,6 +110,14 @@ export interface Producer {
   readonly metrics: ProducerMetrics;
   /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
   run(): Promise<ProducerReport>;
+  /**
+   * Starts the Kafka workers and connects them ahead of `run()` (a standby does, so that taking
+   * over costs only the transactional id's initialisation). Resolves once connected; a failure
+   * is logged and `run()` starts afresh.
+   */
+  prepare(): Promise<void>;
+  /** Stops what `prepare()` started, for a producer that will not run. */
+  discard(): void;
 }
 
 /** One warning line per kind of dead letter or unknown frame per 10 s. */
@@ -119,7 +128,12 @@ const DISCONNECT_TIMEOUT_MS = 5_000;
 /** Builds the producer. Nothing connects until `run()`. */
 export function createProducer(options: ProducerOptions): Producer {
   const runner = new ProducerRunner(options);
-  return { metrics: runner.metrics, run: () => runner.run() };
+  return {
+    metrics: runner.metrics,
+    run: () => runner.run(),
+    prepare: () => runner.prepare(),
+    discard: () => runner.discard(),
+  };
 }
 
 /** The sink, connected, and how to disconnect its Kafka producer once it has flushed. */
@@ -159,6 +173,31 @@ class ProducerRunner {
     this.metrics = options.metrics ?? createProducerMetrics(config.producer.bufferMaxTrades);
     this.#throttle = createThrottle(this.#clock, THROTTLE_MS);
     this.#subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
+  }
+
+  /** The worker sink `prepare()` started, until `run()` takes it. */
+  #prepared: Promise<WorkerSink | undefined> | undefined;
+
+  prepare(): Promise<void> {
+    if (this.#options.kafka !== undefined) return Promise.resolve();
+    this.#prepared ??= (async () => {
+      const sink = this.#workerSink();
+      try {
+        await sink.prepare();
+        return sink;
+      } catch (error) {
+        this.#log.warn("cannot connect the Kafka workers ahead; will try again when active", {
+          error,
+        });
+        return undefined;
+      }
+    })();
+    return this.#prepared.then(() => {});
+  }
+
+  discard(): void {
+    this.#prepared?.then((sink) => sink?.abandon());
+    this.#prepared = undefined;
   }
 
   /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
@@ -216,8 +255,17 @@ class ProducerRunner {
   }
 
   async #openWorkerSink(): Promise<OpenSink> {
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
+    const sink = (await prepared) ?? this.#workerSink();
+    await sink.start();
+    // The worker disconnects its own producer once it has flushed.
+    return { sink, disconnect: () => Promise.resolve() };
+  }
+
+  #workerSink(): WorkerSink {
     const { config, kafkaWorkers, worker, transactionalId } = this.#options;
-    const sink = new WorkerSink({
+    return new WorkerSink({
       ...(transactionalId === undefined ? {} : { transactionalId }),
       config,
       metrics: this.metrics,
@@ -226,16 +274,13 @@ class ProducerRunner {
       ...(kafkaWorkers === undefined ? {} : { workers: kafkaWorkers }),
       ...(worker === undefined ? {} : { worker }),
     });
-    await sink.start();
-    // The worker disconnects its own producer once it has flushed.
-    return { sink, disconnect: () => Promise.resolve() };
   }
 
   async #openThreadSink(kafka: Pick<Kafka, "producer">): Promise<OpenSink> {
     const { producer: settings, kafka: { topics } } = this.#options.config;
     const transactionalId = this.#options.transactionalId?.(0);
     const kafkaProducer = kafka.producer(
-      transactionalId === undefined ? PRODUCER_CONFIG : { ...PRODUCER_CONFIG, transactionalId },
+      transactionalId === undefined ? PRODUCER_CONFIG : transactionalConfig(transactionalId),
     );
     await kafkaProducer.connect();
     let sender: SendingProducer = kafkaProducer;

@@ -23,7 +23,6 @@ import { type Logger, silentLogger } from "../shared/log.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
 import type { Simulator } from "../simulator/server.ts";
 import { SinkStoppedError, transactionalSender } from "../producer/kafka_sink.ts";
-import { partitionFor } from "../producer/worker_sink.ts";
 import type { Config } from "../shared/config.ts";
 import { childProcessEnv, waitFor } from "./helpers.ts";
 import {
@@ -115,6 +114,12 @@ const isActive = (p: ProducerProcess) => p.log.some((l) => l.includes("active: t
 const isStandby = (p: ProducerProcess) =>
   p.log.some((l) => l.includes("standing by: another producer holds the lease"));
 
+/** When `p` first logged a line containing `text`, epoch ms (NaN if it did not). */
+function lineAt(p: ProducerProcess, text: string): number {
+  const line = p.log.find((l) => l.includes(text));
+  return line === undefined ? NaN : Number(line.slice(0, line.indexOf(" ")));
+}
+
 function kill(p: ProducerProcess, signal: Deno.Signal): void {
   try {
     p.child.kill(signal);
@@ -148,7 +153,7 @@ function simConnectionOf(
  * connection and partition, the trades written are the first ones sent, in order. Returns per
  * connection the trades sent, written, and the first and last `ingestTime` written.
  */
-async function account(config: Config, truthPath: string, partitions: number) {
+async function account(config: Config, truthPath: string) {
   const sent = tradeEntries(await readGroundTruth(truthPath));
   const admin = createKafka(config.kafka, silentLogger()).admin();
   await admin.connect();
@@ -173,16 +178,24 @@ async function account(config: Config, truthPath: string, partitions: number) {
   for (const conn of new Set(sent.map((e) => e.connection))) {
     const mine = written.filter((t) => connectionOf.get(t.connectionId) === conn);
     const sentHere = sent.filter((e) => e.connection === conn);
-    for (let p = 0; p < partitions; p++) {
-      const expected = sentHere.filter((e) => partitionFor(e.trade.s as string, partitions) === p)
+    // One symbol, one partition, one Kafka worker whose transactions commit in order: what is
+    // written of a symbol is the first of what was sent of it, in order.
+    for (const symbol of SYMBOLS) {
+      const expected = sentHere.filter((e) => e.trade.s === symbol)
         .map((e) => [e.frame, e.index, e.trade]);
-      const actual = mine.filter((t) => t.record.partition === p)
-        .sort((a, b) => a.record.offset - b.record.offset)
+      const actual = mine.filter((t) => t.s === symbol)
+        .sort((a, b) =>
+          a.record.partition - b.record.partition || a.record.offset - b.record.offset
+        )
         .map((t) => [t.frameSeq, t.tradeIndex, asSent(t)]);
+      assert.equal(
+        new Set(mine.filter((t) => t.s === symbol).map((t) => t.record.partition)).size <= 1,
+        true,
+      );
       assert.deepEqual(
         actual,
         expected.slice(0, actual.length),
-        `connection ${conn} partition ${p}: a prefix of what was sent`,
+        `connection ${conn} ${symbol}: the first of what was sent, in order`,
       );
     }
     const ingest = mine.map((t) => t.ingestTime);
@@ -238,14 +251,14 @@ Deno.test({
         let standby = startProducer("p2", config, sim);
         all.push(standby);
         await waitFor("p2 standing by", () => isStandby(standby), { timeoutMs: 60_000 });
-        const kills: { at: number; connection: number }[] = [];
+        const kills: { at: number; connection: number; next: ProducerProcess }[] = [];
         for (let round = 1; round <= 3; round++) {
           const conn = await waitFor("a subscribed connection", () => {
             const open = sim.stats().connections;
             return open.length === 1 && open[0]!.subscriptions === SYMBOLS.length && open[0]!.id;
           }, { timeoutMs: 60_000 });
           await delay(4_000); // under load for a while
-          kills.push({ at: Date.now(), connection: conn });
+          kills.push({ at: Date.now(), connection: conn, next: standby });
           kill(active, "SIGKILL");
           await active.exited;
           await waitFor(`round ${round}: the standby active`, () => isActive(standby), {
@@ -280,8 +293,7 @@ Deno.test({
         const logs = all.flatMap((p) => p.log).join("\n");
         assert.ok(!logs.includes(config.finnhub.apiKey.reveal()), "the key is never logged");
 
-        const partitions = config.kafka.partitions;
-        const counts = await account(config, truthPath, partitions);
+        const counts = await account(config, truthPath);
         const connections = [...counts.keys()].sort((x, y) => x - y);
         assert.equal(connections.length, 4, "one connection per term: 3 failovers");
         const last = counts.get(connections.at(-1)!)!;
@@ -302,12 +314,21 @@ Deno.test({
               subscribedAt(connections[i + 1]!) - closedAt(connections[i]!)
             } ms (old connection closed to new subscribed); kill to last written ${
               kills[i]!.at - old.lastIngest
+            } ms; kill to lease ${
+              lineAt(kills[i]!.next, "active: this producer") - kills[i]!.at
+            } ms, to fenced ${
+              lineAt(kills[i]!.next, "fenced any older producer") - kills[i]!.at
+            } ms, to subscribed ${
+              lineAt(kills[i]!.next, "connected and subscribed") - kills[i]!.at
             } ms; sent ${old.sent}, written ${old.written}, lost at the kill ${
               old.sent - old.written
             }`,
           );
         }
         console.log(lines.join("\n"));
+      } catch (error) {
+        console.error(all.flatMap((p) => p.log.slice(-40)).join("\n"));
+        throw error;
       } finally {
         for (const p of all) kill(p, "SIGKILL");
         await Promise.all(all.map((p) => p.exited));
@@ -369,7 +390,7 @@ Deno.test({
               .slice(0, 8).join("\n")
           }`,
         );
-        const counts = await account(config, truthPath, config.kafka.partitions);
+        const counts = await account(config, truthPath);
         const conns = [...counts.keys()].sort((x, y) => x - y);
         const first = counts.get(conns[0]!)!;
         assert.ok(
@@ -379,6 +400,9 @@ Deno.test({
           } ms)`,
         );
         assert.ok(counts.get(conns.at(-1)!)!.written > 0, "the new leader wrote");
+      } catch (error) {
+        console.error([...p1.log, ...p2.log].join("\n"));
+        throw error;
       } finally {
         kill(p1, "SIGCONT");
         kill(p1, "SIGKILL");
