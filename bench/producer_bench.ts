@@ -163,9 +163,7 @@ async function main() {
   console.log(
     `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent, ${
       config.producer.lease === "kafka" ? "one transaction a batch" : "no transactions"
-    }; ${
-      Deno.env.get("HOSTNAME") ?? ""
-    } ${navigator.hardwareConcurrency} cores`,
+    }; ${Deno.env.get("HOSTNAME") ?? ""} ${navigator.hardwareConcurrency} cores`,
   );
   const kpid = servicePid("kafka");
   const results: StepResult[] = [];
