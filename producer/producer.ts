@@ -204,7 +204,14 @@ class ProducerRunner {
   async run(): Promise<ProducerReport> {
     const { config, signal } = this.#options;
     const wire = this.#options.wire ?? await this.#openWire();
-    const { sink, disconnect } = await this.#openSink();
+    const opened = await this.#openSink();
+    if (opened === undefined) {
+      // Stopped before the sink was activated: nothing read, nothing to flush, and no
+      // transactional id initialised (that would fence whoever took over meanwhile).
+      this.#log.info("stopped before reading the feed");
+      return { unflushed: 0, metrics: this.metrics.snapshot() };
+    }
+    const { sink, disconnect } = opened;
     const watch = watchSink(sink.run());
     const stopStats = startStatsLog(this.metrics, this.#log, {
       clock: this.#clock,
@@ -249,15 +256,20 @@ class ProducerRunner {
   }
 
   /** The sink, connected: in workers, or in this thread on `options.kafka`. */
-  #openSink(): Promise<OpenSink> {
+  /** `undefined` when `signal` aborted before the worker sink was activated. */
+  #openSink(): Promise<OpenSink | undefined> {
     const { kafka } = this.#options;
     return kafka === undefined ? this.#openWorkerSink() : this.#openThreadSink(kafka);
   }
 
-  async #openWorkerSink(): Promise<OpenSink> {
+  async #openWorkerSink(): Promise<OpenSink | undefined> {
     const prepared = this.#prepared;
     this.#prepared = undefined;
     const sink = (await prepared) ?? this.#workerSink();
+    if (this.#options.signal.aborted) {
+      sink.abandon();
+      return undefined;
+    }
     await sink.start();
     // The worker disconnects its own producer once it has flushed.
     return { sink, disconnect: () => Promise.resolve() };

@@ -357,6 +357,10 @@ Deno.test({
           },
         );
         const [old, next] = isActive(p1) ? [p1, p2] : [p2, p1];
+        await waitFor("the active one subscribed", () => {
+          const open = sim.stats().connections;
+          return open.length === 1 && open[0]!.subscriptions === SYMBOLS.length;
+        }, { timeoutMs: 60_000 });
         await delay(3_000);
         const stoppedAt = Date.now();
         kill(old, "SIGSTOP");
@@ -376,6 +380,10 @@ Deno.test({
         );
         await delay(SESSION_MS); // time for it to try anything it would
         assert.ok(isActive(next));
+        assert.ok(
+          !next.log.some((l) => l.includes("fenced this producer")),
+          "the new leader is never fenced by the old one",
+        );
         sim.inject({ type: "pause" });
         await delay(1_000);
         kill(next, "SIGTERM");
