@@ -13,7 +13,7 @@
  *     [--warmup-s 5] [--symbols 40] [--kafka-workers 2 (0: send from the main thread)]
  *
  * Uses the producer's defaults (PRODUCER_* and KAFKA_* from the environment, if set) on fresh
- * topics that it deletes at the end. Writes the figures to `.artifacts/producer_bench.json`.
+ * topics that it deletes at the end; `PRODUCER_LEASE=none` measures without transactions. Writes the figures to `.artifacts/producer_bench.json`.
  *
  * @module
  */
@@ -137,6 +137,10 @@ async function main() {
     statsIntervalMs: 0,
     // 0 workers: send from this thread on the bench's own client.
     ...(kafkaWorkers > 0 ? { kafkaWorkers } : { kafka }),
+    // As `deno task producer` with PRODUCER_LEASE=kafka (the default): one transaction a batch.
+    ...(config.producer.lease === "kafka"
+      ? { transactionalId: (i: number) => `bench.${id}.producer-${i}` }
+      : {}),
   });
   const running = producer.run();
   const metrics = producer.metrics;
@@ -161,9 +165,9 @@ async function main() {
   await waitUntil(() => metrics.connectionState === "open");
 
   console.log(
-    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent; ${
-      Deno.env.get("HOSTNAME") ?? ""
-    } ${navigator.hardwareConcurrency} cores`,
+    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent, ${
+      config.producer.lease === "kafka" ? "one transaction a batch" : "no transactions"
+    }; ${Deno.env.get("HOSTNAME") ?? ""} ${navigator.hardwareConcurrency} cores`,
   );
   const kpid = servicePid("kafka");
   const results: StepResult[] = [];

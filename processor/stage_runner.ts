@@ -185,12 +185,18 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
         }
       }
       paused.set(0, labels);
-      resolveOffset(last.offset);
+      // Past the batch's last record, not its last message: a transaction's commit marker (the
+      // producer writes in transactions) and aborted records take offsets but are no messages;
+      // committing only up to the last message left the group one behind the log end for good.
+      const through = BigInt(batch.lastOffset()) > BigInt(last.offset)
+        ? batch.lastOffset()
+        : last.offset;
+      resolveOffset(through);
       try {
         await consumer.commitOffsets([{
           topic: batch.topic,
           partition: batch.partition,
-          offset: (BigInt(last.offset) + 1n).toString(),
+          offset: (BigInt(through) + 1n).toString(),
         }]);
       } catch (error) {
         if (!lostGroupMembership(error)) throw error;

@@ -52,6 +52,20 @@ export const PRODUCER_CONFIG: ProducerConfig = {
 };
 
 /**
+ * {@linkcode PRODUCER_CONFIG} with a `transactional.id`, and retries that start at 20 ms: the
+ * broker answers `CONCURRENT_TRANSACTIONS` to a transaction begun while the last one's commit
+ * markers are still being written (a few ms), and kafkajs's usual 200 ms first retry would add
+ * that to every batch.
+ */
+export function transactionalConfig(transactionalId: string): ProducerConfig {
+  return {
+    ...PRODUCER_CONFIG,
+    transactionalId,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 5_000 },
+  };
+}
+
+/**
  * Wraps a partitioner so a keyed message's partition is computed once per key object, topic and
  * partition count. kafkajs's murmur2 runs on 64-bit `Long` objects, one of the costlier steps of
  * encoding a record; the sink reuses one key `Buffer` per symbol, so this makes the hash a
@@ -128,6 +142,93 @@ export interface TradeSink {
 /** The part of a kafkajs producer the sink uses. */
 export interface SendingProducer {
   send(record: ProducerRecord): Promise<unknown>;
+}
+
+/**
+ * A send that must not be retried nor given up quietly: the sink stops (`run()` rejects) and the
+ * producer with it. `fenced`: another producer initialised the same `transactional.id` (it took
+ * the lease), or the broker aborted the transaction and bumped the epoch; this producer can no
+ * longer write.
+ */
+export class SinkStoppedError extends Error {
+  readonly fenced: boolean;
+  constructor(message: string, options: { fenced: boolean; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = "SinkStoppedError";
+    this.fenced = options.fenced;
+  }
+}
+
+/**
+ * Whether `error` says the producer's epoch is stale: `INVALID_PRODUCER_EPOCH` (47, what Kafka
+ * answers kafkajs's request versions) or `PRODUCER_FENCED` (90), here or in a cause.
+ */
+export function isFencedError(error: unknown): boolean {
+  for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 5; depth++) {
+    const { type, code } = e as { type?: unknown; code?: unknown };
+    if (
+      type === "INVALID_PRODUCER_EPOCH" || type === "PRODUCER_FENCED" || code === 47 ||
+      code === 90
+    ) return true;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ??
+      (e as { originalError?: unknown }).originalError;
+  }
+  return false;
+}
+
+/** The part of a kafkajs transactional producer {@linkcode transactionalSender} uses. */
+export interface TransactionalProducer {
+  transaction(): Promise<{
+    send(record: ProducerRecord): Promise<unknown>;
+    commit(): Promise<void>;
+    abort(): Promise<void>;
+  }>;
+}
+
+/**
+ * Sends each batch as one transaction (begin, send, commit), so a producer fenced by a newer one
+ * with the same `transactional.id` can write nothing more: its send or commit fails with
+ * {@linkcode SinkStoppedError} (`fenced`). A failed transaction is aborted and the error thrown
+ * for the sink to retry the batch in a new one (what was sent in the aborted one is never read:
+ * the stages read committed); when the abort fails too, the producer's transaction state is
+ * unknown and the sink stops.
+ */
+export function transactionalSender(producer: TransactionalProducer): SendingProducer {
+  return {
+    async send(record) {
+      let transaction;
+      try {
+        transaction = await producer.transaction();
+      } catch (error) {
+        throw stopped(error, "cannot begin a Kafka transaction");
+      }
+      try {
+        await transaction.send(record);
+        await transaction.commit();
+      } catch (error) {
+        if (isFencedError(error)) throw stopped(error, "Kafka refused the transaction");
+        try {
+          await transaction.abort();
+        } catch (abortError) {
+          throw stopped(
+            abortError,
+            `a Kafka transaction failed (${describeError(error)}) and could not be aborted`,
+          );
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+function stopped(error: unknown, what: string): SinkStoppedError {
+  const fenced = isFencedError(error);
+  return new SinkStoppedError(
+    fenced
+      ? `${what}: this producer was fenced (another producer took over its transactional id, or the broker aborted a transaction that ran too long)`
+      : `${what}: ${describeError(error)}`,
+    { fenced, cause: error },
+  );
 }
 
 /** Options of {@linkcode KafkaSink}. */
@@ -429,6 +530,7 @@ export class KafkaSink implements TradeSink {
       } catch (error) {
         this.#metrics.kafkaErrors++;
         this.#metrics.lastError = `kafka: ${describeError(error)}`;
+        if (error instanceof SinkStoppedError) throw error;
         if (this.#abandoned) return false;
         if (!isRetriableKafkaError(error)) {
           this.#log.error("Kafka refused a batch for good; it is lost", {

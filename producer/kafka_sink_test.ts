@@ -4,7 +4,14 @@ import { type Message, type PartitionerArgs, Partitioners } from "kafkajs";
 import { FakeClock } from "../shared/clock.ts";
 import { createLogger } from "../shared/log.ts";
 import { BUFFERED_TRADE_VALUE_BYTES } from "./heap_budget.ts";
-import { cachingPartitioner, DEAD_LETTER_MAX_BYTES, KafkaSink } from "./kafka_sink.ts";
+import {
+  cachingPartitioner,
+  DEAD_LETTER_MAX_BYTES,
+  isFencedError,
+  KafkaSink,
+  SinkStoppedError,
+  transactionalSender,
+} from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { FakeProducer } from "./test_doubles.ts";
 import { TradeBuffer } from "./trade_buffer.ts";
@@ -326,4 +333,76 @@ Deno.test("KafkaSink.abandon() ends run() even while it is waiting for trades", 
   await settle();
   assert.equal(t.sink.abandon(), 0);
   await t.running;
+});
+
+/** A transactional producer double: records each step; `fail` makes the named step throw. */
+function fakeTransactional(fail: Partial<Record<"begin" | "send" | "commit" | "abort", Error>>) {
+  const steps: string[] = [];
+  const step = (name: "begin" | "send" | "commit" | "abort") => {
+    steps.push(name);
+    const error = fail[name];
+    return error ? Promise.reject(error) : Promise.resolve();
+  };
+  return {
+    steps,
+    producer: {
+      transaction: () =>
+        step("begin").then(() => ({
+          send: () => step("send"),
+          commit: () => step("commit"),
+          abort: () => step("abort"),
+        })),
+    },
+  };
+}
+
+const fencedError = () =>
+  Object.assign(new Error("epoch"), { type: "INVALID_PRODUCER_EPOCH", code: 47, retriable: false });
+const record = { topic: "raw", messages: [{ value: "v" }] };
+
+Deno.test("isFencedError: a stale epoch, here or in a cause; nothing else", () => {
+  assert.equal(isFencedError(fencedError()), true);
+  assert.equal(isFencedError({ type: "PRODUCER_FENCED" }), true);
+  assert.equal(isFencedError({ code: 90 }), true);
+  assert.equal(isFencedError(new Error("retries exceeded", { cause: fencedError() })), true);
+  assert.equal(isFencedError(kafkaError("KafkaJSConnectionError", true)), false);
+  assert.equal(isFencedError(null), false);
+  assert.equal(isFencedError("INVALID_PRODUCER_EPOCH"), false);
+});
+
+Deno.test("transactionalSender: one transaction per batch, aborted when it fails", async () => {
+  const ok = fakeTransactional({});
+  await transactionalSender(ok.producer).send(record);
+  assert.deepEqual(ok.steps, ["begin", "send", "commit"]);
+
+  const retriable = kafkaError("KafkaJSConnectionError", true);
+  const failed = fakeTransactional({ commit: retriable });
+  await assert.rejects(transactionalSender(failed.producer).send(record), (e) => e === retriable);
+  assert.deepEqual(failed.steps, ["begin", "send", "commit", "abort"], "aborted, error passed on");
+});
+
+Deno.test("transactionalSender: fenced, or a failed abort, stops the sink", async () => {
+  for (
+    const [name, fail, fenced] of [
+      ["fenced at send", { send: fencedError() }, true],
+      ["fenced at commit", { commit: fencedError() }, true],
+      ["fenced at begin", { begin: fencedError() }, true],
+      ["abort failed", { send: kafkaError("X", true), abort: kafkaError("Y", false) }, false],
+    ] as const
+  ) {
+    const t = fakeTransactional(fail);
+    const error = await transactionalSender(t.producer).send(record).then(() => null, (e) => e);
+    assert.ok(error instanceof SinkStoppedError, name);
+    assert.equal(error.fenced, fenced, name);
+    assert.ok(!t.steps.includes("abort") || !fenced, `${name}: a fenced producer aborts nothing`);
+  }
+});
+
+Deno.test("KafkaSink: a stopped send rejects run() instead of dropping the batch and going on", async () => {
+  const t = setup();
+  t.producer.failures.push(new SinkStoppedError("fenced", { fenced: true }));
+  offer(t.sink, 1);
+  t.clock.tick(20);
+  await assert.rejects(t.running, (e) => e instanceof SinkStoppedError && e.fenced);
+  assert.equal(t.metrics.tradesFailed, 0, "not counted as given up: the producer stops");
 });

@@ -3,7 +3,9 @@
  * idempotent producer from the config it is sent, reports the raw topic's partition count, runs
  * a {@linkcode KafkaSink} on the trades (partition pinned) and dead letters it receives, reports
  * the sink's counters after every send, and on `close` flushes, disconnects and reports a last
- * time.
+ * time. Given a `transactionalId`, the producer is transactional: it initialises the id before
+ * it reports ready (which fences any older producer with that id) and sends each batch as one
+ * transaction; a sink that stops (fenced) is reported as `failed`.
  *
  * @module
  */
@@ -11,14 +13,23 @@
 import { Buffer } from "node:buffer";
 import type { Kafka, Message } from "kafkajs";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError } from "../shared/log.ts";
-import { KafkaSink, PRODUCER_CONFIG } from "./kafka_sink.ts";
+import { createLogger, describeError, type Logger } from "../shared/log.ts";
+import {
+  KafkaSink,
+  PRODUCER_CONFIG,
+  type SendingProducer,
+  SinkStoppedError,
+  transactionalConfig,
+  transactionalSender,
+} from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { TradeBuffer } from "./trade_buffer.ts";
 import { unpackTrades } from "./trade_packing.ts";
 import type { FromWorker, SinkCounters, ToWorker } from "./worker_sink.ts";
 
 let sink: KafkaSink | undefined;
+let activate: () => void = () => {};
+const activated = new Promise<void>((resolve) => activate = resolve);
 /** Encoded bytes of the trades and dead letters received, for the main side's bytes bound. */
 let tradeBytesIn = 0;
 let deadLetterBytesIn = 0;
@@ -30,14 +41,36 @@ function post(message: FromWorker): void {
 async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
   hideKafkajsTimeoutWarning();
   const log = createLogger(`producer.kafka${message.index}`, { level: message.logLevel });
-  const kafka = createKafka(message.kafka, log, { clientIdSuffix: `producer-${message.index}` });
-  const producer = kafka.producer(PRODUCER_CONFIG);
+  const kafka = createKafka(message.kafka, withoutConcurrentTransactionNoise(log), {
+    clientIdSuffix: `producer-${message.index}`,
+  });
+  const { transactionalId } = message;
+  const producer = kafka.producer(
+    transactionalId === undefined ? PRODUCER_CONFIG : transactionalConfig(transactionalId),
+  );
   let partitions: number;
+  let sender: SendingProducer = producer;
   try {
     await producer.connect();
     partitions = await partitionCount(kafka, message.kafka.topics.raw);
+    if (transactionalId !== undefined) {
+      // A standby connects ahead and waits; taking over, the first transaction initialises the
+      // id: from here any older producer with it is fenced, and an open transaction of one that
+      // died is aborted.
+      post({ type: "connected" });
+      await activated;
+      await (await producer.transaction()).commit();
+      log.info("transactional id initialised: fenced any older producer of this key", {
+        transactionalId,
+      });
+      sender = transactionalSender(producer);
+    }
   } catch (error) {
-    post({ type: "failed", error: `cannot connect to Kafka: ${describeError(error)}` });
+    post({
+      type: "failed",
+      error: `cannot connect to Kafka: ${describeError(error)}`,
+      fenced: false,
+    });
     await producer.disconnect().catch(() => {});
     return;
   }
@@ -72,7 +105,7 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     lingerMs: message.producer.lingerMs,
   });
   sink = new KafkaSink({
-    producer,
+    producer: sender,
     rawTopic: message.kafka.topics.raw,
     deadLetterTopic: message.kafka.topics.deadLetter,
     gapsTopic: message.kafka.topics.gaps,
@@ -81,7 +114,15 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     log,
     onSent: () => report("progress"),
   });
-  sink.run().then(async () => {
+  sink.run().catch((error) => {
+    // Stopped (fenced): counted as failed by the main side, which stops the producer.
+    log.error("the Kafka sink stopped", { error });
+    post({
+      type: "failed",
+      error: describeError(error),
+      fenced: error instanceof SinkStoppedError && error.fenced,
+    });
+  }).then(async () => {
     await Promise.race([
       producer.disconnect().catch((error) =>
         log.warn("Kafka producer did not disconnect cleanly", { error })
@@ -91,6 +132,26 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     report("closed");
   });
   post({ type: "ready", partitions });
+}
+
+/**
+ * `log`, except kafkajs's error lines about `CONCURRENT_TRANSACTIONS`: the broker answers that to
+ * the next transaction while the last one's commit markers are still being written, and kafkajs
+ * logs each retry as an error though it is the normal course of back-to-back transactions.
+ */
+function withoutConcurrentTransactionNoise(log: Logger): Logger {
+  const filtered = (inner: Logger): Logger => {
+    const drop = (message: string, fields?: Record<string, unknown>) =>
+      /concurrent operation on the same transaction/.test(`${message} ${fields?.error ?? ""}`);
+    return {
+      debug: (m, f) => inner.debug(m, f),
+      info: (m, f) => inner.info(m, f),
+      warn: (m, f) => drop(m, f) ? undefined : inner.warn(m, f),
+      error: (m, f) => drop(m, f) ? undefined : inner.error(m, f),
+      child: (component) => filtered(inner.child(component)),
+    };
+  };
+  return filtered(log);
 }
 
 async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
@@ -111,6 +172,9 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   switch (message.type) {
     case "start":
       start(message);
+      return;
+    case "activate":
+      activate();
       return;
     case "trades": {
       const target = sink;

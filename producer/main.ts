@@ -4,6 +4,13 @@
  * confirmed by Kafka, or on a start-up error). A signal more than a second after the first exits at
  * once with 130; repeats within that second are the same Ctrl-C (see `shared/shutdown.ts`).
  *
+ * With `PRODUCER_LEASE=kafka` (the default) it first joins its API key's lease group
+ * (`lease.ts`) and reads the feed only while it holds the lease, writing in transactions whose
+ * id fences any older holder; while another producer holds it, it stands by. A term as the active
+ * producer ends when the lease is lost (the feed is closed and what was read is flushed, if Kafka
+ * still takes it) or when Kafka fences it (it steps down and rejoins as a standby); either way
+ * it logs why. Alone, it wins the lease at once.
+ *
  * @module
  */
 import { Partitioners } from "kafkajs";
@@ -19,7 +26,10 @@ import { checkBufferFitsHeap } from "./heap_budget.ts";
 import { startMallocTrim } from "./malloc_trim.ts";
 import { createKafkaCoverageStore, feedIdOf } from "./coverage_store.ts";
 import { feedUrls } from "./finnhub_client.ts";
-import { createProducer } from "./producer.ts";
+import { SinkStoppedError } from "./kafka_sink.ts";
+import { KafkaLease, leaseNames, transactionalIdOf } from "./lease.ts";
+import { createProducerMetrics } from "./metrics.ts";
+import { createProducer, type ProducerReport } from "./producer.ts";
 import { producerMetricsSnapshot } from "./prometheus.ts";
 
 async function main({ env, config, log, signal }: MainContext): Promise<number> {
@@ -37,6 +47,18 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
         missing,
       });
       return 1;
+    }
+    if (config.producer.lease === "kafka") {
+      // The lease topic holds nothing; any producer of the key may create it (idempotent). The
+      // lease's join waits for its leader, retrying.
+      await admin.createTopics({
+        waitForLeaders: false,
+        topics: [{
+          topic: leaseNames(config).topic,
+          numPartitions: 1,
+          replicationFactor: config.kafka.replicationFactor,
+        }],
+      });
     }
   } finally {
     await admin.disconnect();
@@ -64,6 +86,7 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
     config.finnhub.apiKey,
   );
   log.info("starting", {
+    lease: config.producer.lease,
     url: new URL(config.finnhub.url).origin,
     symbols: config.finnhub.symbols.length,
     brokers: config.kafka.brokers.join(","),
@@ -80,30 +103,86 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
     groupPrefix: config.kafka.groupPrefix,
     log: log.child("coverage"),
   });
-  // No client passed: the producer sends from its Kafka worker (see producer/worker_sink.ts).
-  const producer = createProducer({ config, log, signal, wire, feedId, coverageStore });
+  const metrics = createProducerMetrics(config.producer.bufferMaxTrades);
+  const lease = config.producer.lease === "kafka"
+    ? new KafkaLease({
+      kafka,
+      names: leaseNames(config),
+      sessionMs: config.producer.leaseSessionMs,
+      log: log.child("lease"),
+    })
+    : undefined;
   const reporter = startReporter({
     producer: reportProducer,
     topic: config.kafka.topics.metrics,
     wire,
     role: "producer",
-    snapshot: () => producerMetricsSnapshot(producer.metrics.snapshot()),
+    snapshot: () => producerMetricsSnapshot(metrics.snapshot(), lease?.state),
     log: log.child("reporter"),
   });
   // Native memory freed after a flood goes back to the system (see malloc_trim.ts).
   const stopTrim = startMallocTrim({ log: log.child("memory") });
-  let report;
+  let report: ProducerReport | undefined;
+  let unflushed = 0;
   try {
-    report = await producer.run();
+    // No client passed: the producer sends from its Kafka workers (see producer/worker_sink.ts).
+    if (lease === undefined) {
+      report = await createProducer({ config, log, signal, wire, metrics, feedId, coverageStore })
+        .run();
+      unflushed = report.unflushed;
+    } else {
+      await lease.start();
+      const names = leaseNames(config);
+      while (!signal.aborted) {
+        // The term's signal exists before the term: `lost` aborts it once it is known.
+        const term = new AbortController();
+        const producer = createProducer({
+          config,
+          log,
+          signal: AbortSignal.any([signal, term.signal]),
+          wire,
+          metrics,
+          feedId,
+          // Read and written by the active term only (`run()`): a new leader's first
+          // subscription ends a producer_down gap from the last leader's last mark.
+          coverageStore,
+          transactionalId: (index) => transactionalIdOf(names, index),
+        });
+        // A standby connects its Kafka workers ahead: taking over then costs only fencing.
+        producer.prepare();
+        const lost = await lease.whenActive(signal);
+        if (lost === undefined) {
+          producer.discard();
+          break;
+        }
+        if (lost.aborted) term.abort();
+        else lost.addEventListener("abort", () => term.abort(), { once: true });
+        try {
+          report = await producer.run();
+          unflushed += report.unflushed;
+        } catch (error) {
+          const cause = (error as Error).cause;
+          if (!(cause instanceof SinkStoppedError)) throw error;
+          log.warn(
+            cause.fenced
+              ? "standing by: Kafka fenced this producer (another one holds the lease and writes now)"
+              : "standing by: this producer's Kafka transaction state is lost; rejoining the lease",
+            { error: cause.message },
+          );
+          await lease.stepDown(cause.message);
+        }
+      }
+    }
   } finally {
     stopTrim();
+    await lease?.stop();
     await reporter.stop();
     await reportProducer.disconnect().catch(() => {});
   }
-  log.info("stopped", { ...report.metrics, produceLatencyMs: report.metrics.produceLatencyMs });
-  return report.unflushed > 0 ? 1 : 0;
+  const m = report?.metrics ?? metrics.snapshot();
+  log.info("stopped", { ...m, produceLatencyMs: m.produceLatencyMs });
+  return unflushed > 0 ? 1 : 0;
 }
-
 await runMain("producer", main, {
   check: (config) =>
     checkBufferFitsHeap(config.producer.bufferMaxTrades, getHeapStatistics().heap_size_limit),

@@ -51,7 +51,14 @@ import {
 } from "./finnhub_client.ts";
 import { createThrottle, type DropListener, FrameHandler, type Throttle } from "./frame_handler.ts";
 import { DEFAULT_MAX_FRAME_BYTES, type SymbolSet } from "./frame_parser.ts";
-import { KafkaSink, PRODUCER_CONFIG, type TradeSink } from "./kafka_sink.ts";
+import {
+  KafkaSink,
+  PRODUCER_CONFIG,
+  type SendingProducer,
+  type TradeSink,
+  transactionalConfig,
+  transactionalSender,
+} from "./kafka_sink.ts";
 import {
   createProducerMetrics,
   type ProducerMetrics,
@@ -100,6 +107,14 @@ export interface ProducerOptions {
   readonly coverageStore?: CoverageStore;
   /** How often a coverage mark is written, ms. Default {@linkcode DEFAULT_MARK_INTERVAL_MS}. */
   readonly markIntervalMs?: number;
+  /**
+   * Send transactions: Kafka worker `index` (or the one sender in this thread, as 0) under the
+   * `transactional.id` `transactionalId(index)`, initialised before the feed is read, which fences
+   * every older producer with those ids. Default: idempotent sends without transactions.
+   */
+  readonly transactionalId?: (index: number) => string;
+  /** Count into these (kept across the terms of a standby producer). Default: new ones. */
+  readonly metrics?: ProducerMetrics;
 }
 
 /**
@@ -121,6 +136,14 @@ export interface Producer {
   readonly metrics: ProducerMetrics;
   /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
   run(): Promise<ProducerReport>;
+  /**
+   * Starts the Kafka workers and connects them ahead of `run()` (a standby does, so that taking
+   * over costs only the transactional id's initialisation). Resolves once connected; a failure
+   * is logged and `run()` starts afresh.
+   */
+  prepare(): Promise<void>;
+  /** Stops what `prepare()` started, for a producer that will not run. */
+  discard(): void;
 }
 
 /** One warning line per kind of dead letter or unknown frame per 10 s. */
@@ -131,7 +154,12 @@ const DISCONNECT_TIMEOUT_MS = 5_000;
 /** Builds the producer. Nothing connects until `run()`. */
 export function createProducer(options: ProducerOptions): Producer {
   const runner = new ProducerRunner(options);
-  return { metrics: runner.metrics, run: () => runner.run() };
+  return {
+    metrics: runner.metrics,
+    run: () => runner.run(),
+    prepare: () => runner.prepare(),
+    discard: () => runner.discard(),
+  };
 }
 
 /** The sink, connected, and how to disconnect its Kafka producer once it has flushed. */
@@ -168,16 +196,48 @@ class ProducerRunner {
     this.#options = options;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
-    this.metrics = createProducerMetrics(config.producer.bufferMaxTrades);
+    this.metrics = options.metrics ?? createProducerMetrics(config.producer.bufferMaxTrades);
     this.#throttle = createThrottle(this.#clock, THROTTLE_MS);
     this.#subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
+  }
+
+  /** The worker sink `prepare()` started, until `run()` takes it. */
+  #prepared: Promise<WorkerSink | undefined> | undefined;
+
+  prepare(): Promise<void> {
+    if (this.#options.kafka !== undefined) return Promise.resolve();
+    this.#prepared ??= (async () => {
+      const sink = this.#workerSink();
+      try {
+        await sink.prepare();
+        return sink;
+      } catch (error) {
+        this.#log.warn("cannot connect the Kafka workers ahead; will try again when active", {
+          error,
+        });
+        return undefined;
+      }
+    })();
+    return this.#prepared.then(() => {});
+  }
+
+  discard(): void {
+    this.#prepared?.then((sink) => sink?.abandon());
+    this.#prepared = undefined;
   }
 
   /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
   async run(): Promise<ProducerReport> {
     const { config, signal } = this.#options;
     const wire = this.#options.wire ?? await this.#openWire();
-    const { sink, disconnect } = await this.#openSink();
+    const opened = await this.#openSink();
+    if (opened === undefined) {
+      // Stopped before the sink was activated: nothing read, nothing to flush, and no
+      // transactional id initialised (that would fence whoever took over meanwhile).
+      this.#log.info("stopped before reading the feed");
+      return { unflushed: 0, metrics: this.metrics.snapshot() };
+    }
+    const { sink, disconnect } = opened;
     const watch = watchSink(sink.run());
     const stopStats = startStatsLog(this.metrics, this.#log, {
       clock: this.#clock,
@@ -229,14 +289,29 @@ class ProducerRunner {
   }
 
   /** The sink, connected: in workers, or in this thread on `options.kafka`. */
-  #openSink(): Promise<OpenSink> {
+  /** `undefined` when `signal` aborted before the worker sink was activated. */
+  #openSink(): Promise<OpenSink | undefined> {
     const { kafka } = this.#options;
     return kafka === undefined ? this.#openWorkerSink() : this.#openThreadSink(kafka);
   }
 
-  async #openWorkerSink(): Promise<OpenSink> {
-    const { config, kafkaWorkers, worker } = this.#options;
-    const sink = new WorkerSink({
+  async #openWorkerSink(): Promise<OpenSink | undefined> {
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
+    const sink = (await prepared) ?? this.#workerSink();
+    if (this.#options.signal.aborted) {
+      sink.abandon();
+      return undefined;
+    }
+    await sink.start();
+    // The worker disconnects its own producer once it has flushed.
+    return { sink, disconnect: () => Promise.resolve() };
+  }
+
+  #workerSink(): WorkerSink {
+    const { config, kafkaWorkers, worker, transactionalId } = this.#options;
+    return new WorkerSink({
+      ...(transactionalId === undefined ? {} : { transactionalId }),
       config,
       metrics: this.metrics,
       log: this.#log.child("kafka"),
@@ -244,15 +319,20 @@ class ProducerRunner {
       ...(kafkaWorkers === undefined ? {} : { workers: kafkaWorkers }),
       ...(worker === undefined ? {} : { worker }),
     });
-    await sink.start();
-    // The worker disconnects its own producer once it has flushed.
-    return { sink, disconnect: () => Promise.resolve() };
   }
 
   async #openThreadSink(kafka: Pick<Kafka, "producer">): Promise<OpenSink> {
     const { producer: settings, kafka: { topics } } = this.#options.config;
-    const kafkaProducer = kafka.producer(PRODUCER_CONFIG);
+    const transactionalId = this.#options.transactionalId?.(0);
+    const kafkaProducer = kafka.producer(
+      transactionalId === undefined ? PRODUCER_CONFIG : transactionalConfig(transactionalId),
+    );
     await kafkaProducer.connect();
+    let sender: SendingProducer = kafkaProducer;
+    if (transactionalId !== undefined) {
+      await (await kafkaProducer.transaction()).commit(); // fences older producers of the id
+      sender = transactionalSender(kafkaProducer);
+    }
     const buffer = new TradeBuffer<Message>({
       maxItems: settings.bufferMaxTrades,
       batchMaxItems: settings.batchMaxTrades,
@@ -260,7 +340,7 @@ class ProducerRunner {
       clock: this.#clock,
     });
     const sink = new KafkaSink({
-      producer: kafkaProducer,
+      producer: sender,
       rawTopic: topics.raw,
       deadLetterTopic: topics.deadLetter,
       gapsTopic: topics.gaps,

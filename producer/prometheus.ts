@@ -103,9 +103,21 @@ const COUNTERS: readonly [keyof ProducerMetricsSnapshot, string, string][] = [
 
 const STATES: readonly ConnectionState[] = ["idle", "connecting", "open", "backoff", "stopped"];
 
-/** Converts the producer's snapshot to the reported shape. */
-export function producerMetricsSnapshot(s: ProducerMetricsSnapshot): MetricsSnapshot {
+/**
+ * Converts the producer's snapshot to the reported shape; `lease`, when the producer takes part
+ * in a lease (`PRODUCER_LEASE=kafka`), is reported as `pipeline_producer_lease_active`.
+ */
+export function producerMetricsSnapshot(
+  s: ProducerMetricsSnapshot,
+  lease?: "active" | "standby",
+): MetricsSnapshot {
   const registry = new MetricsRegistry();
+  if (lease !== undefined) {
+    registry.gauge(
+      "pipeline_producer_lease_active",
+      "1 while this producer holds its API key's lease and reads the feed, 0 while it stands by.",
+    ).set(lease === "active" ? 1 : 0);
+  }
   for (const [field, name, help] of COUNTERS) {
     registry.counter(name, help).inc({}, Number(s[field]) || 0);
   }

@@ -31,7 +31,12 @@ import type { Config, LogLevel } from "../shared/config.ts";
 import type { Logger } from "../shared/log.ts";
 import { DropLog } from "./drop_log.ts";
 import { bufferMaxBytes } from "./heap_budget.ts";
-import { DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_RECORDS, type TradeSink } from "./kafka_sink.ts";
+import {
+  DEAD_LETTER_MAX_BYTES,
+  DEAD_LETTER_MAX_RECORDS,
+  SinkStoppedError,
+  type TradeSink,
+} from "./kafka_sink.ts";
 import type { ProducerMetrics } from "./metrics.ts";
 import { TradePacker } from "./trade_packing.ts";
 
@@ -62,7 +67,11 @@ export type ToWorker =
     readonly logLevel: LogLevel;
     /** This worker's number, from 0, for its log lines and client id. */
     readonly index: number;
+    /** Send transactions under this `transactional.id` (fencing older producers). */
+    readonly transactionalId?: string;
   }
+  /** Initialise the transactional id (fencing older producers) and get ready to send. */
+  | { readonly type: "activate" }
   | { readonly type: "trades"; readonly buffer: ArrayBuffer }
   | { readonly type: "deadLetter"; readonly key: string | null; readonly value: Uint8Array }
   | { readonly type: "gap"; readonly key: string; readonly value: Uint8Array }
@@ -70,8 +79,15 @@ export type ToWorker =
 
 /** Messages from a worker. */
 export type FromWorker =
+  /** Connected to Kafka; waiting for `activate` (sent by a transactional worker only). */
+  | { readonly type: "connected" }
   | { readonly type: "ready"; readonly partitions: number }
-  | { readonly type: "failed"; readonly error: string }
+  | {
+    readonly type: "failed";
+    readonly error: string;
+    /** Another producer took over the `transactional.id`. */
+    readonly fenced: boolean;
+  }
   | {
     readonly type: "progress" | "closed";
     readonly counters: SinkCounters;
@@ -100,6 +116,11 @@ export interface WorkerSinkOptions {
   readonly clock?: Clock;
   /** Makes worker number `index`. Default: a module worker running `kafka_worker.ts`. */
   readonly worker?: (index: number) => WorkerLike;
+  /**
+   * Worker `index` sends transactions under `transactionalId(index)`; default: idempotent sends
+   * without transactions.
+   */
+  readonly transactionalId?: (index: number) => string;
 }
 
 const FLUSH_TRADES = 1_000;
@@ -138,11 +159,13 @@ export class WorkerSink implements TradeSink {
   readonly #flushMs: number;
   readonly #workerCount: number;
   readonly #createWorker: (index: number) => WorkerLike;
+  readonly #transactionalId: ((index: number) => string) | undefined;
   readonly #drops: DropLog;
   readonly #capacity: number;
   readonly #capacityBytes: number;
   readonly #partitionOf = new Map<string, number>();
   #senders: Sender[] = [];
+  #workers: { connected: Promise<void>; ready: Promise<number> }[] | undefined;
   #partitions = 1;
   #flushTimer: TimerId | undefined;
   /** Trades handed to a packer since start, and their encoded bytes. */
@@ -166,6 +189,7 @@ export class WorkerSink implements TradeSink {
         new Worker(new URL("./kafka_worker.ts", import.meta.url).href, {
           type: "module",
         }) as unknown as WorkerLike);
+    this.#transactionalId = options.transactionalId;
     this.#capacity = options.config.producer.bufferMaxTrades;
     this.#capacityBytes = bufferMaxBytes(this.#capacity);
     this.#drops = new DropLog(this.#metrics, options.log, {
@@ -208,14 +232,30 @@ export class WorkerSink implements TradeSink {
     return this.#outstanding + this.#lettersOutstanding;
   }
 
-  /** Starts the workers and their Kafka producers; rejects when one cannot connect. */
-  async start(): Promise<void> {
-    const started: Promise<number>[] = [];
-    for (let index = 0; index < this.#workerCount; index++) {
-      started.push(this.#startWorker(index));
-    }
+  /**
+   * Starts the workers and connects their Kafka producers, but does not initialise their
+   * transactional ids (that would fence the producer that holds the lease): what a standby does
+   * ahead, so that taking over costs only the initialisation. Rejects when one cannot connect.
+   */
+  async prepare(): Promise<void> {
+    this.#workers ??= Array.from({ length: this.#workerCount }, (_, i) => this.#startWorker(i));
     try {
-      const partitions = await Promise.all(started);
+      await Promise.all(this.#workers.map((w) => w.connected));
+    } catch (error) {
+      for (const { worker } of this.#senders) worker.terminate();
+      throw error;
+    }
+  }
+
+  /**
+   * Starts the workers and their Kafka producers (after {@linkcode prepare}, if it was called),
+   * initialising their transactional ids when they have some; rejects when one cannot connect.
+   */
+  async start(): Promise<void> {
+    await this.prepare();
+    for (const { worker } of this.#senders) worker.postMessage({ type: "activate" });
+    try {
+      const partitions = await Promise.all(this.#workers!.map((w) => w.ready));
       this.#partitions = partitions[0]!;
     } catch (error) {
       for (const { worker } of this.#senders) worker.terminate();
@@ -223,47 +263,73 @@ export class WorkerSink implements TradeSink {
     }
   }
 
-  #startWorker(index: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const worker = this.#createWorker(index);
-      const sender: Sender = {
-        worker,
-        packer: new TradePacker(),
-        counters: ZERO_COUNTERS,
-        closed: false,
-      };
-      this.#senders.push(sender);
-      worker.onerror = (event) => {
-        event.preventDefault?.();
-        const error = new Error(`Kafka worker ${index} failed: ${event.message}`);
-        reject(error);
-        this.#settle?.reject(error);
-      };
-      worker.onmessage = ({ data }) => {
-        switch (data.type) {
-          case "ready":
-            resolve(data.partitions);
-            return;
-          case "failed":
-            reject(new Error(data.error));
-            return;
-          case "progress":
-          case "closed":
-            this.#progress(sender, data.counters, data.latencies);
-            if (data.type === "closed") {
-              sender.closed = true;
-              worker.terminate();
-              if (this.#senders.every((s) => s.closed)) {
-                this.#drops.end();
-                this.#settle?.resolve();
-              }
+  /** Worker `index`: connected (partition count read), then ready to send. */
+  #startWorker(index: number): { connected: Promise<void>; ready: Promise<number> } {
+    let connected!: { resolve: () => void; reject: (error: Error) => void };
+    let ready!: { resolve: (partitions: number) => void; reject: (error: Error) => void };
+    const started = {
+      connected: new Promise<void>((resolve, reject) => connected = { resolve, reject }),
+      ready: new Promise<number>((resolve, reject) => ready = { resolve, reject }),
+    };
+    // Whoever awaits them sees the failure; a standby may never await `ready`.
+    started.connected.catch(() => {});
+    started.ready.catch(() => {});
+    const fail = (error: Error) => {
+      connected.reject(error);
+      ready.reject(error);
+      this.#settle?.reject(error);
+    };
+    const worker = this.#createWorker(index);
+    const sender: Sender = {
+      worker,
+      packer: new TradePacker(),
+      counters: ZERO_COUNTERS,
+      closed: false,
+    };
+    this.#senders.push(sender);
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      fail(new Error(`Kafka worker ${index} failed: ${event.message}`));
+    };
+    worker.onmessage = ({ data }) => {
+      switch (data.type) {
+        case "connected":
+          connected.resolve();
+          return;
+        case "ready":
+          connected.resolve();
+          ready.resolve(data.partitions);
+          return;
+        case "failed":
+          fail(
+            new SinkStoppedError(`Kafka worker ${index}: ${data.error}`, { fenced: data.fenced }),
+          );
+          return;
+        case "progress":
+        case "closed":
+          this.#progress(sender, data.counters, data.latencies);
+          if (data.type === "closed") {
+            sender.closed = true;
+            worker.terminate();
+            if (this.#senders.every((s) => s.closed)) {
+              this.#drops.end();
+              this.#settle?.resolve();
             }
-            return;
-        }
-      };
-      const { kafka, producer, logLevel } = this.#config;
-      worker.postMessage({ type: "start", kafka, producer, logLevel, index });
+          }
+          return;
+      }
+    };
+    const { kafka, producer, logLevel } = this.#config;
+    const transactionalId = this.#transactionalId?.(index);
+    worker.postMessage({
+      type: "start",
+      kafka,
+      producer,
+      logLevel,
+      index,
+      ...(transactionalId === undefined ? {} : { transactionalId }),
     });
+    return started;
   }
 
   offerTrade(symbol: string, ingestTime: number, encodeValue: () => Buffer): boolean {

@@ -86,7 +86,7 @@ Deno.test("WorkerSink starts its workers with the Kafka and producer config, and
   });
   const started = sink.start();
   workers[0]!.reply({ type: "ready", partitions: 6 });
-  workers[1]!.reply({ type: "failed", error: "cannot connect to Kafka: refused" });
+  workers[1]!.reply({ type: "failed", error: "cannot connect to Kafka: refused", fenced: false });
   await assert.rejects(started, /cannot connect to Kafka/);
   assert.ok(workers.every((w) => w.terminated));
 });

@@ -443,6 +443,25 @@ export const CONFIG_SPEC = {
       0,
       60_000,
     ),
+    lease: oneOf(
+      {
+        name: "PRODUCER_LEASE",
+        default: "kafka",
+        description:
+          "`kafka`: producers of one API key elect the one that reads the feed through a Kafka consumer group, and write in transactions that fence an old leader (run two for failover). `none`: one producer, no lease, no transactions.",
+      },
+      ["kafka", "none"] as const,
+    ),
+    leaseSessionMs: int(
+      {
+        name: "PRODUCER_LEASE_SESSION_MS",
+        default: "6000",
+        description:
+          "A killed active producer keeps the lease this long before a standby takes over (the broker's group.min.session.timeout.ms, 6000 by default, is the floor).",
+      },
+      1_000,
+      300_000,
+    ),
   },
   kafka: {
     brokers: hostPorts({

@@ -322,6 +322,9 @@ function onClientMessage(state: SimulatorState, connection: Connection, data: un
       }
       connection.subscriptions.add(symbol);
       connection.symbols = [...connection.subscriptions];
+      if (connection.subscriptions.size === 1) {
+        state.settings.log.info("first subscription", { connection: connection.id });
+      }
     }
     startReplay(state, connection);
   } else if (message.type === "unsubscribe") {
