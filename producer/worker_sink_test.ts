@@ -212,7 +212,7 @@ Deno.test("WorkerSink hands feed gaps to its first worker within the dead letter
   const gap = t.worker.received.at(-1) as Extract<ToWorker, { type: "gap" }>;
   assert.equal(gap.type, "gap");
   assert.equal(gap.key, "f:reconnect:5");
-  assert.deepEqual(t.workers[1]!.received.map((m) => m.type), ["start"]);
+  assert.deepEqual(t.workers[1]!.received.map((m) => m.type), ["start", "activate"]);
   assert.equal(t.sink.pending, DEAD_LETTER_MAX_RECORDS);
   t.worker.reply({
     type: "progress",
