@@ -524,22 +524,40 @@ export const CONFIG_SPEC = {
       NAME,
       "letters, digits, . _ -",
     ),
-    /** Consumer group session timeout of the stages, ms (the broker's bounds by default). */
+    /**
+     * Consumer group session timeout of the stages, ms (the broker's bounds by default). A
+     * stage restarted after a crash takes its partitions back at once (static membership,
+     * `groupInstanceId`); this bounds the stall when nothing restarts it (a lost machine).
+     */
     sessionTimeoutMs: int(
       {
         name: "KAFKA_SESSION_TIMEOUT_MS",
-        default: "30000",
+        default: "10000",
         description:
-          "A stage instance that stops heartbeating (killed) keeps its partitions this long (6000 to 1800000).",
+          "A stage instance that stops heartbeating and is not restarted (a lost machine) keeps its partitions this long (6000 to 1800000).",
       },
       6_000,
       1_800_000,
+    ),
+    /**
+     * How a stage process names itself in its group across restarts (`processor/group_instance.ts`):
+     * `auto`, `off`, or a name of the process's own.
+     */
+    groupInstanceId: matching(
+      {
+        name: "KAFKA_GROUP_INSTANCE_ID",
+        default: "auto",
+        description:
+          "Static group membership: a stage process restarted under the same name takes its partitions back at once instead of after KAFKA_SESSION_TIMEOUT_MS. auto: named after the supervisor (deno task start/processor) or the container (pid 1); off: never; else a name unique to this instance (the stage is appended).",
+      },
+      NAME,
+      "auto, off or a name of letters, digits, . _ -",
     ),
     /** Consumer group heartbeat interval of the stages, ms. */
     heartbeatIntervalMs: int(
       {
         name: "KAFKA_HEARTBEAT_INTERVAL_MS",
-        default: "3000",
+        default: "1000",
         description:
           "How often a stage instance heartbeats its group; at most a third of KAFKA_SESSION_TIMEOUT_MS.",
       },

@@ -56,8 +56,8 @@ Deno.test("loadConfig() reads lists, numbers and replication", () => {
   assert.deepEqual(config.finnhub.symbols, ["AAPL", "BINANCE:BTCUSDT", "OANDA:EUR_USD"]);
   assert.deepEqual(config.kafka.brokers, ["kafka-1:9092", "kafka-2:9092"]);
   assert.equal(config.kafka.partitions, 12);
-  assert.equal(config.kafka.sessionTimeoutMs, 30_000);
-  assert.equal(config.kafka.heartbeatIntervalMs, 3_000);
+  assert.equal(config.kafka.sessionTimeoutMs, 10_000);
+  assert.equal(config.kafka.heartbeatIntervalMs, 1_000);
   assert.deepEqual(config.cassandra.replication, {
     class: "NetworkTopologyStrategy",
     dataCenters: { dc1: 3, dc2: 2 },
@@ -75,6 +75,7 @@ Deno.test("loadConfig() errors name the variable that is bad", () => {
       { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_INTERVAL_MS: "3000" },
       /^KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of KAFKA_SESSION_TIMEOUT_MS=6000/,
     ],
+    [{ KAFKA_GROUP_INSTANCE_ID: "box 1" }, /^KAFKA_GROUP_INSTANCE_ID must be auto, off or a name/],
     [{ FINNHUB_WS_URL: "http://example" }, /^FINNHUB_WS_URL must be a ws:\/\/ or wss:\/\/ URL/],
     [{ FINNHUB_SYMBOLS: "AAPL,AA PL" }, /^FINNHUB_SYMBOLS has a malformed symbol "AA PL"/],
     [{ FINNHUB_SYMBOLS: "AAPL;DROP" }, /^FINNHUB_SYMBOLS has a malformed symbol "AAPL;DROP"/],
@@ -244,6 +245,7 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     KAFKA_GROUP_PREFIX: "grp_1",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_INTERVAL_MS: "2000",
+    KAFKA_GROUP_INSTANCE_ID: "rack2-a",
     CASSANDRA_CONTACT_POINTS: "db-1,db-2:19042",
     CASSANDRA_LOCAL_DC: "eu-west",
     CASSANDRA_KEYSPACE: "ks_1",

@@ -1,0 +1,196 @@
+/**
+ * How long a stage's partitions stall after its process is killed with SIGKILL, at the deployed
+ * defaults (`KAFKA_SESSION_TIMEOUT_MS`, `KAFKA_HEARTBEAT_INTERVAL_MS` and the group membership
+ * of `shared/config.ts`, nothing overridden): the stages run as `deno task processor` runs them,
+ * each a child process under `superviseStage` (restarted after a death by the supervisors'
+ * policy), while trades arrive live. Each stage in turn is killed with `kill -9`; its stall is
+ * the time from the kill to the first offset its group commits afterwards (a batch of the dead
+ * process's partitions made durable by the restarted process), read from the group's committed
+ * offsets every 100 ms.
+ *
+ * The stall must be under 5 s (issue 21; it was about 30 s, the session timeout, before static
+ * membership: see the README's "A crashed stage resumes in seconds"). The measured stalls are
+ * printed: `deno test -A tests/processor_resume_test.ts`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Admin, Producer } from "kafkajs";
+import type { Config } from "../shared/config.ts";
+import { delay } from "../shared/delay.ts";
+import { createKafka } from "../shared/kafka.ts";
+import { createLogger, silentLogger } from "../shared/log.ts";
+import { roleEnv } from "../shared/process/role.ts";
+import { type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
+import { groupIdOf, inputTopicOf, type StageName, STAGES } from "../shared/topology.ts";
+import { STANDBY_READY } from "../processor/stage_standby.ts";
+import { superviseStage } from "../processor/stage_supervisor.ts";
+import { cleanup, provision, testConfig, waitFor } from "./helpers.ts";
+import { progress } from "./progress.ts";
+import { generateFeed, produceFeed } from "./trade_feed.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** The bound issue 21 sets on the stall after a crash. */
+const STALL_BOUND_MS = 5_000;
+/** Trades produced every 100 ms while the test runs (500 a second). */
+const TRADES_PER_TICK = 50;
+
+/** The offsets the group of `stage` has committed on its input topic, summed. */
+async function committed(admin: Admin, config: Config, stage: StageName): Promise<number> {
+  const [topic] = await admin.fetchOffsets({
+    groupId: groupIdOf(config, stage),
+    topics: [inputTopicOf(config, stage)],
+  });
+  return (topic?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+}
+
+/**
+ * Polls the committed offsets of `stage` every 100 ms from `since` until they pass `from`;
+ * returns the ms from `since` to the first poll that saw them move.
+ */
+async function timeToProgress(
+  admin: Admin,
+  config: Config,
+  stage: StageName,
+  from: number,
+  since: number,
+  timeoutMs: number,
+): Promise<number> {
+  for (;;) {
+    const now = performance.now();
+    if ((await committed(admin, config, stage)) > from) return now - since;
+    if (now - since > timeoutMs) {
+      throw new Error(`${stage} committed nothing within ${timeoutMs} ms of the kill`);
+    }
+    await delay(100);
+  }
+}
+
+/** Produces trades at a steady rate until `signal` aborts. */
+async function produceLive(producer: Producer, topic: string, signal: AbortSignal) {
+  const now = Date.now();
+  const feed = generateFeed({
+    seed: 21,
+    count: 200_000,
+    start: now - 3 * 3_600_000,
+    stepMs: 20,
+    ingestTime: now,
+  });
+  for (let i = 0; i < feed.length && !signal.aborted; i += TRADES_PER_TICK) {
+    const began = performance.now();
+    await produceFeed(producer, topic, feed.slice(i, i + TRADES_PER_TICK));
+    await delay(Math.max(0, 100 - (performance.now() - began)));
+  }
+}
+
+Deno.test({
+  name: "a stage killed with kill -9 resumes its partitions within 5 s at the default settings",
+  ...opts,
+  async fn() {
+    const log = progress("resume");
+    // The deployed defaults: no session, heartbeat or membership variable is overridden.
+    const config = testConfig({ LOG_LEVEL: "info" });
+    log(
+      `session timeout ${config.kafka.sessionTimeoutMs} ms, heartbeat ${config.kafka.heartbeatIntervalMs} ms`,
+    );
+    await provision(config);
+    const dir = await Deno.makeTempDir({ prefix: "processor-resume-" });
+    const stop = new AbortController();
+    const current = new Map<StageName, RunningProcess>();
+    /** Each stage's standby once it said it is ready, until it is promoted. */
+    const standbys = new Map<StageName, RunningProcess>();
+    const children = new Set<RunningProcess>();
+    const kafka = createKafka(config.kafka, silentLogger());
+    const admin = kafka.admin();
+    const producer = kafka.producer({ idempotent: true });
+    let passed = false;
+    const supervised: Promise<unknown>[] = [];
+    let feeding: Promise<void> = Promise.resolve();
+    try {
+      await admin.connect();
+      await producer.connect();
+      const env = roleEnv({ config, supervised: true });
+      for (const stage of STAGES) {
+        const file = await Deno.open(`${dir}/${stage}.log`, { append: true, create: true });
+        const encoder = new TextEncoder();
+        const write = (line: string) => file.writeSync(encoder.encode(`${line}\n`));
+        supervised.push(
+          superviseStage(stage, {
+            signal: stop.signal,
+            log: createLogger(`supervisor.${stage}`, { level: "info", write }),
+            children,
+            env,
+            spawn: (spec, options) => {
+              write(`--- ${new Date().toISOString()} test: starting ${spec.name}`);
+              const child = spawnProcess({ ...spec, cwd: ROOT }, {
+                onLine: (line) => {
+                  write(line);
+                  options.onLine?.(line);
+                  if (line.includes(STANDBY_READY)) standbys.set(stage, child);
+                },
+              });
+              return child;
+            },
+            standbyOutput: () => {},
+            onActive: (child) => {
+              current.set(stage, child);
+              if (standbys.get(stage) === child) standbys.delete(stage);
+            },
+          }).finally(() => file.close()),
+        );
+      }
+      feeding = produceLive(producer, config.kafka.topics.raw, stop.signal);
+
+      const stalls = new Map<StageName, number>();
+      for (const stage of ["gold", "bronze", "silver"] as const) {
+        // Every stage commits again (the previous kill is over) before the next one.
+        for (const s of STAGES) {
+          const before = await committed(admin, config, s);
+          await waitFor(
+            `${s} to commit`,
+            async () => (await committed(admin, config, s)) > before,
+            {
+              timeoutMs: 120_000,
+              intervalMs: 100,
+            },
+          );
+        }
+        // The steady state: the stage's standby is up (it starts 5 s after the stage).
+        await waitFor(
+          `the ${stage} standby to be ready`,
+          () => standbys.get(stage)?.exit === null,
+          {
+            timeoutMs: 120_000,
+            intervalMs: 100,
+          },
+        );
+        const child = current.get(stage)!;
+        const killedAt = performance.now();
+        child.kill("SIGKILL");
+        await child.exited;
+        const from = await committed(admin, config, stage);
+        const stall = await timeToProgress(admin, config, stage, from, killedAt, 120_000);
+        stalls.set(stage, stall);
+        log(`kill -9 of ${stage}: its group committed again after ${(stall / 1000).toFixed(2)} s`);
+      }
+      const summary = [...stalls].map(([s, ms]) => `${s} ${(ms / 1000).toFixed(2)} s`).join(", ");
+      console.log(`stall after kill -9 (kill to first commit): ${summary}`);
+      for (const [stage, ms] of stalls) {
+        assert.ok(ms < STALL_BOUND_MS, `${stage} stalled ${ms.toFixed(0)} ms after kill -9`);
+      }
+      passed = true;
+    } finally {
+      stop.abort();
+      await feeding.catch(() => {});
+      await Promise.all(supervised.map((p) => p.catch(() => {})));
+      for (const child of children) child.kill();
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      await cleanup(config);
+      if (passed) await Deno.remove(dir, { recursive: true });
+      else console.error(`stage logs are kept in ${dir}`);
+    }
+  },
+});
