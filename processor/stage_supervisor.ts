@@ -36,7 +36,7 @@ import type { StageName } from "../shared/topology.ts";
 export const STAGE_STOP_GRACE_MS = 60_000;
 
 /** How long after a stage process starts its standby is started. */
-export const STANDBY_START_DELAY_MS = 5_000;
+export const STANDBY_START_DELAY_MS = 20_000;
 
 /** Options of {@linkcode superviseStage}. */
 export interface SuperviseStageOptions {

@@ -527,12 +527,13 @@ export const CONFIG_SPEC = {
     /**
      * Consumer group session timeout of the stages, ms (the broker's bounds by default). A
      * stage restarted after a crash takes its partitions back at once (static membership,
-     * `groupInstanceId`); this bounds the stall when nothing restarts it (a lost machine).
+     * `groupInstanceId`); this bounds the stall only when nothing restarts it (a lost machine),
+     * and stays long so that a process starved of CPU for seconds keeps its place.
      */
     sessionTimeoutMs: int(
       {
         name: "KAFKA_SESSION_TIMEOUT_MS",
-        default: "10000",
+        default: "30000",
         description:
           "A stage instance that stops heartbeating and is not restarted (a lost machine) keeps its partitions this long (6000 to 1800000).",
       },
@@ -557,7 +558,7 @@ export const CONFIG_SPEC = {
     heartbeatIntervalMs: int(
       {
         name: "KAFKA_HEARTBEAT_INTERVAL_MS",
-        default: "1000",
+        default: "3000",
         description:
           "How often a stage instance heartbeats its group; at most a third of KAFKA_SESSION_TIMEOUT_MS.",
       },

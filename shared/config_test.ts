@@ -56,8 +56,8 @@ Deno.test("loadConfig() reads lists, numbers and replication", () => {
   assert.deepEqual(config.finnhub.symbols, ["AAPL", "BINANCE:BTCUSDT", "OANDA:EUR_USD"]);
   assert.deepEqual(config.kafka.brokers, ["kafka-1:9092", "kafka-2:9092"]);
   assert.equal(config.kafka.partitions, 12);
-  assert.equal(config.kafka.sessionTimeoutMs, 10_000);
-  assert.equal(config.kafka.heartbeatIntervalMs, 1_000);
+  assert.equal(config.kafka.sessionTimeoutMs, 30_000);
+  assert.equal(config.kafka.heartbeatIntervalMs, 3_000);
   assert.deepEqual(config.cassandra.replication, {
     class: "NetworkTopologyStrategy",
     dataCenters: { dc1: 3, dc2: 2 },
