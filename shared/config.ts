@@ -549,7 +549,7 @@ export const CONFIG_SPEC = {
         name: "KAFKA_GROUP_INSTANCE_ID",
         default: "auto",
         description:
-          "Static group membership: a stage process restarted under the same name takes its partitions back at once instead of after KAFKA_SESSION_TIMEOUT_MS. auto: named after the supervisor (deno task start/processor) or the container (pid 1); off: never; else a name unique to this instance (the stage is appended).",
+          "Static membership: a stage restarted under this name gets its partitions back at once. auto: named by its supervisor or container; off; or a name unique to it.",
       },
       NAME,
       "auto, off or a name of letters, digits, . _ -",
