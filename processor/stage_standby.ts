@@ -24,6 +24,13 @@ import type { ProcessSpec, RunningProcess, SpawnOptions } from "../shared/proces
 /** The signal that promotes a standby to the stage's active process. */
 export const PROMOTE_SIGNAL: Deno.Signal = "SIGUSR1";
 
+/**
+ * How long after a stage process starts its standby is started: not at once, so that the two do
+ * not load at the same time, nor while a promoted standby works through its first batches (on a
+ * loaded machine the new standby's loading slowed that first batch down by seconds).
+ */
+export const STANDBY_START_DELAY_MS = 20_000;
+
 /** The line a standby logs once it is ready to take over. */
 export const STANDBY_READY = "standby ready: waiting to take over";
 
@@ -88,6 +95,48 @@ export function createStandby(options: StandbyOptions): Standby {
       const entry = current;
       current = undefined;
       await entry?.child.stop(graceMs);
+    },
+  };
+}
+
+/** The `supervise` options of a stage's supervisor, changed to use `standby`. */
+export interface StandbySupervision {
+  /** Promotes the ready standby, or starts a process from nothing. */
+  spawn(): RunningProcess;
+  /** No wait when a standby is ready: the restart delay is for starting from nothing. */
+  wait(ms: number, signal: AbortSignal): Promise<void>;
+  /** Call when a stage process started or was promoted: starts the next standby later. */
+  started(child: RunningProcess): void;
+}
+
+/**
+ * Wraps a stage supervisor's `spawn` and `wait` (`shared/process/supervise.ts`) so that a death
+ * promotes `standby` when it is ready, and a standby is started
+ * {@linkcode STANDBY_START_DELAY_MS} after each start.
+ */
+export function superviseWithStandby(
+  standby: Standby,
+  options: {
+    readonly stage: string;
+    readonly spawn: () => RunningProcess;
+    readonly wait: (ms: number, signal: AbortSignal) => Promise<void>;
+    readonly signal: AbortSignal;
+    readonly log: Logger;
+  },
+): StandbySupervision {
+  const { signal } = options;
+  return {
+    spawn() {
+      const promoted = standby.promote();
+      if (!promoted) return options.spawn();
+      options.log.info(`stage ${options.stage}: its standby takes over`, { pid: promoted.pid });
+      return promoted;
+    },
+    wait: (ms, waitSignal) => standby.ready() ? Promise.resolve() : options.wait(ms, waitSignal),
+    started() {
+      options.wait(STANDBY_START_DELAY_MS, signal).then(() => {
+        if (!signal.aborted) standby.start();
+      }, () => {});
     },
   };
 }

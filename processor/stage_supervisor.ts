@@ -8,13 +8,13 @@
  * gives up. On stop each stage gets SIGTERM (it finishes its batch and commits), then SIGKILL
  * after {@linkcode STAGE_STOP_GRACE_MS}.
  *
- * Each stage also has a warm standby (`stage_standby.ts`), started
- * {@linkcode STANDBY_START_DELAY_MS} after the stage (so the two do not load at once): when the
- * stage dies and its standby is ready, the standby is promoted at once, without the restart
- * delay, and a new standby started. The stage joins its group as a static member named after
- * this supervisor (`group_instance.ts`), which the promoted standby shares, so it gets the dead
- * process's partitions as soon as it joins: about 1 s after a `kill -9` instead of the session
- * timeout (`tests/processor_resume_test.ts`). A death with no standby ready restarts as above.
+ * Each stage also has a warm standby (`stage_standby.ts`), started 20 s after the stage (so the
+ * two do not load at once): when the stage dies and its standby is ready, the standby is
+ * promoted at once, without the restart delay, and a new standby started. The stage joins its
+ * group as a static member named after this supervisor (`group_instance.ts`), which the promoted
+ * standby shares, so it gets the dead process's partitions as soon as it joins: within a second
+ * of a `kill -9` instead of the 30 s session timeout (`tests/processor_resume_test.ts`). A death
+ * with no standby ready restarts as above.
  *
  * @module
  */
@@ -28,15 +28,12 @@ import {
   spawnProcess,
 } from "../shared/process/spawn.ts";
 import { delay } from "../shared/delay.ts";
-import { createStandby } from "./stage_standby.ts";
+import { createStandby, superviseWithStandby } from "./stage_standby.ts";
 import { supervise } from "../shared/process/supervise.ts";
 import type { StageName } from "../shared/topology.ts";
 
 /** How long a stage may take to finish its batch and commit once asked to stop. */
 export const STAGE_STOP_GRACE_MS = 60_000;
-
-/** How long after a stage process starts its standby is started. */
-export const STANDBY_START_DELAY_MS = 20_000;
 
 /** Options of {@linkcode superviseStage}. */
 export interface SuperviseStageOptions {
@@ -85,30 +82,25 @@ export async function superviseStage(
     log,
     onSpawn: track,
   });
+  const cold = () => spawn(spec, {});
+  const withStandby = standby
+    ? superviseWithStandby(standby, { stage, spawn: cold, wait, signal, log })
+    : null;
   let current: RunningProcess | undefined;
   const stop = () => void current?.stop(STAGE_STOP_GRACE_MS);
   signal.addEventListener("abort", stop, { once: true });
   try {
     const end = await supervise({
-      spawn: () => {
-        const promoted = standby?.promote() ?? null;
-        if (promoted) log.info(`stage ${stage}: its standby takes over`, { pid: promoted.pid });
-        return promoted ?? spawn(spec, {});
-      },
+      spawn: withStandby?.spawn ?? cold,
       signal,
       policy: RESTART_POLICY,
       ...(options.now ? { now: options.now } : {}),
-      // A ready standby takes over at once; the restart delay is for starting from nothing.
-      wait: (ms, signal) => standby?.ready() ? Promise.resolve() : wait(ms, signal),
+      wait: withStandby?.wait ?? wait,
       onStart: (child) => {
         current = child;
         if (!children.has(child)) track(child);
         options.onActive?.(child);
-        if (standby) {
-          wait(STANDBY_START_DELAY_MS, signal).then(() => {
-            if (!signal.aborted) standby.start();
-          }, () => {});
-        }
+        withStandby?.started(child);
       },
       onDeath: (exit, decision) => {
         const fields = { code: exit.code, signal: exit.signal };

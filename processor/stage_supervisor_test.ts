@@ -7,8 +7,8 @@ import type {
   SpawnOptions,
 } from "../shared/process/spawn.ts";
 import { STAGE_V8_FLAGS } from "../shared/topology.ts";
-import { STANDBY_START_DELAY_MS, superviseStage } from "./stage_supervisor.ts";
-import { PROMOTE_SIGNAL, STANDBY_READY } from "./stage_standby.ts";
+import { superviseStage } from "./stage_supervisor.ts";
+import { PROMOTE_SIGNAL, STANDBY_READY, STANDBY_START_DELAY_MS } from "./stage_standby.ts";
 import { fakeProcess, fakeWaits } from "../shared/process/test_doubles.ts";
 
 const HOUR = 3_600_000;
