@@ -4,17 +4,18 @@
  *
  * - `auto` (the default): under a supervisor (`deno task start`, `deno task processor`: it names
  *   itself in `PIPELINE_SUPERVISOR_PID`), `<host>.<supervisor pid>.<stage>`, the same for every
- *   restart of the stage by that supervisor and different for any other live process; as a
- *   container's first process (pid 1: compose, Kubernetes), `<host>.<stage>`, since the
- *   container's host name is its own and survives a restart of the process; otherwise none.
+ *   restart of the stage by that supervisor and different for any other live process; otherwise
+ *   none (a stage started by hand, or two of them in one container, must not share an id).
+ * - `host`: `<host>.<stage>`, for one process per stage on a host, restarted in place: a compose
+ *   container (its host name is its own and survives a restart; compose sets this) or a
+ *   systemd unit.
  * - `off`: none (dynamic membership: a killed process keeps its partitions until its session
  *   times out).
  * - anything else: `<it>.<stage>`; the operator keeps it unique among the stage's live
  *   processes.
  *
  * The one thing an id must never do is name two live processes of one group: the broker would
- * hand the partitions back and forth between them. A process started by hand next to a
- * supervised one, or two supervisors on one host, get different ids under `auto`.
+ * hand the partitions back and forth between them.
  *
  * @module
  */
@@ -26,8 +27,6 @@ export interface InstanceContext {
   readonly configured: string;
   readonly stage: StageName;
   readonly hostname: string;
-  /** This process's id. */
-  readonly pid: number;
   /** The supervisor that started this process, when one did. */
   readonly supervisorPid: number | null;
 }
@@ -36,10 +35,10 @@ export interface InstanceContext {
 export function groupInstanceId(context: InstanceContext): string | null {
   const { configured, stage } = context;
   if (configured === "off") return null;
-  if (configured !== "auto") return `${configured}.${stage}`;
   const host = safeName(context.hostname);
+  if (configured === "host") return `${host}.${stage}`;
+  if (configured !== "auto") return `${configured}.${stage}`;
   if (context.supervisorPid !== null) return `${host}.${context.supervisorPid}.${stage}`;
-  if (context.pid === 1) return `${host}.${stage}`;
   return null;
 }
 

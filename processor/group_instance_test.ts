@@ -5,7 +5,6 @@ const base: InstanceContext = {
   configured: "auto",
   stage: "gold",
   hostname: "box-1",
-  pid: 4242,
   supervisorPid: null,
 };
 
@@ -20,8 +19,12 @@ Deno.test("groupInstanceId() keeps two supervisors' stages apart", () => {
   assert.notEqual(a, b);
 });
 
-Deno.test("groupInstanceId() names a container's first process after the container", () => {
-  assert.equal(groupInstanceId({ ...base, pid: 1, hostname: "3f2a9c1b7d0e" }), "3f2a9c1b7d0e.gold");
+Deno.test("groupInstanceId() names a stage after its host when told to (compose, systemd)", () => {
+  assert.equal(
+    groupInstanceId({ ...base, configured: "host", hostname: "3f2a9c1b7d0e" }),
+    "3f2a9c1b7d0e.gold",
+  );
+  assert.equal(groupInstanceId({ ...base, configured: "host", supervisorPid: 77 }), "box-1.gold");
 });
 
 Deno.test("groupInstanceId() leaves a stage started by hand dynamic", () => {
@@ -30,7 +33,7 @@ Deno.test("groupInstanceId() leaves a stage started by hand dynamic", () => {
 
 Deno.test("groupInstanceId() is null when turned off, even under a supervisor", () => {
   assert.equal(groupInstanceId({ ...base, configured: "off", supervisorPid: 77 }), null);
-  assert.equal(groupInstanceId({ ...base, configured: "off", pid: 1 }), null);
+  assert.equal(groupInstanceId({ ...base, configured: "off" }), null);
 });
 
 Deno.test("groupInstanceId() appends the stage to a name of the operator's", () => {

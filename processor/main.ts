@@ -72,7 +72,6 @@ async function runOneStage(
     configured: config.kafka.groupInstanceId,
     stage,
     hostname: Deno.hostname(),
-    pid: Deno.pid,
     supervisorPid: supervisorPid(env),
   });
   await runStageWorker({

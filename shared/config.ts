@@ -542,17 +542,17 @@ export const CONFIG_SPEC = {
     ),
     /**
      * How a stage process names itself in its group across restarts (`processor/group_instance.ts`):
-     * `auto`, `off`, or a name of the process's own.
+     * `auto`, `host`, `off`, or a name of the process's own.
      */
     groupInstanceId: matching(
       {
         name: "KAFKA_GROUP_INSTANCE_ID",
         default: "auto",
         description:
-          "Static membership: a stage restarted under this name gets its partitions back at once. auto: named by its supervisor or container; off; or a name unique to it.",
+          "Static membership: a stage restarted under this name gets its partitions back at once. auto: named by its supervisor; host: by its host; off; or a unique name.",
       },
       NAME,
-      "auto, off or a name of letters, digits, . _ -",
+      "auto, host, off or a name of letters, digits, . _ -",
     ),
     /** Consumer group heartbeat interval of the stages, ms. */
     heartbeatIntervalMs: int(
