@@ -105,7 +105,11 @@ export async function superviseStage(
       onDeath: (exit, decision) => {
         const fields = { code: exit.code, signal: exit.signal };
         if (decision.action === "restart") {
-          log.error(`stage ${stage} exited; restarting`, { ...fields, inMs: decision.delayMs });
+          if (standby?.ready()) log.error(`stage ${stage} exited; its standby takes over`, fields);
+          else {log.error(`stage ${stage} exited; restarting`, {
+              ...fields,
+              inMs: decision.delayMs,
+            });}
         } else {
           log.error(
             `stage ${stage} exited, the ${decision.deaths}th time in ${

@@ -223,9 +223,10 @@ export function createChildren(options: ChildrenOptions): Children {
     }
     entry.restarts = decision.restarts;
     entry.state = "restarting";
-    const message = `${what}; restarting it in ${
-      seconds(decision.delayMs)
-    } (restart ${entry.restarts})`;
+    const how = standbys.get(name)?.ready()
+      ? "its standby takes over"
+      : `restarting it in ${seconds(decision.delayMs)}`;
+    const message = `${what}; ${how} (restart ${entry.restarts})`;
     notice(`${new Date().toISOString().slice(11, 19)} ${message}`);
     if (!screen.active) out.warn(message);
   }
