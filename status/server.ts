@@ -218,42 +218,15 @@ export function serveStatus(options: StatusServerOptions): Promise<StatusServer>
     }
   });
 
-  // Connections with a request in flight. Under Deno, `closeIdleConnections()` leaves a
-  // keep-alive connection open, and a client that keeps its connections pooled (`deno task
-  // start` polling /status) then held a shutdown until it was killed (10 s): a connection that
-  // answered its requests and has none in flight is ended here.
-  const busy = new Set<Socket>();
-  /** Connections that answered a request (idle between requests, unless busy). */
-  const served = new WeakSet<Socket>();
-  const endIfIdle = (socket: Socket) => {
-    if (busy.has(socket) || !served.has(socket) || socket.destroyed) return;
-    socket.end();
-    // A client that never closes its side would still hold the shutdown.
-    setTimeout(() => socket.destroy(), 500);
-  };
-
   let shutting: Promise<void> | undefined;
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const controller = new AbortController();
-    const socket = req.socket;
-    busy.add(socket);
-    res.once("close", () => {
-      busy.delete(socket);
-      controller.abort();
-      if (shutting) setTimeout(() => endIfIdle(socket), 0);
-    });
+    res.once("close", () => controller.abort());
     res.on("error", () => {}); // a client gone mid-write: "close" ends the response
 
     // Shutting down: a connection whose response ends is idle, and closed.
     res.once("finish", () => {
-      busy.delete(socket);
-      served.add(socket);
-      if (shutting) {
-        setTimeout(() => {
-          server.closeIdleConnections();
-          endIfIdle(socket);
-        }, 0);
-      }
+      if (shutting) setTimeout(() => server.closeIdleConnections(), 0);
     });
     req.resume(); // bodies are not read; drained so keep-alive goes on
     const method = req.method ?? "GET";
@@ -280,7 +253,6 @@ export function serveStatus(options: StatusServerOptions): Promise<StatusServer>
     shutting ??= new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
-      for (const socket of open) endIfIdle(socket);
     });
     return shutting;
   }
