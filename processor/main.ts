@@ -15,18 +15,28 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import type { RunningProcess } from "../shared/process/spawn.ts";
 import { prepareLocal } from "../shared/provision.ts";
 import { type StageName, STAGES } from "../shared/topology.ts";
+import { supervisorPid } from "../shared/supervisor.ts";
+import { groupInstanceId } from "./group_instance.ts";
+import { PROMOTE_SIGNAL } from "./stage_standby.ts";
 import { superviseStage } from "./stage_supervisor.ts";
 import { runStageWorker } from "./worker.ts";
 
-const USAGE = `Usage: deno task processor [--stage bronze|silver|gold]
+const USAGE = `Usage: deno task processor [--stage bronze|silver|gold [--standby]]
 
-Without --stage, runs all three stages as child processes and restarts any that exits.`;
+Without --stage, runs all three stages as child processes and restarts any that exits.
+--standby (used by that supervisor): connects and waits, consuming nothing, until SIGUSR1.`;
 
-/** `--stage`, or a usage error. */
-function parseStage(args: string[]): { help: true } | { stage: StageName | undefined } {
+/** `--stage` and `--standby`, or a usage error. */
+export function parseStage(
+  args: string[],
+): { help: true } | { stage: StageName | undefined; standby: boolean } {
   const { values } = parseArgs({
     args,
-    options: { stage: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      stage: { type: "string" },
+      standby: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) return { help: true };
   const stage = values.stage as StageName | undefined;
@@ -35,13 +45,44 @@ function parseStage(args: string[]): { help: true } | { stage: StageName | undef
       `--stage must be one of ${STAGES.join(", ")}, got ${JSON.stringify(stage)}`,
     );
   }
-  return { stage };
+  const standby = values.standby ?? false;
+  if (standby && stage === undefined) throw new RangeError("--standby needs --stage");
+  return { stage, standby };
+}
+
+/** Resolves on the first SIGUSR1 (a standby's promotion, `stage_standby.ts`). */
+function promotion(): Promise<void> {
+  return new Promise((resolve) => {
+    const promote = () => {
+      Deno.removeSignalListener(PROMOTE_SIGNAL, promote);
+      resolve();
+    };
+    Deno.addSignalListener(PROMOTE_SIGNAL, promote);
+  });
 }
 
 /** One stage in this process, until the signal. */
-async function runOneStage(stage: StageName, { env, config, log, signal }: MainContext) {
+async function runOneStage(
+  stage: StageName,
+  standby: boolean,
+  { env, config, log, signal }: MainContext,
+) {
   await prepareLocal(env, config, log);
-  await runStageWorker({ config, stage, log, metrics: new MetricsRegistry(), signal });
+  const instanceId = groupInstanceId({
+    configured: config.kafka.groupInstanceId,
+    stage,
+    hostname: Deno.hostname(),
+    supervisorPid: supervisorPid(env),
+  });
+  await runStageWorker({
+    config,
+    stage,
+    log,
+    metrics: new MetricsRegistry(),
+    signal,
+    ...(instanceId === null ? {} : { groupInstanceId: instanceId }),
+    ...(standby ? { promoted: promotion() } : {}),
+  });
   log.info("stopped cleanly");
   return 0;
 }
@@ -80,11 +121,11 @@ if (import.meta.main) {
     console.log(USAGE);
     Deno.exit(0);
   }
-  const { stage } = parsed;
+  const { stage, standby } = parsed;
   const children = new Set<RunningProcess>();
   await runMain(
     "processor",
-    (context) => stage ? runOneStage(stage, context) : superviseStages(children, context),
+    (context) => stage ? runOneStage(stage, standby, context) : superviseStages(children, context),
     {
       component: stage ? `processor.${stage}` : "processor",
       skipped: stage ? "without committing the batch in hand" : "killing every stage",

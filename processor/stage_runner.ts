@@ -123,8 +123,15 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   let failure: unknown;
   const failed = Promise.withResolvers<void>();
 
+  // Since when this process holds its partitions without having committed on them: the first
+  // commit after a join is logged with the time it took (a takeover's stall, as seen here).
+  let joinedAt: number | undefined;
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    log.info("joined group", { memberAssignment: event.payload.memberAssignment });
+    joinedAt = performance.now();
+    log.info("joined group", {
+      memberAssignment: event.payload.memberAssignment,
+      joinMs: event.payload.duration,
+    });
     stage.onRebalance?.(event.payload.memberAssignment[topic] ?? []);
   });
   consumer.on(consumer.events.CRASH, (event) => {
@@ -210,6 +217,15 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
           error: describeError(error),
         });
         return;
+      }
+      if (joinedAt !== undefined) {
+        log.info("first batch since joining the group committed", {
+          partition: batch.partition,
+          records: batch.messages.length,
+          sinceJoinMs: Math.round(performance.now() - joinedAt),
+          batchMs: Math.round(performance.now() - started),
+        });
+        joinedAt = undefined;
       }
       batches.inc(labels);
       messagesIn.inc(labels, batch.messages.length);

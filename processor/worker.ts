@@ -11,6 +11,7 @@ import type cassandra from "cassandra-driver";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
 import { createKafka } from "../shared/kafka.ts";
+import { joinAsStaticMember } from "../shared/kafkajs_static_membership.ts";
 import { startReporter } from "../shared/reporter.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { openWire, type WireCodec } from "../shared/wire.ts";
@@ -29,6 +30,7 @@ import {
   writtenSchemas,
 } from "../shared/topology.ts";
 import { runStage, type Stage } from "./stage_runner.ts";
+import { STANDBY_READY } from "./stage_standby.ts";
 
 /** Options of {@linkcode runStageWorker}. */
 export interface StageWorkerOptions {
@@ -41,6 +43,17 @@ export interface StageWorkerOptions {
   readonly groupId?: string;
   /** Called with every gold candle written (gold only). */
   readonly onCandle?: (candle: Candle) => void;
+  /**
+   * Joins the group as this static member (`group_instance.ts`): a restart under the same id
+   * takes the partitions back at once. Default: a dynamic member.
+   */
+  readonly groupInstanceId?: string;
+  /**
+   * Run as a warm standby (`stage_standby.ts`): connect to Cassandra and Kafka and build the
+   * stage, log {@linkcode STANDBY_READY}, and only once this resolves join the group and
+   * consume (until then it reports nothing and holds no partition). Default: consume at once.
+   */
+  readonly promoted?: Promise<void>;
 }
 
 /** Builds the stage object over the given clients. */
@@ -113,10 +126,20 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: stage });
   const session = createCassandraClient(config.cassandra, { applicationName: `market-${stage}` });
   const producer = createStageProducer(kafka);
-  const consumer = createStageConsumer(kafka, config, options.groupId ?? groupIdOf(config, stage));
+  const groupId = options.groupId ?? groupIdOf(config, stage);
+  if (options.groupInstanceId !== undefined) {
+    joinAsStaticMember(groupId, options.groupInstanceId);
+    // Gold's feed-gap consumer too: its group is another, so the same id is unique in it.
+    if (stage === "gold") joinAsStaticMember(gapsGroupIdOf(config), options.groupInstanceId);
+    log.info("joining the group as a static member", {
+      groupId,
+      groupInstanceId: options.groupInstanceId,
+    });
+  }
+  const consumer = createStageConsumer(kafka, config, groupId);
   try {
-    await session.connect();
-    await producer.connect();
+    // Both at once: a restarted stage's partitions wait for the slower of the two, not the sum.
+    await Promise.all([session.connect(), producer.connect()]);
     const built = buildStage(stage, {
       config,
       session,
@@ -126,6 +149,16 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
       metrics,
       ...(options.onCandle ? { onCandle: options.onCandle } : {}),
     });
+    if (options.promoted) {
+      log.info(STANDBY_READY);
+      const aborted = new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      await Promise.race([options.promoted, aborted]);
+      if (signal.aborted) return;
+      log.info("taking over from the stage process that ended");
+    }
     const reporter = startReporter({
       producer,
       topic: config.kafka.topics.metrics,

@@ -555,16 +555,35 @@ export const CONFIG_SPEC = {
       NAME,
       "letters, digits, . _ -",
     ),
-    /** Consumer group session timeout of the stages, ms (the broker's bounds by default). */
+    /**
+     * Consumer group session timeout of the stages, ms (the broker's bounds by default). A
+     * stage restarted after a crash takes its partitions back at once (static membership,
+     * `groupInstanceId`); this bounds the stall only when nothing restarts it (a lost machine),
+     * and stays long so that a process starved of CPU for seconds keeps its place.
+     */
     sessionTimeoutMs: int(
       {
         name: "KAFKA_SESSION_TIMEOUT_MS",
         default: "30000",
         description:
-          "A stage instance that stops heartbeating (killed) keeps its partitions this long (6000 to 1800000).",
+          "A stage instance that stops heartbeating and is not restarted (a lost machine) keeps its partitions this long (6000 to 1800000).",
       },
       6_000,
       1_800_000,
+    ),
+    /**
+     * How a stage process names itself in its group across restarts (`processor/group_instance.ts`):
+     * `auto`, `host`, `off`, or a name of the process's own.
+     */
+    groupInstanceId: matching(
+      {
+        name: "KAFKA_GROUP_INSTANCE_ID",
+        default: "auto",
+        description:
+          "Static membership: a stage restarted under this name gets its partitions back at once. auto: named by its supervisor; host: by its host; off; or a unique name.",
+      },
+      NAME,
+      "auto, host, off or a name of letters, digits, . _ -",
     ),
     /** Consumer group heartbeat interval of the stages, ms. */
     heartbeatIntervalMs: int(

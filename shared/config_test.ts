@@ -75,6 +75,10 @@ Deno.test("loadConfig() errors name the variable that is bad", () => {
       { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_INTERVAL_MS: "3000" },
       /^KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of KAFKA_SESSION_TIMEOUT_MS=6000/,
     ],
+    [
+      { KAFKA_GROUP_INSTANCE_ID: "box 1" },
+      /^KAFKA_GROUP_INSTANCE_ID must be auto, host, off or a name/,
+    ],
     [{ FINNHUB_WS_URL: "http://example" }, /^FINNHUB_WS_URL must be a ws:\/\/ or wss:\/\/ URL/],
     [{ FINNHUB_SYMBOLS: "AAPL,AA PL" }, /^FINNHUB_SYMBOLS has a malformed symbol "AA PL"/],
     [{ FINNHUB_SYMBOLS: "AAPL;DROP" }, /^FINNHUB_SYMBOLS has a malformed symbol "AAPL;DROP"/],
@@ -248,6 +252,7 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     KAFKA_GROUP_PREFIX: "grp_1",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_INTERVAL_MS: "2000",
+    KAFKA_GROUP_INSTANCE_ID: "rack2-a",
     CASSANDRA_CONTACT_POINTS: "db-1,db-2:19042",
     CASSANDRA_LOCAL_DC: "eu-west",
     CASSANDRA_KEYSPACE: "ks_1",

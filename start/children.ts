@@ -9,7 +9,8 @@
  *   line is copied to stderr as `[name] line`, on a terminal only errors before the view shows.
  * - A child that dies before the pipeline is ready fails the run, with its last lines. Once
  *   ready, a death is reported and restarted after the policy's wait; the policy giving up fails
- *   the run.
+ *   the run. Each stage keeps a warm standby (`processor/stage_standby.ts`, its lines in the
+ *   stage's log), promoted at once when the stage dies.
  * - Stop in order: the producer (it flushes to Kafka), then the stages (each finishes its batch
  *   and commits), then the status endpoint and the simulator, each group once the one before it
  *   exited, each child SIGTERM then SIGKILL after its grace.
@@ -30,6 +31,10 @@ import {
   spawnProcess,
 } from "../shared/process/spawn.ts";
 import { supervise } from "../shared/process/supervise.ts";
+import { delay } from "../shared/delay.ts";
+import { createLogger } from "../shared/log.ts";
+import { type StageName, STAGES } from "../shared/topology.ts";
+import { createStandby, type Standby, superviseWithStandby } from "../processor/stage_standby.ts";
 import { indent, type Output, safeWrite, type Screen, seconds } from "./output.ts";
 import type { StopControl } from "./stop.ts";
 import type { ChildView } from "./view.ts";
@@ -56,6 +61,10 @@ const STOPPING: Readonly<Record<RoleName, { note: string; graceMs: number }>> = 
   status: { note: "", graceMs: 10_000 },
   simulator: { note: "", graceMs: 10_000 },
 };
+
+function isStage(role: RoleName): role is StageName {
+  return (STAGES as readonly string[]).includes(role);
+}
 
 /** How many WARN/ERROR lines the view keeps. */
 const PROBLEMS_KEPT = 20;
@@ -130,6 +139,41 @@ export function createChildren(options: ChildrenOptions): Children {
     supervised: true,
   });
 
+  const standbys = new Map<RoleName, Standby>();
+  const standbyProcesses = new Set<RunningProcess>();
+
+  /** The standby of `stage`, its lines going to the stage's log, and how to supervise with it. */
+  function stageStandby(
+    stage: StageName,
+    childEnv: Record<string, string>,
+    args: string[],
+    cold: () => RunningProcess,
+  ) {
+    const log = createLogger(`start.${stage}`, { write: (line) => onLine(stage, line) });
+    const standby = createStandby({
+      spec: roleProcess(stage, {
+        env: childEnv,
+        args: [...args, "--standby"],
+        name: `${stage}-standby`,
+      }),
+      spawn: (spec, options) => spawnProcess(spec, { ...options, newSession: true }),
+      output: (line) => onLine(stage, line),
+      log,
+      onSpawn: (child) => {
+        standbyProcesses.add(child);
+        child.exited.finally(() => standbyProcesses.delete(child));
+      },
+    });
+    standbys.set(stage, standby);
+    return superviseWithStandby(standby, {
+      stage,
+      spawn: cold,
+      wait: delay,
+      signal: stop.signal,
+      log,
+    });
+  }
+
   function notice(problem: string) {
     problems.push(problem);
     if (problems.length > PROBLEMS_KEPT) problems.shift();
@@ -179,17 +223,20 @@ export function createChildren(options: ChildrenOptions): Children {
     }
     entry.restarts = decision.restarts;
     entry.state = "restarting";
-    const message = `${what}; restarting it in ${
-      seconds(decision.delayMs)
-    } (restart ${entry.restarts})`;
+    const how = standbys.get(name)?.ready()
+      ? "its standby takes over"
+      : `restarting it in ${seconds(decision.delayMs)}`;
+    const message = `${what}; ${how} (restart ${entry.restarts})`;
     notice(`${new Date().toISOString().slice(11, 19)} ${message}`);
     if (!screen.active) out.warn(message);
   }
 
   async function stopOne(entry: Entry): Promise<boolean> {
     const { name } = entry;
+    const standbyStopped = standbys.get(name)?.stop(STOPPING[name].graceMs);
     if (pidOf(entry) === null) {
       await entry.supervised;
+      await standbyStopped;
       return entry.state !== "failed";
     }
     entry.state = "stopping";
@@ -197,6 +244,7 @@ export function createChildren(options: ChildrenOptions): Children {
     const t = performance.now();
     const exit = await entry.process!.stop(STOPPING[name].graceMs);
     await entry.supervised;
+    await standbyStopped;
     entry.state = "stopped";
     if (exit.code !== 0 || exit.signal) {
       out.warn(
@@ -213,23 +261,30 @@ export function createChildren(options: ChildrenOptions): Children {
     problems,
     start(role, args = [], overrides = {}) {
       openLog(role);
+      const childEnv = { ...env, ...overrides };
       const entry: Entry = {
         name: role,
-        spec: roleProcess(role, { env: { ...env, ...overrides }, args }),
+        spec: roleProcess(role, { env: childEnv, args }),
         process: null,
         state: "starting",
         restarts: 0,
         supervised: Promise.resolve(),
       };
       entries.set(role, entry);
+      const cold = () =>
+        spawnProcess(entry.spec, { newSession: true, onLine: (line) => onLine(role, line) });
+      // A stage keeps a warm standby that takes over at once when it dies
+      // (processor/stage_standby.ts), as under `deno task processor`.
+      const withStandby = isStage(role) ? stageStandby(role, childEnv, args, cold) : null;
       entry.supervised = supervise({
-        spawn: () =>
-          spawnProcess(entry.spec, { newSession: true, onLine: (line) => onLine(role, line) }),
+        spawn: withStandby?.spawn ?? cold,
+        ...(withStandby ? { wait: withStandby.wait } : {}),
         signal: stop.signal,
         policy: RESTART_POLICY,
         onStart: (process) => {
           entry.process = process;
           entry.state = ready ? "running" : "starting";
+          withStandby?.started(process);
         },
         onDeath: (exit, decision) => onDeath(entry, exit, decision),
       }).then((end) => {
@@ -252,6 +307,7 @@ export function createChildren(options: ChildrenOptions): Children {
       })),
     killAll() {
       for (const entry of entries.values()) entry.process?.kill();
+      for (const child of standbyProcesses) child.kill();
     },
     async stopInOrder() {
       let clean = true;

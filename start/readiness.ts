@@ -21,9 +21,12 @@ export const FETCH_TIMEOUT_MS = 2_000;
 
 /** The status endpoint's bearer token, when one is set. */
 export function authHeaders(config: Config | null): Record<string, string> {
+  // No keep-alive: a pooled connection to the status endpoint held its shutdown (it waits for
+  // open connections) until it was killed, whenever start stopped it soon after a poll.
+  const close = { connection: "close" };
   return config?.status.token.isSet
-    ? { authorization: `Bearer ${config.status.token.reveal()}` }
-    : {};
+    ? { ...close, authorization: `Bearer ${config.status.token.reveal()}` }
+    : close;
 }
 
 /** True when `url` answers 2xx within the fetch timeout. */

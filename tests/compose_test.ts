@@ -32,6 +32,8 @@ const FIXED: Readonly<Record<string, string>> = {
   STATUS_PORT: "8080",
   // Prometheus's scrape sends Host: status:8080; what .env adds comes after.
   STATUS_ALLOWED_HOSTS: "status,${STATUS_ALLOWED_HOSTS:-}",
+  // One stage process a container, restarted in place: static membership named after it.
+  KAFKA_GROUP_INSTANCE_ID: "host",
 };
 
 /** Which of our services may receive each secret (least privilege). */
