@@ -16,7 +16,11 @@
  */
 
 import { join } from "node:path";
-import { Client as CassandraClient, policies as cassandraPolicies } from "cassandra-driver";
+import {
+  Client as CassandraClient,
+  policies as cassandraPolicies,
+  types as cassandraTypes,
+} from "cassandra-driver";
 import { portFree, portHolder } from "../shared/ports.ts";
 import { delayUnlessAborted as delay } from "../shared/delay.ts";
 import { defaultLog, existsSync, type Log, removeIfExists, seconds, withTimeout } from "./_util.ts";
@@ -220,6 +224,7 @@ export function pinnedCassandraClient(
   const { loadBalancing } = cassandraPolicies;
   return new CassandraClient({
     contactPoints: [address],
+    queryOptions: { prepare: true, consistency: cassandraTypes.consistencies.one },
     localDataCenter: CLUSTER_DC,
     ...(options.keyspace ? { keyspace: options.keyspace } : {}),
     protocolOptions: { port: CLUSTER_PORTS.cql },
@@ -392,6 +397,27 @@ export async function clusterStatus(
 /** Pid of this checkout's process for `node`, or null. */
 export function nodePid(node: ClusterNode): Promise<number | null> {
   return ourRunningPid(node.paths.pidFile, signature(node));
+}
+
+/**
+ * The node id of the active KRaft controller, from the quorum state the nodes keep on disk (the
+ * newest epoch wins), or null when no node has one yet. kafkajs' describeCluster cannot tell: in
+ * KRaft mode brokers report a random broker as the "controller".
+ */
+export async function activeController(size: number): Promise<number | null> {
+  let best: { leaderId: number; leaderEpoch: number } | null = null;
+  for (const node of clusterNodes(size).filter((n) => n.kind === "kafka")) {
+    const file = join(node.paths.dataDir, "__cluster_metadata-0", "quorum-state");
+    try {
+      const state = JSON.parse(await Deno.readTextFile(file));
+      if (state.leaderId >= 1 && (best === null || state.leaderEpoch > best.leaderEpoch)) {
+        best = { leaderId: state.leaderId, leaderEpoch: state.leaderEpoch };
+      }
+    } catch {
+      // not formatted or being rewritten: the other nodes tell
+    }
+  }
+  return best?.leaderId ?? null;
 }
 
 /** The JMX port of Cassandra node `index` (for nodetool). */
