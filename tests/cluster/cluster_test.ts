@@ -53,7 +53,8 @@ import {
 const RUN = SUITE === "full" || SUITE === "short";
 if (!RUN) console.log(`tests/cluster/cluster_test.ts ignored: ${IGNORE_REASON}`);
 
-const RATE = FULL ? 1_000 : 300;
+/** Trades per second of the feed; `CLUSTER_SUITE_RATE` overrides. */
+const RATE = Number(Deno.env.get("CLUSTER_SUITE_RATE") ?? (FULL ? 1_000 : 300));
 const OUTAGE_MS = FULL ? 60_000 : 20_000;
 
 type Log = (line: string) => void;
