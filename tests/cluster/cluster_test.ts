@@ -122,6 +122,15 @@ async function onCluster(
     await after?.({ p, log, statusPort }, a);
     passed = true;
   } finally {
+    // CLUSTER_SUITE_LOGS=<dir>: keep every worker's log, also of a scenario that passed.
+    const keep = Deno.env.get("CLUSTER_SUITE_LOGS");
+    if (keep && p) {
+      const to = `${keep}/${name.replaceAll(/\W+/g, "-")}-${Date.now()}`;
+      await Deno.mkdir(to, { recursive: true });
+      for (const label of new Set(p.children.map((c) => c.label))) {
+        await Deno.copyFile(`${p.dir}/${label}.log`, `${to}/${label}.log`).catch(() => {});
+      }
+    }
     await p?.stop(passed);
     await ensureAllUp(log).catch((e) => log(`could not restart every node: ${e}`));
     await cluster.stop();
