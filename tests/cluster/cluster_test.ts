@@ -24,6 +24,7 @@ import {
   expectedFrom,
   metric,
   type Pipeline,
+  SECRETS,
   seededScenario,
   startPipeline,
   startStatus,
@@ -276,7 +277,7 @@ Deno.test({
       await killNode("cassandra-3", log);
       const ready = await p.guarded(
         waitFor("/readyz to say Cassandra is not at quorum", async () => {
-          const r = await statusGet(statusPort, "/readyz");
+          const r = await statusGet(statusPort, "/readyz", SECRETS.STATUS_TOKEN);
           return r.status === 503 && r.text.includes("LOCAL_QUORUM") ? r.text : false;
         }, { timeoutMs: 60_000, intervalMs: 1_000 }),
       );
@@ -301,7 +302,7 @@ Deno.test({
       const backAt = Date.now();
       await restartNode("cassandra-2", log);
       await p.guarded(waitFor("/readyz to say ready again", async () => {
-        const r = await statusGet(statusPort, "/readyz");
+        const r = await statusGet(statusPort, "/readyz", SECRETS.STATUS_TOKEN);
         return r.status === 200;
       }, { timeoutMs: 120_000, intervalMs: 1_000 }));
       log(
