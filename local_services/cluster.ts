@@ -583,6 +583,8 @@ async function startNodeUnlocked(
   let mark = { mainLog: 0, stdoutLog: 0 };
   if (pid === null) {
     for (const { host, port, purpose } of node.ports) {
+      // A node just stopped may hold its ports for a moment while its process is torn down.
+      for (let i = 0; i < 60 && !portFree(host, port); i++) await delay(500, options.signal);
       if (portFree(host, port)) continue;
       const holder = await portHolder(port);
       throw new Error(
