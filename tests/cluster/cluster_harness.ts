@@ -14,6 +14,7 @@
  */
 import type { Admin } from "kafkajs";
 import {
+  clusterDown,
   clusterEnv,
   clusterNodes,
   clusterStatus,
@@ -58,7 +59,6 @@ export async function useCluster(log: (line: string) => void): Promise<{ stop():
     async stop() {
       if (!startedHere) return;
       await ensureAllUp(quiet).catch(() => {});
-      const { clusterDown } = await import("../../local_services/cluster.ts");
       await clusterDown(SIZE, { log });
     },
   };
