@@ -8,6 +8,10 @@
  *   deno run -A local_services/cli.ts smoke     produce+consume one message, TTL round trip
  *   deno run -A local_services/cli.ts nodetool [args]   Cassandra's nodetool (default: status)
  *
+ * With `--cluster N` (anywhere on the line), up / down / status / logs / nodetool act on the
+ * local N-node cluster of cluster.ts instead (up/down also take a node: `down cassandra-2`,
+ * `down kafka-1 --kill` for a kill -9; nodetool takes `--node n`, default 1).
+ *
  * Exits 0 on success, 1 with the error message on failure, 2 on bad usage.
  *
  * @module
@@ -15,6 +19,15 @@
 
 import { hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { smokeCheck } from "./smoke_check.ts";
+import {
+  clusterDown,
+  clusterNode,
+  clusterStatus,
+  clusterUp,
+  jmxPort,
+  startNode,
+  stopNode,
+} from "./cluster.ts";
 import {
   SERVICE_NAMES,
   serviceLogTail,
@@ -33,13 +46,25 @@ const USAGE = `usage: deno run -A local_services/cli.ts <command>
   status                      show running / reachable / version / data dir
   logs <${NAMES}> [--lines N]   print the last lines of a server's logs
   smoke                       produce+consume one message, write+read a TTL'd row
-  nodetool [args]             Cassandra's nodetool against the local server (default: status)`;
+  nodetool [args]             Cassandra's nodetool against the local server (default: status)
+--cluster N (with up, down, status, logs, nodetool): the local N-node cluster instead
+  up [<node>] --cluster N             start every node (or one: cassandra-2, kafka-1)
+  down [<node>] [--kill] --cluster N  stop every node (or one; --kill: kill -9)
+  status --cluster N                  every node: up/down, address, pid
+  logs <node> --cluster N [--lines N] a node's log
+  nodetool [--node n] [args] --cluster N   nodetool against Cassandra node n (default 1)`;
 
 /** Runs one CLI command; returns the process exit code. */
 export async function main(args: string[], signal?: AbortSignal): Promise<number> {
-  const [command, ...rest] = args;
   const log = (line: string) => console.log(line);
   const options = signal ? { log, signal } : { log };
+  const at = args.indexOf("--cluster");
+  if (at >= 0) {
+    const size = Number(args[at + 1]);
+    if (!/^\d+$/.test(args[at + 1] ?? "")) return usage();
+    return await clusterMain(size, [...args.slice(0, at), ...args.slice(at + 2)], options);
+  }
+  const [command, ...rest] = args;
   switch (command) {
     case "up":
     case "down": {
@@ -85,14 +110,73 @@ export async function main(args: string[], signal?: AbortSignal): Promise<number
   }
 }
 
+/** The `--cluster N` commands. */
+async function clusterMain(
+  size: number,
+  args: string[],
+  options: { log: (line: string) => void; signal?: AbortSignal },
+): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "up":
+    case "down": {
+      const kill = rest.includes("--kill");
+      const names = rest.filter((a) => a !== "--kill");
+      if (names.length > 1 || (kill && command === "up")) return usage();
+      const name = names[0];
+      if (name !== undefined) clusterNode(size, name);
+      if (command === "up") {
+        await (name ? startNode(size, name, options) : clusterUp(size, options));
+      } else await (name ? stopNode(size, name, { ...options, kill }) : clusterDown(size, options));
+      return 0;
+    }
+    case "status": {
+      if (rest.length > 0) return usage();
+      const statuses = await clusterStatus(size, options);
+      return statuses.every((s) => s.reachable) ? 0 : 3;
+    }
+    case "logs": {
+      const [name, flag, count] = rest;
+      if (name === undefined) return usage();
+      const node = clusterNode(size, name);
+      const lines = flag === "--lines" && /^\d+$/.test(count ?? "") ? Number(count) : 50;
+      const text = await Deno.readTextFile(node.paths.mainLog).catch(() => "");
+      console.log(`==> ${node.paths.mainLog} <==`);
+      console.log(text.trimEnd().split("\n").slice(-lines).join("\n"));
+      return 0;
+    }
+    case "nodetool": {
+      let index = 1;
+      const at = rest.indexOf("--node");
+      if (at >= 0) {
+        index = Number(rest[at + 1]);
+        rest.splice(at, 2);
+      }
+      const node = clusterNode(size, `cassandra-${index}`);
+      return await nodetool(rest.length > 0 ? rest : ["status"], {
+        confDir: node.paths.confDir,
+        port: jmxPort(index),
+      });
+    }
+    default:
+      return usage();
+  }
+}
+
 /**
  * Runs Cassandra's nodetool from the fetched jars over JMX on 127.0.0.1:7199, with the module
  * flags Java 17 needs (taken from the server's own options file) and quiet logging.
  */
-async function nodetool(args: string[]): Promise<number> {
+async function nodetool(
+  args: string[],
+  target: { confDir?: string; port: number } = { port: 7199 },
+): Promise<number> {
   const here = new URL(".", import.meta.url);
   const local = new URL("../.local/cassandra/", import.meta.url);
-  const options = await Deno.readTextFile(new URL("conf/jvm17_server.options", local)).catch(() => {
+  const optionsFile = target.confDir
+    ? `${target.confDir}/jvm17_server.options`
+    : new URL("conf/jvm17_server.options", local);
+  const options = await Deno.readTextFile(optionsFile).catch(() => {
     throw new Error(
       "Cassandra has not been set up in this checkout (no .local/cassandra/conf): " +
         "run `deno task services:up` first",
@@ -111,7 +195,7 @@ async function nodetool(args: string[]): Promise<number> {
       "-h",
       "127.0.0.1",
       "-p",
-      "7199",
+      String(target.port),
       ...args,
     ],
     stdout: "inherit",

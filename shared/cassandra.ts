@@ -22,6 +22,10 @@ export function createCassandraClient(
 ): cassandra.Client {
   const clientOptions: cassandra.DseClientOptions = {
     contactPoints: [...config.contactPoints],
+    // The driver reaches the nodes it discovers (system.peers) on this one port, not on the
+    // contact points' ports: left at 9042, a cluster on another port would be joined by
+    // whatever listens on 9042 of a peer's address.
+    protocolOptions: { port: nativePort(config.contactPoints) },
     localDataCenter: config.localDataCenter,
     applicationName: options.applicationName ?? "market-pipeline",
     socketOptions: { connectTimeout: 5_000, readTimeout: 12_000 },
@@ -48,6 +52,23 @@ export function createCassandraClient(
     );
   }
   return new cassandra.Client(clientOptions);
+}
+
+/**
+ * The one native port of `contactPoints` (`host:port`). @throws RangeError when they name
+ * several: the driver uses one port for every node, including those it discovers.
+ */
+export function nativePort(contactPoints: readonly string[]): number {
+  const ports = new Set(contactPoints.map((point) => Number(/:(\d+)$/.exec(point)?.[1] ?? 9042)));
+  if (ports.size !== 1) {
+    throw new RangeError(
+      `CASSANDRA_CONTACT_POINTS names ${ports.size === 0 ? "no" : "several"} ports (${
+        [...ports].join(", ")
+      }): every node must serve CQL on the same port, since the driver reaches the nodes it ` +
+        "discovers on one port",
+    );
+  }
+  return [...ports][0]!;
 }
 
 /** The CQL replication map for a keyspace. */

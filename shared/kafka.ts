@@ -102,6 +102,40 @@ export interface TopicOutcome {
 }
 
 /**
+ * `admin.createTopics` with `waitForLeaders`, tolerating kafkajs' wait on a cluster of several
+ * brokers: it asks one broker for the new topics' metadata, and a broker that has not yet applied
+ * the controller's update answers UNKNOWN_TOPIC_OR_PARTITION, which kafkajs does not retry. The
+ * topics exist by then; this waits (up to 30 s) until every partition has a leader.
+ */
+async function createTopicsWaitingForLeaders(
+  admin: Admin,
+  options: Omit<Parameters<Admin["createTopics"]>[0], "waitForLeaders">,
+): Promise<void> {
+  try {
+    await admin.createTopics({ ...options, waitForLeaders: true });
+    return;
+  } catch (error) {
+    if ((error as { type?: unknown })?.type !== "UNKNOWN_TOPIC_OR_PARTITION") throw error;
+  }
+  const topics = options.topics.map((t) => t.topic);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+      if (meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
+        return;
+      }
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`topics ${topics.join(", ")} were created but have no leader after 30 s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
  * Creates every pipeline topic that is missing and brings existing ones to the configured
  * partition count (never fewer: Kafka cannot shrink a topic) and retention. Safe to run again.
  */
@@ -113,8 +147,7 @@ export async function ensureTopics(
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t));
   if (missing.length > 0) {
-    await admin.createTopics({
-      waitForLeaders: true,
+    await createTopicsWaitingForLeaders(admin, {
       topics: missing.map((topic) => ({
         topic,
         numPartitions: topicSettings(config, topic).partitions,

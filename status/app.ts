@@ -1,7 +1,7 @@
 /**
  * The status endpoint's routes, on Hono:
  * - `GET /healthz`: the process is alive (never needs the token);
- * - `GET /readyz`: Kafka and Cassandra reachable and every expected worker reporting;
+ * - `GET /readyz`: Kafka reachable, Cassandra answering at LOCAL_QUORUM and every expected worker reporting;
  * - `GET /metrics`: Prometheus text exposition of every worker's metrics plus consumer lag;
  * - `GET /status`: the same facts as JSON for people and scripts.
  * Every route but `/healthz` answers only requests whose `Host` names this machine by a loopback
@@ -244,7 +244,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
     const missing = expectedWorkers.filter((role) => !workers.some((w) => w.role === role && w.up));
     const reasons: string[] = [];
     if (!kafka) reasons.push("Kafka is not reachable");
-    if (!cassandra) reasons.push("Cassandra is not reachable");
+    if (!cassandra) reasons.push("Cassandra is not reachable at LOCAL_QUORUM");
     for (const role of missing) reasons.push(`no ${role} worker is reporting`);
     return { ready: reasons.length === 0, kafka, cassandra, missing, reasons };
   }
@@ -274,7 +274,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
     const kafkaUp = own.gauge("pipeline_kafka_up", "1 when the status endpoint reaches Kafka.");
     const cassandraUp = own.gauge(
       "pipeline_cassandra_up",
-      "1 when the status endpoint reaches Cassandra.",
+      "1 when the status endpoint reads a pipeline table at LOCAL_QUORUM (the writes' consistency).",
     );
     const [lag, kafka, cassandra] = await Promise.all([
       sources.lag().catch(() => [] as PartitionLag[]),

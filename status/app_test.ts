@@ -78,7 +78,7 @@ Deno.test("/readyz is 503 naming what is missing, 200 when all is there", async 
   const body = await response.json();
   assert.deepEqual(body.reasons, [
     "Kafka is not reachable",
-    "Cassandra is not reachable",
+    "Cassandra is not reachable at LOCAL_QUORUM",
     "no producer worker is reporting",
     "no silver worker is reporting",
     "no gold worker is reporting",

@@ -60,8 +60,13 @@ async function main({ env, config, secrets, log, signal }: MainContext): Promise
     workers: () => collector.workers(),
     lag: cached(1000, () => consumerLag(admin, subscriptions)),
     kafkaUp: cached(2000, async () => (await admin.describeCluster()).brokers.length > 0),
+    // Up means the pipeline can write: a read of a pipeline table at LOCAL_QUORUM (the writes'
+    // consistency) fails when fewer than a quorum of replicas are up, though every node still
+    // up would answer system.local.
     cassandraUp: cached(2000, async () => {
-      await session.execute("SELECT release_version FROM system.local");
+      await session.execute(
+        `SELECT symbol FROM ${config.cassandra.keyspace}.latest_prices LIMIT 1`,
+      );
       return true;
     }),
   };
