@@ -136,6 +136,33 @@ async function createTopicsWaitingForLeaders(
 }
 
 /**
+ * Brings `topic` to `partitions`. Another process provisioning the same topics at the same time
+ * (two producers starting together) may have just created it, so the metadata read a moment ago
+ * can show fewer partitions than it has: Kafka then refuses the increase (INVALID_PARTITIONS), and
+ * a fresh read that shows enough means there was nothing to do.
+ */
+async function increasePartitions(
+  admin: Admin,
+  topic: string,
+  partitions: number,
+): Promise<TopicOutcome["action"]> {
+  try {
+    await admin.createPartitions({ topicPartitions: [{ topic, count: partitions }] });
+    return "partitions-increased";
+  } catch (error) {
+    if ((error as { type?: string }).type !== "INVALID_PARTITIONS") throw error;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const count = metadata.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
+      if (count >= partitions) return "unchanged";
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/**
  * Creates every pipeline topic that is missing and brings existing ones to the configured
  * partition count (never fewer: Kafka cannot shrink a topic) and retention. Safe to run again.
  */
@@ -178,8 +205,7 @@ export async function ensureTopics(
     const count = metadata.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
     let action: TopicOutcome["action"] = "unchanged";
     if (count < settings.partitions) {
-      await admin.createPartitions({ topicPartitions: [{ topic, count: settings.partitions }] });
-      action = "partitions-increased";
+      action = await increasePartitions(admin, topic, settings.partitions);
     }
     const retention = described.resources.find((r) => r.resourceName === topic)?.configEntries
       .find((e) => e.configName === "retention.ms")?.configValue;

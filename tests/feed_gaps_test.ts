@@ -195,10 +195,12 @@ Deno.test({
       const { closed, subscribes } = timelineOf(sim.timeline());
       assert.equal(gap!.cause, "watchdog");
       assert.equal(closed.get(1)!.by, "client", "the producer gave up on the silent socket");
-      // The last frame came just before the silence (200 trades/s: every few ms).
+      // The last frame came just before the silence (200 trades/s: every few ms), or just after
+      // it was asked for: a frame already on its way when the silence began (seen 11 ms late on a
+      // loaded machine).
       const lastFrameBefore = silencedAt - gap!.fromMs;
       assert.ok(
-        lastFrameBefore >= 0 && lastFrameBefore <= TOLERANCE_MS,
+        lastFrameBefore >= -TOLERANCE_MS && lastFrameBefore <= TOLERANCE_MS,
         `the last frame ${lastFrameBefore} ms before the silence`,
       );
       const toEarly = Math.min(...subscribes.get(2)!) - gap!.toMs;
