@@ -257,7 +257,8 @@ Deno.test({
       const now = Date.now();
       const values = {
         symbols,
-        from: now - 6 * 3_600_000,
+        // Two days: a 1d candle starts at UTC midnight, so a 6-hour range holds none after 06:00.
+        from: now - 2 * 86_400_000,
         to: now + 60_000,
         keyspace: pipeline.config.cassandra.keyspace,
       };
