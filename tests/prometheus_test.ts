@@ -13,7 +13,7 @@ import { waitFor } from "./helpers.ts";
 import { loadGrafanaFiles } from "./grafana_queries.ts";
 import { observedTestOptions, startObservedPipeline } from "./observed_pipeline.ts";
 import { ensurePrometheus, type PrometheusServer, startPrometheus } from "./prometheus_server.ts";
-import { groupIdOf, STAGES } from "../shared/topology.ts";
+import { groupIdOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
 
 /** What Grafana puts in for its interval variables (the pipeline dashboard's rate windows). */
 function fillIntervals(expr: string): string {
@@ -54,13 +54,18 @@ Deno.test({
         async () => {
           const samples = await server.query("pipeline_consumer_lag_records");
           const groups = new Set(samples.map((s) => s.metric["group"]));
-          return STAGES.every((stage) => groups.has(groupIdOf(config, stage)))
+          return stageSubscriptions(config).every(({ group }) => groups.has(group))
             ? samples
             : undefined;
         },
         { timeoutMs: 30_000, intervalMs: 500 },
       );
-      assert.equal(lag.length, STAGES.length * config.kafka.partitions, "series per partition");
+      // A series per partition of every group: the three stages and gold's feed-gap consumer.
+      assert.equal(
+        lag.length,
+        stageSubscriptions(config).length * config.kafka.partitions,
+        "series per partition",
+      );
       for (const sample of lag) {
         assert.ok(Number.isFinite(sample.value) && sample.value >= 0, JSON.stringify(sample));
         assert.match(sample.metric["partition"] ?? "", /^\d+$/);
