@@ -10,15 +10,16 @@
  * trades/s lost 217 of 114,740 trades the producer counted as produced; a rolling restart lost
  * 13 of 426,927.
  *
- * {@linkcode createSendMessages} is kafkajs's `sendMessages` with one change: it remembers
- * which *partitions* have been acknowledged, and each attempt sends every partition not yet
- * acknowledged to its current leader, whichever brokers answered before. A broker's request is
- * still acknowledged or failed as a whole, as in kafkajs, so a retry resends only what kafkajs
- * would have resent, plus what it would have dropped, in as many requests. Two more changes
- * keep that exact: the messages are assigned to partitions once per send (kafkajs re-ran the
- * partitioner on each attempt, which for keyless messages can move a message to a partition
- * already acknowledged), and a partition with no leader in the metadata fails the attempt
- * (kafkajs silently left it out).
+ * @linkcode createSendMessages} is kafkajs's `sendMessages` with one change: it remembers which
+ * *partitions* have been acknowledged, and each attempt sends every partition not yet acknowledged
+ * to its current leader, whichever brokers answered before. A broker's request is still
+ * acknowledged or failed as a whole, as in kafkajs, so a retry resends at most what kafkajs would
+ * have resent, plus what it would have dropped, in as many requests. Three more changes keep that
+ * exact: the messages are assigned to partitions once per send (kafkajs re-ran the partitioner on
+ * each attempt, which for keyless messages can move a message to a partition already acknowledged);
+ * a partition with no leader in the metadata fails the attempt (kafkajs silently left it out); and
+ * an idempotent producer's request that waited for its broker's lock leaves out the partitions
+ * acknowledged meanwhile (kafkajs resent them, with new sequence numbers: written twice).
  *
  * kafkajs's producer takes `sendMessages` with `require` when its module loads, so the
  * replacement must be in node's module cache before kafkajs's main module loads: importing this
@@ -134,18 +135,23 @@ export function createSendMessages(
       }
 
       return Array.from(brokers).map(async (broker) => {
-        const topicDataForBroker = Array.from(topicMetadata.entries())
-          .filter(([_, { partitionsPerLeader }]) => !!partitionsPerLeader[broker.nodeId])
-          .map(([topic, { partitionsPerLeader }]) => ({
-            topic,
-            partitions: partitionsPerLeader[broker.nodeId],
-            messagesPerPartition: messagesPerTopic.get(topic),
-          }));
-
-        const topicData: Any[] = createTopicData(topicDataForBroker);
-
         await eosManager.acquireBrokerLock(broker);
         try {
+          // An idempotent producer's lock serializes its requests to a broker: a request of an
+          // earlier attempt may have been acknowledged while this one waited, so its partitions
+          // are left out here rather than written twice.
+          const topicDataForBroker = Array.from(topicMetadata.entries())
+            .map(([topic, { partitionsPerLeader }]) => ({
+              topic,
+              partitions: (partitionsPerLeader[broker.nodeId] ?? [])
+                .filter((partition) => !acknowledged.has(partitionKey(topic, partition))),
+              messagesPerPartition: messagesPerTopic.get(topic),
+            }))
+            .filter(({ partitions }) => partitions.length > 0);
+          if (topicDataForBroker.length === 0) return;
+
+          const topicData: Any[] = createTopicData(topicDataForBroker);
+
           if (eosManager.isTransactional()) {
             await eosManager.addPartitionsToTransaction(topicData);
           }

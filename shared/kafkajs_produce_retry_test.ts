@@ -227,3 +227,45 @@ assertProduceRetryFixed();`;
     /kafkajs was loaded before shared\/kafkajs_produce_retry\.ts/,
   );
 });
+
+Deno.test("createSendMessages() does not resend what an idempotent producer's earlier request wrote meanwhile", async () => {
+  // Broker 2 fails at once; broker 1 answers after the retry has begun. kafkajs's idempotent
+  // producer holds a lock per broker, so the retry's request to broker 1 waits for the first.
+  const produced: string[] = [];
+  let brokerTwoFailed = false;
+  const broker = (nodeId: number) => ({
+    nodeId,
+    async produce({ topicData }: Any) {
+      if (nodeId === 2 && !brokerTwoFailed) {
+        brokerTwoFailed = true;
+        throw new KafkaJSConnectionError("Connection error: ECONNRESET");
+      }
+      if (nodeId === 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const { partitions } of topicData) {
+        for (const { partition, firstSequence } of partitions) {
+          produced.push(`${nodeId}:${partition}:seq ${firstSequence}`);
+        }
+      }
+      return {
+        topics: topicData.map(({ topic, partitions }: Any) => ({
+          topicName: topic,
+          partitions: partitions.map(({ partition }: Any) => ({ partition, errorCode: 0 })),
+        })),
+      };
+    },
+  });
+  const brokers = new Map([[1, broker(1)], [2, broker(2)]]);
+  const { cluster } = leaderMovesCluster();
+  Object.assign(cluster, {
+    refreshMetadata: () => Promise.resolve(),
+    findBroker: ({ nodeId }: { nodeId: string }) => Promise.resolve(brokers.get(Number(nodeId))),
+    findControllerBroker: () =>
+      Promise.resolve({
+        initProducerId: () => Promise.resolve({ producerId: 7, producerEpoch: 0 }),
+      }),
+  });
+  const eosManager = createEosManager({ logger, cluster });
+  await eosManager.initProducerId();
+  await createSendMessages({ ...deps(cluster), eosManager })(SEND);
+  assert.deepEqual(produced.sort(), ["1:0:seq 0", "2:1:seq 0"], "each partition written once");
+});
