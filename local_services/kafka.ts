@@ -10,6 +10,7 @@
  */
 
 import { join } from "node:path";
+import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
 import { Kafka, logLevel } from "kafkajs";
 import { existsSync, type Log, withTimeout } from "./_util.ts";
 import { runJava } from "./java.ts";

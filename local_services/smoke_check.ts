@@ -8,6 +8,7 @@
  * @module
  */
 
+import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
 import { Kafka, logLevel } from "kafkajs";
 import { Client as CassandraClient } from "cassandra-driver";
 

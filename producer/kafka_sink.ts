@@ -17,6 +17,7 @@
  *
  * @module
  */
+import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
 import {
   CompressionTypes,
   type ICustomPartitioner,

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
 import { Partitioners } from "kafkajs";
 import { getHeapStatistics } from "node:v8";
 import { prepareLocal } from "../shared/provision.ts";

@@ -25,6 +25,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
 import { type PartitionerArgs, Partitioners } from "kafkajs";
 import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Config, LogLevel } from "../shared/config.ts";

@@ -5,6 +5,8 @@
  * @module
  */
 import process from "node:process";
+// Before kafkajs: its producers must load with the fixed retry (see the module).
+import { assertProduceRetryFixed } from "./kafkajs_produce_retry.ts";
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
 import { speedUpKafkajs } from "./kafkajs_fast.ts";
@@ -27,6 +29,7 @@ export function createKafka(
   log: Logger,
   options: CreateKafkaOptions = {},
 ): Kafka {
+  assertProduceRetryFixed();
   speedUpKafkajs();
   const kafkaLog = log.child("kafkajs");
   return new Kafka({

@@ -8,6 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
 import { Partitioners, type Producer as KafkaProducer } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
