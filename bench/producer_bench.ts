@@ -137,7 +137,8 @@ async function main() {
     statsIntervalMs: 0,
     // 0 workers: send from this thread on the bench's own client.
     ...(kafkaWorkers > 0 ? { kafkaWorkers } : { kafka }),
-    // As `deno task producer` with PRODUCER_LEASE=kafka (the default): one transaction a batch.
+    // As `deno task producer` with PRODUCER_LEASE=kafka (failover; the default is none): one
+    // transaction a batch.
     ...(config.producer.lease === "kafka"
       ? { transactionalId: (i: number) => `bench.${id}.producer-${i}` }
       : {}),

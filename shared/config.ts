@@ -446,9 +446,9 @@ export const CONFIG_SPEC = {
     lease: oneOf(
       {
         name: "PRODUCER_LEASE",
-        default: "kafka",
+        default: "none",
         description:
-          "`kafka`: producers of one API key elect the one that reads the feed through a Kafka consumer group, and write in transactions that fence an old leader (run two for failover). `none`: one producer, no lease, no transactions.",
+          "`none`: one producer, no lease, no transactions; it buffers through a Kafka outage. `kafka`: producers of one API key elect the one that reads the feed through a Kafka consumer group and write in transactions that fence an old leader (run two for failover); the active one gives the feed up when Kafka is unreachable for PRODUCER_LEASE_SESSION_MS.",
       },
       ["kafka", "none"] as const,
     ),

@@ -235,7 +235,7 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     PRODUCER_BUFFER_MAX_TRADES: "333",
     PRODUCER_BATCH_MAX_TRADES: "33",
     PRODUCER_LINGER_MS: "0",
-    PRODUCER_LEASE: "none",
+    PRODUCER_LEASE: "kafka",
     PRODUCER_LEASE_SESSION_MS: "9000",
     KAFKA_BROKERS: "kafka-1:9093, kafka-2,[::1]:19092",
     KAFKA_CLIENT_ID: "client.x-1",

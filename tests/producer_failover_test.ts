@@ -91,6 +91,7 @@ function startProducer(name: string, config: Config, sim: Simulator): ProducerPr
       KAFKA_TOPIC_DEAD_LETTER: config.kafka.topics.deadLetter,
       KAFKA_GROUP_PREFIX: config.kafka.groupPrefix,
       SCHEMA_REGISTRY_URL: config.registry.url,
+      PRODUCER_LEASE: "kafka",
       PRODUCER_LEASE_SESSION_MS: String(SESSION_MS),
       LOG_LEVEL: "info",
     },
