@@ -204,9 +204,7 @@ export function silverWrites(
 }
 
 /** The columns gold's fold writes (`processor/gold/candle_rows.ts`): all but the key and coverage. */
-const FOLD_COLUMNS = "window_end, open, high, low, close, volume, pv_sum, vwap, trade_count, " +
-  "price_only_count, open_time, open_partition, open_offset, close_time, close_partition, " +
-  "close_offset, folded_offsets, is_final, late_count, updated_at";
+const FOLD_COLUMNS = [...TIMED_COLUMNS, "folded_offsets", "late_count", "updated_at"].join(", ");
 
 /**
  * The writes of gold windows: gold's own upsert (fold columns only) under the planned write
