@@ -18,6 +18,7 @@
  * @module
  */
 import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
+import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
 import {
   CompressionTypes,
   type ICustomPartitioner,

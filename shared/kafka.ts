@@ -5,8 +5,9 @@
  * @module
  */
 import process from "node:process";
-// Before kafkajs: its producers must load with the fixed retry (see the module).
+// Before kafkajs: its producers must load with the fixed retries (see the modules).
 import { assertProduceRetryFixed } from "./kafkajs_produce_retry.ts";
+import { assertEndTxnRetryFixed } from "./kafkajs_endtxn_retry.ts";
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
 import { speedUpKafkajs } from "./kafkajs_fast.ts";
@@ -30,6 +31,7 @@ export function createKafka(
   options: CreateKafkaOptions = {},
 ): Kafka {
   assertProduceRetryFixed();
+  assertEndTxnRetryFixed();
   speedUpKafkajs();
   const kafkaLog = log.child("kafkajs");
   return new Kafka({

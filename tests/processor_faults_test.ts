@@ -23,6 +23,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
+import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
 import { type Admin, AssignerProtocol, type KafkaMessage, type Producer } from "kafkajs";
 import cassandra from "cassandra-driver";
 import {

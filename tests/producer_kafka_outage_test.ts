@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
+import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
 import { Kafka, logLevel } from "kafkajs";
 import { createProducer } from "../producer/producer.ts";
 import { readGroundTruth, tradeEntries } from "../simulator/ground_truth.ts";
