@@ -27,7 +27,7 @@
  * Why wrap rather than copy: the state machine lives inside the manager's closure, and the only
  * seam it exposes is the `cluster` it is built with, from which it takes the coordinator for every
  * transactional request. Giving it a cluster whose transaction coordinator retries EndTxn changes
- * those two lines of `commit()` and `abort()` and nothing else; a vendored copy would be 470 lines
+ * those two lines of `commit()` and `abort()` and nothing else; a vendored copy would be 464 lines
  * of kafkajs to keep in step for the same change.
  *
  * kafkajs's producer takes the manager's factory with `require` when its module loads, so the
