@@ -1,14 +1,16 @@
 /**
  * The consume loop every stage shares: at-least-once consumption with manual commits. A batch
  * is handed to the stage, which makes it durable (Cassandra writes, Kafka produces); only then
- * is the batch's offset committed. A retriable failure (Cassandra down, a timeout) pauses the
- * partition: nothing is committed, the same batch is retried with capped exponential backoff
- * while the consumer keeps heartbeating, and consumption resumes by itself once it succeeds.
- * Idempotent writes turn the redeliveries this allows into exactly-once results.
+ * is the batch's offset recorded for a commit, and the offsets of all partitions are committed
+ * together, in one request, once the fetch round's batches are all done (`offset_commits.ts`).
+ * A retriable failure (Cassandra down, a timeout) pauses the partition: nothing is committed,
+ * the same batch is retried with capped exponential backoff while the consumer keeps
+ * heartbeating, and consumption resumes by itself once it succeeds. Idempotent writes turn the
+ * redeliveries this allows into exactly-once results.
  *
  * @module
  */
-import type { Consumer, KafkaMessage } from "kafkajs";
+import type { Consumer, KafkaMessage, TopicOffsets } from "kafkajs";
 import { exponentialDelay } from "../shared/backoff.ts";
 import { delay } from "../shared/delay.ts";
 import { isRetriable } from "../shared/errors.ts";
@@ -16,6 +18,7 @@ import { describeError, type Logger } from "../shared/log.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "../shared/topology.ts";
 import { METRIC } from "../shared/metric_names.ts";
+import { type CommitRequest, OffsetCommits, type PartitionOffset } from "./offset_commits.ts";
 
 /** One batch of one partition, in offset order. */
 export interface StageBatch {
@@ -107,8 +110,8 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   );
   const lostCommits = metrics.counter(
     "pipeline_stage_commits_lost_to_rebalance_total",
-    "Batches made durable whose commit the group refused because the partition had moved on " +
-      "(they are redelivered and rewritten idempotently).",
+    "Partition offsets made durable whose commit the group refused because the partition had " +
+      "moved on (their batches are redelivered and rewritten idempotently).",
   );
   const batchHeartbeatMs = options.batchHeartbeatMs ?? 1_000;
 
@@ -126,13 +129,60 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   // Since when this process holds its partitions without having committed on them: the first
   // commit after a join is logged with the time it took (a takeover's stall, as seen here).
   let joinedAt: number | undefined;
+  let commitFailures = 0;
+  const commits = new OffsetCommits({
+    lostMembership: lostGroupMembership,
+    onCommitted: (offsets) => {
+      commitFailures = 0;
+      if (joinedAt === undefined) return;
+      log.info("first batch since joining the group committed", {
+        partitions: offsets.map((o) => o.partition),
+        sinceJoinMs: Math.round(performance.now() - joinedAt),
+      });
+      joinedAt = undefined;
+    },
+    onRefused: (offsets, error) => {
+      // The group moved on (this member timed out or a rebalance began) while the batches were
+      // made durable. Their writes stand; whoever owns the partitions now gets the batches again
+      // and rewrites the same rows. kafkajs rejoins on its next fetch.
+      lostCommits.inc(labels, offsets.length);
+      log.warn("commit refused by the group: the batches will be redelivered", {
+        offsets,
+        error: describeError(error),
+      });
+    },
+    onFailed: (offsets, error) => {
+      // Kept for the next flush (after the next fetch round): nothing is lost, a crash
+      // meanwhile only redelivers more. Once, then every 60th failure in a row.
+      if (commitFailures++ % 60 === 0) {
+        log.warn("commit failed, retried after the next fetch", {
+          offsets,
+          failures: commitFailures,
+          error: describeError(error),
+        });
+      }
+    },
+  });
+  // kafkajs's commit for the group as this consumer is in it now (the current generation), taken
+  // from the latest batch: unlike `consumer.commitOffsets` it still commits while the consumer
+  // stops, and it does not retry (a failed commit waits for the next flush instead).
+  let sendCommit: CommitRequest | undefined;
+  const flushCommits = () => sendCommit ? commits.flush(sendCommit) : Promise.resolve();
+  // kafkajs sends the next fetch only once every batch of the previous one has returned, and
+  // announces it: the round's durable offsets go out in one request, just before that fetch.
+  consumer.on(consumer.events.FETCH_START, () => void flushCommits());
+  // The group is rebalancing: commit what is durable while the partitions are still ours.
+  consumer.on(consumer.events.REBALANCING, () => void flushCommits());
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joinedAt = performance.now();
+    const assigned = event.payload.memberAssignment[topic] ?? [];
     log.info("joined group", {
       memberAssignment: event.payload.memberAssignment,
       joinMs: event.payload.duration,
     });
-    stage.onRebalance?.(event.payload.memberAssignment[topic] ?? []);
+    // Offsets of partitions another member now owns are its to commit.
+    commits.retain(topic, assigned);
+    stage.onRebalance?.(assigned);
   });
   consumer.on(consumer.events.CRASH, (event) => {
     const error = event.payload.error;
@@ -149,8 +199,11 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+    eachBatch: async (
+      { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary },
+    ) => {
       if (batch.messages.length === 0) return;
+      sendCommit = (offsets) => commitOffsetsIfNecessary({ topics: byTopic(offsets) });
       const last = batch.messages[batch.messages.length - 1]!;
       const started = performance.now();
       for (let attempt = 0;; attempt++) {
@@ -199,39 +252,14 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
         ? batch.lastOffset()
         : last.offset;
       resolveOffset(through);
-      try {
-        await consumer.commitOffsets([{
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: (BigInt(through) + 1n).toString(),
-        }]);
-      } catch (error) {
-        if (!lostGroupMembership(error)) throw error;
-        // The group moved on (this member timed out or a rebalance began) while the batch was
-        // made durable. Its writes stand; whoever owns the partition now gets the batch again
-        // and rewrites the same rows. kafkajs rejoins on its next fetch.
-        lostCommits.inc(labels);
-        log.warn("commit refused by the group: the batch will be redelivered", {
-          partition: batch.partition,
-          lastOffset: last.offset,
-          error: describeError(error),
-        });
-        return;
-      }
-      if (joinedAt !== undefined) {
-        log.info("first batch since joining the group committed", {
-          partition: batch.partition,
-          records: batch.messages.length,
-          sinceJoinMs: Math.round(performance.now() - joinedAt),
-          batchMs: Math.round(performance.now() - started),
-        });
-        joinedAt = undefined;
-      }
+      commits.durable(batch.topic, batch.partition, BigInt(through) + 1n);
       batches.inc(labels);
       messagesIn.inc(labels, batch.messages.length);
       batchSeconds.observe((performance.now() - started) / 1000, labels);
       commitLag.set(Number(batch.offsetLag()), { ...labels, partition: String(batch.partition) });
-      await heartbeat();
+      // Stopping: no fetch follows to flush, so the batches in hand commit before kafkajs leaves
+      // the group. (kafkajs heartbeats after every batch by itself.)
+      if (!isRunning()) await flushCommits();
     },
   });
   log.info("consuming", { topic });
@@ -261,6 +289,8 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   } finally {
     if (timer !== undefined) clearInterval(timer);
     log.info("stopping: finishing the batch in hand, then committing");
+    // What finished rounds made durable; the batches in hand commit their own as they end.
+    await flushCommits();
     await consumer.stop().catch((error) => log.warn("stop failed", { error }));
     await serial(() => stage.close?.() ?? Promise.resolve()).catch((error) =>
       log.warn("close failed", { error: describeError(error) })
@@ -268,6 +298,17 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     await consumer.disconnect().catch((error) => log.warn("disconnect failed", { error }));
   }
   if (failure !== undefined) throw failure;
+}
+
+/** `offsets` as kafkajs's commit takes them: grouped by topic. */
+function byTopic(offsets: readonly PartitionOffset[]): TopicOffsets[] {
+  const topics = new Map<string, TopicOffsets>();
+  for (const { topic, partition, offset } of offsets) {
+    let entry = topics.get(topic);
+    if (entry === undefined) topics.set(topic, entry = { topic, partitions: [] });
+    entry.partitions.push({ partition, offset });
+  }
+  return [...topics.values()];
 }
 
 const MEMBERSHIP_ERRORS: ReadonlySet<string> = new Set([
