@@ -72,7 +72,7 @@ export interface RunStageOptions {
   /** Period of `stage.tick()` in ms. Default 500. */
   readonly tickMs?: number;
   /**
-   * How often the consumer heartbeats while a batch is being made durable (a slow or hanging
+   * How often the consumer heartbeats while batches are being made durable (a slow or hanging
    * Cassandra request must not cost the member its place in the group). Default 1000.
    */
   readonly batchHeartbeatMs?: number;
@@ -167,10 +167,22 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   // from the latest batch: unlike `consumer.commitOffsets` it still commits while the consumer
   // stops, and it does not retry (a failed commit waits for the next flush instead).
   let sendCommit: CommitRequest | undefined;
+  // Heartbeats while batches are being made durable (a slow or hanging Cassandra request must
+  // not cost the member its place in the group): one timer for the run, not one per batch.
+  let inFlight = 0;
+  let heartbeat: (() => Promise<void>) | undefined;
   const flushCommits = () => sendCommit ? commits.flush(sendCommit) : Promise.resolve();
   // kafkajs sends the next fetch only once every batch of the previous one has returned, and
-  // announces it: the round's durable offsets go out in one request, just before that fetch.
-  consumer.on(consumer.events.FETCH_START, () => void flushCommits());
+  // announces it: the rounds' durable offsets go out in one request, just before that fetch, at
+  // most once every COMMIT_INTERVAL_MS (an idle consumer still fetches every 100 ms, so what is
+  // durable is committed within about 200 ms).
+  let lastCommitAt = -Infinity;
+  consumer.on(consumer.events.FETCH_START, () => {
+    const now = performance.now();
+    if (commits.pending === 0 || now - lastCommitAt < COMMIT_INTERVAL_MS) return;
+    lastCommitAt = now;
+    void flushCommits();
+  });
   // The group is rebalancing: commit what is durable while the partitions are still ours.
   consumer.on(consumer.events.REBALANCING, () => void flushCommits());
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -199,50 +211,49 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-    eachBatch: async (
-      { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary },
-    ) => {
+    eachBatch: async (payload) => {
+      const { batch, resolveOffset, isRunning, isStale, commitOffsetsIfNecessary } = payload;
       if (batch.messages.length === 0) return;
       sendCommit = (offsets) => commitOffsetsIfNecessary({ topics: byTopic(offsets) });
+      heartbeat = payload.heartbeat;
       const last = batch.messages[batch.messages.length - 1]!;
       const started = performance.now();
-      for (let attempt = 0;; attempt++) {
-        if (!isRunning() || isStale() || signal.aborted) return;
-        // Keep the membership alive while the batch is in flight; kafkajs sends at most one
-        // heartbeat per heartbeatInterval however often this is called.
-        const beat = setInterval(() => heartbeat().catch(() => {}), batchHeartbeatMs);
-        try {
-          const work = () =>
-            stage.processBatch({
-              topic: batch.topic,
-              partition: batch.partition,
-              messages: batch.messages,
+      inFlight++;
+      try {
+        for (let attempt = 0;; attempt++) {
+          if (!isRunning() || isStale() || signal.aborted) return;
+          try {
+            const work = () =>
+              stage.processBatch({
+                topic: batch.topic,
+                partition: batch.partition,
+                messages: batch.messages,
+              });
+            // kafkajs never hands over two batches of one partition at once.
+            await (stage.concurrentPartitions ? work() : serial(work));
+            break;
+          } catch (error) {
+            if (!isRetriable(error)) throw error;
+            retries.inc(labels);
+            paused.set(1, labels);
+            const jittered = exponentialDelay(attempt, {
+              baseMs: retryBaseMs,
+              maxMs: retryMaxMs,
+              jitter: "equal",
             });
-          // kafkajs never hands over two batches of one partition at once.
-          await (stage.concurrentPartitions ? work() : serial(work));
-          break;
-        } catch (error) {
-          if (!isRetriable(error)) throw error;
-          retries.inc(labels);
-          paused.set(1, labels);
-          const jittered = exponentialDelay(attempt, {
-            baseMs: retryBaseMs,
-            maxMs: retryMaxMs,
-            jitter: "equal",
-          });
-          const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
-          log_("batch failed, retrying; nothing committed", {
-            partition: batch.partition,
-            firstOffset: batch.firstOffset(),
-            attempt: attempt + 1,
-            retryInMs: jittered,
-            error: describeError(error),
-          });
-          await delay(jittered, signal);
-          await heartbeat().catch(() => {});
-        } finally {
-          clearInterval(beat);
+            const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
+            log_("batch failed, retrying; nothing committed", {
+              partition: batch.partition,
+              firstOffset: batch.firstOffset(),
+              attempt: attempt + 1,
+              retryInMs: jittered,
+              error: describeError(error),
+            });
+            await delay(jittered, signal);
+          }
         }
+      } finally {
+        inFlight--;
       }
       paused.set(0, labels);
       // Past the batch's last record, not its last message: a transaction's commit marker (the
@@ -263,6 +274,10 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     },
   });
   log.info("consuming", { topic });
+  // kafkajs sends at most one heartbeat per heartbeatInterval however often this is called.
+  const heartbeats = setInterval(() => {
+    if (inFlight > 0) heartbeat?.().catch(() => {});
+  }, batchHeartbeatMs);
 
   const tickMs = options.tickMs ?? 500;
   let tickFailures = 0;
@@ -292,6 +307,7 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     // What finished rounds made durable; the batches in hand commit their own as they end.
     await flushCommits();
     await consumer.stop().catch((error) => log.warn("stop failed", { error }));
+    clearInterval(heartbeats);
     await serial(() => stage.close?.() ?? Promise.resolve()).catch((error) =>
       log.warn("close failed", { error: describeError(error) })
     );
@@ -310,6 +326,14 @@ function byTopic(offsets: readonly PartitionOffset[]): TopicOffsets[] {
   }
   return [...topics.values()];
 }
+
+/**
+ * Shortest time between two commits sent at the end of fetch rounds. Caught up, rounds follow
+ * the upstream's flushes (every 20-50 ms at live rates); a commit each would be a request and
+ * a log append in Kafka per round for no reader's benefit: a commit only bounds what a
+ * restarted worker reads again. Stopping and rebalancing commit at once, whatever the time.
+ */
+export const COMMIT_INTERVAL_MS = 100;
 
 const MEMBERSHIP_ERRORS: ReadonlySet<string> = new Set([
   "UNKNOWN_MEMBER_ID",
