@@ -5,8 +5,9 @@
  * Why: live, a stage's batches are small (10-50 records at 500-2,000 trades/s) and arrive for six
  * partitions at once; one commit round trip per batch, awaited before the next fetch, cost a
  * request and a Kafka log append per partition per fetch. The runner (`stage_runner.ts`) flushes
- * when a fetch round's batches are all done, before the next fetch goes out, so a round costs
- * one commit whatever its number of partitions.
+ * when a fetch round's batches are all done, before the next fetch goes out (at most every
+ * `COMMIT_INTERVAL_MS`), when the group rebalances and when it stops: one commit covers every
+ * partition and as many rounds as that interval holds.
  *
  * What keeps it exact:
  * - only offsets made durable are recorded, so a commit never goes past what is durable;

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Consumer, KafkaMessage, TopicOffsets } from "kafkajs";
+import type { Consumer, KafkaMessage, Offsets, TopicOffsets } from "kafkajs";
 import { exponentialDelay } from "../shared/backoff.ts";
 import { delay } from "../shared/delay.ts";
 import { isRetriable } from "../shared/errors.ts";
@@ -152,10 +152,10 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
       });
     },
     onFailed: (offsets, error) => {
-      // Kept for the next flush (after the next fetch round): nothing is lost, a crash
-      // meanwhile only redelivers more. Once, then every 60th failure in a row.
-      if (commitFailures++ % 60 === 0) {
-        log.warn("commit failed, retried after the next fetch", {
+      // Even after kafkajs's retries. The offsets stay recorded for the next flush; a crash
+      // meanwhile only redelivers more. Once, then every 10th failure in a row.
+      if (commitFailures++ % 10 === 0) {
+        log.warn("commit failed, retried with the next one", {
           offsets,
           failures: commitFailures,
           error: describeError(error),
@@ -163,15 +163,20 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
       }
     },
   });
-  // kafkajs's commit for the group as this consumer is in it now (the current generation), taken
-  // from the latest batch: unlike `consumer.commitOffsets` it still commits while the consumer
-  // stops, and it does not retry (a failed commit waits for the next flush instead).
-  let sendCommit: CommitRequest | undefined;
+  // While running, kafkajs's `consumer.commitOffsets`, with its retries, as the group is now
+  // (its current generation); it commits nothing once the consumer stops, so the batches still
+  // in hand then commit with the commit kafkajs hands each batch, which still works (no retries).
+  let commitStopping: ((offsets: Offsets) => Promise<void>) | undefined;
+  let running: (() => boolean) | undefined;
+  const sendCommit: CommitRequest = (offsets) =>
+    running?.() === false && commitStopping !== undefined
+      ? commitStopping({ topics: byTopic(offsets) })
+      : consumer.commitOffsets([...offsets]);
   // Heartbeats while batches are being made durable (a slow or hanging Cassandra request must
   // not cost the member its place in the group): one timer for the run, not one per batch.
   let inFlight = 0;
   let heartbeat: (() => Promise<void>) | undefined;
-  const flushCommits = () => sendCommit ? commits.flush(sendCommit) : Promise.resolve();
+  const flushCommits = () => commits.flush(sendCommit);
   // kafkajs sends the next fetch only once every batch of the previous one has returned, and
   // announces it: the rounds' durable offsets go out in one request, just before that fetch, at
   // most once every COMMIT_INTERVAL_MS (an idle consumer still fetches every 100 ms, so what is
@@ -214,7 +219,8 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     eachBatch: async (payload) => {
       const { batch, resolveOffset, isRunning, isStale, commitOffsetsIfNecessary } = payload;
       if (batch.messages.length === 0) return;
-      sendCommit = (offsets) => commitOffsetsIfNecessary({ topics: byTopic(offsets) });
+      commitStopping = commitOffsetsIfNecessary;
+      running = isRunning;
       heartbeat = payload.heartbeat;
       const last = batch.messages[batch.messages.length - 1]!;
       const started = performance.now();
