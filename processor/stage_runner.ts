@@ -10,12 +10,12 @@
  *
  * @module
  */
-import type { Consumer, KafkaMessage, Offsets, TopicOffsets } from "kafkajs";
+import type { Consumer, EachBatchPayload, KafkaMessage, TopicOffsets } from "kafkajs";
 import { exponentialDelay } from "../shared/backoff.ts";
 import { delay } from "../shared/delay.ts";
 import { isRetriable } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
-import type { MetricsRegistry } from "../shared/metrics.ts";
+import type { Counter, MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "../shared/topology.ts";
 import { METRIC } from "../shared/metric_names.ts";
 import { type CommitRequest, OffsetCommits, type PartitionOffset } from "./offset_commits.ts";
@@ -126,79 +126,18 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   let failure: unknown;
   const failed = Promise.withResolvers<void>();
 
-  // Since when this process holds its partitions without having committed on them: the first
-  // commit after a join is logged with the time it took (a takeover's stall, as seen here).
-  let joinedAt: number | undefined;
-  let commitFailures = 0;
-  const commits = new OffsetCommits({
-    lostMembership: lostGroupMembership,
-    onCommitted: (offsets) => {
-      commitFailures = 0;
-      if (joinedAt === undefined) return;
-      log.info("first batch since joining the group committed", {
-        partitions: offsets.map((o) => o.partition),
-        sinceJoinMs: Math.round(performance.now() - joinedAt),
-      });
-      joinedAt = undefined;
-    },
-    onRefused: (offsets, error) => {
-      // The group moved on (this member timed out or a rebalance began) while the batches were
-      // made durable. Their writes stand; whoever owns the partitions now gets the batches again
-      // and rewrites the same rows. kafkajs rejoins on its next fetch.
-      lostCommits.inc(labels, offsets.length);
-      log.warn("commit refused by the group: the batches will be redelivered", {
-        offsets,
-        error: describeError(error),
-      });
-    },
-    onFailed: (offsets, error) => {
-      // Even after kafkajs's retries. The offsets stay recorded for the next flush; a crash
-      // meanwhile only redelivers more. Once, then every 10th failure in a row.
-      if (commitFailures++ % 10 === 0) {
-        log.warn("commit failed, retried with the next one", {
-          offsets,
-          failures: commitFailures,
-          error: describeError(error),
-        });
-      }
-    },
-  });
-  // While running, kafkajs's `consumer.commitOffsets`, with its retries, as the group is now
-  // (its current generation); it commits nothing once the consumer stops, so the batches still
-  // in hand then commit with the commit kafkajs hands each batch, which still works (no retries).
-  let commitStopping: ((offsets: Offsets) => Promise<void>) | undefined;
-  let running: (() => boolean) | undefined;
-  const sendCommit: CommitRequest = (offsets) =>
-    running?.() === false && commitStopping !== undefined
-      ? commitStopping({ topics: byTopic(offsets) })
-      : consumer.commitOffsets([...offsets]);
+  const committing = commitOnRoundEnds(consumer, { topic, log, labels, lostCommits });
   // Heartbeats while batches are being made durable (a slow or hanging Cassandra request must
   // not cost the member its place in the group): one timer for the run, not one per batch.
   let inFlight = 0;
   let heartbeat: (() => Promise<void>) | undefined;
-  const flushCommits = () => commits.flush(sendCommit);
-  // kafkajs sends the next fetch only once every batch of the previous one has returned, and
-  // announces it: the rounds' durable offsets go out in one request, just before that fetch, at
-  // most once every COMMIT_INTERVAL_MS (an idle consumer still fetches every 100 ms, so what is
-  // durable is committed within about 200 ms).
-  let lastCommitAt = -Infinity;
-  consumer.on(consumer.events.FETCH_START, () => {
-    const now = performance.now();
-    if (commits.pending === 0 || now - lastCommitAt < COMMIT_INTERVAL_MS) return;
-    lastCommitAt = now;
-    void flushCommits();
-  });
-  // The group is rebalancing: commit what is durable while the partitions are still ours.
-  consumer.on(consumer.events.REBALANCING, () => void flushCommits());
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    joinedAt = performance.now();
     const assigned = event.payload.memberAssignment[topic] ?? [];
     log.info("joined group", {
       memberAssignment: event.payload.memberAssignment,
       joinMs: event.payload.duration,
     });
-    // Offsets of partitions another member now owns are its to commit.
-    commits.retain(topic, assigned);
+    committing.joined(assigned);
     stage.onRebalance?.(assigned);
   });
   consumer.on(consumer.events.CRASH, (event) => {
@@ -217,10 +156,9 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
     eachBatch: async (payload) => {
-      const { batch, resolveOffset, isRunning, isStale, commitOffsetsIfNecessary } = payload;
+      const { batch, resolveOffset, isRunning, isStale } = payload;
       if (batch.messages.length === 0) return;
-      commitStopping = commitOffsetsIfNecessary;
-      running = isRunning;
+      committing.use(payload);
       heartbeat = payload.heartbeat;
       const last = batch.messages[batch.messages.length - 1]!;
       const started = performance.now();
@@ -269,14 +207,14 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
         ? batch.lastOffset()
         : last.offset;
       resolveOffset(through);
-      commits.durable(batch.topic, batch.partition, BigInt(through) + 1n);
+      committing.commits.durable(batch.topic, batch.partition, BigInt(through) + 1n);
       batches.inc(labels);
       messagesIn.inc(labels, batch.messages.length);
       batchSeconds.observe((performance.now() - started) / 1000, labels);
       commitLag.set(Number(batch.offsetLag()), { ...labels, partition: String(batch.partition) });
       // Stopping: no fetch follows to flush, so the batches in hand commit before kafkajs leaves
       // the group. (kafkajs heartbeats after every batch by itself.)
-      if (!isRunning()) await flushCommits();
+      if (!isRunning()) await committing.flush();
     },
   });
   log.info("consuming", { topic });
@@ -311,7 +249,7 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     if (timer !== undefined) clearInterval(timer);
     log.info("stopping: finishing the batch in hand, then committing");
     // What finished rounds made durable; the batches in hand commit their own as they end.
-    await flushCommits();
+    await committing.flush();
     await consumer.stop().catch((error) => log.warn("stop failed", { error }));
     clearInterval(heartbeats);
     await serial(() => stage.close?.() ?? Promise.resolve()).catch((error) =>
@@ -320,6 +258,104 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     await consumer.disconnect().catch((error) => log.warn("disconnect failed", { error }));
   }
   if (failure !== undefined) throw failure;
+}
+
+/** What {@linkcode commitOnRoundEnds} gives the consume loop. */
+interface RoundCommits {
+  /** Where batches record what they made durable. */
+  readonly commits: OffsetCommits;
+  /** Takes the commit and running state of kafkajs's latest batch. */
+  use(payload: Pick<EachBatchPayload, "commitOffsetsIfNecessary" | "isRunning">): void;
+  /** Commits what is durable now (stopping, or the batches in hand while stopping). */
+  flush(): Promise<void>;
+  /** The group assigned `partitions` of the topic to this member. */
+  joined(partitions: readonly number[]): void;
+}
+
+/**
+ * Commits what batches of `consumer` made durable, for every partition in one request: when a
+ * fetch round ends (at most every {@linkcode COMMIT_INTERVAL_MS}), when the group rebalances,
+ * and when asked (stopping).
+ */
+function commitOnRoundEnds(
+  consumer: Consumer,
+  deps: {
+    readonly topic: string;
+    readonly log: Logger;
+    readonly labels: Record<string, string>;
+    readonly lostCommits: Counter;
+  },
+): RoundCommits {
+  const { topic, log, labels, lostCommits } = deps;
+  // Since when this process holds its partitions without having committed on them: the first
+  // commit after a join is logged with the time it took (a takeover's stall, as seen here).
+  let joinedAt: number | undefined;
+  let failures = 0;
+  const commits = new OffsetCommits({
+    lostMembership: lostGroupMembership,
+    onCommitted: (offsets) => {
+      failures = 0;
+      if (joinedAt === undefined) return;
+      log.info("first batch since joining the group committed", {
+        partitions: offsets.map((o) => o.partition),
+        sinceJoinMs: Math.round(performance.now() - joinedAt),
+      });
+      joinedAt = undefined;
+    },
+    onRefused: (offsets, error) => {
+      // The group moved on (this member timed out or a rebalance began) while the batches were
+      // made durable. Their writes stand; whoever owns the partitions now gets the batches again
+      // and rewrites the same rows. kafkajs rejoins on its next fetch.
+      lostCommits.inc(labels, offsets.length);
+      log.warn("commit refused by the group: the batches will be redelivered", {
+        offsets,
+        error: describeError(error),
+      });
+    },
+    onFailed: (offsets, error) => {
+      // Even after kafkajs's retries. The offsets stay recorded for the next flush; a crash
+      // meanwhile only redelivers more. Once, then every 10th failure in a row.
+      if (failures++ % 10 === 0) {
+        log.warn("commit failed, retried with the next one", {
+          offsets,
+          failures,
+          error: describeError(error),
+        });
+      }
+    },
+  });
+  // While running, kafkajs's `consumer.commitOffsets`, with its retries, as the group is now
+  // (its current generation); it commits nothing once the consumer stops, so the batches still
+  // in hand then commit with the commit kafkajs hands each batch, which still works (no retries).
+  let latest: Pick<EachBatchPayload, "commitOffsetsIfNecessary" | "isRunning"> | undefined;
+  const send: CommitRequest = (offsets) =>
+    latest !== undefined && !latest.isRunning()
+      ? latest.commitOffsetsIfNecessary({ topics: byTopic(offsets) })
+      : consumer.commitOffsets([...offsets]);
+  const flush = () => commits.flush(send);
+  // kafkajs sends the next fetch only once every batch of the previous one has returned, and
+  // announces it: the rounds' durable offsets go out in one request, just before that fetch, at
+  // most once every COMMIT_INTERVAL_MS (an idle consumer still fetches every 100 ms, so what is
+  // durable is committed within about 200 ms).
+  let lastCommitAt = -Infinity;
+  consumer.on(consumer.events.FETCH_START, () => {
+    const now = performance.now();
+    if (commits.pending === 0 || now - lastCommitAt < COMMIT_INTERVAL_MS) return;
+    lastCommitAt = now;
+    void flush();
+  });
+  // The group is rebalancing: commit what is durable while the partitions are still ours.
+  consumer.on(consumer.events.REBALANCING, () => void flush());
+  return {
+    commits,
+    use: (payload) => latest = payload,
+    flush,
+    joined: (partitions) => {
+      joinedAt = performance.now();
+      // Offsets of partitions another member now owns are its to commit.
+      commits.retain(topic, partitions);
+    },
+  };
 }
 
 /** `offsets` as kafkajs's commit takes them: grouped by topic. */
