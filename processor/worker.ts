@@ -251,8 +251,8 @@ async function runGapConsumer(
  * Every batch has costs that do not grow with its size (a Cassandra request per symbol and
  * table, a produce request, a fetch), and live they dominate: letting a batch form from what
  * arrived while the previous one was written (no hold) gave 4-8 records a batch at 500 trades/s
- * instead of 13-31 with a 100 ms hold, and 1.5 to 2.5 times the stages' CPU (bench:pipeline,
- * 500 and 2,000/s). So only the stage a person waits on through a tight budget does without:
+ * instead of 13-31 with a 100 ms hold, and 1.5 to 2.5 times the stages' CPU (bench:pipeline at
+ * 500 and 2,000/s on the shared 2-core machine, load 11-16). So only the stage a person waits on through a tight budget does without:
  * - silver: none. It is the hop the ingest->silver latency target measures (p50 20 ms at 500
  *   trades/s), a budget the producer's linger and silver's own writes already use up.
  * - bronze: 100 ms. Its rows are the raw archive, which nothing reads live.
