@@ -254,11 +254,10 @@ async function runGapConsumer(
  * instead of 13-31 with a 100 ms hold, and 1.5 to 2.5 times the stages' CPU (bench:pipeline at
  * 500 and 2,000/s on the shared 2-core machine, load 11-16). So only the stage a person waits on through a tight budget does without:
  * - silver: none. It is the hop the ingest->silver latency target measures (p50 20 ms at 500
- *   trades/s), a budget the producer's linger and silver's own writes already use up. The cost
- *   shows at high rates on a busy machine: at 5,000/s with half the CPU taken by other work,
- *   silver's more frequent Cassandra requests slowed every stage's writes (p50 1.4 s instead of
- *   0.23 s ingest->silver in that run), so this is the first value to revisit if Cassandra's
- *   per-request cost cannot be cut.
+ *   trades/s), a budget the producer's linger and silver's own writes already use up. Its cost
+ *   is more Cassandra requests at every rate, which at 5,000/s on a machine short of CPU can
+ *   slow every stage's writes: the first value to revisit if Cassandra's per-request cost
+ *   cannot be cut.
  * - bronze: 100 ms. Its rows are the raw archive, which nothing reads live.
  * - gold: 100 ms, as before. Its readers (the live page) have a budget of a second from trade
  *   to candle, and its batches are the costliest per record; so does its feed-gap consumer.
