@@ -27,11 +27,13 @@
  *   deno run -A bench/pipeline_bench.ts [--rates 5000,10000,20000,30000] [--duration-s 300]
  *     [--warmup-s 20] [--latency-rate 5000] [--symbols 40] [--lateness-ms 2000] [--seed 1]
  *     [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name]
- *     [--out .artifacts/pipeline_bench.json]
+ *     [--stage-cpu-prof] [--out .artifacts/pipeline_bench.json]
  *   deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json   # print it again
  *
  * Writes `.artifacts/pipeline_bench.json` (or `--out`); the children's logs go to
- * `.artifacts/pipeline_bench/<start time>/<rate>/<process>.log`. Run it on a quiet machine:
+ * `.artifacts/pipeline_bench/<start time>/<rate>/<process>.log`, and with `--stage-cpu-prof` each
+ * stage's V8 CPU profile (`deno run --cpu-prof`, written when it stops) to
+ * `<rate>/prof-<stage>/`. Run it on a quiet machine:
  * the report lists what else was running.
  *
  * @module
@@ -158,6 +160,8 @@ async function spawnRole(
     args?: readonly string[];
     ready?: RegExp;
     v8Flags?: string;
+    /** Directory for a `--cpu-prof` profile of the child; none when absent. */
+    cpuProfDir?: string;
   },
 ): Promise<{ child: Child; match: RegExpExecArray | null }> {
   const logPath = `${options.logDir}/${role}.log`;
@@ -170,6 +174,9 @@ async function spawnRole(
       env: roleEnv({ overrides: options.env }),
       args: options.args ?? [],
       v8Flags: options.v8Flags || null,
+      denoFlags: options.cpuProfDir === undefined
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`],
       cwd: ROOT.pathname,
     }),
     {
@@ -220,6 +227,8 @@ interface Settings {
   readonly logLevel: string;
   /** V8 flags for the producer and the stages (`--v8-flags=`); "" for none. */
   readonly workerV8Flags: string;
+  /** Write each stage's CPU profile into its step's log directory. */
+  readonly stageCpuProf: boolean;
   /** Names the run in the JSON (e.g. "before", "after"). */
   readonly label: string;
   readonly logRoot: string;
@@ -391,7 +400,15 @@ async function startPipeline(
 ): Promise<{ producer: Child; simulator: Child; controlUrl: string }> {
   // The stages first, so nothing the producer writes waits for a consumer to exist.
   for (const stage of STAGES) {
-    started.push((await spawnRole(stage, { env, logDir, v8Flags: settings.workerV8Flags })).child);
+    const cpuProfDir = settings.stageCpuProf ? `${logDir}/prof-${stage}` : undefined;
+    started.push(
+      (await spawnRole(stage, {
+        env,
+        logDir,
+        v8Flags: settings.workerV8Flags,
+        ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
+      })).child,
+    );
   }
   await waitForRoles(collector, STAGES, started, signal);
   const simulator = await spawnRole("simulator", {
@@ -1124,6 +1141,7 @@ async function main(): Promise<number> {
       seed: { type: "string", default: "1" },
       "log-level": { type: "string", default: "warn" },
       "worker-v8-flags": { type: "string", default: "" },
+      "stage-cpu-prof": { type: "boolean", default: false },
       label: { type: "string", default: "" },
       out: { type: "string", default: ".artifacts/pipeline_bench.json" },
       report: { type: "string" },
@@ -1135,7 +1153,7 @@ async function main(): Promise<number> {
       "deno run -A bench/pipeline_bench.ts [--rates 5000,10000,20000,30000] [--duration-s 300]\n" +
         "  [--warmup-s 20] [--latency-rate 5000] [--symbols 40] [--lateness-ms 2000] [--seed 1]\n" +
         "  [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name]\n" +
-        "  [--out .artifacts/pipeline_bench.json]\n" +
+        "  [--stage-cpu-prof] [--out .artifacts/pipeline_bench.json]\n" +
         "deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json",
     );
     return 0;
@@ -1159,6 +1177,7 @@ async function main(): Promise<number> {
     seed: Number(values.seed),
     logLevel: values["log-level"],
     workerV8Flags: values["worker-v8-flags"],
+    stageCpuProf: values["stage-cpu-prof"],
     label: values.label,
     logRoot: new URL(`.artifacts/pipeline_bench/${stamp}`, ROOT).pathname,
   };

@@ -1,21 +1,24 @@
 /**
  * The consume loop every stage shares: at-least-once consumption with manual commits. A batch
  * is handed to the stage, which makes it durable (Cassandra writes, Kafka produces); only then
- * is the batch's offset committed. A retriable failure (Cassandra down, a timeout) pauses the
- * partition: nothing is committed, the same batch is retried with capped exponential backoff
- * while the consumer keeps heartbeating, and consumption resumes by itself once it succeeds.
- * Idempotent writes turn the redeliveries this allows into exactly-once results.
+ * is the batch's offset recorded for a commit, and the offsets of all partitions are committed
+ * together, in one request, once the fetch round's batches are all done (`offset_commits.ts`).
+ * A retriable failure (Cassandra down, a timeout) pauses the partition: nothing is committed,
+ * the same batch is retried with capped exponential backoff while the consumer keeps
+ * heartbeating, and consumption resumes by itself once it succeeds. Idempotent writes turn the
+ * redeliveries this allows into exactly-once results.
  *
  * @module
  */
-import type { Consumer, KafkaMessage } from "kafkajs";
+import type { Consumer, EachBatchPayload, KafkaMessage, TopicOffsets } from "kafkajs";
 import { exponentialDelay } from "../shared/backoff.ts";
 import { delay } from "../shared/delay.ts";
 import { isRetriable } from "../shared/errors.ts";
 import { describeError, type Logger } from "../shared/log.ts";
-import type { MetricsRegistry } from "../shared/metrics.ts";
+import type { Counter, MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "../shared/topology.ts";
 import { METRIC } from "../shared/metric_names.ts";
+import { type CommitRequest, OffsetCommits, type PartitionOffset } from "./offset_commits.ts";
 
 /** One batch of one partition, in offset order. */
 export interface StageBatch {
@@ -69,7 +72,7 @@ export interface RunStageOptions {
   /** Period of `stage.tick()` in ms. Default 500. */
   readonly tickMs?: number;
   /**
-   * How often the consumer heartbeats while a batch is being made durable (a slow or hanging
+   * How often the consumer heartbeats while batches are being made durable (a slow or hanging
    * Cassandra request must not cost the member its place in the group). Default 1000.
    */
   readonly batchHeartbeatMs?: number;
@@ -107,8 +110,8 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   );
   const lostCommits = metrics.counter(
     "pipeline_stage_commits_lost_to_rebalance_total",
-    "Batches made durable whose commit the group refused because the partition had moved on " +
-      "(they are redelivered and rewritten idempotently).",
+    "Partition offsets made durable whose commit the group refused because the partition had " +
+      "moved on (their batches are redelivered and rewritten idempotently).",
   );
   const batchHeartbeatMs = options.batchHeartbeatMs ?? 1_000;
 
@@ -123,16 +126,19 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   let failure: unknown;
   const failed = Promise.withResolvers<void>();
 
-  // Since when this process holds its partitions without having committed on them: the first
-  // commit after a join is logged with the time it took (a takeover's stall, as seen here).
-  let joinedAt: number | undefined;
+  const committing = commitOnRoundEnds(consumer, { topic, log, labels, lostCommits });
+  // Heartbeats while batches are being made durable (a slow or hanging Cassandra request must
+  // not cost the member its place in the group): one timer for the run, not one per batch.
+  let inFlight = 0;
+  let heartbeat: (() => Promise<void>) | undefined;
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    joinedAt = performance.now();
+    const assigned = event.payload.memberAssignment[topic] ?? [];
     log.info("joined group", {
       memberAssignment: event.payload.memberAssignment,
       joinMs: event.payload.duration,
     });
-    stage.onRebalance?.(event.payload.memberAssignment[topic] ?? []);
+    committing.joined(assigned);
+    stage.onRebalance?.(assigned);
   });
   consumer.on(consumer.events.CRASH, (event) => {
     const error = event.payload.error;
@@ -149,47 +155,49 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+    eachBatch: async (payload) => {
+      const { batch, resolveOffset, isRunning, isStale } = payload;
       if (batch.messages.length === 0) return;
+      committing.use(payload);
+      heartbeat = payload.heartbeat;
       const last = batch.messages[batch.messages.length - 1]!;
       const started = performance.now();
-      for (let attempt = 0;; attempt++) {
-        if (!isRunning() || isStale() || signal.aborted) return;
-        // Keep the membership alive while the batch is in flight; kafkajs sends at most one
-        // heartbeat per heartbeatInterval however often this is called.
-        const beat = setInterval(() => heartbeat().catch(() => {}), batchHeartbeatMs);
-        try {
-          const work = () =>
-            stage.processBatch({
-              topic: batch.topic,
-              partition: batch.partition,
-              messages: batch.messages,
+      inFlight++;
+      try {
+        for (let attempt = 0;; attempt++) {
+          if (!isRunning() || isStale() || signal.aborted) return;
+          try {
+            const work = () =>
+              stage.processBatch({
+                topic: batch.topic,
+                partition: batch.partition,
+                messages: batch.messages,
+              });
+            // kafkajs never hands over two batches of one partition at once.
+            await (stage.concurrentPartitions ? work() : serial(work));
+            break;
+          } catch (error) {
+            if (!isRetriable(error)) throw error;
+            retries.inc(labels);
+            paused.set(1, labels);
+            const jittered = exponentialDelay(attempt, {
+              baseMs: retryBaseMs,
+              maxMs: retryMaxMs,
+              jitter: "equal",
             });
-          // kafkajs never hands over two batches of one partition at once.
-          await (stage.concurrentPartitions ? work() : serial(work));
-          break;
-        } catch (error) {
-          if (!isRetriable(error)) throw error;
-          retries.inc(labels);
-          paused.set(1, labels);
-          const jittered = exponentialDelay(attempt, {
-            baseMs: retryBaseMs,
-            maxMs: retryMaxMs,
-            jitter: "equal",
-          });
-          const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
-          log_("batch failed, retrying; nothing committed", {
-            partition: batch.partition,
-            firstOffset: batch.firstOffset(),
-            attempt: attempt + 1,
-            retryInMs: jittered,
-            error: describeError(error),
-          });
-          await delay(jittered, signal);
-          await heartbeat().catch(() => {});
-        } finally {
-          clearInterval(beat);
+            const log_ = attempt === 0 || attempt % 10 === 0 ? log.warn : log.debug;
+            log_("batch failed, retrying; nothing committed", {
+              partition: batch.partition,
+              firstOffset: batch.firstOffset(),
+              attempt: attempt + 1,
+              retryInMs: jittered,
+              error: describeError(error),
+            });
+            await delay(jittered, signal);
+          }
         }
+      } finally {
+        inFlight--;
       }
       paused.set(0, labels);
       // Past the batch's last record, not its last message: a transaction's commit marker (the
@@ -199,42 +207,21 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
         ? batch.lastOffset()
         : last.offset;
       resolveOffset(through);
-      try {
-        await consumer.commitOffsets([{
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: (BigInt(through) + 1n).toString(),
-        }]);
-      } catch (error) {
-        if (!lostGroupMembership(error)) throw error;
-        // The group moved on (this member timed out or a rebalance began) while the batch was
-        // made durable. Its writes stand; whoever owns the partition now gets the batch again
-        // and rewrites the same rows. kafkajs rejoins on its next fetch.
-        lostCommits.inc(labels);
-        log.warn("commit refused by the group: the batch will be redelivered", {
-          partition: batch.partition,
-          lastOffset: last.offset,
-          error: describeError(error),
-        });
-        return;
-      }
-      if (joinedAt !== undefined) {
-        log.info("first batch since joining the group committed", {
-          partition: batch.partition,
-          records: batch.messages.length,
-          sinceJoinMs: Math.round(performance.now() - joinedAt),
-          batchMs: Math.round(performance.now() - started),
-        });
-        joinedAt = undefined;
-      }
+      committing.commits.durable(batch.topic, batch.partition, BigInt(through) + 1n);
       batches.inc(labels);
       messagesIn.inc(labels, batch.messages.length);
       batchSeconds.observe((performance.now() - started) / 1000, labels);
       commitLag.set(Number(batch.offsetLag()), { ...labels, partition: String(batch.partition) });
-      await heartbeat();
+      // Stopping: no fetch follows to flush, so the batches in hand commit before kafkajs leaves
+      // the group. (kafkajs heartbeats after every batch by itself.)
+      if (!isRunning()) await committing.flush();
     },
   });
   log.info("consuming", { topic });
+  // kafkajs sends at most one heartbeat per heartbeatInterval however often this is called.
+  const heartbeats = setInterval(() => {
+    if (inFlight > 0) heartbeat?.().catch(() => {});
+  }, batchHeartbeatMs);
 
   const tickMs = options.tickMs ?? 500;
   let tickFailures = 0;
@@ -261,7 +248,10 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   } finally {
     if (timer !== undefined) clearInterval(timer);
     log.info("stopping: finishing the batch in hand, then committing");
+    // What finished rounds made durable; the batches in hand commit their own as they end.
+    await committing.flush();
     await consumer.stop().catch((error) => log.warn("stop failed", { error }));
+    clearInterval(heartbeats);
     await serial(() => stage.close?.() ?? Promise.resolve()).catch((error) =>
       log.warn("close failed", { error: describeError(error) })
     );
@@ -269,6 +259,123 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   }
   if (failure !== undefined) throw failure;
 }
+
+/** What {@linkcode commitOnRoundEnds} gives the consume loop. */
+interface RoundCommits {
+  /** Where batches record what they made durable. */
+  readonly commits: OffsetCommits;
+  /** Takes the commit and running state of kafkajs's latest batch. */
+  use(payload: Pick<EachBatchPayload, "commitOffsetsIfNecessary" | "isRunning">): void;
+  /** Commits what is durable now (stopping, or the batches in hand while stopping). */
+  flush(): Promise<void>;
+  /** The group assigned `partitions` of the topic to this member. */
+  joined(partitions: readonly number[]): void;
+}
+
+/**
+ * Commits what batches of `consumer` made durable, for every partition in one request: when a
+ * fetch round ends (at most every {@linkcode COMMIT_INTERVAL_MS}), when the group rebalances,
+ * and when asked (stopping).
+ */
+function commitOnRoundEnds(
+  consumer: Consumer,
+  deps: {
+    readonly topic: string;
+    readonly log: Logger;
+    readonly labels: Record<string, string>;
+    readonly lostCommits: Counter;
+  },
+): RoundCommits {
+  const { topic, log, labels, lostCommits } = deps;
+  // Since when this process holds its partitions without having committed on them: the first
+  // commit after a join is logged with the time it took (a takeover's stall, as seen here).
+  let joinedAt: number | undefined;
+  let failures = 0;
+  const commits = new OffsetCommits({
+    lostMembership: lostGroupMembership,
+    onCommitted: (offsets) => {
+      failures = 0;
+      if (joinedAt === undefined) return;
+      log.info("first batch since joining the group committed", {
+        partitions: offsets.map((o) => o.partition),
+        sinceJoinMs: Math.round(performance.now() - joinedAt),
+      });
+      joinedAt = undefined;
+    },
+    onRefused: (offsets, error) => {
+      // The group moved on (this member timed out or a rebalance began) while the batches were
+      // made durable. Their writes stand; whoever owns the partitions now gets the batches again
+      // and rewrites the same rows. kafkajs rejoins on its next fetch.
+      lostCommits.inc(labels, offsets.length);
+      log.warn("commit refused by the group: the batches will be redelivered", {
+        offsets,
+        error: describeError(error),
+      });
+    },
+    onFailed: (offsets, error) => {
+      // Even after kafkajs's retries. The offsets stay recorded for the next flush; a crash
+      // meanwhile only redelivers more. Once, then every 10th failure in a row.
+      if (failures++ % 10 === 0) {
+        log.warn("commit failed, retried with the next one", {
+          offsets,
+          failures,
+          error: describeError(error),
+        });
+      }
+    },
+  });
+  // While running, kafkajs's `consumer.commitOffsets`, with its retries, as the group is now
+  // (its current generation); it commits nothing once the consumer stops, so the batches still
+  // in hand then commit with the commit kafkajs hands each batch, which still works (no retries).
+  let latest: Pick<EachBatchPayload, "commitOffsetsIfNecessary" | "isRunning"> | undefined;
+  const send: CommitRequest = (offsets) =>
+    latest !== undefined && !latest.isRunning()
+      ? latest.commitOffsetsIfNecessary({ topics: byTopic(offsets) })
+      : consumer.commitOffsets([...offsets]);
+  const flush = () => commits.flush(send);
+  // kafkajs sends the next fetch only once every batch of the previous one has returned, and
+  // announces it: the rounds' durable offsets go out in one request, just before that fetch, at
+  // most once every COMMIT_INTERVAL_MS (an idle consumer still fetches every 100 ms, so what is
+  // durable is committed within about 200 ms).
+  let lastCommitAt = -Infinity;
+  consumer.on(consumer.events.FETCH_START, () => {
+    const now = performance.now();
+    if (commits.pending === 0 || now - lastCommitAt < COMMIT_INTERVAL_MS) return;
+    lastCommitAt = now;
+    void flush();
+  });
+  // The group is rebalancing: commit what is durable while the partitions are still ours.
+  consumer.on(consumer.events.REBALANCING, () => void flush());
+  return {
+    commits,
+    use: (payload) => latest = payload,
+    flush,
+    joined: (partitions) => {
+      joinedAt = performance.now();
+      // Offsets of partitions another member now owns are its to commit.
+      commits.retain(topic, partitions);
+    },
+  };
+}
+
+/** `offsets` as kafkajs's commit takes them: grouped by topic. */
+function byTopic(offsets: readonly PartitionOffset[]): TopicOffsets[] {
+  const topics = new Map<string, TopicOffsets>();
+  for (const { topic, partition, offset } of offsets) {
+    let entry = topics.get(topic);
+    if (entry === undefined) topics.set(topic, entry = { topic, partitions: [] });
+    entry.partitions.push({ partition, offset });
+  }
+  return [...topics.values()];
+}
+
+/**
+ * Shortest time between two commits sent at the end of fetch rounds. Caught up, rounds follow
+ * the upstream's flushes (every 20-50 ms at live rates); a commit each would be a request and
+ * a log append in Kafka per round for no reader's benefit: a commit only bounds what a
+ * restarted worker reads again. Stopping and rebalancing commit at once, whatever the time.
+ */
+export const COMMIT_INTERVAL_MS = 100;
 
 const MEMBERSHIP_ERRORS: ReadonlySet<string> = new Set([
   "UNKNOWN_MEMBER_ID",

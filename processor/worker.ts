@@ -136,7 +136,7 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
       groupInstanceId: options.groupInstanceId,
     });
   }
-  const consumer = createStageConsumer(kafka, config, groupId);
+  const consumer = createStageConsumer(kafka, config, groupId, FETCH_HOLD_MS[stage]);
   try {
     // Both at once: a restarted stage's partitions wait for the slower of the two, not the sum.
     await Promise.all([session.connect(), producer.connect()]);
@@ -235,7 +235,7 @@ async function runGapConsumer(
     concurrency: config.cassandra.maxConcurrency,
   });
   await runStage(stage, {
-    consumer: createStageConsumer(kafka, config, gapsGroupIdOf(config)),
+    consumer: createStageConsumer(kafka, config, gapsGroupIdOf(config), FETCH_HOLD_MS.gold),
     topic: config.kafka.topics.gaps,
     log,
     metrics,
@@ -244,19 +244,49 @@ async function runGapConsumer(
   });
 }
 
-/** A stage's consumer in `groupId`: manual commits, batches bounded in bytes. */
-function createStageConsumer(kafka: Kafka, config: Config, groupId: string) {
+/**
+ * How long the broker may hold a stage's fetch while few records are waiting, so that they form
+ * a larger batch: derived from what waits on the stage, not a setting.
+ *
+ * Every batch has costs that do not grow with its size (a Cassandra request per symbol and
+ * table, a produce request, a fetch), and live they dominate: letting a batch form from what
+ * arrived while the previous one was written (no hold) gave 4-8 records a batch at 500 trades/s
+ * instead of 13-31 with a 100 ms hold, and 1.5 to 2.5 times the stages' CPU (bench:pipeline at
+ * 500 and 2,000/s on the shared 2-core machine, load 11-16). So only the stage a person waits on through a tight budget does without:
+ * - silver: none. It is the hop the ingest->silver latency target measures (p50 20 ms at 500
+ *   trades/s), a budget the producer's linger and silver's own writes already use up. Its cost
+ *   is more Cassandra requests at every rate, which at 5,000/s on a machine short of CPU can
+ *   slow every stage's writes: the first value to revisit if Cassandra's per-request cost
+ *   cannot be cut.
+ * - bronze: 100 ms. Its rows are the raw archive, which nothing reads live.
+ * - gold: 100 ms, as before. Its readers (the live page) have a budget of a second from trade
+ *   to candle, and its batches are the costliest per record; so does its feed-gap consumer.
+ * With a hold, a fetch still returns at once when 256 KiB are waiting (a stage behind), so
+ * batches grow with the backlog either way.
+ */
+export const FETCH_HOLD_MS: Readonly<Record<StageName, number>> = {
+  bronze: 100,
+  silver: 0,
+  gold: 100,
+};
+
+/**
+ * A stage's consumer in `groupId`: manual commits, batches sized by the load (see
+ * {@linkcode FETCH_HOLD_MS} for `holdMs`), bounded in bytes.
+ */
+function createStageConsumer(kafka: Kafka, config: Config, groupId: string, holdMs: number) {
   return kafka.consumer({
     groupId,
     sessionTimeout: config.kafka.sessionTimeoutMs,
     heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    // Batches grow with load: the broker holds a fetch until 256 KiB are there or 100 ms have
-    // passed, so under load one batch covers many records (fewer, larger Cassandra requests and
-    // Kafka fetches), while at low rates a record still waits at most 100 ms. 256 KiB a
-    // partition (about 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's
-    // memory.
-    minBytes: 256 * 1024,
-    maxWaitTimeInMs: 100,
+    // No hold: the broker answers as soon as it has one record (minBytes 1), and kafkajs sends
+    // the next fetch only once the previous one's batches are durable, so what arrives while a
+    // batch is being written forms the next batch: small when caught up, growing as long as the
+    // stage is behind. With a hold, it answers once 256 KiB are there or `holdMs` has passed.
+    // Either way an idle consumer asks again every 100 ms at most. 256 KiB a partition (about
+    // 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's memory.
+    minBytes: holdMs === 0 ? 1 : 256 * 1024,
+    maxWaitTimeInMs: holdMs === 0 ? 100 : holdMs,
     maxBytesPerPartition: 256 * 1024,
     maxBytes: 1024 * 1024,
     allowAutoTopicCreation: false,
