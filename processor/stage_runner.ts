@@ -140,6 +140,17 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     committing.joined(assigned);
     stage.onRebalance?.(assigned);
   });
+  // A fetch whose records are all control records or aborted ones (a transaction's commit
+  // marker ends the partition: the producer writes in transactions under PRODUCER_LEASE=kafka)
+  // never reaches eachBatch, and kafkajs resolves its offset only for its own auto-commit: the
+  // group stayed one behind the log end for good. Nothing in it is a record to make durable, and
+  // kafkajs fetches past a partition's offset only once every earlier batch of it was resolved
+  // (made durable), so its last offset is committed like a batch's.
+  consumer.on(consumer.events.END_BATCH_PROCESS, (event) => {
+    const { topic: batchTopic, partition, batchSize, lastOffset } = event.payload;
+    if (batchSize !== 0 || batchTopic !== topic) return;
+    committing.commits.durable(batchTopic, partition, BigInt(lastOffset) + 1n);
+  });
   consumer.on(consumer.events.CRASH, (event) => {
     const error = event.payload.error;
     log.error("consumer crashed", { error, restart: event.payload.restart });

@@ -46,6 +46,7 @@ function fakeConsumer() {
     CRASH: "consumer.crash",
     FETCH_START: "consumer.fetch_start",
     REBALANCING: "consumer.rebalancing",
+    END_BATCH_PROCESS: "consumer.end_batch_process",
   };
   const consumer = {
     events,
@@ -225,4 +226,33 @@ Deno.test("runStage() commits the batches in hand when it stops, and forgets par
   await Promise.all([a, runner.done]);
   assert.deepEqual(fake.committed, []);
   assert.deepEqual(fake.committedWhileStopping, [[{ topic: "t", partition: 0, offset: "3" }]]);
+});
+
+Deno.test("runStage() commits past a fetch of only control records (a transaction's commit marker)", async () => {
+  const fake = fakeConsumer();
+  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
+  try {
+    await fake.batch(0, 0, 4);
+    // kafkajs: records 0-4 then the commit marker at 5; the marker alone comes as a batch with
+    // no messages, which kafkajs does not hand to eachBatch but announces.
+    fake.emit("consumer.end_batch_process", {
+      topic: "t",
+      partition: 0,
+      batchSize: 0,
+      lastOffset: "5",
+    });
+    // A batch with messages is the runner's own to commit, whatever kafkajs announces.
+    fake.emit("consumer.end_batch_process", {
+      topic: "t",
+      partition: 1,
+      batchSize: 3,
+      lastOffset: "9",
+    });
+    fake.emit("consumer.fetch_start");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.deepEqual(fake.committed, [[{ topic: "t", partition: 0, offset: "6" }]]);
+  } finally {
+    runner.stop();
+    await runner.done;
+  }
 });
