@@ -2,8 +2,8 @@
  * Writing many rows to Cassandra well: prepared statements, unlogged batches, and a bound on how
  * many requests are in flight.
  *
- * Each request costs the server far more than each row in it (measured: see README "Cassandra's
- * cost"), so rows share batches as far as Cassandra lets them without extra work:
+ * A request costs more than a row in it, in Cassandra and in the stage (README, Scaling,
+ * "Cassandra's cost"), so rows share batches as far as Cassandra lets them without extra work:
  * - rows of one partition (and statement) share a batch of up to `batchSize` rows, which Cassandra
  *   exempts from its batch size thresholds (CASSANDRA-10876);
  * - against a single node, where every partition is local, the small ones of those batches are
