@@ -594,7 +594,11 @@ async function startNodeUnlocked(
     }
     await renderNode(node, size);
     mark = await markLogs(node.paths);
-    pid = await spawnDetached(node.name, node.paths, [java, ...javaArgs(node)]);
+    // The same timer slack as the single node's (cassandra.ts: its shared pool's wake-ups).
+    const slack = node.kind === "cassandra" && CASSANDRA.timerSlackNs !== undefined
+      ? { timerSlackNs: CASSANDRA.timerSlackNs }
+      : {};
+    pid = await spawnDetached(node.name, node.paths, [java, ...javaArgs(node)], slack);
     if (pid === null) throw await startFailure(server, "no pid file appeared within 10 s", mark);
     log(`${node.name}: started (pid ${pid}) at ${node.address}; log ${node.paths.mainLog}`);
   }

@@ -22,13 +22,16 @@ import type { ServicePaths } from "./layout.ts";
 /**
  * Starts `command` in a new session (setsid -f) from `paths.dir`, with stdout/stderr appended to
  * logs/stdout.log after a `==== <time> starting <name>` line, and waits up to 10 s for its pid
- * file. @returns the pid, or null when no pid file appeared.
+ * file. With `timerSlackNs`, the process and every thread it starts get that timer slack (Linux
+ * `/proc/self/timerslack_ns`, inherited across exec; skipped where the file does not exist).
+ * @returns the pid, or null when no pid file appeared.
  * @throws Error when setsid itself fails.
  */
 export async function spawnDetached(
   name: string,
   paths: ServicePaths,
   command: readonly string[],
+  options: { readonly timerSlackNs?: number } = {},
 ): Promise<number | null> {
   await removeIfExists(paths.pidFile);
   await Deno.mkdir(paths.logDir, { recursive: true });
@@ -37,7 +40,10 @@ export async function spawnDetached(
     `==== ${new Date().toISOString()} starting ${name}\n`,
     { append: true },
   );
-  const script = 'printf "%s\\n" "$$" > "$LS_PID_FILE.tmp" && mv -f "$LS_PID_FILE.tmp" ' +
+  const slack = options.timerSlackNs === undefined
+    ? ""
+    : `{ echo ${Math.round(options.timerSlackNs)} > /proc/self/timerslack_ns; } 2>/dev/null; `;
+  const script = slack + 'printf "%s\\n" "$$" > "$LS_PID_FILE.tmp" && mv -f "$LS_PID_FILE.tmp" ' +
     '"$LS_PID_FILE" && exec "$@" >> "$LS_OUT_LOG" 2>&1 < /dev/null';
   const output = await new Deno.Command("setsid", {
     args: ["-f", "sh", "-c", script, "sh", ...command],

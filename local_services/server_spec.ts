@@ -113,6 +113,11 @@ export interface ServerSpec<Name extends string = string> {
   /** Arguments after `java` that start the server. */
   javaArgs(paths: ServicePaths): string[];
   /**
+   * Timer slack of the server's threads in nanoseconds (Linux; the kernel's default is 50 µs),
+   * when the server sleeps so often that waking up on time costs it more than its work.
+   */
+  readonly timerSlackNs?: number;
+  /**
    * One-time work after rendering and before spawning (Kafka formats its storage), with the
    * `java` binary chosen for this server.
    */

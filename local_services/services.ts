@@ -361,7 +361,12 @@ async function launch(
   await renderConfig(server);
   await spec.prepare?.(paths, run.log, java.java);
   const mark = await markLogs(paths);
-  const pid = await spawnDetached(spec.name, paths, [java.java, ...spec.javaArgs(paths)]);
+  const pid = await spawnDetached(
+    spec.name,
+    paths,
+    [java.java, ...spec.javaArgs(paths)],
+    spec.timerSlackNs === undefined ? {} : { timerSlackNs: spec.timerSlackNs },
+  );
   if (pid === null) {
     throw await startFailure(server, `no pid file appeared at ${paths.pidFile} within 10 s`, mark);
   }

@@ -1,7 +1,18 @@
 /**
- * Writing many rows to Cassandra well: prepared statements, unlogged batches only of rows that
- * share one partition (a batch spanning partitions makes the coordinator do the fan-out and
- * hurts), and a bound on how many requests are in flight.
+ * Writing many rows to Cassandra well: prepared statements, unlogged batches, and a bound on how
+ * many requests are in flight.
+ *
+ * A request costs more than a row in it, in Cassandra and in the stage (README, Scaling,
+ * "Cassandra's cost"), so rows share batches as far as Cassandra lets them without extra work:
+ * - rows of one partition (and statement) share a batch of up to `batchSize` rows, which Cassandra
+ *   exempts from its batch size thresholds (CASSANDRA-10876);
+ * - against a single node, where every partition is local, the small ones of those batches are
+ *   packed together up to {@linkcode CROSS_PARTITION_BATCH_BYTES} (under Cassandra's default
+ *   `batch_size_warn_threshold`, which applies to batches spanning partitions); against a
+ *   cluster they are not: a batch spanning partitions makes its coordinator fan the rows out to
+ *   other replicas.
+ * A row with its own write timestamp is sent as `... USING TIMESTAMP ?` with the timestamp bound
+ * (see {@linkcode timestampedQuery}), so rows of different timestamps share a batch too.
  *
  * A retriable failure (a node down, a timeout) throws, so the caller retries the whole batch
  * and commits nothing. A non-retriable failure of a multi-row batch is narrowed down: its rows
@@ -10,6 +21,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
 import { isRetriableCassandraError } from "./errors.ts";
 import type { MetricsRegistry } from "./metrics.ts";
@@ -20,9 +32,12 @@ export interface RowWrite<R = unknown> {
   /** The CQL statement (prepared once by the driver, cached). */
   readonly query: string;
   readonly params: readonly unknown[];
-  /** Rows with equal `partition` (and query) may share an unlogged batch. */
+  /** The row's partition: against a cluster, only rows of one partition share a batch. */
   readonly partition: string;
-  /** Write timestamp in microseconds (`USING TIMESTAMP`), when the row needs one. */
+  /**
+   * Write timestamp in microseconds (`USING TIMESTAMP`), when the row needs one. Its query is
+   * then an INSERT, UPDATE or DELETE without a `USING` clause ({@linkcode timestampedQuery}).
+   */
   readonly timestamp?: bigint;
   /** The caller's handle for this row, returned with a failure. */
   readonly ref: R;
@@ -39,9 +54,8 @@ export interface WriteRowsOptions {
   /** Most requests in flight. Default 32. */
   readonly concurrency?: number;
   /**
-   * Most rows in one unlogged batch. Default 500: a batch holds rows of one partition only,
-   * which Cassandra exempts from its batch size thresholds (CASSANDRA-10876), and each request
-   * costs the server far more than each row in it.
+   * Most rows in one single-partition batch (against a cluster). Default 500: Cassandra exempts
+   * such a batch from its batch size thresholds (CASSANDRA-10876).
    */
   readonly batchSize?: number;
   /** Called after every request with its duration and outcome. Default none. */
@@ -83,21 +97,12 @@ export async function writeRows<R>(
   rows: readonly RowWrite<R>[],
   options: WriteRowsOptions = {},
 ): Promise<RowFailure<R>[]> {
-  const batchSize = options.batchSize ?? 500;
-  const groups = new Map<string, RowWrite<R>[]>();
-  for (const row of rows) {
-    // Rows with their own write timestamp go alone: a batch has one default timestamp.
-    const key = row.timestamp === undefined
-      ? `${row.query}\u0000${row.partition}`
-      : `${groups.size}`;
-    let group = groups.get(key);
-    if (!group) groups.set(key, group = []);
-    group.push(row);
-  }
-  const units: RowWrite<R>[][] = [];
-  for (const group of groups.values()) {
-    for (let i = 0; i < group.length; i += batchSize) units.push(group.slice(i, i + batchSize));
-  }
+  // Connected, the client knows the cluster's nodes (a no-op once it is).
+  if (rows.length > 0 && client.hosts.length === 0) await client.connect();
+  const units = batchUnits(rows, {
+    singleNode: client.hosts.length === 1,
+    batchSize: options.batchSize ?? 500,
+  });
   const failures: RowFailure<R>[] = [];
   let retriable: unknown;
   await forEachLimited(units, options.concurrency ?? 32, async (unit) => {
@@ -144,23 +149,145 @@ async function execute(
 }
 
 async function request(client: cassandra.Client, unit: readonly RowWrite[]): Promise<void> {
-  const first = unit[0]!;
+  // A bigint parameter takes a BigInt or a Long, as the client's encoding options say.
+  const { options } = client as unknown as { options: cassandra.ClientOptions };
+  const bigInts = options.encoding?.useBigIntAsLong === true;
   if (unit.length === 1) {
-    await client.execute(first.query, [...first.params], {
-      prepare: true,
-      ...(first.timestamp !== undefined ? { timestamp: toLong(first.timestamp) } : {}),
-    });
+    const { query, params } = statementOf(unit[0]!, bigInts);
+    await client.execute(query, params, { prepare: true });
     return;
   }
-  await client.batch(
-    unit.map((row) => ({ query: row.query, params: [...row.params] })),
-    { prepare: true, logged: false },
-  );
+  await client.batch(unit.map((row) => statementOf(row, bigInts)), {
+    prepare: true,
+    logged: false,
+  });
 }
 
-function toLong(value: bigint): cassandra.types.Long {
-  // The write timestamp option takes a Long whatever the encoding options say.
-  return cassandra.types.Long.fromString(value.toString());
+/** The statement that writes `row`, its write timestamp bound (see {@linkcode timestampedQuery}). */
+function statementOf(row: RowWrite, bigInts: boolean): { query: string; params: unknown[] } {
+  if (row.timestamp === undefined) return { query: row.query, params: [...row.params] };
+  const { query, timestampFirst } = timestampedQuery(row.query);
+  const timestamp = bigInts
+    ? row.timestamp
+    : cassandra.types.Long.fromString(row.timestamp.toString());
+  return {
+    query,
+    params: timestampFirst ? [timestamp, ...row.params] : [...row.params, timestamp],
+  };
+}
+
+/** Memo of {@linkcode timestampedQuery}: the statements are few and written over and over. */
+const timestamped = new Map<string, { query: string; timestampFirst: boolean }>();
+
+/**
+ * `query` (an INSERT, UPDATE or DELETE without a `USING` clause) with `USING TIMESTAMP ?`, and
+ * whether that marker comes before the query's own markers (UPDATE, DELETE) or after them
+ * (INSERT). Each statement of a batch may carry its own timestamp this way; the batch's
+ * timestamp applies to the others.
+ *
+ * @throws Error when `query` is none of the three or already has a `USING` or `IF` clause.
+ */
+export function timestampedQuery(query: string): { query: string; timestampFirst: boolean } {
+  let known = timestamped.get(query);
+  if (known) return known;
+  const fail = (why: string) =>
+    new Error(`Cannot write a row with its own timestamp: ${why}, in: ${query.trim()}`);
+  if (/\bUSING\b|\bIF\b/i.test(query)) throw fail("the query has a USING or IF clause");
+  const update = /^(\s*UPDATE\s+\S+)(\s+SET\s)/i;
+  const remove = /^(\s*DELETE\s[\s\S]*?\bFROM\s+\S+)(\s+WHERE\s)/i;
+  if (/^\s*INSERT\s/i.test(query)) {
+    known = { query: `${query.trimEnd()} USING TIMESTAMP ?`, timestampFirst: false };
+  } else if (update.test(query)) {
+    known = { query: query.replace(update, "$1 USING TIMESTAMP ?$2"), timestampFirst: true };
+  } else if (remove.test(query)) {
+    known = { query: query.replace(remove, "$1 USING TIMESTAMP ?$2"), timestampFirst: true };
+  } else {
+    throw fail("only INSERT, UPDATE and DELETE take one");
+  }
+  if (timestamped.size >= 1000) timestamped.clear();
+  timestamped.set(query, known);
+  return known;
+}
+
+/**
+ * Most bytes of a batch spanning partitions, as {@linkcode estimatedBytes} counts them (an
+ * overestimate of Cassandra's own count): under the default `batch_size_warn_threshold` of
+ * 5 KiB, above which Cassandra logs a warning for every such batch (and refuses it at 50 KiB).
+ */
+export const CROSS_PARTITION_BATCH_BYTES = 5 * 1024;
+
+/**
+ * The requests that write `rows`: per query and partition, `batchSize` rows at most; with
+ * `singleNode`, the groups under {@linkcode CROSS_PARTITION_BATCH_BYTES} are then packed, in
+ * order, into batches of at most that many bytes (a larger group stays a batch of its own,
+ * which Cassandra exempts from the threshold).
+ */
+export function batchUnits<R>(
+  rows: readonly RowWrite<R>[],
+  options: { readonly singleNode: boolean; readonly batchSize: number },
+): RowWrite<R>[][] {
+  const groups = new Map<string, RowWrite<R>[]>();
+  for (const row of rows) {
+    const key = `${row.query}\u0000${row.partition}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, group = []);
+    group.push(row);
+  }
+  const units: RowWrite<R>[][] = [];
+  let packed: RowWrite<R>[] = [];
+  let packedBytes = 0;
+  for (const group of groups.values()) {
+    for (let i = 0; i < group.length; i += options.batchSize) {
+      const unit = group.slice(i, i + options.batchSize);
+      const bytes = options.singleNode ? unit.reduce((n, row) => n + estimatedBytes(row), 0) : 0;
+      if (!options.singleNode || bytes >= CROSS_PARTITION_BATCH_BYTES) {
+        units.push(unit);
+        continue;
+      }
+      if (packedBytes + bytes > CROSS_PARTITION_BATCH_BYTES) {
+        units.push(packed);
+        packed = [];
+        packedBytes = 0;
+      }
+      packed.push(...unit);
+      packedBytes += bytes;
+    }
+  }
+  if (packed.length > 0) units.push(packed);
+  return units;
+}
+
+/**
+ * Bytes `row` adds to a batch, at least what Cassandra counts against its batch size
+ * thresholds (`PartitionUpdate.dataSize()`: each cell's value, timestamp, TTL and local deletion
+ * time, a collection's elements each a cell with its path; the clustering and the row's
+ * liveness info; the partition key is not counted): Cassandra counted 473, 369 and 798 bytes for
+ * a bronze, silver and gold row, this estimates 495, 415 and 913 (`cassandra_writer_test.ts`).
+ */
+export function estimatedBytes(row: RowWrite): number {
+  let bytes = 32;
+  for (const param of row.params) bytes += cellBytes(param);
+  return bytes;
+}
+
+/**
+ * A cell: its value and 16 bytes (timestamp, TTL, local deletion time); a collection's elements
+ * are cells each, with a path (a list's: 16 bytes; a map's: its key).
+ */
+function cellBytes(value: unknown): number {
+  if (value === null || value === undefined) return 16;
+  if (typeof value === "string") return 16 + Buffer.byteLength(value);
+  if (value instanceof Uint8Array) return 16 + value.byteLength;
+  if (typeof value === "boolean") return 17;
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + 16 + cellBytes(v), 16);
+  if (value instanceof Map) {
+    let n = 16;
+    for (const [k, v] of value) n += cellBytes(k) + cellBytes(v);
+    return n;
+  }
+  // Numbers, bigints, dates, Longs, LocalDates: 8 bytes at most; decimals: 24 (scale and up to
+  // 38 digits).
+  return value instanceof cassandra.types.BigDecimal ? 40 : 24;
 }
 
 /** Runs `work` over `items` with at most `limit` at once. */

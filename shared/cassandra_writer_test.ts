@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import cassandra from "cassandra-driver";
+import {
+  batchUnits,
+  CROSS_PARTITION_BATCH_BYTES,
+  estimatedBytes,
+  type RowWrite,
+  timestampedQuery,
+} from "./cassandra_writer.ts";
+
+Deno.test("timestampedQuery() binds the timestamp after an INSERT's values", () => {
+  assert.deepEqual(timestampedQuery("INSERT INTO ks.t (a, b) VALUES (?, ?)\n  "), {
+    query: "INSERT INTO ks.t (a, b) VALUES (?, ?) USING TIMESTAMP ?",
+    timestampFirst: false,
+  });
+});
+
+Deno.test("timestampedQuery() binds the timestamp before an UPDATE's SET and a DELETE's WHERE", () => {
+  assert.deepEqual(timestampedQuery("UPDATE ks.t SET a = ? WHERE k = ?"), {
+    query: "UPDATE ks.t USING TIMESTAMP ? SET a = ? WHERE k = ?",
+    timestampFirst: true,
+  });
+  assert.deepEqual(timestampedQuery("DELETE a, b FROM ks.t\n  WHERE k = ?"), {
+    query: "DELETE a, b FROM ks.t USING TIMESTAMP ?\n  WHERE k = ?",
+    timestampFirst: true,
+  });
+  assert.deepEqual(timestampedQuery("delete from ks.t where k = ?"), {
+    query: "delete from ks.t USING TIMESTAMP ? where k = ?",
+    timestampFirst: true,
+  });
+});
+
+Deno.test("timestampedQuery() refuses a query it cannot give a timestamp", () => {
+  for (
+    const query of [
+      "INSERT INTO ks.t (a) VALUES (?) USING TTL 10",
+      "INSERT INTO ks.t (a) VALUES (?) IF NOT EXISTS",
+      "UPDATE ks.t SET a = ? WHERE k = ? IF a = 1",
+      "SELECT * FROM ks.t",
+    ]
+  ) {
+    assert.throws(() => timestampedQuery(query), /Cannot write a row with its own timestamp/);
+  }
+});
+
+function row(partition: string, bytes = 100, query = "INSERT q"): RowWrite<string> {
+  // One parameter of `bytes - 48` bytes: estimatedBytes() adds 16 for its cell and 32 for the row.
+  return { query, partition, params: ["x".repeat(bytes - 48)], ref: partition };
+}
+
+Deno.test("batchUnits() against a cluster: one partition and statement per batch", () => {
+  const rows = [row("a"), row("b"), row("a"), row("a", 100, "INSERT r"), row("a")];
+  assert.deepEqual(estimatedBytes(rows[0]!), 100);
+  const units = batchUnits(rows, { singleNode: false, batchSize: 2 });
+  assert.deepEqual(units.map((u) => u.map((r) => `${r.query}/${r.partition}`)), [
+    ["INSERT q/a", "INSERT q/a"],
+    ["INSERT q/a"],
+    ["INSERT q/b"],
+    ["INSERT r/a"],
+  ]);
+});
+
+Deno.test("batchUnits() against one node packs small partitions up to the byte bound", () => {
+  const third = Math.floor(CROSS_PARTITION_BATCH_BYTES / 3);
+  const rows = [row("a", third), row("b", third), row("c", third), row("d", third)];
+  const units = batchUnits(rows, { singleNode: true, batchSize: 500 });
+  assert.deepEqual(units.map((u) => u.map((r) => r.partition)), [["a", "b", "c"], ["d"]]);
+  for (const unit of units) {
+    assert.ok(unit.reduce((n, r) => n + estimatedBytes(r), 0) <= CROSS_PARTITION_BATCH_BYTES);
+  }
+});
+
+Deno.test("batchUnits() against one node keeps a large partition's rows a batch of their own", () => {
+  const half = Math.ceil(CROSS_PARTITION_BATCH_BYTES / 2);
+  const rows = [row("small"), row("big", half), row("big", half), row("other")];
+  const units = batchUnits(rows, { singleNode: true, batchSize: 500 });
+  assert.deepEqual(units.map((u) => u.map((r) => r.partition)), [["big", "big"], [
+    "small",
+    "other",
+  ]]);
+});
+
+Deno.test("batchUnits() keeps every row exactly once", () => {
+  const rows = Array.from(
+    { length: 1000 },
+    (_, i) => row(`p${i % 37}`, 60 + (i * 7919) % 900, `INSERT q${i % 3}`),
+  );
+  for (const singleNode of [true, false]) {
+    const units = batchUnits(rows, { singleNode, batchSize: 5 });
+    assert.deepEqual(units.flat().length, rows.length);
+    assert.deepEqual(new Set(units.flat()).size, rows.length);
+  }
+});
+
+Deno.test("estimatedBytes() is at least what Cassandra counts against its batch thresholds", () => {
+  // Cassandra's own count ("Batch for [...] is of size ...") of 20 rows like these, per row.
+  const at = new Date(1_764_547_200_000);
+  const decimal = (s: string) => cassandra.types.BigDecimal.fromString(s);
+  const measured: [number, unknown[]][] = [
+    [473, [
+      "BINANCE:SYM1USDT",
+      at,
+      3,
+      123456n,
+      "bench.ac7d57713f.raw",
+      123.45,
+      1764547200000n,
+      0.5,
+      ["1", "12"],
+      "list",
+      at,
+      "c0b6f1d2-7a4e-4f7e-9a57-3b1c2d3e4f50",
+      123456n,
+      2,
+      at,
+    ]],
+    [369, [
+      "BINANCE:SYM1USDT",
+      at,
+      at,
+      3,
+      123456n,
+      "bench.ac7d57713f.raw",
+      123.45,
+      0.5,
+      false,
+      ["1", "12"],
+      "regular",
+      at,
+      at,
+    ]],
+    [798, [
+      "BINANCE:SYM1USDT",
+      cassandra.types.LocalDate.fromString("2026-12-01"),
+      at,
+      at,
+      1.5,
+      2.5,
+      1.25,
+      2,
+      decimal("123.456789"),
+      decimal("24567.1234567891"),
+      decimal("199.0001234567890123"),
+      120n,
+      3n,
+      at,
+      2,
+      1234n,
+      at,
+      4,
+      5678n,
+      new Map([[0, 10n], [1, 20n], [2, 30n], [3, 40n], [4, 50n], [5, 60n]]),
+      false,
+      0n,
+      at,
+    ]],
+  ];
+  for (const [bytes, params] of measured) {
+    const estimate = estimatedBytes({ query: "", partition: "", params, ref: 0 });
+    assert.ok(estimate >= bytes && estimate < bytes * 1.2, `${estimate} for ${bytes}`);
+  }
+});
