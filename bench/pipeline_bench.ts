@@ -16,9 +16,9 @@
  *   (`pipeline_gold_watermark_to_final_seconds`, whole run; 5-minute windows all finalize once
  *   per 5 minutes of event time, which the simulator stamps from the wall clock, so a run of
  *   300 s sees one boundary, with `GOLD_ALLOWED_LATENESS_MS` = `--lateness-ms`);
- * - p50/p99 from a trade's ingest to the market page's `update` event that first shows it in its
- *   candle, as a client of `/api/stream` on a status process of the step receives it
- *   (`live_page_latency.ts`; over the measured span);
+ * - with `--live-page`: p50/p99 from a trade's ingest to the market page's `update` event that
+ *   first shows it in its candle, as a client of `/api/stream` on a status process of the step
+ *   receives it (`live_page_latency.ts`; over the measured span);
  * - CPU (percent of one core, over the measured span) and peak resident memory (VmRSS, whole
  *   step) of every process, Kafka's and Cassandra's JVMs included, the machine's CPU and load;
  * - Cassandra's own coordinator write latency per table and its busiest thread pools.
@@ -29,7 +29,7 @@
  *
  *   deno run -A bench/pipeline_bench.ts [--rates 5000,10000,20000,30000] [--duration-s 300]
  *     [--warmup-s 20] [--latency-rate 5000] [--symbols 40] [--lateness-ms 2000] [--seed 1]
- *     [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name]
+ *     [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name] [--live-page]
  *     [--out .artifacts/pipeline_bench.json]
  *   deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json   # print it again
  *
@@ -231,6 +231,8 @@ interface Settings {
   readonly workerV8Flags: string;
   /** Names the run in the JSON (e.g. "before", "after"). */
   readonly label: string;
+  /** Start a status process and measure ingest -> live page event (`--live-page`). */
+  readonly livePage: boolean;
   readonly logRoot: string;
 }
 
@@ -289,7 +291,7 @@ interface StepResult {
   readonly ingestToSilver: LatencyFigures;
   readonly ingestToSilverFromCassandra: LatencyFigures;
   /** Trade ingest to the market page's event that first shows it (`live_page_latency.ts`). */
-  readonly ingestToLivePage: LivePageLatency;
+  readonly ingestToLivePage: LivePageLatency | null;
   readonly watermarkToFinal: Readonly<Record<string, LatencyFigures>>;
   readonly batchDuration: Readonly<Record<string, LatencyFigures>>;
   /** One Cassandra write request as the stage saw it (`pipeline_cassandra_write_duration_seconds`). */
@@ -402,13 +404,15 @@ async function startPipeline(
   collector: Collector,
   started: Child[],
   signal: AbortSignal,
-): Promise<{ producer: Child; simulator: Child; controlUrl: string; statusUrl: string }> {
+): Promise<
+  { producer: Child; simulator: Child; controlUrl: string; statusUrl: string | undefined }
+> {
   // The stages first, so nothing the producer writes waits for a consumer to exist.
   for (const stage of STAGES) {
     started.push((await spawnRole(stage, { env, logDir, v8Flags: settings.workerV8Flags })).child);
   }
   await waitForRoles(collector, STAGES, started, signal);
-  const status = await spawnRole("status", {
+  const status = !settings.livePage ? undefined : await spawnRole("status", {
     // Its address is on an info line.
     env: {
       ...env,
@@ -420,7 +424,7 @@ async function startPipeline(
     logDir,
     ready: /listening on (http:\/\/\S+)/,
   });
-  started.push(status.child);
+  if (status) started.push(status.child);
   const simulator = await spawnRole("simulator", {
     args: [
       "--port",
@@ -448,7 +452,7 @@ async function startPipeline(
     producer,
     simulator: simulator.child,
     controlUrl: simulator.match![2]!,
-    statusUrl: status.match![1]!,
+    statusUrl: status?.match![1]!,
   };
 }
 
@@ -731,12 +735,12 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       producerBufferMax: 0,
     };
 
-    watcher = watchLivePage(statusUrl);
+    if (statusUrl !== undefined) watcher = watchLivePage(statusUrl);
     await sampleFor(settings.warmupS, probes, samples, { keepLag: false });
     const a = await takeMark(collector, pids, controlUrl);
     await sampleFor(settings.durationS, probes, samples, { keepLag: true });
     const b = await takeMark(collector, pids, controlUrl);
-    await watcher.stop();
+    await watcher?.stop();
     if (signal.aborted) throw new Error("interrupted");
     const cassandraLatency = await coordinatorWriteLatency(session, config.cassandra.keyspace);
     const { machineCpuPct, knownCpuPct, ...figures } = stepFigures(
@@ -760,7 +764,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
         b.at,
       ),
       // Trades of the last 3 s of the span may show after the watcher stopped: left out.
-      ingestToLivePage: await livePageLatency(
+      ingestToLivePage: watcher === undefined ? null : await livePageLatency(
         session,
         config.cassandra.keyspace,
         watcher,
@@ -1189,6 +1193,7 @@ async function main(): Promise<number> {
       "log-level": { type: "string", default: "warn" },
       "worker-v8-flags": { type: "string", default: "" },
       label: { type: "string", default: "" },
+      "live-page": { type: "boolean", default: false },
       out: { type: "string", default: ".artifacts/pipeline_bench.json" },
       report: { type: "string" },
       help: { type: "boolean" },
@@ -1198,7 +1203,7 @@ async function main(): Promise<number> {
     console.log(
       "deno run -A bench/pipeline_bench.ts [--rates 5000,10000,20000,30000] [--duration-s 300]\n" +
         "  [--warmup-s 20] [--latency-rate 5000] [--symbols 40] [--lateness-ms 2000] [--seed 1]\n" +
-        "  [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name]\n" +
+        "  [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name] [--live-page]\n" +
         "  [--out .artifacts/pipeline_bench.json]\n" +
         "deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json",
     );
@@ -1224,6 +1229,7 @@ async function main(): Promise<number> {
     logLevel: values["log-level"],
     workerV8Flags: values["worker-v8-flags"],
     label: values.label,
+    livePage: values["live-page"],
     logRoot: new URL(`.artifacts/pipeline_bench/${stamp}`, ROOT).pathname,
   };
   hideKafkajsTimeoutWarning();
