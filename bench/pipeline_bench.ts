@@ -29,7 +29,7 @@
  *
  *   deno run -A bench/pipeline_bench.ts [--rates 5000,10000,20000,30000] [--duration-s 300]
  *     [--warmup-s 20] [--latency-rate 5000] [--symbols 40] [--lateness-ms 2000] [--seed 1]
- *     [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name] [--live-page]
+ *     [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name]
  *     [--out .artifacts/pipeline_bench.json]
  *   deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json   # print it again
  *
@@ -1203,7 +1203,7 @@ async function main(): Promise<number> {
     console.log(
       "deno run -A bench/pipeline_bench.ts [--rates 5000,10000,20000,30000] [--duration-s 300]\n" +
         "  [--warmup-s 20] [--latency-rate 5000] [--symbols 40] [--lateness-ms 2000] [--seed 1]\n" +
-        "  [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name] [--live-page]\n" +
+        "  [--log-level warn] [--worker-v8-flags --max-old-space-size=96] [--label name]\n" +
         "  [--out .artifacts/pipeline_bench.json]\n" +
         "deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json",
     );
