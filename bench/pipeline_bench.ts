@@ -16,6 +16,9 @@
  *   (`pipeline_gold_watermark_to_final_seconds`, whole run; 5-minute windows all finalize once
  *   per 5 minutes of event time, which the simulator stamps from the wall clock, so a run of
  *   300 s sees one boundary, with `GOLD_ALLOWED_LATENESS_MS` = `--lateness-ms`);
+ * - with `--live-page`: p50/p99 from a trade's ingest to the market page's `update` event that
+ *   first shows it in its candle, as a client of `/api/stream` on a status process of the step
+ *   receives it (`live_page_latency.ts`; over the measured span);
  * - CPU (percent of one core, over the measured span) and peak resident memory (VmRSS, whole
  *   step) of every process, Kafka's and Cassandra's JVMs included, the machine's CPU and load;
  * - Cassandra's own coordinator write latency per table and its busiest thread pools.
@@ -73,6 +76,12 @@ import { groupIdOf, STAGES, stageSubscriptions } from "../shared/topology.ts";
 import { consumerLag } from "../shared/lag.ts";
 import { INTERVALS } from "../shared/gold_table.ts";
 import { benchSymbols } from "./symbols.ts";
+import {
+  type LivePageLatency,
+  livePageLatency,
+  type LivePageWatcher,
+  watchLivePage,
+} from "./live_page_latency.ts";
 
 const ROOT = new URL("../", import.meta.url);
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -134,7 +143,7 @@ function otherDenoProcesses(ours: ReadonlySet<number>): string[] {
 
 /** One child process of the benchmark; its output goes to `logPath`. */
 interface Child {
-  readonly name: ProcessName;
+  readonly name: ProcessName | "status";
   readonly pid: number;
   readonly process: RunningProcess;
   readonly logPath: string;
@@ -153,7 +162,7 @@ const children = new Set<Child>();
  * exits before).
  */
 async function spawnRole(
-  role: Exclude<RoleName, "status">,
+  role: RoleName,
   options: {
     env: Record<string, string>;
     logDir: string;
@@ -231,6 +240,8 @@ interface Settings {
   readonly stageCpuProf: boolean;
   /** Names the run in the JSON (e.g. "before", "after"). */
   readonly label: string;
+  /** Start a status process and measure ingest -> live page event (`--live-page`). */
+  readonly livePage: boolean;
   readonly logRoot: string;
 }
 
@@ -288,6 +299,8 @@ interface StepResult {
   };
   readonly ingestToSilver: LatencyFigures;
   readonly ingestToSilverFromCassandra: LatencyFigures;
+  /** Trade ingest to the market page's event that first shows it (`live_page_latency.ts`). */
+  readonly ingestToLivePage: LivePageLatency | null;
   readonly watermarkToFinal: Readonly<Record<string, LatencyFigures>>;
   readonly batchDuration: Readonly<Record<string, LatencyFigures>>;
   /** One Cassandra write request as the stage saw it (`pipeline_cassandra_write_duration_seconds`). */
@@ -388,7 +401,10 @@ async function waitForRoles(
   }
 }
 
-/** The processes of one step: stages, then the simulator at `rate`, then the producer. */
+/**
+ * The processes of one step: stages, the status process (for the market page's event stream),
+ * then the simulator at `rate`, then the producer.
+ */
 async function startPipeline(
   rate: number,
   settings: Settings,
@@ -397,7 +413,9 @@ async function startPipeline(
   collector: Collector,
   started: Child[],
   signal: AbortSignal,
-): Promise<{ producer: Child; simulator: Child; controlUrl: string }> {
+): Promise<
+  { producer: Child; simulator: Child; controlUrl: string; statusUrl: string | undefined }
+> {
   // The stages first, so nothing the producer writes waits for a consumer to exist.
   for (const stage of STAGES) {
     const cpuProfDir = settings.stageCpuProf ? `${logDir}/prof-${stage}` : undefined;
@@ -411,6 +429,19 @@ async function startPipeline(
     );
   }
   await waitForRoles(collector, STAGES, started, signal);
+  const status = !settings.livePage ? undefined : await spawnRole("status", {
+    // Its address is on an info line.
+    env: {
+      ...env,
+      STATUS_HOST: "127.0.0.1",
+      STATUS_PORT: "0",
+      STATUS_TOKEN: "",
+      LOG_LEVEL: "info",
+    },
+    logDir,
+    ready: /listening on (http:\/\/\S+)/,
+  });
+  if (status) started.push(status.child);
   const simulator = await spawnRole("simulator", {
     args: [
       "--port",
@@ -434,7 +465,12 @@ async function startPipeline(
   });
   started.push(producer);
   await waitForRoles(collector, ["producer", ...STAGES], started, signal);
-  return { producer, simulator: simulator.child, controlUrl: simulator.match![2]! };
+  return {
+    producer,
+    simulator: simulator.child,
+    controlUrl: simulator.match![2]!,
+    statusUrl: status?.match![1]!,
+  };
 }
 
 /** What is sampled while a step runs. */
@@ -556,10 +592,15 @@ function stepFigures(
   samples: Samples,
   pids: ReadonlyMap<ProcessName, number | null>,
   groups: readonly string[],
-): Omit<StepResult, "ingestToSilverFromCassandra" | "cassandra" | "machine"> & {
-  machineCpuPct: number;
-  knownCpuPct: number;
-} {
+):
+  & Omit<
+    StepResult,
+    "ingestToSilverFromCassandra" | "ingestToLivePage" | "cassandra" | "machine"
+  >
+  & {
+    machineCpuPct: number;
+    knownCpuPct: number;
+  } {
   const seconds = (b.at - a.at) / 1000;
   const processes: Record<string, ProcessFigures> = {};
   let knownCpuPct = 0;
@@ -671,6 +712,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       `logs ${logDir}`,
   );
   const started: Child[] = [];
+  let watcher: LivePageWatcher | undefined;
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "bench" });
   const admin = kafka.admin();
   const collectorGroup = `${config.kafka.groupPrefix}.status-bench`;
@@ -686,7 +728,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
   try {
     await admin.connect();
     await collector.start();
-    const { producer, simulator, controlUrl } = await startPipeline(
+    const { producer, simulator, controlUrl, statusUrl } = await startPipeline(
       rate,
       settings,
       env,
@@ -710,10 +752,12 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       producerBufferMax: 0,
     };
 
+    if (statusUrl !== undefined) watcher = watchLivePage(statusUrl);
     await sampleFor(settings.warmupS, probes, samples, { keepLag: false });
     const a = await takeMark(collector, pids, controlUrl);
     await sampleFor(settings.durationS, probes, samples, { keepLag: true });
     const b = await takeMark(collector, pids, controlUrl);
+    await watcher?.stop();
     if (signal.aborted) throw new Error("interrupted");
     const cassandraLatency = await coordinatorWriteLatency(session, config.cassandra.keyspace);
     const { machineCpuPct, knownCpuPct, ...figures } = stepFigures(
@@ -736,6 +780,14 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
         a.at,
         b.at,
       ),
+      // Trades of the last 3 s of the span may show after the watcher stopped: left out.
+      ingestToLivePage: watcher === undefined ? null : await livePageLatency(
+        session,
+        config.cassandra.keyspace,
+        watcher,
+        a.at,
+        b.at - 3_000,
+      ),
       machine: {
         cpuPct: machineCpuPct,
         otherCpuPct: Math.max(
@@ -752,6 +804,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       },
     };
   } finally {
+    await watcher?.stop();
     await stopChildren(started);
     await session.shutdown().catch(() => {});
     await collector.stop().catch(() => {});
@@ -925,24 +978,33 @@ function printReport(summary: Summary): void {
   console.log("\nLatency, ms: p50/p99 (observations)\n");
   const pair = (f: LatencyFigures) =>
     f.count === 0 ? "-" : `${f.p50Ms}/${f.p99Ms}${f.p99AboveBuckets ? "+" : ""} (${f.count})`;
+  const livePair = (f: LivePageLatency) =>
+    `${pair({ count: f.count, p50Ms: f.p50Ms, p99Ms: f.p99Ms })}${
+      f.notShown > 0 ? ` !${f.notShown}` : ""
+    }${f.unmatched > 0 ? ` ?${f.unmatched}` : ""}`;
   console.log(table(
     [
       "target/s",
       "ingest->silver",
       "silver rows: stored_at-ingest",
+      "ingest->live page",
       ...INTERVALS.map((i) => `watermark->final ${i}`),
     ],
     steps.map((s) => [
       s.rate,
       pair(s.ingestToSilver),
       pair(s.ingestToSilverFromCassandra),
+      s.ingestToLivePage ? livePair(s.ingestToLivePage) : "-",
       ...INTERVALS.map((i) => pair(s.watermarkToFinal[i]!)),
     ]),
   ));
   console.log(
     "  ingest->silver: silver's histogram, delta from the end of the warm-up (the figure to use).\n" +
       "  silver rows: sampled from Cassandra; stored_at is set when the batch starts, before its\n" +
-      "  writes, so it is a lower bound. watermark->final: gold's histogram over the whole step.",
+      "  writes, so it is a lower bound. watermark->final: gold's histogram over the whole step.\n" +
+      "  ingest->live page: each trade ingested in the span to the first /api/stream `update`\n" +
+      "  event showing it in its 1m candle, as the bench's stream client received it; `!n`: n\n" +
+      "  trades never shown before the span ended, `?n`: n events not matching silver.",
   );
 
   console.log(
@@ -1045,6 +1107,7 @@ function targetsOf(steps: readonly StepResult[], latencyRate: number): Summary["
     : Math.max(...sustainedSteps.map((s) => s.rate));
   const latencyStep = steps.find((s) => s.rate === latencyRate);
   const ingest = latencyStep?.ingestToSilver;
+  const live = latencyStep?.ingestToLivePage;
   // Finality is judged at every sustained rate that saw a 5-minute boundary: the worst p99.
   const finals = sustainedSteps.map((s) => s.watermarkToFinal["5m"]!).filter((f) => f.count > 0);
   const finalP99Ms = finals.length === 0 ? null : Math.max(...finals.map((f) => f.p99Ms!));
@@ -1068,6 +1131,11 @@ function targetsOf(steps: readonly StepResult[], latencyRate: number): Summary["
       target: `p99 ingest->silver < 250 ms at ${latencyRate}/s`,
       figure: ingest?.count ? `${ingest.p99Ms}${ingest.p99AboveBuckets ? "+" : ""} ms` : "-",
       met: ingest?.count ? ingest.p99Ms! < 250 && !ingest.p99AboveBuckets : null,
+    },
+    {
+      target: `p99 ingest->live page event < 1 s at ${latencyRate}/s`,
+      figure: live?.count ? `${live.p99Ms} ms (${live.notShown} not shown)` : "-",
+      met: live?.count ? live.p99Ms! < 1000 && live.notShown === 0 : null,
     },
     {
       target: "final gold row < 1 s after the watermark",
@@ -1143,6 +1211,7 @@ async function main(): Promise<number> {
       "worker-v8-flags": { type: "string", default: "" },
       "stage-cpu-prof": { type: "boolean", default: false },
       label: { type: "string", default: "" },
+      "live-page": { type: "boolean", default: false },
       out: { type: "string", default: ".artifacts/pipeline_bench.json" },
       report: { type: "string" },
       help: { type: "boolean" },
@@ -1179,6 +1248,7 @@ async function main(): Promise<number> {
     workerV8Flags: values["worker-v8-flags"],
     stageCpuProf: values["stage-cpu-prof"],
     label: values.label,
+    livePage: values["live-page"],
     logRoot: new URL(`.artifacts/pipeline_bench/${stamp}`, ROOT).pathname,
   };
   hideKafkajsTimeoutWarning();

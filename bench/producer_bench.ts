@@ -166,7 +166,7 @@ async function main() {
   await waitUntil(() => metrics.connectionState === "open");
 
   console.log(
-    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, linger ${config.producer.lingerMs} ms, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent, ${
+    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent, ${
       config.producer.lease === "kafka" ? "one transaction a batch" : "no transactions"
     }; ${Deno.env.get("HOSTNAME") ?? ""} ${navigator.hardwareConcurrency} cores`,
   );
@@ -270,7 +270,6 @@ async function main() {
       kafkaWorkers,
       partitions: config.kafka.partitions,
       batchMaxTrades: config.producer.batchMaxTrades,
-      lingerMs: config.producer.lingerMs,
       bufferMaxTrades: config.producer.bufferMaxTrades,
       durationS: durationMs / 1000,
       warmupS: warmupMs / 1000,

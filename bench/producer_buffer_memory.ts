@@ -50,7 +50,7 @@ function snapshot() {
 
 const trades = parseTrades(Deno.args);
 const wire = await memoryWire(); // the producer's framing; the id is the registry's business
-const buffer = new TradeBuffer<Message>({ maxItems: trades, batchMaxItems: 1000, lingerMs: 5 });
+const buffer = new TradeBuffer<Message>({ maxItems: trades, batchMaxItems: 1000 });
 const keys = new Map(SYMBOLS.map((s) => [s, Buffer.from(s)]));
 const before = snapshot();
 const packer = new TradePacker();

@@ -133,7 +133,7 @@ export interface TradeSink {
    * `feedGapsDropped`. Takes `value` over as {@linkcode offerDeadLetter} does.
    */
   offerGap(key: string, value: Buffer): void;
-  /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
+  /** Flush mode: send what is buffered; `run()` resolves once all is sent. */
   close(): void;
   /** Gives up on what is not sent yet (shutdown ran out of time); returns how many trades. */
   abandon(): number;
@@ -410,7 +410,7 @@ export class KafkaSink implements TradeSink {
     return true;
   }
 
-  /** Flush mode: send what is buffered without lingering; `run()` resolves once all is sent. */
+  /** Flush mode: send what is buffered; `run()` resolves once all is sent. */
   close(): void {
     this.#buffer.close();
     this.#wake.abort();

@@ -102,7 +102,6 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
   const buffer = new TradeBuffer<Message>({
     maxItems: message.producer.bufferMaxTrades,
     batchMaxItems: message.producer.batchMaxTrades,
-    lingerMs: message.producer.lingerMs,
   });
   sink = new KafkaSink({
     producer: sender,

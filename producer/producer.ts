@@ -336,8 +336,6 @@ class ProducerRunner {
     const buffer = new TradeBuffer<Message>({
       maxItems: settings.bufferMaxTrades,
       batchMaxItems: settings.batchMaxTrades,
-      lingerMs: settings.lingerMs,
-      clock: this.#clock,
     });
     const sink = new KafkaSink({
       producer: sender,

@@ -434,15 +434,6 @@ export const CONFIG_SPEC = {
       1,
       1_000_000,
     ),
-    lingerMs: int(
-      {
-        name: "PRODUCER_LINGER_MS",
-        default: "20",
-        description: "How long the producer waits to fill a batch before sending.",
-      },
-      0,
-      60_000,
-    ),
     lease: oneOf(
       {
         name: "PRODUCER_LEASE",

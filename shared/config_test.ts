@@ -234,7 +234,6 @@ Deno.test("loadConfig(configEnv(c)) gives back a non-default value of every vari
     FINNHUB_AUTH_BACKOFF_MS: "0",
     PRODUCER_BUFFER_MAX_TRADES: "333",
     PRODUCER_BATCH_MAX_TRADES: "33",
-    PRODUCER_LINGER_MS: "0",
     PRODUCER_LEASE: "kafka",
     PRODUCER_LEASE_SESSION_MS: "9000",
     KAFKA_BROKERS: "kafka-1:9093, kafka-2,[::1]:19092",

@@ -11,6 +11,7 @@ import { assertEndTxnRetryFixed } from "./kafkajs_endtxn_retry.ts";
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
 import { speedUpKafkajs } from "./kafkajs_fast.ts";
+import { stopIdleRequestQueueLoop } from "./kafkajs_request_queue.ts";
 import type { Logger } from "./log.ts";
 
 /** Options of {@linkcode createKafka}. */
@@ -23,7 +24,8 @@ export interface CreateKafkaOptions {
 
 /**
  * Builds a kafkajs client; it connects only when a producer, consumer or admin does. Installs
- * the faster record encoding of `kafkajs_fast.ts` on first use.
+ * the faster record encoding of `kafkajs_fast.ts` and the idle-loop fix of
+ * `kafkajs_request_queue.ts` on first use.
  */
 export function createKafka(
   config: Config["kafka"],
@@ -33,6 +35,7 @@ export function createKafka(
   assertProduceRetryFixed();
   assertEndTxnRetryFixed();
   speedUpKafkajs();
+  stopIdleRequestQueueLoop();
   const kafkaLog = log.child("kafkajs");
   return new Kafka({
     clientId: options.clientIdSuffix

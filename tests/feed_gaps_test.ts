@@ -44,7 +44,6 @@ async function withGapFeed(
     FINNHUB_SYMBOLS: SYMBOLS.join(","),
     FINNHUB_RECONNECT_BASE_MS: "50",
     FINNHUB_RECONNECT_MAX_MS: "1000",
-    PRODUCER_LINGER_MS: "5",
     ...env,
   });
   try {

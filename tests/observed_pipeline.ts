@@ -102,7 +102,6 @@ export async function startObservedPipeline(
       FINNHUB_API_KEY: `test-key-${randomId()}`,
       FINNHUB_RECONNECT_BASE_MS: "50",
       FINNHUB_RECONNECT_MAX_MS: "1000",
-      PRODUCER_LINGER_MS: "5",
       GOLD_ALLOWED_LATENESS_MS: "1000",
       ...options.env,
     });

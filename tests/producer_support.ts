@@ -33,7 +33,6 @@ export async function producerTestConfig(
     FINNHUB_RECONNECT_BASE_MS: "50",
     FINNHUB_RECONNECT_MAX_MS: "1000",
     FINNHUB_AUTH_BACKOFF_MS: "200",
-    PRODUCER_LINGER_MS: "5",
     ...overrides,
   });
   const admin = createKafka(config.kafka, silentLogger()).admin();
