@@ -104,3 +104,43 @@ export function createSendQueue(): <T>(send: () => Promise<T>) => Promise<T> {
     return next;
   };
 }
+
+/**
+ * Publishes to `topic` through `queue`, coalescing: the messages of every call made while the
+ * queue is busy (a send in flight, another waiting) go out together in the next send, and each
+ * call resolves once the send holding its messages is acknowledged, or rejects with its failure.
+ * A stage that works on several partitions at once publishes each partition's small batch in one
+ * produce request instead of one request each, one after another: what waits is what arrives
+ * while a send is under way, so no linger time is needed. Messages keep their call order, so
+ * each partition's order is kept.
+ */
+export function createCoalescingPublisher(
+  producer: Pick<Producer, "send">,
+  topic: string,
+  queue: <T>(send: () => Promise<T>) => Promise<T>,
+): (messages: readonly Message[]) => Promise<void> {
+  interface Group {
+    readonly messages: Message[];
+    readonly waiters: PromiseWithResolvers<void>[];
+  }
+  let open: Group | undefined;
+  return (messages) => {
+    if (messages.length === 0) return Promise.resolve();
+    const waiter = Promise.withResolvers<void>();
+    if (open === undefined) {
+      const group: Group = { messages: [], waiters: [] };
+      open = group;
+      queue(() => {
+        // From here the group is closed: later calls start the next one.
+        if (open === group) open = undefined;
+        return sendInChunks(producer, topic, group.messages);
+      }).then(
+        () => group.waiters.forEach((w) => w.resolve()),
+        (error) => group.waiters.forEach((w) => w.reject(error)),
+      );
+    }
+    for (const message of messages) open.messages.push(message);
+    open.waiters.push(waiter);
+    return waiter.promise;
+  };
+}

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import type { Message, ProducerRecord } from "kafkajs";
-import { chunkMessages, MAX_SEND_BYTES, messageBytes, sendInChunks } from "./chunked_send.ts";
+import type { Message, Producer, ProducerRecord } from "kafkajs";
+import {
+  chunkMessages,
+  createCoalescingPublisher,
+  createSendQueue,
+  MAX_SEND_BYTES,
+  messageBytes,
+  sendInChunks,
+} from "./chunked_send.ts";
 
 function message(i: number, valueBytes: number): Message {
   return { key: Buffer.from(`k${i}`), value: Buffer.alloc(valueBytes, i % 251) };
@@ -54,4 +61,57 @@ Deno.test("sendInChunks() sends one chunk after another with acks = all", async 
   for (const s of sends) {
     assert.ok(s.messages.reduce((sum, m) => sum + messageBytes(m), 0) <= MAX_SEND_BYTES);
   }
+});
+
+Deno.test("createCoalescingPublisher() sends the calls made while a send is in flight together, in call order", async () => {
+  const sends: string[][] = [];
+  let release: (() => void) | undefined;
+  const producer = {
+    send: (record: { messages: { value: string }[] }) => {
+      sends.push(record.messages.map((m) => m.value));
+      return new Promise<never[]>((resolve) => release = () => resolve([]));
+    },
+  };
+  const publish = createCoalescingPublisher(
+    producer as unknown as Pick<Producer, "send">,
+    "t",
+    createSendQueue(),
+  );
+  const first = publish([{ value: "a" }]);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(sends, [["a"]], "the first call goes at once");
+  const later = [publish([{ value: "b" }, { value: "c" }]), publish([{ value: "d" }])];
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(sends, [["a"]], "nothing more while a send is in flight");
+  release!();
+  await first;
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(sends, [["a"], ["b", "c", "d"]], "what waited goes in one send, in order");
+  release!();
+  await Promise.all(later);
+  assert.equal(await publish([]), undefined, "nothing to send: no send");
+  assert.equal(sends.length, 2);
+});
+
+Deno.test("createCoalescingPublisher() rejects every call of a failed send, and the next send goes on", async () => {
+  let fail = true;
+  const sent: string[][] = [];
+  const producer = {
+    send: (record: { messages: { value: string }[] }) => {
+      if (fail) return Promise.reject(new Error("broker down"));
+      sent.push(record.messages.map((m) => m.value));
+      return Promise.resolve([]);
+    },
+  };
+  const publish = createCoalescingPublisher(
+    producer as unknown as Pick<Producer, "send">,
+    "t",
+    createSendQueue(),
+  );
+  const calls = [publish([{ value: "a" }]), publish([{ value: "b" }])];
+  const outcomes = await Promise.allSettled(calls);
+  assert.deepEqual(outcomes.map((o) => o.status), ["rejected", "rejected"]);
+  fail = false;
+  await publish([{ value: "a" }]);
+  assert.deepEqual(sent, [["a"]]);
 });

@@ -12,7 +12,7 @@ import type { Producer } from "kafkajs";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import { createSendQueue, sendInChunks } from "../../shared/chunked_send.ts";
+import { createCoalescingPublisher, createSendQueue } from "../../shared/chunked_send.ts";
 import { reasonOf } from "../../shared/dead_letter.ts";
 import type { Logger } from "../../shared/log.ts";
 import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
@@ -97,6 +97,9 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   const publishedBeforeRetry = new Map<number, string>();
 
   const sendQueue = createSendQueue();
+  // The batches of the partitions worked on at once publish together: one produce request for
+  // what arrived while the last one was in flight, instead of one request per partition batch.
+  const publishSilver = createCoalescingPublisher(producer, options.silverTopic, sendQueue);
   const input = createStageInput({
     stage: "silver",
     wire,
@@ -186,17 +189,14 @@ export function createSilverStage(options: SilverStageOptions): Stage {
           concurrency: options.concurrency ?? 32,
           observe: observeWrites,
         }),
-        // In chunks: a whole consumed batch can be over the broker's size limit for one send.
-        alreadySent ? Promise.resolve() : sendQueue(() =>
-          sendInChunks(
-            producer,
-            options.silverTopic,
-            trades.map((t) => ({
-              key: keyOf(t.symbol),
-              value: wire.encode("SilverTrade", t),
-              timestamp: String(t.eventTime),
-            })),
-          )
+        // With the other partitions' batches, in chunks (a whole consumed batch can be over the
+        // broker's size limit for one send).
+        alreadySent ? Promise.resolve() : publishSilver(
+          trades.map((t) => ({
+            key: keyOf(t.symbol),
+            value: wire.encode("SilverTrade", t),
+            timestamp: String(t.eventTime),
+          })),
         ),
       ]);
       if (sent.status === "fulfilled") publishedBeforeRetry.set(batch.partition, batchKey);
