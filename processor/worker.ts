@@ -252,12 +252,13 @@ async function runGapConsumer(
  * table, a produce request, a fetch), and live they dominate: letting a batch form from what
  * arrived while the previous one was written (no hold) gave 4-8 records a batch at 500 trades/s
  * instead of 13-31 with a 100 ms hold, and 1.5 to 2.5 times the stages' CPU (bench:pipeline at
- * 500 and 2,000/s on the shared 2-core machine, load 11-16). So only the stage a person waits on through a tight budget does without:
- * - silver: none. It is the hop the ingest->silver latency target measures (p50 20 ms at 500
- *   trades/s), a budget the producer's linger and silver's own writes already use up. Its cost
- *   is more Cassandra requests at every rate, which at 5,000/s on a machine short of CPU can
- *   slow every stage's writes: the first value to revisit if Cassandra's per-request cost
- *   cannot be cut.
+ * 500 and 2,000/s on the shared 2-core machine, load 11-16). So the stage a person waits on
+ * through a tight budget holds for a fraction of it, the others for 100 ms:
+ * - silver: 10 ms, half the hop's budget. It is the hop the ingest->silver latency target
+ *   measures (p50 20 ms, p99 100 ms at 500 trades/s). Without a hold (a fetch answered at the
+ *   first record) silver took 22% of a core at 500/s and 27% at 2,000, Cassandra 34% and 41%,
+ *   for 8.3/30.4 ms; with 10 ms, 15% and 20%, Cassandra 25% and 35%, for 15.3/34.4 ms
+ *   (bench:pipeline --rates 500,2000 --latency-rate 2000 --duration-s 45, alone, load 3-4.5).
  * - bronze: 100 ms. Its rows are the raw archive, which nothing reads live.
  * - gold: 100 ms, as before. Its readers (the live page) have a budget of a second from trade
  *   to candle, and its batches are the costliest per record; so does its feed-gap consumer.
@@ -266,7 +267,7 @@ async function runGapConsumer(
  */
 export const FETCH_HOLD_MS: Readonly<Record<StageName, number>> = {
   bronze: 100,
-  silver: 0,
+  silver: 10,
   gold: 100,
 };
 
@@ -279,11 +280,11 @@ function createStageConsumer(kafka: Kafka, config: Config, groupId: string, hold
     groupId,
     sessionTimeout: config.kafka.sessionTimeoutMs,
     heartbeatInterval: config.kafka.heartbeatIntervalMs,
-    // No hold: the broker answers as soon as it has one record (minBytes 1), and kafkajs sends
-    // the next fetch only once the previous one's batches are durable, so what arrives while a
-    // batch is being written forms the next batch: small when caught up, growing as long as the
-    // stage is behind. With a hold, it answers once 256 KiB are there or `holdMs` has passed.
-    // Either way an idle consumer asks again every 100 ms at most. 256 KiB a partition (about
+    // The broker answers once 256 KiB are there or `holdMs` has passed (no hold: as soon as it
+    // has one record), and kafkajs sends the next fetch only once the previous one's batches are
+    // durable, so what arrives while a batch is being written joins the next batch: small when
+    // caught up, growing as long as the stage is behind. An idle consumer asks again every 100 ms
+    // at most. 256 KiB a partition (about
     // 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's memory.
     minBytes: holdMs === 0 ? 1 : 256 * 1024,
     maxWaitTimeInMs: holdMs === 0 ? 100 : holdMs,
