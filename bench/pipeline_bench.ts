@@ -469,7 +469,7 @@ async function startPipeline(
     producer,
     simulator: simulator.child,
     controlUrl: simulator.match![2]!,
-    statusUrl: status?.match![1]!,
+    statusUrl: status === undefined ? undefined : status.match![1]!,
   };
 }
 
