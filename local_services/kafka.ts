@@ -10,8 +10,7 @@
  */
 
 import { join } from "node:path";
-import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
-import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
+import "../shared/kafkajs_fixes.ts"; // before kafkajs: its producers must not drop nor give up a commit
 import { Kafka, logLevel } from "kafkajs";
 import { existsSync, type Log, withTimeout } from "./_util.ts";
 import { runJava } from "./java.ts";

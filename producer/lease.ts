@@ -27,8 +27,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
-import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
+import "../shared/kafkajs_fixes.ts"; // before kafkajs: its producers must not drop nor give up a commit
 import { AssignerProtocol, type Consumer, type Kafka, type PartitionAssigner } from "kafkajs";
 import type { Config } from "../shared/config.ts";
 import { describeError, type Logger } from "../shared/log.ts";

@@ -13,8 +13,7 @@
  *
  * @module
  */
-import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
-import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
+import "../shared/kafkajs_fixes.ts"; // before kafkajs: its producers must not drop nor give up a commit
 import { Partitioners } from "kafkajs";
 import { getHeapStatistics } from "node:v8";
 import { prepareLocal } from "../shared/provision.ts";

@@ -25,8 +25,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
-import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
+import "../shared/kafkajs_fixes.ts"; // before kafkajs: its producers must not drop nor give up a commit
 import { type PartitionerArgs, Partitioners } from "kafkajs";
 import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Config, LogLevel } from "../shared/config.ts";

@@ -8,8 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import "../shared/kafkajs_produce_retry.ts"; // before kafkajs: its producers must not drop
-import "../shared/kafkajs_endtxn_retry.ts"; // before kafkajs: nor give up a commit
+import "../shared/kafkajs_fixes.ts"; // before kafkajs: its producers must not drop nor give up a commit
 import { Partitioners, type Producer as KafkaProducer } from "kafkajs";
 import { createCassandraClient } from "../shared/cassandra.ts";
 import type { Config } from "../shared/config.ts";
