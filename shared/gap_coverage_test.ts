@@ -8,6 +8,7 @@ import {
   windowGaps,
 } from "./gap_coverage.ts";
 import { mulberry32 } from "./random.ts";
+import { expectedCoverage } from "../tests/gap_reference.ts";
 import type { FeedGap } from "./types.ts";
 
 const MINUTE = 60_000;
@@ -20,48 +21,22 @@ function at(iso: string): number {
   return time;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The independent reference: cut the window at every gap bound and every whole minute (trading
-// hours change only on whole minutes), and judge each piece by its first instant, with the
-// runtime's time-zone database for New York time.
-
-const newYork = new Intl.DateTimeFormat("en-US", {
-  timeZone: "America/New_York",
-  weekday: "short",
-  hour: "2-digit",
-  minute: "2-digit",
-  hourCycle: "h23",
-});
-
-function inHours(symbol: string, time: number): boolean {
-  if (symbol.includes(":")) return true;
-  const parts = Object.fromEntries(newYork.formatToParts(time).map((p) => [p.type, p.value]));
-  const weekday = parts.weekday;
-  const minuteOfDay = Number(parts.hour) * 60 + Number(parts.minute);
-  return weekday !== "Sat" && weekday !== "Sun" && minuteOfDay >= 240 && minuteOfDay < 1200;
-}
-
+/**
+ * The independent reference (tests/gap_reference.ts, also the feed-gap tests' own) for spans of
+ * one symbol.
+ */
 function reference(symbol: string, from: number, to: number, gaps: readonly GapSpan[]) {
-  const cuts = new Set<number>([from, to]);
-  for (let m = Math.ceil(from / MINUTE) * MINUTE; m < to; m += MINUTE) cuts.add(m);
-  for (const g of gaps) {
-    if (g.from > from && g.from < to) cuts.add(g.from);
-    if (g.to > from && g.to < to) cuts.add(g.to);
-  }
-  const points = [...cuts].sort((a, b) => a - b);
-  let gapMs = 0;
-  let tradingMs = 0;
-  const ids = new Set<string>();
-  for (let i = 0; i + 1 < points.length; i++) {
-    const start = points[i]!;
-    if (!inHours(symbol, start)) continue;
-    const length = points[i + 1]! - start;
-    tradingMs += length;
-    const covering = gaps.filter((g) => g.from <= start && start < g.to);
-    if (covering.length > 0) gapMs += length;
-    for (const g of covering) ids.add(g.gapId);
-  }
-  return { gapMs, gapCount: ids.size, tradingMs };
+  const feedGaps: FeedGap[] = gaps.map((g) => ({
+    gapId: g.gapId,
+    fromMs: g.from,
+    toMs: g.to,
+    symbols: [symbol],
+    cause: "reconnect",
+    connectionId: "",
+    detectedAtMs: g.to,
+  }));
+  const { gapMs, gapCount } = expectedCoverage(symbol, from, to, feedGaps);
+  return { gapMs, gapCount };
 }
 
 function gap(gapId: string, from: number, to: number): GapSpan {
