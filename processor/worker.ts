@@ -56,22 +56,20 @@ export interface StageWorkerOptions {
   readonly promoted?: Promise<void>;
 }
 
-/** Builds the stage object over the given clients. */
-export function buildStage(
-  stage: StageName,
-  deps: {
-    readonly config: Config;
-    readonly session: cassandra.Client;
-    readonly producer: Producer;
-    /** With the stage's schemas registered (`writtenSchemas(config, stage)`). */
-    readonly wire: WireCodec;
-    readonly log: Logger;
-    readonly metrics: MetricsRegistry;
-    readonly onCandle?: (candle: Candle) => void;
-  },
-): Stage {
-  const { config, session, producer, wire, log, metrics } = deps;
-  const common = {
+/** The clients and settings every stage of a worker is built over. */
+interface StageClients {
+  readonly config: Config;
+  readonly session: cassandra.Client;
+  readonly producer: Producer;
+  /** With the stage's schemas registered (`writtenSchemas(config, stage)`). */
+  readonly wire: WireCodec;
+  readonly log: Logger;
+  readonly metrics: MetricsRegistry;
+}
+
+/** What every stage's constructor takes, from its worker's clients and config. */
+function commonStageOptions({ config, session, producer, wire, log, metrics }: StageClients) {
+  return {
     session,
     keyspace: config.cassandra.keyspace,
     producer,
@@ -81,6 +79,15 @@ export function buildStage(
     metrics,
     concurrency: config.cassandra.maxConcurrency,
   };
+}
+
+/** Builds the stage object over the given clients. */
+export function buildStage(
+  stage: StageName,
+  deps: StageClients & { readonly onCandle?: (candle: Candle) => void },
+): Stage {
+  const { config } = deps;
+  const common = commonStageOptions(deps);
   switch (stage) {
     case "bronze":
       return createBronzeStage(common);
@@ -212,28 +219,11 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
  */
 async function runGapConsumer(
   kafka: Kafka,
-  deps: {
-    readonly config: Config;
-    readonly session: cassandra.Client;
-    readonly producer: Producer;
-    readonly wire: WireCodec;
-    readonly log: Logger;
-    readonly metrics: MetricsRegistry;
-    readonly signal: AbortSignal;
-  },
+  deps: StageClients & { readonly signal: AbortSignal },
 ): Promise<void> {
-  const { config, session, producer, wire, metrics, signal } = deps;
+  const { config, metrics, signal } = deps;
   const log = deps.log.child("gaps");
-  const stage = createGapStage({
-    session,
-    keyspace: config.cassandra.keyspace,
-    producer,
-    deadLetterTopic: config.kafka.topics.deadLetter,
-    wire,
-    log,
-    metrics,
-    concurrency: config.cassandra.maxConcurrency,
-  });
+  const stage = createGapStage(commonStageOptions({ ...deps, log }));
   await runStage(stage, {
     consumer: createStageConsumer(kafka, config, gapsGroupIdOf(config), FETCH_HOLD_MS.gold),
     topic: config.kafka.topics.gaps,
