@@ -29,6 +29,7 @@ import {
   type StageName,
   writtenSchemas,
 } from "../shared/topology.ts";
+import type { StageOptions } from "./stage_options.ts";
 import { runStage, type Stage } from "./stage_runner.ts";
 import { STANDBY_READY } from "./stage_standby.ts";
 
@@ -68,7 +69,9 @@ interface StageClients {
 }
 
 /** What every stage's constructor takes, from its worker's clients and config. */
-function commonStageOptions({ config, session, producer, wire, log, metrics }: StageClients) {
+function commonStageOptions(
+  { config, session, producer, wire, log, metrics }: StageClients,
+): StageOptions {
   return {
     session,
     keyspace: config.cassandra.keyspace,

@@ -6,18 +6,14 @@
  *
  * @module
  */
-import type { Producer } from "kafkajs";
-import type cassandra from "cassandra-driver";
 import { createSendQueue } from "../../shared/chunked_send.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { reasonOf } from "../../shared/dead_letter.ts";
-import type { Logger } from "../../shared/log.ts";
-import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { RawTrade } from "../../shared/types.ts";
-import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import type { StageOptions } from "../stage_options.ts";
 import { createStageInput } from "../stage_input.ts";
 import { tradeRowValues } from "../trade_row_values.ts";
 import { METRIC } from "../../shared/metric_names.ts";
@@ -25,21 +21,8 @@ import { METRIC } from "../../shared/metric_names.ts";
 /** Longest symbol bronze stores, in UTF-8 bytes; a longer one is dead-lettered. */
 export const MAX_KEY_BYTES = 256;
 
-/** Dependencies of {@linkcode createBronzeStage}. */
-export interface BronzeStageOptions {
-  readonly session: cassandra.Client;
-  readonly keyspace: string;
-  readonly producer: Producer;
-  readonly deadLetterTopic: string;
-  /** Decodes the raw records and encodes the dead letters. */
-  readonly wire: WireCodec;
-  readonly log: Logger;
-  readonly metrics: MetricsRegistry;
-  /** Most Cassandra requests in flight. Default 32. */
-  readonly concurrency?: number;
-  /** Clock, for tests. Default `Date.now`. */
-  readonly now?: () => number;
-}
+/** Dependencies of {@linkcode createBronzeStage}: its wire decodes raw records. */
+export type BronzeStageOptions = StageOptions;
 
 /** A raw trade's `c` as the two bronze columns. */
 export function conditionsColumns(c: RawTrade["c"]): [string[] | null, string] {

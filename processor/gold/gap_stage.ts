@@ -22,7 +22,6 @@
  * @module
  */
 import type cassandra from "cassandra-driver";
-import type { Producer } from "kafkajs";
 import {
   type RowWrite,
   writeMetrics,
@@ -38,33 +37,18 @@ import {
   windowEnd,
   windowStart,
 } from "../../shared/gold_table.ts";
-import type { Logger } from "../../shared/log.ts";
 import { reasonOf } from "../../shared/dead_letter.ts";
-import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { TimeSpan } from "../../shared/trading_session.ts";
 import type { FeedGap } from "../../shared/types.ts";
-import type { WireCodec } from "../../shared/wire.ts";
 import { createStageInput } from "../stage_input.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import type { StageOptions } from "../stage_options.ts";
 
 /** Window coverages written per `writeRows` call: bounds memory for a days-long gap. */
 const WRITE_CHUNK = 2_000;
 
-/** Dependencies of {@linkcode createGapStage}. */
-export interface GapStageOptions {
-  readonly session: cassandra.Client;
-  readonly keyspace: string;
-  readonly producer: Producer;
-  readonly deadLetterTopic: string;
-  /** Decodes the FeedGap records, encodes the dead letters. */
-  readonly wire: WireCodec;
-  readonly log: Logger;
-  readonly metrics: MetricsRegistry;
-  /** Most Cassandra requests in flight. Default 32. */
-  readonly concurrency?: number;
-  /** Clock, for tests. Default `Date.now`. */
-  readonly now?: () => number;
-}
+/** Dependencies of {@linkcode createGapStage}: its wire decodes FeedGap records. */
+export type GapStageOptions = StageOptions;
 
 /** The stage that stores feed gaps and amends gold coverage. */
 export function createGapStage(options: GapStageOptions): Stage {

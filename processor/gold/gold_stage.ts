@@ -38,13 +38,9 @@
  *
  * @module
  */
-import type cassandra from "cassandra-driver";
-import type { Producer } from "kafkajs";
 import { writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
-import type { Logger } from "../../shared/log.ts";
-import type { MetricsRegistry } from "../../shared/metrics.ts";
-import type { WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import type { StageOptions } from "../stage_options.ts";
 import { createStageInput } from "../stage_input.ts";
 import { foldBatch } from "./batch_fold.ts";
 import type { Candle } from "./candle.ts";
@@ -65,18 +61,9 @@ import { type PartitionState, PartitionStates } from "./partition_states.ts";
 export const MAX_CACHED_WINDOWS = 50_000;
 
 /** Dependencies of {@linkcode createGoldStage}. */
-export interface GoldStageOptions {
-  readonly session: cassandra.Client;
-  readonly keyspace: string;
-  readonly producer: Producer;
-  readonly deadLetterTopic: string;
-  /** Decodes the silver records, encodes the dead letters and candle updates. */
-  readonly wire: WireCodec;
+export interface GoldStageOptions extends StageOptions {
+  /** How long after a window's end a late trade still amends it (the wire decodes silver). */
   readonly allowedLatenessMs: number;
-  readonly log: Logger;
-  readonly metrics: MetricsRegistry;
-  /** Most Cassandra requests in flight. Default 32. */
-  readonly concurrency?: number;
   /** Most candles held in memory. Default {@linkcode MAX_CACHED_WINDOWS}. */
   readonly maxCachedWindows?: number;
   /** Called with every candle after it was written. Default none. */
@@ -86,8 +73,6 @@ export interface GoldStageOptions {
    * waiting: see `candle_publisher.ts`. Default none.
    */
   readonly candleTopic?: string;
-  /** Clock, for tests. Default `Date.now`. */
-  readonly now?: () => number;
 }
 
 /** The gold stage. */

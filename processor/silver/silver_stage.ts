@@ -7,39 +7,25 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type cassandra from "cassandra-driver";
-import type { Producer } from "kafkajs";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
 import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
 import { createCoalescingPublisher, createSendQueue } from "../../shared/chunked_send.ts";
 import { reasonOf } from "../../shared/dead_letter.ts";
-import type { Logger } from "../../shared/log.ts";
-import { END_TO_END_LATENCY_BUCKETS, type MetricsRegistry } from "../../shared/metrics.ts";
+import { END_TO_END_LATENCY_BUCKETS } from "../../shared/metrics.ts";
 import type { SilverTrade } from "../../shared/types.ts";
-import { type WireCodec } from "../../shared/wire.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
+import type { StageOptions } from "../stage_options.ts";
 import { createStageInput } from "../stage_input.ts";
 import { tradeRowValues } from "../trade_row_values.ts";
 import { type SilverRules, toSilverTrade, TradeRejection } from "./validate.ts";
 import { METRIC } from "../../shared/metric_names.ts";
 
 /** Dependencies of {@linkcode createSilverStage}. */
-export interface SilverStageOptions {
-  readonly session: cassandra.Client;
-  readonly keyspace: string;
-  readonly producer: Producer;
+export interface SilverStageOptions extends StageOptions {
+  /** Where the silver records go (the wire decodes raw records and encodes silver ones). */
   readonly silverTopic: string;
-  readonly deadLetterTopic: string;
-  /** Decodes the raw records, encodes the silver records and the dead letters. */
-  readonly wire: WireCodec;
   readonly rules: SilverRules;
-  readonly log: Logger;
-  readonly metrics: MetricsRegistry;
-  /** Most Cassandra requests in flight. Default 32. */
-  readonly concurrency?: number;
-  /** Clock, for tests. Default `Date.now`. */
-  readonly now?: () => number;
 }
 
 /** Whether trade `a` comes after `b` in event time, then source position. */
