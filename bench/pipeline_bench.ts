@@ -77,9 +77,12 @@ import { consumerLag } from "../shared/lag.ts";
 import { INTERVALS } from "../shared/gold_table.ts";
 import { benchSymbols } from "./symbols.ts";
 import {
+  type CandleUpdateWatcher,
   type LivePageLatency,
   livePageLatency,
   type LivePageWatcher,
+  type PathLatency,
+  watchCandleUpdates,
   watchLivePage,
 } from "./live_page_latency.ts";
 
@@ -713,14 +716,17 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
   );
   const started: Child[] = [];
   let watcher: LivePageWatcher | undefined;
+  let updates: CandleUpdateWatcher | undefined;
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "bench" });
   const admin = kafka.admin();
   const collectorGroup = `${config.kafka.groupPrefix}.status-bench`;
+  const updatesGroup = `${config.kafka.groupPrefix}.status-bench-candles`;
+  const wire = createWireCodec(createSchemaRegistryClient(config.registry));
   const collector = createCollector({
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: collectorGroup,
-    wire: createWireCodec(createSchemaRegistryClient(config.registry)),
+    wire,
     log,
   });
   const session = createCassandraClient(config.cassandra, { applicationName: "market-bench" });
@@ -752,12 +758,22 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       producerBufferMax: 0,
     };
 
-    if (statusUrl !== undefined) watcher = watchLivePage(statusUrl);
+    if (statusUrl !== undefined) {
+      watcher = watchLivePage(statusUrl);
+      updates = watchCandleUpdates({
+        kafka,
+        topic: config.kafka.topics.candles,
+        groupId: updatesGroup,
+        wire,
+        log,
+      });
+    }
     await sampleFor(settings.warmupS, probes, samples, { keepLag: false });
     const a = await takeMark(collector, pids, controlUrl);
     await sampleFor(settings.durationS, probes, samples, { keepLag: true });
     const b = await takeMark(collector, pids, controlUrl);
     await watcher?.stop();
+    await updates?.stop();
     if (signal.aborted) throw new Error("interrupted");
     const cassandraLatency = await coordinatorWriteLatency(session, config.cassandra.keyspace);
     const { machineCpuPct, knownCpuPct, ...figures } = stepFigures(
@@ -784,7 +800,11 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       ingestToLivePage: watcher === undefined ? null : await livePageLatency(
         session,
         config.cassandra.keyspace,
-        watcher,
+        {
+          page: watcher.shown,
+          events: watcher.events(),
+          ...(updates ? { goldWritten: updates.written, updateConsumed: updates.consumed } : {}),
+        },
         a.at,
         b.at - 3_000,
       ),
@@ -805,10 +825,15 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     };
   } finally {
     await watcher?.stop();
+    await updates?.stop();
     await stopChildren(started);
     await session.shutdown().catch(() => {});
     await collector.stop().catch(() => {});
-    await admin.deleteGroups([...STAGES.map((s) => groupIdOf(config, s)), collectorGroup])
+    await admin.deleteGroups([
+      ...STAGES.map((s) => groupIdOf(config, s)),
+      collectorGroup,
+      ...(updates ? [updatesGroup] : []),
+    ])
       .catch(() => {});
     await admin.disconnect().catch(() => {});
     await deprovision(config);
@@ -978,15 +1003,19 @@ function printReport(summary: Summary): void {
   console.log("\nLatency, ms: p50/p99 (observations)\n");
   const pair = (f: LatencyFigures) =>
     f.count === 0 ? "-" : `${f.p50Ms}/${f.p99Ms}${f.p99AboveBuckets ? "+" : ""} (${f.count})`;
-  const livePair = (f: LivePageLatency) =>
-    `${pair({ count: f.count, p50Ms: f.p50Ms, p99Ms: f.p99Ms })}${
-      f.notShown > 0 ? ` !${f.notShown}` : ""
-    }${f.unmatched > 0 ? ` ?${f.unmatched}` : ""}`;
+  const livePair = (f: PathLatency | null | undefined) =>
+    !f
+      ? "-"
+      : `${pair({ count: f.count, p50Ms: f.p50Ms, p99Ms: f.p99Ms })}${
+        f.notShown > 0 ? ` !${f.notShown}` : ""
+      }${f.unmatched > 0 ? ` ?${f.unmatched}` : ""}`;
   console.log(table(
     [
       "target/s",
       "ingest->silver",
       "silver rows: stored_at-ingest",
+      "ingest->gold row",
+      "ingest->update read",
       "ingest->live page",
       ...INTERVALS.map((i) => `watermark->final ${i}`),
     ],
@@ -994,7 +1023,9 @@ function printReport(summary: Summary): void {
       s.rate,
       pair(s.ingestToSilver),
       pair(s.ingestToSilverFromCassandra),
-      s.ingestToLivePage ? livePair(s.ingestToLivePage) : "-",
+      livePair(s.ingestToLivePage?.goldWritten),
+      livePair(s.ingestToLivePage?.updateConsumed),
+      livePair(s.ingestToLivePage),
       ...INTERVALS.map((i) => pair(s.watermarkToFinal[i]!)),
     ]),
   ));
@@ -1004,7 +1035,9 @@ function printReport(summary: Summary): void {
       "  writes, so it is a lower bound. watermark->final: gold's histogram over the whole step.\n" +
       "  ingest->live page: each trade ingested in the span to the first /api/stream `update`\n" +
       "  event showing it in its 1m candle, as the bench's stream client received it; `!n`: n\n" +
-      "  trades never shown before the span ended, `?n`: n events not matching silver.",
+      "  trades never shown before the span ended, `?n`: n events not matching silver. The same\n" +
+      "  trades to the candle update that first counted them: its updatedAt (gold's row write, as\n" +
+      "  it starts) and its arrival at the bench's own consumer of the candle-updates topic.",
   );
 
   console.log(
