@@ -14,8 +14,8 @@
  * throttle (an event at most every 250 ms), and the stream to the client. To say where the time
  * goes, the same trades are timed on two points of that path, from the candle-updates topic read
  * by a consumer of the bench's own ({@linkcode watchCandleUpdates}): the update's `updatedAt`
- * (gold's write of the row, stamped as it starts) and its arrival at that consumer (published and fetched, as the status
- * process's feed fetches it).
+ * (gold's write of the row, stamped as it starts) and its arrival at that consumer (published
+ * and fetched, as the status process's feed fetches it).
  *
  * @module
  */
