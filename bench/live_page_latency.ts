@@ -21,6 +21,7 @@
  */
 import type cassandra from "cassandra-driver";
 import type { Kafka } from "kafkajs";
+import { delay } from "../shared/delay.ts";
 import type { Logger } from "../shared/log.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import { createCandleFeed } from "../status/market/feed.ts";
@@ -43,55 +44,95 @@ export interface LivePageWatcher {
   readonly shown: ShownCandle[];
   /** Events received. */
   events(): number;
+  /** Times the stream ended or failed and was opened again. */
+  reconnects(): number;
   /** Closes the stream. */
   stop(): Promise<void>;
 }
 
-/** Opens `${baseUrl}/api/stream` and records every 1m candle of every `update` event. */
-export function watchLivePage(baseUrl: string): LivePageWatcher {
+/** One `update` event's data, as far as the watcher reads it. */
+interface UpdateData {
+  readonly candles: {
+    readonly symbol: string;
+    readonly interval: string;
+    readonly time: number;
+    readonly close: number;
+    readonly trades: number;
+  }[];
+}
+
+/**
+ * Opens `${baseUrl}/api/stream` and records every 1m candle of every `update` event. A stream
+ * that ends or fails is opened again after `retryMs` (default 2000, the `retry:` the hub sends),
+ * as the page's `EventSource` does; a failure never escapes (it used to reject a promise nobody
+ * awaited until the step's end, which ends a Deno process).
+ */
+export function watchLivePage(
+  baseUrl: string,
+  options: { readonly retryMs?: number } = {},
+): LivePageWatcher {
+  const retryMs = options.retryMs ?? 2000;
   const controller = new AbortController();
+  const { signal } = controller;
   const shown: ShownCandle[] = [];
   let events = 0;
-  const decoder = new TextDecoder();
-  const done = (async () => {
-    const response = await fetch(`${baseUrl}/api/stream`, { signal: controller.signal });
+  let reconnects = 0;
+
+  function onEvent(data: UpdateData, at: number): void {
+    events++;
+    for (const c of data.candles) {
+      if (c.interval !== "1m") continue;
+      shown.push({ at, symbol: c.symbol, time: c.time, close: c.close, trades: c.trades });
+    }
+  }
+
+  /** Reads one connection's stream until it ends, fails or the watcher stops. */
+  async function readOnce(): Promise<void> {
+    const response = await fetch(`${baseUrl}/api/stream`, { signal });
     if (!response.ok || !response.body) {
+      await response.body?.cancel();
       throw new Error(`GET /api/stream answered ${response.status}`);
     }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
     let text = "";
-    for await (const chunk of response.body) {
-      const at = Date.now();
-      text += decoder.decode(chunk, { stream: true });
-      for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n")) {
-        const block = text.slice(0, end);
-        text = text.slice(end + 2);
-        if (!block.startsWith("event: update\n")) continue;
-        const data = block.slice(block.indexOf("data: ") + 6);
-        const event = JSON.parse(data) as {
-          candles: {
-            symbol: string;
-            interval: string;
-            time: number;
-            close: number;
-            trades: number;
-          }[];
-        };
-        events++;
-        for (const c of event.candles) {
-          if (c.interval !== "1m") continue;
-          shown.push({ at, symbol: c.symbol, time: c.time, close: c.close, trades: c.trades });
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const at = Date.now();
+        text += decoder.decode(value, { stream: true });
+        for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n")) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          if (!block.startsWith("event: update\n")) continue;
+          onEvent(JSON.parse(block.slice(block.indexOf("data: ") + 6)) as UpdateData, at);
         }
       }
+    } finally {
+      await reader.cancel().catch(() => {});
     }
-  })().catch((error) => {
-    if (!controller.signal.aborted) throw error;
-  });
+  }
+
+  const done = (async () => {
+    while (!signal.aborted) {
+      try {
+        await readOnce();
+      } catch {
+        // Stopped, or the stream failed: opened again below unless stopped.
+      }
+      if (signal.aborted) return;
+      reconnects++;
+      await delay(retryMs, signal);
+    }
+  })();
   return {
     shown,
     events: () => events,
+    reconnects: () => reconnects,
     async stop() {
       controller.abort();
-      await done.catch(() => {});
+      await done;
     },
   };
 }
@@ -155,6 +196,8 @@ export interface PathLatency {
 export interface LivePageLatency extends PathLatency {
   /** `update` events received over the whole step. */
   readonly events: number;
+  /** Times the page's stream ended or failed and was opened again. */
+  readonly reconnects: number;
   /** To gold's write of the candle that first counted it (the update's `updatedAt`). */
   readonly goldWritten: PathLatency | null;
   /** To that update's arrival at a consumer of the candle-updates topic. */
@@ -175,7 +218,7 @@ export interface PathSeries {
 export async function livePageLatency(
   session: cassandra.Client,
   keyspace: string,
-  series: PathSeries & { readonly events: number },
+  series: PathSeries & { readonly events: number; readonly reconnects: number },
   from: number,
   to: number,
 ): Promise<LivePageLatency> {
@@ -251,6 +294,7 @@ export async function livePageLatency(
   return {
     ...figures("page"),
     events: series.events,
+    reconnects: series.reconnects,
     goldWritten: series.goldWritten ? figures("goldWritten") : null,
     updateConsumed: series.updateConsumed ? figures("updateConsumed") : null,
   };

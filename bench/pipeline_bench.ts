@@ -379,6 +379,22 @@ function exitedByItself(started: readonly Child[]): Child | undefined {
   return started.find((c) => c.status !== undefined && !c.stopping);
 }
 
+/**
+ * `promise`, or an error naming `what` once `ms` passed: a step never waits without bound on a
+ * server or a child (it fails, and says on what).
+ */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits until each of `roles` reports as up, failing fast when a child exits. */
 async function waitForRoles(
   collector: Collector,
@@ -530,7 +546,12 @@ async function sampleFor(
     }
     if (tick % 2 === 0) {
       const byGroup: Record<string, number> = {};
-      for (const l of await consumerLag(probes.admin, probes.subscriptions)) {
+      const lags = await within(
+        consumerLag(probes.admin, probes.subscriptions),
+        60_000,
+        "Kafka (consumer lag)",
+      );
+      for (const l of lags) {
         byGroup[l.group] = (byGroup[l.group] ?? 0) + l.lag;
       }
       if (options.keepLag) samples.lag.push({ at: Date.now(), byGroup });
@@ -559,7 +580,11 @@ async function takeMark(
 ): Promise<Mark> {
   const cpu = new Map<ProcessName, number>();
   for (const [name, pid] of pids) if (pid !== null) cpu.set(name, cpuTicks(pid));
-  const stats = await (await fetch(`${controlUrl}stats`)).json();
+  const stats = await within(
+    fetch(`${controlUrl}stats`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.json()),
+    10_000,
+    "the simulator's /control/stats",
+  );
   return {
     at: Date.now(),
     reports: latestByRole(collector),
@@ -803,6 +828,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
         {
           page: watcher.shown,
           events: watcher.events(),
+          reconnects: watcher.reconnects(),
           ...(updates ? { goldWritten: updates.written, updateConsumed: updates.consumed } : {}),
         },
         a.at,
@@ -1025,7 +1051,9 @@ function printReport(summary: Summary): void {
       pair(s.ingestToSilverFromCassandra),
       livePair(s.ingestToLivePage?.goldWritten),
       livePair(s.ingestToLivePage?.updateConsumed),
-      livePair(s.ingestToLivePage),
+      `${livePair(s.ingestToLivePage)}${
+        s.ingestToLivePage?.reconnects ? ` ~${s.ingestToLivePage.reconnects}` : ""
+      }`,
       ...INTERVALS.map((i) => pair(s.watermarkToFinal[i]!)),
     ]),
   ));
@@ -1035,7 +1063,8 @@ function printReport(summary: Summary): void {
       "  writes, so it is a lower bound. watermark->final: gold's histogram over the whole step.\n" +
       "  ingest->live page: each trade ingested in the span to the first /api/stream `update`\n" +
       "  event showing it in its 1m candle, as the bench's stream client received it; `!n`: n\n" +
-      "  trades never shown before the span ended, `?n`: n events not matching silver. The same\n" +
+      "  trades never shown before the span ended, `?n`: n events not matching silver, `~n`: the\n" +
+      "  stream ended or failed n times and was opened again (after 2 s, as the page does). The same\n" +
       "  trades to the candle update that first counted them: its updatedAt (gold's row write, as\n" +
       "  it starts) and its arrival at the bench's own consumer of the candle-updates topic.",
   );
