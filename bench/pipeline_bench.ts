@@ -92,7 +92,8 @@ const GRACE_MS = 15_000;
 /** The producer must have delivered this share of the target rate. */
 const DELIVERED_SHARE = 0.98;
 
-type ProcessName = "simulator" | WorkerRole | "kafka" | "cassandra";
+/** The processes measured; `status` only runs with `--live-page`. */
+type ProcessName = "simulator" | WorkerRole | "kafka" | "cassandra" | "status";
 const PROCESS_NAMES: readonly ProcessName[] = [
   "simulator",
   "producer",
@@ -101,6 +102,7 @@ const PROCESS_NAMES: readonly ProcessName[] = [
   "gold",
   "kafka",
   "cassandra",
+  "status",
 ];
 
 // --- /proc readers (the same reading as bench/producer_bench.ts's cpuTicks/machineTicks) ------
@@ -146,7 +148,7 @@ function otherDenoProcesses(ours: ReadonlySet<number>): string[] {
 
 /** One child process of the benchmark; its output goes to `logPath`. */
 interface Child {
-  readonly name: ProcessName | "status";
+  readonly name: ProcessName;
   readonly pid: number;
   readonly process: RunningProcess;
   readonly logPath: string;
