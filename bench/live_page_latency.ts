@@ -11,7 +11,7 @@
  *
  * The path measured: producer, raw topic, bronze, silver, gold's fold and flush (its rows
  * written, then the candle published), the status process's candle feed, the hub's per-client
- * throttle (an event at most every 250 ms), and the stream to the client. To say where the time
+ * throttle (an event at most every 100 ms), and the stream to the client. To say where the time
  * goes, the same trades are timed on two points of that path, from the candle-updates topic read
  * by a consumer of the bench's own ({@linkcode watchCandleUpdates}): the update's `updatedAt`
  * (gold's write of the row, stamped as it starts) and its arrival at that consumer (published
