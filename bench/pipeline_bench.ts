@@ -219,7 +219,10 @@ async function spawnRole(
   };
   children.add(child);
   found.promise.catch(() => {});
-  return { child, match: await found.promise };
+  return {
+    child,
+    match: await within(found.promise, 120_000, `${role} (its ready line, see ${logPath})`),
+  };
 }
 
 /** SIGTERM, then SIGKILL whatever is left after `graceMs`; resolves when all have exited. */
