@@ -18,7 +18,9 @@
  *   300 s sees one boundary, with `GOLD_ALLOWED_LATENESS_MS` = `--lateness-ms`);
  * - with `--live-page`: p50/p99 from a trade's ingest to the market page's `update` event that
  *   first shows it in its candle, as a client of `/api/stream` on a status process of the step
- *   receives it (`live_page_latency.ts`; over the measured span);
+ *   receives it, and of the same trades to gold's row write and to the candle update's arrival
+ *   at a consumer of the bench's own (`live_page_latency.ts`; over the measured span); the
+ *   status process's CPU and memory are then measured with the others;
  * - CPU (percent of one core, over the measured span) and peak resident memory (VmRSS, whole
  *   step) of every process, Kafka's and Cassandra's JVMs included, the machine's CPU and load;
  * - Cassandra's own coordinator write latency per table and its busiest thread pools.
