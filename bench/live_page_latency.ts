@@ -11,11 +11,20 @@
  *
  * The path measured: producer, raw topic, bronze, silver, gold's fold and flush (its rows
  * written, then the candle published), the status process's candle feed, the hub's per-client
- * throttle (an event at most every 250 ms), and the stream to the client.
+ * throttle (an event at most every 100 ms), and the stream to the client. To say where the time
+ * goes, the same trades are timed on two points of that path, from the candle-updates topic read
+ * by a consumer of the bench's own ({@linkcode watchCandleUpdates}): the update's `updatedAt`
+ * (gold's write of the row, stamped as it starts) and its arrival at that consumer (published
+ * and fetched, as the status process's feed fetches it).
  *
  * @module
  */
 import type cassandra from "cassandra-driver";
+import type { Kafka } from "kafkajs";
+import { delay } from "../shared/delay.ts";
+import type { Logger } from "../shared/log.ts";
+import type { WireCodec } from "../shared/wire.ts";
+import { createCandleFeed } from "../status/market/feed.ts";
 import { sampleQuantile } from "./pipeline_stats.ts";
 
 /** One 1m candle as an `update` event showed it. */
@@ -35,91 +44,194 @@ export interface LivePageWatcher {
   readonly shown: ShownCandle[];
   /** Events received. */
   events(): number;
+  /** Times the stream ended or failed and was opened again. */
+  reconnects(): number;
   /** Closes the stream. */
   stop(): Promise<void>;
 }
 
-/** Opens `${baseUrl}/api/stream` and records every 1m candle of every `update` event. */
-export function watchLivePage(baseUrl: string): LivePageWatcher {
+/** One `update` event's data, as far as the watcher reads it. */
+interface UpdateData {
+  readonly candles: {
+    readonly symbol: string;
+    readonly interval: string;
+    readonly time: number;
+    readonly close: number;
+    readonly trades: number;
+  }[];
+}
+
+/**
+ * Opens `${baseUrl}/api/stream` and records every 1m candle of every `update` event. A stream
+ * that ends or fails is opened again after `retryMs` (default 2000, the `retry:` the hub sends),
+ * as the page's `EventSource` does; a failure never escapes (it used to reject a promise nobody
+ * awaited until the step's end, which ends a Deno process).
+ */
+export function watchLivePage(
+  baseUrl: string,
+  options: { readonly retryMs?: number } = {},
+): LivePageWatcher {
+  const retryMs = options.retryMs ?? 2000;
   const controller = new AbortController();
+  const { signal } = controller;
   const shown: ShownCandle[] = [];
   let events = 0;
-  const decoder = new TextDecoder();
-  const done = (async () => {
-    const response = await fetch(`${baseUrl}/api/stream`, { signal: controller.signal });
+  let reconnects = 0;
+
+  function onEvent(data: UpdateData, at: number): void {
+    events++;
+    for (const c of data.candles) {
+      if (c.interval !== "1m") continue;
+      shown.push({ at, symbol: c.symbol, time: c.time, close: c.close, trades: c.trades });
+    }
+  }
+
+  /** Reads one connection's stream until it ends, fails or the watcher stops. */
+  async function readOnce(): Promise<void> {
+    const response = await fetch(`${baseUrl}/api/stream`, { signal });
     if (!response.ok || !response.body) {
+      await response.body?.cancel();
       throw new Error(`GET /api/stream answered ${response.status}`);
     }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
     let text = "";
-    for await (const chunk of response.body) {
-      const at = Date.now();
-      text += decoder.decode(chunk, { stream: true });
-      for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n")) {
-        const block = text.slice(0, end);
-        text = text.slice(end + 2);
-        if (!block.startsWith("event: update\n")) continue;
-        const data = block.slice(block.indexOf("data: ") + 6);
-        const event = JSON.parse(data) as {
-          candles: {
-            symbol: string;
-            interval: string;
-            time: number;
-            close: number;
-            trades: number;
-          }[];
-        };
-        events++;
-        for (const c of event.candles) {
-          if (c.interval !== "1m") continue;
-          shown.push({ at, symbol: c.symbol, time: c.time, close: c.close, trades: c.trades });
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const at = Date.now();
+        text += decoder.decode(value, { stream: true });
+        for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n")) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          if (!block.startsWith("event: update\n")) continue;
+          onEvent(JSON.parse(block.slice(block.indexOf("data: ") + 6)) as UpdateData, at);
         }
       }
+    } finally {
+      await reader.cancel().catch(() => {});
     }
-  })().catch((error) => {
-    if (!controller.signal.aborted) throw error;
-  });
+  }
+
+  const done = (async () => {
+    while (!signal.aborted) {
+      try {
+        await readOnce();
+      } catch {
+        // Stopped, or the stream failed: opened again below unless stopped.
+      }
+      if (signal.aborted) return;
+      reconnects++;
+      await delay(retryMs, signal);
+    }
+  })();
   return {
     shown,
     events: () => events,
+    reconnects: () => reconnects,
     async stop() {
       controller.abort();
-      await done.catch(() => {});
+      await done;
     },
   };
 }
 
-/** Trade ingest to the event that first showed it on the page. */
-export interface LivePageLatency {
+/** A running consumer of the candle-updates topic (see the module doc). */
+export interface CandleUpdateWatcher {
+  /** Each 1m update, at its `updatedAt` (gold's write of the row, stamped as it starts). */
+  readonly written: ShownCandle[];
+  /** Each 1m update, at its arrival here. */
+  readonly consumed: ShownCandle[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Reads `topic` from its end in a group of its own, as the status process's feed does, and
+ * records every 1m update twice (see {@linkcode CandleUpdateWatcher}).
+ */
+export function watchCandleUpdates(
+  options: {
+    readonly kafka: Kafka;
+    readonly topic: string;
+    readonly groupId: string;
+    readonly wire: WireCodec;
+    readonly log: Logger;
+  },
+): CandleUpdateWatcher {
+  const written: ShownCandle[] = [];
+  const consumed: ShownCandle[] = [];
+  const feed = createCandleFeed({
+    ...options,
+    onUpdate(update) {
+      if (update.interval !== "1m") return;
+      const candle = {
+        symbol: update.symbol,
+        time: update.windowStart,
+        close: update.close,
+        trades: update.tradeCount,
+      };
+      written.push({ at: update.updatedAt, ...candle });
+      consumed.push({ at: Date.now(), ...candle });
+    },
+  });
+  feed.start();
+  return { written, consumed, stop: () => feed.stop() };
+}
+
+/** Trade ingest to the first of a series of candle states that counted it. */
+export interface PathLatency {
   /** Trades ingested in the span and shown, each counted once. */
   readonly count: number;
   readonly p50Ms: number | null;
   readonly p99Ms: number | null;
   readonly maxMs: number | null;
-  /** Trades ingested in the span that no event showed before the watcher stopped. */
+  /** Trades ingested in the span that no candle state counted before the watcher stopped. */
   readonly notShown: number;
-  /** Events whose close did not match their `n`-th silver row (left out). */
+  /** States whose close did not match their `n`-th silver row (left out). */
   readonly unmatched: number;
+}
+
+/** Trade ingest to the event that first showed it on the page, and to two points before it. */
+export interface LivePageLatency extends PathLatency {
   /** `update` events received over the whole step. */
   readonly events: number;
+  /** Times the page's stream ended or failed and was opened again. */
+  readonly reconnects: number;
+  /** To gold's write of the candle that first counted it (the update's `updatedAt`). */
+  readonly goldWritten: PathLatency | null;
+  /** To that update's arrival at a consumer of the candle-updates topic. */
+  readonly updateConsumed: PathLatency | null;
+}
+
+/** The candle states of each point of the path, in arrival order. */
+export interface PathSeries {
+  readonly page: readonly ShownCandle[];
+  readonly goldWritten?: readonly ShownCandle[];
+  readonly updateConsumed?: readonly ShownCandle[];
 }
 
 /**
- * The latency of every trade with an ingest time in `[from, to]` in the windows `shown` touched,
- * from the silver rows of `keyspace` (see the module doc).
+ * The latency of every trade with an ingest time in `[from, to]` in the windows the page showed,
+ * to each point of `series`, from the silver rows of `keyspace` (see the module doc).
  */
 export async function livePageLatency(
   session: cassandra.Client,
   keyspace: string,
-  watcher: LivePageWatcher,
+  series: PathSeries & { readonly events: number; readonly reconnects: number },
   from: number,
   to: number,
 ): Promise<LivePageLatency> {
-  const byWindow = new Map<string, ShownCandle[]>();
-  for (const candle of watcher.shown) {
-    const key = `${candle.symbol}|${candle.time}`;
-    const list = byWindow.get(key) ?? [];
-    list.push(candle);
-    byWindow.set(key, list);
+  const names = ["page", "goldWritten", "updateConsumed"] as const;
+  type Name = typeof names[number];
+  const byWindow = new Map<string, Record<Name, ShownCandle[]>>();
+  for (const name of names) {
+    for (const candle of series[name] ?? []) {
+      const key = `${candle.symbol}|${candle.time}`;
+      let lists = byWindow.get(key);
+      if (!lists) byWindow.set(key, lists = { page: [], goldWritten: [], updateConsumed: [] });
+      lists[name].push(candle);
+    }
   }
   const query = `SELECT price, ingest_time FROM ${keyspace}.trades_silver
     WHERE symbol = ? AND bucket = ? AND event_time >= ? AND event_time < ?`;
@@ -143,34 +255,48 @@ export async function livePageLatency(
     } while (pageState);
     return rows;
   }
-  const delays: number[] = [];
-  let notShown = 0;
-  let unmatched = 0;
-  const windows = [...byWindow.values()].filter((list) =>
-    list[0]!.time + 60_000 >= from && list[0]!.time <= to
-  );
+  const totals = Object.fromEntries(
+    names.map((name) => [name, { delays: [] as number[], notShown: 0, unmatched: 0 }]),
+  ) as Record<Name, { delays: number[]; notShown: number; unmatched: number }>;
+  // The windows the page showed: the other points are timed on the same trades.
+  const windows = [...byWindow.values()].filter((lists) => {
+    const first = lists.page[0];
+    return first !== undefined && first.time + 60_000 >= from && first.time <= to;
+  });
   // A few windows at a time: at 5,000 trades/s a minute of windows holds 300,000 rows.
   for (let next = 0; next < windows.length;) {
     await Promise.all(
-      windows.slice(next, next += 8).map(async (list) => {
-        const { symbol, time } = list[0]!;
+      windows.slice(next, next += 8).map(async (lists) => {
+        const { symbol, time } = lists.page[0]!;
         const rows = await windowRows(symbol, time);
-        const counts = firstShown(rows, list, from, to);
-        for (const d of counts.delays) delays.push(d);
-        notShown += counts.notShown;
-        unmatched += counts.unmatched;
+        for (const name of names) {
+          const counts = firstShown(rows, lists[name], from, to);
+          const total = totals[name];
+          for (const d of counts.delays) total.delays.push(d);
+          total.notShown += counts.notShown;
+          total.unmatched += counts.unmatched;
+        }
       }),
     );
   }
-  delays.sort((x, y) => x - y);
+  const figures = (name: Name): PathLatency => {
+    const { delays, notShown, unmatched } = totals[name];
+    delays.sort((x, y) => x - y);
+    return {
+      count: delays.length,
+      p50Ms: sampleQuantile(delays, 0.5),
+      p99Ms: sampleQuantile(delays, 0.99),
+      maxMs: delays.at(-1) ?? null,
+      notShown,
+      unmatched,
+    };
+  };
   return {
-    count: delays.length,
-    p50Ms: sampleQuantile(delays, 0.5),
-    p99Ms: sampleQuantile(delays, 0.99),
-    maxMs: delays.at(-1) ?? null,
-    notShown,
-    unmatched,
-    events: watcher.events(),
+    ...figures("page"),
+    events: series.events,
+    reconnects: series.reconnects,
+    goldWritten: series.goldWritten ? figures("goldWritten") : null,
+    updateConsumed: series.updateConsumed ? figures("updateConsumed") : null,
   };
 }
 

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { firstShown, type ShownCandle } from "./live_page_latency.ts";
+import { delay } from "../shared/delay.ts";
+import { sseEvent } from "../status/market/hub.ts";
+import { serveStatus } from "../status/server.ts";
+import { firstShown, type ShownCandle, watchLivePage } from "./live_page_latency.ts";
 
 const rows = [
   { price: 10, ingest: 1_000 },
@@ -31,4 +34,74 @@ Deno.test("firstShown() counts trades no event reached, within the span only", (
 Deno.test("firstShown() skips an event whose close is not its n-th row's price", () => {
   const result = firstShown(rows, [shown(1_500, 2, 99), shown(1_800, 3, 12)], 0, 10_000);
   assert.deepEqual(result, { delays: [800, 700, 600], notShown: 1, unmatched: 1 });
+});
+
+/** An SSE server for the watcher: each connection gets `events(n)` for its n-th connection. */
+async function sseServer(
+  respond: (connection: number) => ReadableStream<Uint8Array>,
+): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const server = await serveStatus({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () =>
+      new Response(respond(++connections), { headers: { "Content-Type": "text/event-stream" } }),
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    connections: () => connections,
+    close: () => server.shutdown(),
+  };
+}
+
+const encoder = new TextEncoder();
+
+function updateEvent(trades: number): Uint8Array {
+  return sseEvent("update", {
+    candles: [{ symbol: "AAPL", interval: "1m", time: 0, close: 10, trades }],
+  });
+}
+
+Deno.test("watchLivePage() outlives a stream the server cuts: it reconnects, as the page does", async () => {
+  const server = await sseServer((connection) =>
+    new ReadableStream({
+      start(controller) {
+        controller.enqueue(encoder.encode("retry: 2000\n\n"));
+        controller.enqueue(updateEvent(connection));
+        // The first connection is cut mid-stream (the server destroys the socket).
+        if (connection === 1) setTimeout(() => controller.error(new Error("cut")), 50);
+      },
+    })
+  );
+  const watcher = watchLivePage(server.url, { retryMs: 100 });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (watcher.shown.length < 2 && Date.now() < deadline) await delay(20);
+    assert.deepEqual(watcher.shown.map((c) => c.trades), [1, 2]);
+    assert.equal(watcher.reconnects(), 1);
+  } finally {
+    await watcher.stop();
+    await server.close();
+  }
+});
+
+Deno.test("watchLivePage() stop() returns while the server holds the stream open and silent", async () => {
+  const server = await sseServer(() =>
+    new ReadableStream({
+      start(controller) {
+        controller.enqueue(encoder.encode("retry: 2000\n\n"));
+      },
+    })
+  );
+  const watcher = watchLivePage(server.url);
+  try {
+    const deadline = Date.now() + 10_000;
+    while (server.connections() === 0 && Date.now() < deadline) await delay(20);
+    await delay(100);
+  } finally {
+    const started = Date.now();
+    await watcher.stop();
+    assert.ok(Date.now() - started < 2_000, "stop() took too long");
+    await server.close();
+  }
 });

@@ -18,7 +18,9 @@
  *   300 s sees one boundary, with `GOLD_ALLOWED_LATENESS_MS` = `--lateness-ms`);
  * - with `--live-page`: p50/p99 from a trade's ingest to the market page's `update` event that
  *   first shows it in its candle, as a client of `/api/stream` on a status process of the step
- *   receives it (`live_page_latency.ts`; over the measured span);
+ *   receives it, and of the same trades to gold's row write and to the candle update's arrival
+ *   at a consumer of the bench's own (`live_page_latency.ts`; over the measured span); the
+ *   status process's CPU and memory are then measured with the others;
  * - CPU (percent of one core, over the measured span) and peak resident memory (VmRSS, whole
  *   step) of every process, Kafka's and Cassandra's JVMs included, the machine's CPU and load;
  * - Cassandra's own coordinator write latency per table and its busiest thread pools.
@@ -77,9 +79,12 @@ import { consumerLag } from "../shared/lag.ts";
 import { INTERVALS } from "../shared/gold_table.ts";
 import { benchSymbols } from "./symbols.ts";
 import {
+  type CandleUpdateWatcher,
   type LivePageLatency,
   livePageLatency,
   type LivePageWatcher,
+  type PathLatency,
+  watchCandleUpdates,
   watchLivePage,
 } from "./live_page_latency.ts";
 
@@ -89,7 +94,8 @@ const GRACE_MS = 15_000;
 /** The producer must have delivered this share of the target rate. */
 const DELIVERED_SHARE = 0.98;
 
-type ProcessName = "simulator" | WorkerRole | "kafka" | "cassandra";
+/** The processes measured; `status` only runs with `--live-page`. */
+type ProcessName = "simulator" | WorkerRole | "kafka" | "cassandra" | "status";
 const PROCESS_NAMES: readonly ProcessName[] = [
   "simulator",
   "producer",
@@ -98,6 +104,7 @@ const PROCESS_NAMES: readonly ProcessName[] = [
   "gold",
   "kafka",
   "cassandra",
+  "status",
 ];
 
 // --- /proc readers (the same reading as bench/producer_bench.ts's cpuTicks/machineTicks) ------
@@ -143,7 +150,7 @@ function otherDenoProcesses(ours: ReadonlySet<number>): string[] {
 
 /** One child process of the benchmark; its output goes to `logPath`. */
 interface Child {
-  readonly name: ProcessName | "status";
+  readonly name: ProcessName;
   readonly pid: number;
   readonly process: RunningProcess;
   readonly logPath: string;
@@ -214,7 +221,10 @@ async function spawnRole(
   };
   children.add(child);
   found.promise.catch(() => {});
-  return { child, match: await found.promise };
+  return {
+    child,
+    match: await within(found.promise, 120_000, `${role} (its ready line, see ${logPath})`),
+  };
 }
 
 /** SIGTERM, then SIGKILL whatever is left after `graceMs`; resolves when all have exited. */
@@ -376,6 +386,22 @@ function exitedByItself(started: readonly Child[]): Child | undefined {
   return started.find((c) => c.status !== undefined && !c.stopping);
 }
 
+/**
+ * `promise`, or an error naming `what` once `ms` passed: a step never waits without bound on a
+ * server or a child (it fails, and says on what).
+ */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits until each of `roles` reports as up, failing fast when a child exits. */
 async function waitForRoles(
   collector: Collector,
@@ -527,7 +553,12 @@ async function sampleFor(
     }
     if (tick % 2 === 0) {
       const byGroup: Record<string, number> = {};
-      for (const l of await consumerLag(probes.admin, probes.subscriptions)) {
+      const lags = await within(
+        consumerLag(probes.admin, probes.subscriptions),
+        60_000,
+        "Kafka (consumer lag)",
+      );
+      for (const l of lags) {
         byGroup[l.group] = (byGroup[l.group] ?? 0) + l.lag;
       }
       if (options.keepLag) samples.lag.push({ at: Date.now(), byGroup });
@@ -556,7 +587,11 @@ async function takeMark(
 ): Promise<Mark> {
   const cpu = new Map<ProcessName, number>();
   for (const [name, pid] of pids) if (pid !== null) cpu.set(name, cpuTicks(pid));
-  const stats = await (await fetch(`${controlUrl}stats`)).json();
+  const stats = await within(
+    fetch(`${controlUrl}stats`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.json()),
+    10_000,
+    "the simulator's /control/stats",
+  );
   return {
     at: Date.now(),
     reports: latestByRole(collector),
@@ -713,14 +748,17 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
   );
   const started: Child[] = [];
   let watcher: LivePageWatcher | undefined;
+  let updates: CandleUpdateWatcher | undefined;
   const kafka = createKafka(config.kafka, log, { clientIdSuffix: "bench" });
   const admin = kafka.admin();
   const collectorGroup = `${config.kafka.groupPrefix}.status-bench`;
+  const updatesGroup = `${config.kafka.groupPrefix}.status-bench-candles`;
+  const wire = createWireCodec(createSchemaRegistryClient(config.registry));
   const collector = createCollector({
     kafka,
     topic: config.kafka.topics.metrics,
     groupId: collectorGroup,
-    wire: createWireCodec(createSchemaRegistryClient(config.registry)),
+    wire,
     log,
   });
   const session = createCassandraClient(config.cassandra, { applicationName: "market-bench" });
@@ -752,12 +790,22 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       producerBufferMax: 0,
     };
 
-    if (statusUrl !== undefined) watcher = watchLivePage(statusUrl);
+    if (statusUrl !== undefined) {
+      watcher = watchLivePage(statusUrl);
+      updates = watchCandleUpdates({
+        kafka,
+        topic: config.kafka.topics.candles,
+        groupId: updatesGroup,
+        wire,
+        log,
+      });
+    }
     await sampleFor(settings.warmupS, probes, samples, { keepLag: false });
     const a = await takeMark(collector, pids, controlUrl);
     await sampleFor(settings.durationS, probes, samples, { keepLag: true });
     const b = await takeMark(collector, pids, controlUrl);
     await watcher?.stop();
+    await updates?.stop();
     if (signal.aborted) throw new Error("interrupted");
     const cassandraLatency = await coordinatorWriteLatency(session, config.cassandra.keyspace);
     const { machineCpuPct, knownCpuPct, ...figures } = stepFigures(
@@ -784,7 +832,12 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       ingestToLivePage: watcher === undefined ? null : await livePageLatency(
         session,
         config.cassandra.keyspace,
-        watcher,
+        {
+          page: watcher.shown,
+          events: watcher.events(),
+          reconnects: watcher.reconnects(),
+          ...(updates ? { goldWritten: updates.written, updateConsumed: updates.consumed } : {}),
+        },
         a.at,
         b.at - 3_000,
       ),
@@ -805,10 +858,15 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     };
   } finally {
     await watcher?.stop();
+    await updates?.stop();
     await stopChildren(started);
     await session.shutdown().catch(() => {});
     await collector.stop().catch(() => {});
-    await admin.deleteGroups([...STAGES.map((s) => groupIdOf(config, s)), collectorGroup])
+    await admin.deleteGroups([
+      ...STAGES.map((s) => groupIdOf(config, s)),
+      collectorGroup,
+      ...(updates ? [updatesGroup] : []),
+    ])
       .catch(() => {});
     await admin.disconnect().catch(() => {});
     await deprovision(config);
@@ -978,15 +1036,19 @@ function printReport(summary: Summary): void {
   console.log("\nLatency, ms: p50/p99 (observations)\n");
   const pair = (f: LatencyFigures) =>
     f.count === 0 ? "-" : `${f.p50Ms}/${f.p99Ms}${f.p99AboveBuckets ? "+" : ""} (${f.count})`;
-  const livePair = (f: LivePageLatency) =>
-    `${pair({ count: f.count, p50Ms: f.p50Ms, p99Ms: f.p99Ms })}${
-      f.notShown > 0 ? ` !${f.notShown}` : ""
-    }${f.unmatched > 0 ? ` ?${f.unmatched}` : ""}`;
+  const livePair = (f: PathLatency | null | undefined) =>
+    !f
+      ? "-"
+      : `${pair({ count: f.count, p50Ms: f.p50Ms, p99Ms: f.p99Ms })}${
+        f.notShown > 0 ? ` !${f.notShown}` : ""
+      }${f.unmatched > 0 ? ` ?${f.unmatched}` : ""}`;
   console.log(table(
     [
       "target/s",
       "ingest->silver",
       "silver rows: stored_at-ingest",
+      "ingest->gold row",
+      "ingest->update read",
       "ingest->live page",
       ...INTERVALS.map((i) => `watermark->final ${i}`),
     ],
@@ -994,7 +1056,11 @@ function printReport(summary: Summary): void {
       s.rate,
       pair(s.ingestToSilver),
       pair(s.ingestToSilverFromCassandra),
-      s.ingestToLivePage ? livePair(s.ingestToLivePage) : "-",
+      livePair(s.ingestToLivePage?.goldWritten),
+      livePair(s.ingestToLivePage?.updateConsumed),
+      `${livePair(s.ingestToLivePage)}${
+        s.ingestToLivePage?.reconnects ? ` ~${s.ingestToLivePage.reconnects}` : ""
+      }`,
       ...INTERVALS.map((i) => pair(s.watermarkToFinal[i]!)),
     ]),
   ));
@@ -1004,7 +1070,10 @@ function printReport(summary: Summary): void {
       "  writes, so it is a lower bound. watermark->final: gold's histogram over the whole step.\n" +
       "  ingest->live page: each trade ingested in the span to the first /api/stream `update`\n" +
       "  event showing it in its 1m candle, as the bench's stream client received it; `!n`: n\n" +
-      "  trades never shown before the span ended, `?n`: n events not matching silver.",
+      "  trades never shown before the span ended, `?n`: n events not matching silver, `~n`: the\n" +
+      "  stream ended or failed n times and was opened again (after 2 s, as the page does). The same\n" +
+      "  trades to the candle update that first counted them: its updatedAt (gold's row write, as\n" +
+      "  it starts) and its arrival at the bench's own consumer of the candle-updates topic.",
   );
 
   console.log(

@@ -15,7 +15,7 @@
  *   1,000;
  * - `GET /api/latest?symbol=`: the latest trade price, or 404 when none was seen;
  * - `GET /api/health`: the health strip as JSON, plus whether live updates flow;
- * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 4 a second;
+ * - `GET /api/stream?symbol=`: server-sent `update` events (see `hub.ts`), at most 10 a second;
  * - `GET /api/watchlist`: `{ time, interval, rows, omitted }`, a row per symbol (the symbols of
  *   `/api/symbols`, at most `MAX_WATCHLIST_SYMBOLS`; `omitted` counts the rest) with its last
  *   price, change since the session's open, the day's volume and windows (see `watchlist.ts`),
