@@ -33,6 +33,8 @@ import {
   testOptions,
 } from "../faults/harness.ts";
 import { groupIdOf, STAGES } from "../../shared/topology.ts";
+import { Secret } from "../../shared/secret.ts";
+import { leaseNames } from "../../producer/lease.ts";
 import {
   brokerName,
   CLUSTER_ENV,
@@ -222,10 +224,15 @@ Deno.test({
     await onCluster("broker kill", 2102, async (ctx) => {
       const { id, n, counts } = await busiestBroker(ctx.p);
       const coordinator = await groupCoordinator(ctx.p.admin, groupIdOf(ctx.p.config, "silver"));
+      const lease = leaseNames({
+        finnhub: { ...ctx.p.config.finnhub, apiKey: new Secret(SECRETS.FINNHUB_API_KEY) },
+        kafka: ctx.p.config.kafka,
+      });
+      const leaseCoordinator = await groupCoordinator(ctx.p.admin, lease.groupId);
       ctx.log(
         `leaders of raw+silver by broker: ${
           JSON.stringify(Object.fromEntries(counts))
-        }; silver's group coordinator: broker ${coordinator}; killing broker ${id} (${n})`,
+        }; group coordinator of silver: broker ${coordinator}, of the producer lease: broker ${leaseCoordinator}; killing broker ${id} (${n})`,
       );
       await outage(ctx, brokerName(id));
       await waitFullIsr(ctx.p.admin, [ctx.p.config.kafka.topics.raw]);
