@@ -60,6 +60,8 @@ if (!RUN) console.log(`tests/cluster/cluster_test.ts ignored: ${IGNORE_REASON}`)
 /** Trades per second of the feed; `CLUSTER_SUITE_RATE` overrides. */
 const RATE = Number(Deno.env.get("CLUSTER_SUITE_RATE") ?? (FULL ? 1_000 : 300));
 const OUTAGE_MS = FULL ? 60_000 : 20_000;
+/** The producer lease's session; `CLUSTER_SUITE_LEASE_SESSION_MS` overrides the default 6 s. */
+const LEASE_SESSION_MS = Deno.env.get("CLUSTER_SUITE_LEASE_SESSION_MS");
 
 type Log = (line: string) => void;
 
@@ -90,7 +92,12 @@ async function onCluster(
       log,
       // The producer as deployed for failover: it holds the API key's lease and writes in
       // transactions, and a standby waits to take over.
-      env: { ...CLUSTER_ENV, KAFKA_PARTITIONS: "6", PRODUCER_LEASE: "kafka" },
+      env: {
+        ...CLUSTER_ENV,
+        KAFKA_PARTITIONS: "6",
+        PRODUCER_LEASE: "kafka",
+        ...(LEASE_SESSION_MS ? { PRODUCER_LEASE_SESSION_MS: LEASE_SESSION_MS } : {}),
+      },
       simulator: { rate: RATE, seed },
     });
     const pipeline = p;
