@@ -38,10 +38,13 @@ const refused = () =>
 /** A kafkajs consumer group on a stub cluster; `calls` counts what the cluster was asked. */
 function group(cluster: Record<string, unknown> = {}) {
   const calls = { refreshMetadata: 0, findGroupCoordinator: 0 };
-  const newCoordinator = { nodeId: 2, heartbeats: 0, heartbeat: () => Promise.resolve() };
-  newCoordinator.heartbeat = () => {
-    newCoordinator.heartbeats++;
-    return Promise.resolve();
+  const newCoordinator = {
+    nodeId: 2,
+    heartbeats: 0,
+    heartbeat() {
+      this.heartbeats++;
+      return Promise.resolve();
+    },
   };
   const stub = {
     refreshMetadata: () => {
