@@ -10,6 +10,7 @@ import { assertProduceRetryFixed } from "./kafkajs_produce_retry.ts";
 import { assertEndTxnRetryFixed } from "./kafkajs_endtxn_retry.ts";
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
+import { failOverConsumerGroups } from "./kafkajs_consumer_failover.ts";
 import { speedUpKafkajs } from "./kafkajs_fast.ts";
 import { stopIdleRequestQueueLoop } from "./kafkajs_request_queue.ts";
 import type { Logger } from "./log.ts";
@@ -24,8 +25,9 @@ export interface CreateKafkaOptions {
 
 /**
  * Builds a kafkajs client; it connects only when a producer, consumer or admin does. Installs
- * the faster record encoding of `kafkajs_fast.ts` and the idle-loop fix of
- * `kafkajs_request_queue.ts` on first use.
+ * the faster record encoding of `kafkajs_fast.ts`, the idle-loop fix of
+ * `kafkajs_request_queue.ts` and the consumers' broker failover of `kafkajs_consumer_failover.ts`
+ * on first use.
  */
 export function createKafka(
   config: Config["kafka"],
@@ -36,6 +38,7 @@ export function createKafka(
   assertEndTxnRetryFixed();
   speedUpKafkajs();
   stopIdleRequestQueueLoop();
+  failOverConsumerGroups();
   const kafkaLog = log.child("kafkajs");
   return new Kafka({
     clientId: options.clientIdSuffix

@@ -99,6 +99,20 @@ export async function leaderCounts(admin: Admin, topics: string[]): Promise<Map<
   return counts;
 }
 
+/**
+ * The broker coordinating consumer group `groupId`: the leader of its `__consumer_offsets`
+ * partition, `(hashCode(groupId) & 0x7fffffff) % partitions` as the broker computes it (Java's
+ * `String.hashCode`, kafka.coordinator.group.GroupMetadataManager#partitionFor).
+ */
+export async function groupCoordinator(admin: Admin, groupId: string): Promise<number> {
+  let hash = 0;
+  for (let i = 0; i < groupId.length; i++) hash = (Math.imul(hash, 31) + groupId.charCodeAt(i)) | 0;
+  const { topics: [offsets] } = await admin.fetchTopicMetadata({ topics: ["__consumer_offsets"] });
+  const partitions = offsets!.partitions;
+  const id = (hash & 0x7fffffff) % partitions.length;
+  return partitions.find((p) => p.partitionId === id)!.leader;
+}
+
 /** Waits until every partition of `topics` has all `SIZE` replicas in sync. */
 export async function waitFullIsr(admin: Admin, topics: string[], timeoutMs = 180_000) {
   await waitFor(

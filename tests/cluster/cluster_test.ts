@@ -32,12 +32,15 @@ import {
   statusGet,
   testOptions,
 } from "../faults/harness.ts";
-import { STAGES } from "../../shared/topology.ts";
+import { groupIdOf, STAGES } from "../../shared/topology.ts";
+import { Secret } from "../../shared/secret.ts";
+import { leaseNames } from "../../producer/lease.ts";
 import {
   brokerName,
   CLUSTER_ENV,
   ensureAllUp,
   FULL,
+  groupCoordinator,
   IGNORE_REASON,
   killNode,
   leaderCounts,
@@ -57,6 +60,8 @@ if (!RUN) console.log(`tests/cluster/cluster_test.ts ignored: ${IGNORE_REASON}`)
 /** Trades per second of the feed; `CLUSTER_SUITE_RATE` overrides. */
 const RATE = Number(Deno.env.get("CLUSTER_SUITE_RATE") ?? (FULL ? 1_000 : 300));
 const OUTAGE_MS = FULL ? 60_000 : 20_000;
+/** The producer lease's session; `CLUSTER_SUITE_LEASE_SESSION_MS` overrides the default 6 s. */
+const LEASE_SESSION_MS = Deno.env.get("CLUSTER_SUITE_LEASE_SESSION_MS");
 
 type Log = (line: string) => void;
 
@@ -85,12 +90,20 @@ async function onCluster(
     p = await startPipeline({
       name: name.replaceAll(/\W+/g, "-"),
       log,
-      env: { ...CLUSTER_ENV, KAFKA_PARTITIONS: "6" },
+      // The producer as deployed for failover: it holds the API key's lease and writes in
+      // transactions, and a standby waits to take over.
+      env: {
+        ...CLUSTER_ENV,
+        KAFKA_PARTITIONS: "6",
+        PRODUCER_LEASE: "kafka",
+        ...(LEASE_SESSION_MS ? { PRODUCER_LEASE_SESSION_MS: LEASE_SESSION_MS } : {}),
+      },
       simulator: { rate: RATE, seed },
     });
     const pipeline = p;
     const statusPort = freePort();
     await startWorkers(p);
+    await p.spawn("producer", "producer-standby");
     await startStatus(p, statusPort);
     await p.guarded(waitFor("trades to reach the silver topic", async () => {
       const ends = await pipeline.admin.fetchTopicOffsets(pipeline.config.kafka.topics.silver);
@@ -120,6 +133,7 @@ async function onCluster(
     );
     assert.ok(p.children.every((c) => c.status === undefined), "every worker is still running");
     log(`no restart: ${workers.join(", ")} ran from start to end`);
+    log(`producer lease at the end: ${leaseStates(p)}`);
     await after?.({ p, log, statusPort }, a);
     passed = true;
   } finally {
@@ -136,6 +150,15 @@ async function onCluster(
     await ensureAllUp(log).catch((e) => log(`could not restart every node: ${e}`));
     await cluster.stop();
   }
+}
+
+/** Each producer's lease state in its latest report, and the trades it handed to Kafka. */
+function leaseStates(p: Pipeline): string {
+  return [...p.reports.values()].filter((r) => r.role === "producer").map((r) =>
+    `${r.workerId}: ${
+      metric(r.metrics, "pipeline_producer_lease_active") === 1 ? "active" : "standby"
+    }, acked ${metric(r.metrics, "pipeline_producer_trades_acked_total")}`
+  ).join("; ");
 }
 
 /** kill -9 of `node`, `OUTAGE_MS` down, restart; logs the times. */
@@ -207,10 +230,16 @@ Deno.test({
   async fn() {
     await onCluster("broker kill", 2102, async (ctx) => {
       const { id, n, counts } = await busiestBroker(ctx.p);
+      const coordinator = await groupCoordinator(ctx.p.admin, groupIdOf(ctx.p.config, "silver"));
+      const lease = leaseNames({
+        finnhub: { ...ctx.p.config.finnhub, apiKey: new Secret(SECRETS.FINNHUB_API_KEY) },
+        kafka: ctx.p.config.kafka,
+      });
+      const leaseCoordinator = await groupCoordinator(ctx.p.admin, lease.groupId);
       ctx.log(
         `leaders of raw+silver by broker: ${
           JSON.stringify(Object.fromEntries(counts))
-        }: killing broker ${id} (${n})`,
+        }; group coordinator of silver: broker ${coordinator}, of the producer lease: broker ${leaseCoordinator}; killing broker ${id} (${n})`,
       );
       await outage(ctx, brokerName(id));
       await waitFullIsr(ctx.p.admin, [ctx.p.config.kafka.topics.raw]);

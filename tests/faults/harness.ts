@@ -396,14 +396,24 @@ export function producerTotal(p: Pipeline, name: string): number {
 }
 
 /**
- * Pauses the feed and waits until the running producer has handed every trade it received to
- * Kafka (or counted it dropped), in a report made after the pause.
+ * The report of the producer that reads the feed: the newest one holding the lease
+ * (`PRODUCER_LEASE=kafka`, where a standby runs beside it), else the newest.
+ */
+export function feedProducerReport(p: Pipeline): LatestReport | undefined {
+  const reports = producerReports(p);
+  return reports.findLast((r) => metric(r.metrics, "pipeline_producer_lease_active") === 1) ??
+    reports.at(-1);
+}
+
+/**
+ * Pauses the feed and waits until the producer reading it has handed every trade it received
+ * to Kafka (or counted it dropped), in a report made after the pause.
  */
 export async function drainFeed(p: Pipeline, timeoutMs = 120_000): Promise<void> {
   p.sim.inject({ type: "pause" });
   const pausedAt = Date.now();
   await p.guarded(waitFor("the producer to hand every received trade to Kafka", () => {
-    const latest = producerReports(p).at(-1);
+    const latest = feedProducerReport(p);
     if (!latest || latest.time < pausedAt + 1_000) return false;
     const m = latest.metrics;
     const received = metric(m, "pipeline_producer_trades_received_total");
