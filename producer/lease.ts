@@ -18,10 +18,17 @@
  * became active last, so a standby joining (a restarted producer) never moves the lease, and an
  * old leader that was paused and comes back cannot take it back.
  *
- * A holder that has had no heartbeat answered for the session timeout less one heartbeat
- * interval gives the lease up by itself ({@linkcode leaseExpired}), before the coordinator
- * hands it on: so a paused or cut-off leader stops reading the feed on its own clock, and then
- * rejoins as a standby.
+ * A holder that has had no heartbeat answered for three session timeouts gives the lease up by
+ * itself ({@linkcode leaseExpired}) and rejoins as a standby: a leader cut off from Kafka stops
+ * reading the feed on its own clock. Not after one session: the holder's membership outlives a
+ * move of the group's coordinator (the new coordinator starts every member's session afresh when
+ * it loads the group), and a move takes about a session on a cluster (the dead broker is fenced
+ * after `broker.session.timeout.ms`, then the group loads), so a holder stepping down at the
+ * session gave the feed up on every such move, for 14-17 s, with the trades it still held (the
+ * cluster suite's rolling restart and broker kill). A holder the coordinator did expire meanwhile
+ * (paused, or cut off while a standby was not) learns it sooner: its next heartbeat is refused and
+ * it rejoins without the lease, and anything it writes is refused, since the new holder's
+ * `initTransactions` fenced it before reading the feed.
  *
  * @module
  */
@@ -108,18 +115,17 @@ export function encodeClaim(claim: LeaseClaim): Buffer {
   return Buffer.from(JSON.stringify(claim));
 }
 
+/** How long a holder goes without an answered heartbeat before it gives the lease up itself. */
+export function stepDownAfterMs(sessionMs: number): number {
+  return 3 * sessionMs;
+}
+
 /**
- * Whether a holder must consider its lease gone: no heartbeat answered for longer than the
- * session timeout less one heartbeat interval (the coordinator may hand it on at the session
- * timeout after the last heartbeat it received).
+ * Whether a holder must consider its lease gone: no heartbeat answered for longer than
+ * {@linkcode stepDownAfterMs} (see the module doc for why not the session timeout).
  */
-export function leaseExpired(
-  now: number,
-  lastHeartbeat: number,
-  sessionMs: number,
-  heartbeatMs: number,
-): boolean {
-  return now - lastHeartbeat > sessionMs - heartbeatMs;
+export function leaseExpired(now: number, lastHeartbeat: number, sessionMs: number): boolean {
+  return now - lastHeartbeat > stepDownAfterMs(sessionMs);
 }
 
 /** The heartbeat interval for a session timeout: a sixth of it, at most one second. */
@@ -317,14 +323,14 @@ export class KafkaLease {
   #checkHeartbeat(): void {
     if (this.state !== "active") return;
     const now = Date.now();
-    if (!leaseExpired(now, this.#lastHeartbeat, this.#options.sessionMs, this.#heartbeatMs)) {
+    if (!leaseExpired(now, this.#lastHeartbeat, this.#options.sessionMs)) {
       return;
     }
     this.#lose(
       "lease-expired",
       `no heartbeat answered for ${
         now - this.#lastHeartbeat
-      } ms (session ${this.#options.sessionMs} ms): another producer may hold the lease`,
+      } ms (three sessions of ${this.#options.sessionMs} ms): another producer may hold the lease`,
     );
     this.#rejoin();
   }

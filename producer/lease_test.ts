@@ -10,6 +10,7 @@ import {
   leaseAssigner,
   leaseExpired,
   leaseNames,
+  stepDownAfterMs,
   transactionalIdOf,
 } from "./lease.ts";
 
@@ -53,10 +54,12 @@ Deno.test("decodeClaim reads what encodeClaim writes and refuses anything else",
   assert.equal(decodeClaim(undefined), null);
 });
 
-Deno.test("leaseExpired: past the session less one heartbeat interval since the last heartbeat", () => {
-  assert.equal(leaseExpired(10_000, 5_000, 6_000, 1_000), false); // 5 000 ms: still held
-  assert.equal(leaseExpired(10_000, 5_000 - 1, 6_000, 1_000), true); // 5 001 ms: gone
-  assert.equal(leaseExpired(60_000, 0, 6_000, 1_000), true); // resumed after a long pause
+Deno.test("leaseExpired: past three sessions since the last heartbeat answered", () => {
+  assert.equal(stepDownAfterMs(6_000), 18_000);
+  assert.equal(leaseExpired(20_000, 5_000, 6_000), false); // 15 000 ms: a coordinator move
+  assert.equal(leaseExpired(23_000, 5_000, 6_000), false); // 18 000 ms: still held
+  assert.equal(leaseExpired(23_000, 5_000 - 1, 6_000), true); // 18 001 ms: gone
+  assert.equal(leaseExpired(60_000, 0, 6_000), true); // resumed after a long pause
 });
 
 Deno.test("heartbeatIntervalFor: a sixth of the session, 100 ms to 1 s", () => {
