@@ -439,7 +439,7 @@ export const CONFIG_SPEC = {
         name: "PRODUCER_LEASE",
         default: "none",
         description:
-          "`none`: one producer, no lease, no transactions; it buffers through a Kafka outage. `kafka`: producers of one API key elect the one that reads the feed through a Kafka consumer group and write in transactions that fence an old leader (run two for failover); the active one gives the feed up when Kafka is unreachable for PRODUCER_LEASE_SESSION_MS.",
+          "`none`: one producer, no lease, no transactions; it buffers through a Kafka outage. `kafka`: producers of one API key elect the one that reads the feed through a Kafka consumer group and write in transactions that fence an old leader (run two for failover); the active one gives the feed up when Kafka has answered none of its heartbeats for three PRODUCER_LEASE_SESSION_MS.",
       },
       ["kafka", "none"] as const,
     ),
