@@ -35,6 +35,10 @@
  *     [--stage-cpu-prof] [--out .artifacts/pipeline_bench.json]
  *   deno run -A bench/pipeline_bench.ts --report .artifacts/pipeline_bench.json   # print it again
  *
+ * The producer and the stages run with their own heap flags (`shared/process/role.ts`), as
+ * `deno task start` runs them, so their memory is what it is there; `--worker-v8-flags` replaces
+ * them ("" for none).
+ *
  * Writes `.artifacts/pipeline_bench.json` (or `--out`); the children's logs go to
  * `.artifacts/pipeline_bench/<start time>/<rate>/<process>.log`, and with `--stage-cpu-prof` each
  * stage's V8 CPU profile (`deno run --cpu-prof`, written when it stops) to
@@ -164,7 +168,8 @@ interface Child {
 const children = new Set<Child>();
 
 /**
- * Starts `role` with `env` added to ours (and `v8Flags`, none when absent or empty). When `ready`
+ * Starts `role` with `env` added to ours, with its own heap flags (`roleProcess`) unless `v8Flags`
+ * replaces them ("": none). When `ready`
  * is given, resolves with its first match in one of the child's lines (and throws if the child
  * exits before).
  */
@@ -175,7 +180,7 @@ async function spawnRole(
     logDir: string;
     args?: readonly string[];
     ready?: RegExp;
-    v8Flags?: string;
+    v8Flags?: string | undefined;
     /** Directory for a `--cpu-prof` profile of the child; none when absent. */
     cpuProfDir?: string;
   },
@@ -189,7 +194,7 @@ async function spawnRole(
     roleProcess(role, {
       env: roleEnv({ overrides: options.env }),
       args: options.args ?? [],
-      v8Flags: options.v8Flags || null,
+      ...(options.v8Flags === undefined ? {} : { v8Flags: options.v8Flags }),
       denoFlags: options.cpuProfDir === undefined
         ? []
         : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`],
@@ -244,8 +249,11 @@ interface Settings {
   readonly latenessMs: number;
   readonly seed: number;
   readonly logLevel: string;
-  /** V8 flags for the producer and the stages (`--v8-flags=`); "" for none. */
-  readonly workerV8Flags: string;
+  /**
+   * V8 flags replacing the producer's and the stages' own (`--v8-flags=`; "" for none); by
+   * default they run with theirs, as everywhere else.
+   */
+  readonly workerV8Flags: string | undefined;
   /** Write each stage's CPU profile into its step's log directory. */
   readonly stageCpuProf: boolean;
   /** Names the run in the JSON (e.g. "before", "after"). */
@@ -1277,7 +1285,7 @@ async function main(): Promise<number> {
       "lateness-ms": { type: "string", default: "2000" },
       seed: { type: "string", default: "1" },
       "log-level": { type: "string", default: "warn" },
-      "worker-v8-flags": { type: "string", default: "" },
+      "worker-v8-flags": { type: "string" },
       "stage-cpu-prof": { type: "boolean", default: false },
       label: { type: "string", default: "" },
       "live-page": { type: "boolean", default: false },

@@ -11,7 +11,8 @@
  *   deno run -A bench/stage_drain.ts [--trades 200000] [--rate 20000] [--symbols 40]
  *     [--stages bronze,silver,gold] [--cpu-prof-dir DIR] [--v8-flags FLAGS] [--keep]
  *
- * `--cpu-prof-dir` writes a V8 CPU profile of each stage there (open in Chrome DevTools).
+ * Each process runs with its role's heap flags (`shared/process/role.ts`) unless `--v8-flags`
+ * replaces the stages' ("" for none). `--cpu-prof-dir` writes a V8 CPU profile of each stage there (open in Chrome DevTools).
  * Run it on a quiet machine; it creates and drops its own topics and keyspace.
  *
  * @module
@@ -41,7 +42,12 @@ interface Spawned {
 function spawnRole(
   role: RoleName,
   env: Record<string, string>,
-  options: { args?: readonly string[]; denoFlags?: readonly string[]; v8Flags?: string } = {},
+  options: {
+    args?: readonly string[];
+    denoFlags?: readonly string[];
+    /** Replaces the role's heap flags ("": none). Default: the role's own. */
+    v8Flags?: string | undefined;
+  } = {},
 ): Spawned {
   let text = "";
   const process = spawnProcess(
@@ -49,7 +55,7 @@ function spawnRole(
       env: roleEnv({ overrides: env }),
       args: options.args ?? [],
       denoFlags: options.denoFlags ?? [],
-      v8Flags: options.v8Flags || null,
+      ...(options.v8Flags === undefined ? {} : { v8Flags: options.v8Flags }),
       cwd: ROOT.pathname,
     }),
     {
@@ -83,7 +89,7 @@ async function main(): Promise<number> {
       symbols: { type: "string", default: "40" },
       stages: { type: "string", default: "bronze,silver,gold" },
       "cpu-prof-dir": { type: "string" },
-      "v8-flags": { type: "string", default: "" },
+      "v8-flags": { type: "string" },
       keep: { type: "boolean", default: false },
     },
   });

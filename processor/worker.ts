@@ -277,12 +277,21 @@ function createStageConsumer(kafka: Kafka, config: Config, groupId: string, hold
     // has one record), and kafkajs sends the next fetch only once the previous one's batches are
     // durable, so what arrives while a batch is being written joins the next batch: small when
     // caught up, growing as long as the stage is behind. An idle consumer asks again every 100 ms
-    // at most. 256 KiB a partition (about
-    // 2,000 trades) and 1 MiB a fetch bound a batch, and with it a worker's memory.
+    // at most.
+    // The fetch's bytes bound a worker's memory: kafkajs turns a whole fetch into messages, the
+    // stage turns them into trades and rows, and all of it lives until the round is written, so
+    // it outlives the young generation and dies in the old space. Each raw byte fetched cost
+    // about 45 bytes of V8 heap that way (a 1 MiB round, about 11,000 trades, swung the heap by
+    // ~45 MiB between collections), and the heap is most of what grows with the load. 128 KiB a
+    // partition (about 1,400 trades) and 512 KiB a fetch: draining a full topic (the largest
+    // batches), bronze peaked at 153-165 MiB RSS instead of 177-191 and silver at 150 instead of
+    // 158 (three side-by-side drains of the same topic in separate groups, load 9-20), at 4-11%
+    // more CPU per record and the same drain time. Caught up, a round holds what arrived during
+    // the hold (bronze: about 130 KiB at 15,000 trades/s), under either bound.
     minBytes: holdMs === 0 ? 1 : 256 * 1024,
     maxWaitTimeInMs: holdMs === 0 ? 100 : holdMs,
-    maxBytesPerPartition: 256 * 1024,
-    maxBytes: 1024 * 1024,
+    maxBytesPerPartition: 128 * 1024,
+    maxBytes: 512 * 1024,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
