@@ -231,17 +231,39 @@ Deno.test({
     await onCluster("broker kill", 2102, async (ctx) => {
       const { id, n, counts } = await busiestBroker(ctx.p);
       const coordinator = await groupCoordinator(ctx.p.admin, groupIdOf(ctx.p.config, "silver"));
-      const lease = leaseNames({
-        finnhub: { ...ctx.p.config.finnhub, apiKey: new Secret(SECRETS.FINNHUB_API_KEY) },
-        kafka: ctx.p.config.kafka,
-      });
-      const leaseCoordinator = await groupCoordinator(ctx.p.admin, lease.groupId);
+      const leaseCoordinator = await leaseCoordinatorOf(ctx);
       ctx.log(
         `leaders of raw+silver by broker: ${
           JSON.stringify(Object.fromEntries(counts))
         }; group coordinator of silver: broker ${coordinator}, of the producer lease: broker ${leaseCoordinator}; killing broker ${id} (${n})`,
       );
       await outage(ctx, brokerName(id));
+      await waitFullIsr(ctx.p.admin, [ctx.p.config.kafka.topics.raw]);
+    });
+  },
+});
+
+/** The broker coordinating the producer lease's group. */
+function leaseCoordinatorOf(ctx: Context): Promise<number> {
+  const lease = leaseNames({
+    finnhub: { ...ctx.p.config.finnhub, apiKey: new Secret(SECRETS.FINNHUB_API_KEY) },
+    kafka: ctx.p.config.kafka,
+  });
+  return groupCoordinator(ctx.p.admin, lease.groupId);
+}
+
+Deno.test({
+  name: `cluster: kill -9 of the broker coordinating the producer lease for ${OUTAGE_MS / 1000} s`,
+  ignore: !RUN,
+  ...testOptions,
+  async fn() {
+    // The holder's membership must outlive the move of its coordinator: the lease stays with the
+    // active producer (the standby acknowledges nothing) and nothing it held is lost.
+    await onCluster("lease coordinator kill", 2106, async (ctx) => {
+      const id = await leaseCoordinatorOf(ctx);
+      ctx.log(`group coordinator of the producer lease: broker ${id}; killing it`);
+      await outage(ctx, brokerName(id));
+      ctx.log(`lease coordinator now: broker ${await leaseCoordinatorOf(ctx)}`);
       await waitFullIsr(ctx.p.admin, [ctx.p.config.kafka.topics.raw]);
     });
   },
