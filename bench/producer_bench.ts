@@ -10,7 +10,7 @@
  * the box: Cassandra, other people's work) are percent of all cores. Run it on a quiet machine.
  *
  *   deno run -A bench/producer_bench.ts [--rates 25000,50000,75000] [--duration-s 60]
- *     [--warmup-s 5] [--symbols 40] [--kafka-workers 2 (0: send from the main thread)]
+ *     [--warmup-s 5] [--symbols 40] [--kafka-workers 0 (N: send from N worker threads)]
  *
  * Uses the producer's defaults (PRODUCER_* and KAFKA_* from the environment, if set) on fresh
  * topics that it deletes at the end; `PRODUCER_LEASE=none` measures without transactions. Writes the figures to `.artifacts/producer_bench.json`.
@@ -94,7 +94,7 @@ async function main() {
       "duration-s": { type: "string", default: "60" },
       "warmup-s": { type: "string", default: "5" },
       symbols: { type: "string", default: "40" },
-      "kafka-workers": { type: "string", default: "2" },
+      "kafka-workers": { type: "string", default: "0" },
     },
   });
   const rates = values.rates.split(",").map(Number);
@@ -129,14 +129,14 @@ async function main() {
   await ensureTopics(admin, config.kafka, topics);
 
   const controller = new AbortController();
-  // As `deno task producer` runs it: sending from its Kafka workers.
+  // As `deno task producer` runs it (sending from this thread, on a client of its own), or
+  // sending from `--kafka-workers` worker threads.
   const producer = createProducer({
     config,
     log,
     signal: controller.signal,
     statsIntervalMs: 0,
-    // 0 workers: send from this thread on the bench's own client.
-    ...(kafkaWorkers > 0 ? { kafkaWorkers } : { kafka }),
+    kafkaWorkers,
     // As `deno task producer` with PRODUCER_LEASE=kafka (failover; the default is none): one
     // transaction a batch.
     ...(config.producer.lease === "kafka"

@@ -1,7 +1,7 @@
 /**
  * Producer memory under steady load and under a flood: runs `producer/main.ts` as
- * `deno task producer` does (its own process, {@linkcode PRODUCER_V8_FLAGS}, two Kafka workers)
- * against the simulator (another process) and the real local Kafka, in three phases:
+ * `deno task producer` does (its own process, {@linkcode PRODUCER_V8_FLAGS}, sending from its
+ * main thread) against the simulator (another process) and the real local Kafka, in three phases:
  *
  * 1. steady: `--steady-rate` trades/s for `--steady-s` seconds;
  * 2. flood: `--flood-rate` trades/s (more than the producer can read: the simulator then sends as
@@ -192,7 +192,7 @@ function anonymousOf(
  * Follows V8's `--trace-gc` lines (`[pid:0xisolate]  1234 ms: Scavenge 10.1 (12.0) -> 9.8 (12.5)
  * MB, ...`) and keeps each isolate's heap after its latest GC. Isolates are told apart by age:
  * the one that started first (the largest "ms" for the time its first line arrived) is the main
- * thread, the others are the Kafka workers, in the order they started.
+ * thread, the others are Kafka workers (none by default), in the order they started.
  */
 class GcTrace {
   readonly #isolates = new Map<
