@@ -42,6 +42,11 @@ interface StepResult {
   bufferEnd: number;
   produceLatencyMs: { p50: number | null; p99: number | null; max: number | null };
   cpuProducerPct: number;
+  /** The producer's CPU time per trade acknowledged, µs. */
+  cpuProducerUsPerTrade: number;
+  /** Frames read and Kafka sends (batches) per second. */
+  framesPerS: number;
+  sendsPerS: number;
   cpuSimulatorPct: number;
   cpuKafkaPct: number;
   cpuMachinePct: number;
@@ -181,6 +186,8 @@ async function main() {
       skips: (await simStats()).backpressureSkips as number,
       received: metrics.tradesReceived,
       produced: metrics.tradesProduced,
+      frames: metrics.framesReceived,
+      sends: metrics.batchesProduced,
       dropped: metrics.tradesDropped,
       cpu: cpuTicks("self"),
       simCpu: cpuTicks(sim.child.pid),
@@ -213,6 +220,12 @@ async function main() {
         max: snapshot.produceLatencyMs.max,
       },
       cpuProducerPct: Math.round((cpuTicks("self") - start.cpu) / CLOCK_TICKS / seconds * 100),
+      cpuProducerUsPerTrade: Math.round(
+        (cpuTicks("self") - start.cpu) / CLOCK_TICKS * 1e6 /
+          Math.max(1, snapshot.tradesProduced - start.produced),
+      ),
+      framesPerS: Math.round((snapshot.framesReceived - start.frames) / seconds),
+      sendsPerS: Math.round((snapshot.batchesProduced - start.sends) / seconds),
       cpuSimulatorPct: Math.round(
         (cpuTicks(sim.child.pid) - start.simCpu) / CLOCK_TICKS / seconds * 100,
       ),
