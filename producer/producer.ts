@@ -20,8 +20,11 @@
  * Sending runs in this thread (`kafka_sink.ts` over a bounded `trade_buffer.ts`), on a kafkajs
  * client of its own. It can run in worker threads instead (`kafkaWorkers`, `worker_sink.ts`), but
  * at live rates each worker costs more than it takes off this thread: at 500 trades/s the
- * producer used 7, 11 and 16% of a core with 0, 1 and 2 workers (`bench/producer_bench.ts`), and
- * one thread keeps up with more than 20,000 trades/s.
+ * producer used 7, 11 and 16% of a core with 0, 1 and 2 workers, 162-191 µs of CPU a trade with
+ * none against 390-410 with two, run back to back (`bench/producer_bench.ts`). The price: while
+ * frames arrive faster than this thread reads them (a flood), Deno's WebSocket hands them on back
+ * to back and Kafka's answers wait, so sending all but stops until the flood ends; the buffer
+ * fills and what does not fit is dropped and counted, as always (`bench/producer_flood_memory.ts`).
  *
  * Feed gaps (`feed_gaps.ts`): the client tells a {@linkcode CoverageTracker} when coverage
  * starts and ends, the frame handler tells {@linkcode OverflowGaps} which trades the sink
@@ -33,8 +36,8 @@
  *
  * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
  * accepted before the signal (for at most `shutdownTimeoutMs`, then gives up on the rest and
- * counts it), then the Kafka producer disconnects. A sink that fails for good (its worker died)
- * stops the producer the same way, and `run()` rejects.
+ * counts it), then the Kafka producer disconnects. A sink that fails for good (fenced, or a
+ * worker died) stops the producer the same way, and `run()` rejects.
  *
  * @module
  */
@@ -265,8 +268,8 @@ class ProducerRunner {
     });
     let unflushed = 0;
     try {
-      // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
-      // to send would only fill the buffer and drop.
+      // A sink that fails for good (fenced, or a worker died) stops the producer: reading on with
+      // nowhere to send would only fill the buffer and drop.
       await this.#readFeed(frames, gaps.coverage, AbortSignal.any([signal, watch.failed]));
     } finally {
       stopStats();
