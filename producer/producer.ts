@@ -21,10 +21,10 @@
  * client of its own. It can run in worker threads instead (`kafkaWorkers`, `worker_sink.ts`), but
  * at live rates each worker costs more than it takes off this thread: at 500 trades/s the
  * producer used 7, 11 and 16% of a core with 0, 1 and 2 workers, 162-191 µs of CPU a trade with
- * none against 390-410 with two, run back to back (`bench/producer_bench.ts`). The price: while
- * frames arrive faster than this thread reads them (a flood), Deno's WebSocket hands them on back
- * to back and Kafka's answers wait, so sending all but stops until the flood ends; the buffer
- * fills and what does not fit is dropped and counted, as always (`bench/producer_flood_memory.ts`).
+ * none against 390-410 with two, run back to back (`bench/producer_bench.ts`). The price: under
+ * a flood (frames faster than this thread reads them) reading and sending share the thread, and
+ * sending all but stopped until the flood ended (`bench/producer_flood_memory.ts`); the buffer
+ * fills and what does not fit is dropped and counted, as always.
  *
  * Feed gaps (`feed_gaps.ts`): the client tells a {@linkcode CoverageTracker} when coverage
  * starts and ends, the frame handler tells {@linkcode OverflowGaps} which trades the sink
