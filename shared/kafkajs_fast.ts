@@ -15,7 +15,6 @@
  * @module
  */
 import Encoder from "kafkajs/src/protocol/encoder.js";
-import { installFastProduceRequest } from "./kafkajs_fast_produce.ts";
 
 /** The encoder's methods this module replaces, as kafkajs defines them. */
 interface EncoderInternals {
@@ -82,14 +81,10 @@ function sizeOfVarLong(value: unknown): number {
 
 let applied = false;
 
-/**
- * Installs the faster varint writers into kafkajs's encoder, and the one-buffer Produce request
- * encoder of `kafkajs_fast_produce.ts` (once; later calls do nothing).
- */
+/** Installs the faster varint writers into kafkajs's encoder (once; later calls do nothing). */
 export function speedUpKafkajs(): void {
   if (applied) return;
   applied = true;
-  installFastProduceRequest();
   encoderClass.prototype.writeUVarInt = writeUVarInt;
   encoderClass.prototype.writeVarLong = writeVarLong;
   encoderClass.sizeOfVarLong = sizeOfVarLong;
