@@ -20,8 +20,10 @@
  *   deno run -A bench/producer_flood_memory.ts [--steady-rate 8000] [--flood-rate 200000]
  *     [--steady-s 60] [--flood-s 60] [--after-s 120] [--frame-trades 1000]
  *     [--hostile-every-ms 20] [--symbols 40] [--trace-gc true] [--v8-flags FLAGS]
+ *     [--cpu-prof-dir DIR]
  *
- * `--v8-flags` replaces the producer's {@linkcode PRODUCER_V8_FLAGS}, to try other bounds.
+ * `--v8-flags` replaces the producer's {@linkcode PRODUCER_V8_FLAGS}, to try other bounds;
+ * `--cpu-prof-dir` has the producer write a CPU profile there when it exits.
  *
  * Fresh topics and keyspace (dropped at the end). Memory figures hardly depend on other work on
  * the machine, but the rates do: the report lists the load average.
@@ -55,6 +57,8 @@ interface Settings {
   readonly symbols: number;
   readonly traceGc: boolean;
   readonly v8Flags: string;
+  /** Where the producer writes a V8 CPU profile at exit (`--cpu-prof-dir`); none when empty. */
+  readonly cpuProfDir: string;
 }
 
 /** One second's sample of the producer. */
@@ -106,6 +110,7 @@ function parseSettings(args: string[]): Settings {
       symbols: { type: "string", default: "40" },
       "trace-gc": { type: "string", default: "true" },
       "v8-flags": { type: "string", default: PRODUCER_V8_FLAGS },
+      "cpu-prof-dir": { type: "string", default: "" },
     },
   });
   if (values["trace-gc"] !== "true" && values["trace-gc"] !== "false") {
@@ -122,6 +127,7 @@ function parseSettings(args: string[]): Settings {
     symbols: positive("symbols", values.symbols),
     traceGc: values["trace-gc"] === "true",
     v8Flags: values["v8-flags"],
+    cpuProfDir: values["cpu-prof-dir"],
   };
 }
 
@@ -349,7 +355,15 @@ async function main() {
   await collector.start();
   const v8Flags = settings.traceGc ? `${settings.v8Flags},--trace-gc` : settings.v8Flags;
   const producer = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--v8-flags=${v8Flags}`, new URL("producer/main.ts", ROOT).pathname],
+    args: [
+      "run",
+      "-A",
+      `--v8-flags=${v8Flags}`,
+      ...(settings.cpuProfDir === ""
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProfDir}`]),
+      new URL("producer/main.ts", ROOT).pathname,
+    ],
     cwd: ROOT.pathname,
     env,
     clearEnv: true,
