@@ -308,8 +308,6 @@ export class KafkaSink implements TradeSink {
   /** Dead letters and feed gaps waiting, each with its topic. */
   #deadLetters: { readonly topic: string; readonly message: Message }[] = [];
   #wake: AbortController = new AbortController();
-  /** Whether letters go before trades when both wait; see {@linkcode run}. */
-  #lettersTurn = true;
   #abandoned = false;
   #onAbandon: (() => void) | undefined;
   readonly #drops: DropLog;
@@ -462,19 +460,10 @@ export class KafkaSink implements TradeSink {
     return lost;
   }
 
-  /**
-   * Sends until {@linkcode close} was called and everything is sent, or until abandoned. One send
-   * is in flight; when letters and trades both wait they take turns, a send of letters then a
-   * batch of trades. Letters used to go first whenever any waited: under a flood with hostile
-   * frames (a letter of up to 512 KiB every 20 ms) they were never all sent, and trades went
-   * only in the gaps (`bench/producer_flood_memory.ts`: half the flood's send time on letters).
-   */
+  /** Sends until {@linkcode close} was called and everything is sent, or until abandoned. */
   async run(): Promise<void> {
     while (!this.#abandoned) {
-      if (
-        this.#deadLetters.length > 0 && (this.#lettersTurn || this.#buffer.size === 0)
-      ) {
-        this.#lettersTurn = false;
+      if (this.#deadLetters.length > 0) {
         await this.#untilAbandoned(this.#sendDeadLetters());
         continue;
       }
@@ -486,7 +475,6 @@ export class KafkaSink implements TradeSink {
         }
         continue;
       }
-      this.#lettersTurn = true;
       await this.#untilAbandoned(this.#sendTrades(batch));
     }
     this.#drops.end();

@@ -173,38 +173,6 @@ Deno.test("KafkaSink sends dead letters separately, at once, and bounds their qu
   assert.deepEqual(t.producer.sends.map((s) => s.topic), ["raw", "dlq"]);
 });
 
-Deno.test("KafkaSink alternates letters and trades when both wait, so neither starves the other", async () => {
-  const producer = new FakeProducer();
-  const metrics = createProducerMetrics(100);
-  const sink = new KafkaSink({
-    producer,
-    rawTopic: "raw",
-    deadLetterTopic: "dlq",
-    gapsTopic: "gaps",
-    buffer: new TradeBuffer<Message>({ maxItems: 100, batchMaxItems: 10 }),
-    metrics,
-    log: createLogger("test", { write: () => {} }),
-    clock: new FakeClock(),
-    deadLetterMaxBatchBytes: 1, // one letter a send
-  });
-  const running = sink.run();
-  for (let n = 0; n < 25; n++) offer(sink, n);
-  for (let n = 0; n < 4; n++) sink.offerDeadLetter(null, Buffer.from([n]));
-  sink.close();
-  await running;
-  assert.deepEqual(producer.sends.map((s) => `${s.topic}:${s.messages.length}`), [
-    "raw:10",
-    "dlq:1",
-    "raw:10",
-    "dlq:1",
-    "raw:5",
-    "dlq:1",
-    "dlq:1",
-  ]);
-  assert.equal(metrics.tradesProduced, 25);
-  assert.equal(metrics.deadLettersProduced, 4);
-});
-
 Deno.test("KafkaSink sends feed gaps to the gaps topic through the dead letters' queue and bound, counted apart", async () => {
   const t = setup({ deadLetterMax: 3 });
   t.producer.hang = true;
