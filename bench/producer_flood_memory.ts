@@ -12,7 +12,8 @@
  *
  * Every second it reads the producer's VmRSS and RssAnon from `/proc/<pid>/status`; with
  * `--trace-gc` (default on) the producer also runs with V8's `--trace-gc`, and the heap each
- * isolate (the main thread, each Kafka worker) has after its latest GC is read from those lines.
+ * isolate (the main thread, each Kafka worker) has after its latest GC is read from those lines,
+ * and its CPU time from `/proc/<pid>/stat`.
  * The producer's counters come from its reports on the metrics topic. Prints, per phase, the peak
  * and the mean of the phase's last 30 seconds, and writes it all to
  * `.artifacts/producer_flood_memory.json`.
@@ -41,6 +42,7 @@ import { deprovision, provision } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { createWireCodec } from "../shared/wire.ts";
+import { CLOCK_TICKS, cpuTicks } from "./proc_stats.ts";
 import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -76,6 +78,8 @@ interface Sample {
    * Rust), which doubles while frames arrive faster than they are read and is never shrunk.
    */
   readonly largestMapMiB: number;
+  /** The producer's CPU time (all its threads) since the steady phase began, s. */
+  readonly cpuS: number;
   /** Heap (used, committed) of each isolate after its latest GC, MiB, by isolate label. */
   readonly heaps: Record<string, { used: number; committed: number }>;
   readonly received: number;
@@ -314,6 +318,7 @@ function summarize(samples: readonly Sample[], phase: Phase) {
     mallocTailMeanMiB: mean(tail.map((s) => s.mallocMiB)),
     largestMapPeakMiB: round(Math.max(...all.map((s) => s.largestMapMiB))),
     heaps,
+    cpuPctOfCore: Math.round((last.cpuS - first.cpuS) / seconds * 100),
     receivedPerS: Math.round((last.received - first.received) / seconds),
     ackedPerS: Math.round((last.acked - first.acked) / seconds),
     dropped: last.dropped - first.dropped,
@@ -406,6 +411,7 @@ async function main() {
         `buffer ${config.producer.bufferMaxTrades} trades, load average ${loadStart.join(" ")}`,
     );
     began = performance.now();
+    const cpuStart = cpuTicks(producer.pid);
     const phases: [Phase, number, () => Promise<unknown>][] = [
       ["steady", settings.steadyS, () => sim.control("rate", { rate: settings.steadyRate })],
       ["flood", settings.floodS, async () => {
@@ -436,6 +442,7 @@ async function main() {
           mallocMiB: round(anonymous.malloc),
           otherAnonMiB: round(anonymous.other),
           largestMapMiB: round(anonymous.largest),
+          cpuS: round((cpuTicks(producer.pid) - cpuStart) / CLOCK_TICKS),
           heaps: gc.heaps(),
           received: counter(s, "pipeline_producer_trades_received_total"),
           dropped: counter(s, "pipeline_producer_trades_dropped_total"),
