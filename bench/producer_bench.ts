@@ -10,7 +10,7 @@
  * the box: Cassandra, other people's work) are percent of all cores. Run it on a quiet machine.
  *
  *   deno run -A bench/producer_bench.ts [--rates 25000,50000,75000] [--duration-s 60]
- *     [--warmup-s 5] [--symbols 40] [--kafka-workers 2 (0: send from the main thread)]
+ *     [--warmup-s 5] [--symbols 40] [--kafka-workers 0 (N: send from N worker threads)]
  *
  * Uses the producer's defaults (PRODUCER_* and KAFKA_* from the environment, if set) on fresh
  * topics that it deletes at the end; `PRODUCER_LEASE=none` measures without transactions. Writes the figures to `.artifacts/producer_bench.json`.
@@ -42,6 +42,11 @@ interface StepResult {
   bufferEnd: number;
   produceLatencyMs: { p50: number | null; p99: number | null; max: number | null };
   cpuProducerPct: number;
+  /** The producer's CPU time per trade acknowledged, µs. */
+  cpuProducerUsPerTrade: number;
+  /** Frames read and Kafka sends (batches) per second. */
+  framesPerS: number;
+  sendsPerS: number;
   cpuSimulatorPct: number;
   cpuKafkaPct: number;
   cpuMachinePct: number;
@@ -94,7 +99,7 @@ async function main() {
       "duration-s": { type: "string", default: "60" },
       "warmup-s": { type: "string", default: "5" },
       symbols: { type: "string", default: "40" },
-      "kafka-workers": { type: "string", default: "2" },
+      "kafka-workers": { type: "string", default: "0" },
     },
   });
   const rates = values.rates.split(",").map(Number);
@@ -129,14 +134,14 @@ async function main() {
   await ensureTopics(admin, config.kafka, topics);
 
   const controller = new AbortController();
-  // As `deno task producer` runs it: sending from its Kafka workers.
+  // As `deno task producer` runs it (sending from this thread, on a client of its own), or
+  // sending from `--kafka-workers` worker threads.
   const producer = createProducer({
     config,
     log,
     signal: controller.signal,
     statsIntervalMs: 0,
-    // 0 workers: send from this thread on the bench's own client.
-    ...(kafkaWorkers > 0 ? { kafkaWorkers } : { kafka }),
+    kafkaWorkers,
     // As `deno task producer` with PRODUCER_LEASE=kafka (failover; the default is none): one
     // transaction a batch.
     ...(config.producer.lease === "kafka"
@@ -181,6 +186,8 @@ async function main() {
       skips: (await simStats()).backpressureSkips as number,
       received: metrics.tradesReceived,
       produced: metrics.tradesProduced,
+      frames: metrics.framesReceived,
+      sends: metrics.batchesProduced,
       dropped: metrics.tradesDropped,
       cpu: cpuTicks("self"),
       simCpu: cpuTicks(sim.child.pid),
@@ -213,6 +220,12 @@ async function main() {
         max: snapshot.produceLatencyMs.max,
       },
       cpuProducerPct: Math.round((cpuTicks("self") - start.cpu) / CLOCK_TICKS / seconds * 100),
+      cpuProducerUsPerTrade: Math.round(
+        (cpuTicks("self") - start.cpu) / CLOCK_TICKS * 1e6 /
+          Math.max(1, snapshot.tradesProduced - start.produced),
+      ),
+      framesPerS: Math.round((snapshot.framesReceived - start.frames) / seconds),
+      sendsPerS: Math.round((snapshot.batchesProduced - start.sends) / seconds),
       cpuSimulatorPct: Math.round(
         (cpuTicks(sim.child.pid) - start.simCpu) / CLOCK_TICKS / seconds * 100,
       ),

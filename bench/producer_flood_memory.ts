@@ -1,7 +1,7 @@
 /**
  * Producer memory under steady load and under a flood: runs `producer/main.ts` as
- * `deno task producer` does (its own process, {@linkcode PRODUCER_V8_FLAGS}, two Kafka workers)
- * against the simulator (another process) and the real local Kafka, in three phases:
+ * `deno task producer` does (its own process, {@linkcode PRODUCER_V8_FLAGS}, sending from its
+ * main thread) against the simulator (another process) and the real local Kafka, in three phases:
  *
  * 1. steady: `--steady-rate` trades/s for `--steady-s` seconds;
  * 2. flood: `--flood-rate` trades/s (more than the producer can read: the simulator then sends as
@@ -12,7 +12,8 @@
  *
  * Every second it reads the producer's VmRSS and RssAnon from `/proc/<pid>/status`; with
  * `--trace-gc` (default on) the producer also runs with V8's `--trace-gc`, and the heap each
- * isolate (the main thread, each Kafka worker) has after its latest GC is read from those lines.
+ * isolate (the main thread, each Kafka worker) has after its latest GC is read from those lines,
+ * and its CPU time from `/proc/<pid>/stat`.
  * The producer's counters come from its reports on the metrics topic. Prints, per phase, the peak
  * and the mean of the phase's last 30 seconds, and writes it all to
  * `.artifacts/producer_flood_memory.json`.
@@ -20,8 +21,10 @@
  *   deno run -A bench/producer_flood_memory.ts [--steady-rate 8000] [--flood-rate 200000]
  *     [--steady-s 60] [--flood-s 60] [--after-s 120] [--frame-trades 1000]
  *     [--hostile-every-ms 20] [--symbols 40] [--trace-gc true] [--v8-flags FLAGS]
+ *     [--cpu-prof-dir DIR]
  *
- * `--v8-flags` replaces the producer's {@linkcode PRODUCER_V8_FLAGS}, to try other bounds.
+ * `--v8-flags` replaces the producer's {@linkcode PRODUCER_V8_FLAGS}, to try other bounds;
+ * `--cpu-prof-dir` has the producer write a CPU profile there when it exits.
  *
  * Fresh topics and keyspace (dropped at the end). Memory figures hardly depend on other work on
  * the machine, but the rates do: the report lists the load average.
@@ -39,6 +42,7 @@ import { deprovision, provision } from "../shared/provision.ts";
 import { randomId } from "../shared/random.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { createWireCodec } from "../shared/wire.ts";
+import { CLOCK_TICKS, cpuTicks } from "./proc_stats.ts";
 import { benchSymbols } from "./symbols.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -55,6 +59,8 @@ interface Settings {
   readonly symbols: number;
   readonly traceGc: boolean;
   readonly v8Flags: string;
+  /** Where the producer writes a V8 CPU profile at exit (`--cpu-prof-dir`); none when empty. */
+  readonly cpuProfDir: string;
 }
 
 /** One second's sample of the producer. */
@@ -72,6 +78,8 @@ interface Sample {
    * Rust), which doubles while frames arrive faster than they are read and is never shrunk.
    */
   readonly largestMapMiB: number;
+  /** The producer's CPU time (all its threads) since the steady phase began, s. */
+  readonly cpuS: number;
   /** Heap (used, committed) of each isolate after its latest GC, MiB, by isolate label. */
   readonly heaps: Record<string, { used: number; committed: number }>;
   readonly received: number;
@@ -106,6 +114,7 @@ function parseSettings(args: string[]): Settings {
       symbols: { type: "string", default: "40" },
       "trace-gc": { type: "string", default: "true" },
       "v8-flags": { type: "string", default: PRODUCER_V8_FLAGS },
+      "cpu-prof-dir": { type: "string", default: "" },
     },
   });
   if (values["trace-gc"] !== "true" && values["trace-gc"] !== "false") {
@@ -122,6 +131,7 @@ function parseSettings(args: string[]): Settings {
     symbols: positive("symbols", values.symbols),
     traceGc: values["trace-gc"] === "true",
     v8Flags: values["v8-flags"],
+    cpuProfDir: values["cpu-prof-dir"],
   };
 }
 
@@ -192,7 +202,7 @@ function anonymousOf(
  * Follows V8's `--trace-gc` lines (`[pid:0xisolate]  1234 ms: Scavenge 10.1 (12.0) -> 9.8 (12.5)
  * MB, ...`) and keeps each isolate's heap after its latest GC. Isolates are told apart by age:
  * the one that started first (the largest "ms" for the time its first line arrived) is the main
- * thread, the others are the Kafka workers, in the order they started.
+ * thread, the others are Kafka workers (none by default), in the order they started.
  */
 class GcTrace {
   readonly #isolates = new Map<
@@ -308,6 +318,7 @@ function summarize(samples: readonly Sample[], phase: Phase) {
     mallocTailMeanMiB: mean(tail.map((s) => s.mallocMiB)),
     largestMapPeakMiB: round(Math.max(...all.map((s) => s.largestMapMiB))),
     heaps,
+    cpuPctOfCore: Math.round((last.cpuS - first.cpuS) / seconds * 100),
     receivedPerS: Math.round((last.received - first.received) / seconds),
     ackedPerS: Math.round((last.acked - first.acked) / seconds),
     dropped: last.dropped - first.dropped,
@@ -349,7 +360,15 @@ async function main() {
   await collector.start();
   const v8Flags = settings.traceGc ? `${settings.v8Flags},--trace-gc` : settings.v8Flags;
   const producer = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--v8-flags=${v8Flags}`, new URL("producer/main.ts", ROOT).pathname],
+    args: [
+      "run",
+      "-A",
+      `--v8-flags=${v8Flags}`,
+      ...(settings.cpuProfDir === ""
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProfDir}`]),
+      new URL("producer/main.ts", ROOT).pathname,
+    ],
     cwd: ROOT.pathname,
     env,
     clearEnv: true,
@@ -392,6 +411,7 @@ async function main() {
         `buffer ${config.producer.bufferMaxTrades} trades, load average ${loadStart.join(" ")}`,
     );
     began = performance.now();
+    const cpuStart = cpuTicks(producer.pid);
     const phases: [Phase, number, () => Promise<unknown>][] = [
       ["steady", settings.steadyS, () => sim.control("rate", { rate: settings.steadyRate })],
       ["flood", settings.floodS, async () => {
@@ -422,6 +442,7 @@ async function main() {
           mallocMiB: round(anonymous.malloc),
           otherAnonMiB: round(anonymous.other),
           largestMapMiB: round(anonymous.largest),
+          cpuS: round((cpuTicks(producer.pid) - cpuStart) / CLOCK_TICKS),
           heaps: gc.heaps(),
           received: counter(s, "pipeline_producer_trades_received_total"),
           dropped: counter(s, "pipeline_producer_trades_dropped_total"),

@@ -10,11 +10,11 @@
  * and `node:worker_threads`' `resourceLimits`, which Deno honours, lose to `--max-old-space-size`
  * (V8 lets the flag win: a worker asked for 48 MiB got 152).
  *
- * The buffer that holds trades while Kafka is slow or down lives in the Kafka worker's heap, and
- * its bound is a config value, so the producer refuses at start a buffer that could not fit:
- * {@linkcode checkBufferFitsHeap}. The encoded trades themselves lie outside the heap (in the
- * buffers the main thread hands over), so the buffer is bounded in bytes as well as in trades:
- * {@linkcode bufferMaxBytes}.
+ * The buffer that holds trades while Kafka is slow or down lives in the heap of the thread that
+ * sends (the main thread; a Kafka worker's when sending from workers), and its bound is a config
+ * value, so the producer refuses at start a buffer that could not fit:
+ * {@linkcode checkBufferFitsHeap}. The encoded trades themselves lie outside the heap, so the
+ * buffer is bounded in bytes as well as in trades: {@linkcode bufferMaxBytes}.
  *
  * @module
  */
@@ -48,7 +48,7 @@ export function maxBufferTrades(heapLimitBytes: number): number {
 /**
  * Throws a `RangeError` when a full buffer of `bufferMaxTrades` would take more than half of the
  * heap limit (`heap_size_limit` of `node:v8`), leaving the rest to the Kafka client and the batch
- * in flight; a buffer that fills during a Kafka outage must never run the worker out of memory.
+ * in flight; a buffer that fills during a Kafka outage must never run the producer out of memory.
  */
 export function checkBufferFitsHeap(bufferMaxTrades: number, heapLimitBytes: number): void {
   if (!Number.isFinite(heapLimitBytes) || heapLimitBytes <= 0) {

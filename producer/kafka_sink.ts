@@ -67,6 +67,26 @@ export function transactionalConfig(transactionalId: string): ProducerConfig {
 }
 
 /**
+ * `log`, except kafkajs's error lines about `CONCURRENT_TRANSACTIONS`: the broker answers that to
+ * the next transaction while the last one's commit markers are still being written, and kafkajs
+ * logs each retry as an error though it is the normal course of back-to-back transactions.
+ */
+export function withoutConcurrentTransactionNoise(log: Logger): Logger {
+  const filtered = (inner: Logger): Logger => {
+    const drop = (message: string, fields?: Record<string, unknown>) =>
+      /concurrent operation on the same transaction/.test(`${message} ${fields?.error ?? ""}`);
+    return {
+      debug: (m, f) => inner.debug(m, f),
+      info: (m, f) => inner.info(m, f),
+      warn: (m, f) => drop(m, f) ? undefined : inner.warn(m, f),
+      error: (m, f) => drop(m, f) ? undefined : inner.error(m, f),
+      child: (component) => filtered(inner.child(component)),
+    };
+  };
+  return filtered(log);
+}
+
+/**
  * Wraps a partitioner so a keyed message's partition is computed once per key object, topic and
  * partition count. kafkajs's murmur2 runs on 64-bit `Long` objects, one of the costlier steps of
  * encoding a record; the sink reuses one key `Buffer` per symbol, so this makes the hash a

@@ -13,7 +13,7 @@
 import { Buffer } from "node:buffer";
 import type { Kafka, Message } from "kafkajs";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
-import { createLogger, describeError, type Logger } from "../shared/log.ts";
+import { createLogger, describeError } from "../shared/log.ts";
 import {
   KafkaSink,
   PRODUCER_CONFIG,
@@ -21,6 +21,7 @@ import {
   SinkStoppedError,
   transactionalConfig,
   transactionalSender,
+  withoutConcurrentTransactionNoise,
 } from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { TradeBuffer } from "./trade_buffer.ts";
@@ -131,26 +132,6 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     report("closed");
   });
   post({ type: "ready", partitions });
-}
-
-/**
- * `log`, except kafkajs's error lines about `CONCURRENT_TRANSACTIONS`: the broker answers that to
- * the next transaction while the last one's commit markers are still being written, and kafkajs
- * logs each retry as an error though it is the normal course of back-to-back transactions.
- */
-function withoutConcurrentTransactionNoise(log: Logger): Logger {
-  const filtered = (inner: Logger): Logger => {
-    const drop = (message: string, fields?: Record<string, unknown>) =>
-      /concurrent operation on the same transaction/.test(`${message} ${fields?.error ?? ""}`);
-    return {
-      debug: (m, f) => inner.debug(m, f),
-      info: (m, f) => inner.info(m, f),
-      warn: (m, f) => drop(m, f) ? undefined : inner.warn(m, f),
-      error: (m, f) => drop(m, f) ? undefined : inner.error(m, f),
-      child: (component) => filtered(inner.child(component)),
-    };
-  };
-  return filtered(log);
 }
 
 async function partitionCount(kafka: Kafka, topic: string): Promise<number> {

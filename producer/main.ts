@@ -126,7 +126,7 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
   let report: ProducerReport | undefined;
   let unflushed = 0;
   try {
-    // No client passed: the producer sends from its Kafka workers (see producer/worker_sink.ts).
+    // No client passed: the producer sends from this thread on a client of its own.
     if (lease === undefined) {
       report = await createProducer({ config, log, signal, wire, metrics, feedId, coverageStore })
         .run();
@@ -149,7 +149,7 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
           coverageStore,
           transactionalId: (index) => transactionalIdOf(names, index),
         });
-        // A standby connects its Kafka workers ahead: taking over then costs only fencing.
+        // A standby connects to Kafka ahead: taking over then costs only fencing.
         producer.prepare();
         const lost = await lease.whenActive(signal);
         if (lost === undefined) {

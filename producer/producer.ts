@@ -17,9 +17,17 @@
  * from then on, so the registry is never asked per record and a registry that goes away later
  * changes nothing.
  *
- * Sending runs in worker threads by default (`worker_sink.ts`: kafkajs costs more CPU per record
- * than everything else here); given a kafkajs client, it runs in this thread instead
- * (`kafka_sink.ts` over a bounded `trade_buffer.ts`).
+ * Sending runs in this thread (`kafka_sink.ts` over a bounded `trade_buffer.ts`), on a kafkajs
+ * client of its own. It can run in worker threads instead (`kafkaWorkers`, `worker_sink.ts`), but
+ * at live rates each worker costs more than it takes off this thread: at 500 trades/s the
+ * producer used 7, 11 and 16% of a core with 0, 1 and 2 workers, 162-191 µs of CPU a trade with
+ * none against 390-410 with two, run back to back (`bench/producer_bench.ts`). The price: under
+ * a flood (frames faster than this thread reads them) reading and sending share the thread: it
+ * is never idle, a send's answer waits behind the frames read first (a 10,000-trade send took
+ * 143-166 ms at the median, 14 ms in a worker), and Kafka acknowledged 5,000-16,000 trades/s
+ * where two workers got 31,000-54,000 (`bench/producer_flood_memory.ts`, back to back, load
+ * average 9-13; README, Scaling). The buffer fills and what does not fit is dropped and counted,
+ * as always.
  *
  * Feed gaps (`feed_gaps.ts`): the client tells a {@linkcode CoverageTracker} when coverage
  * starts and ends, the frame handler tells {@linkcode OverflowGaps} which trades the sink
@@ -31,14 +39,15 @@
  *
  * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
  * accepted before the signal (for at most `shutdownTimeoutMs`, then gives up on the rest and
- * counts it), then the Kafka producer disconnects. A sink that fails for good (its worker died)
- * stops the producer the same way, and `run()` rejects.
+ * counts it), then the Kafka producer disconnects. A sink that fails for good (fenced, or a
+ * worker died) stops the producer the same way, and `run()` rejects.
  *
  * @module
  */
 import type { Kafka, Message } from "kafkajs";
 import { type Clock, systemClock, type TimerId } from "../shared/clock.ts";
 import type { Config } from "../shared/config.ts";
+import { createKafka } from "../shared/kafka.ts";
 import type { Logger } from "../shared/log.ts";
 import { createSchemaRegistryClient } from "../shared/schema_registry.ts";
 import { openWire, type WireCodec } from "../shared/wire.ts";
@@ -58,6 +67,7 @@ import {
   type TradeSink,
   transactionalConfig,
   transactionalSender,
+  withoutConcurrentTransactionNoise,
 } from "./kafka_sink.ts";
 import {
   createProducerMetrics,
@@ -78,11 +88,14 @@ export interface ProducerOptions {
    */
   readonly wire?: WireCodec;
   /**
-   * Send from this thread with this kafkajs client (the producer makes and closes its own kafkajs
-   * producer on it). Default: send from a worker that builds its client from `config.kafka`.
+   * The kafkajs client to send with from this thread (the producer makes and closes its own
+   * kafkajs producer on it). Default: one built from `config.kafka`.
    */
   readonly kafka?: Pick<Kafka, "producer">;
-  /** How many workers send (each owns a share of the partitions). Default 2. */
+  /**
+   * Send from this many worker threads instead (each with its own client and a share of the
+   * partitions; `worker_sink.ts`). Default 0: send from this thread.
+   */
   readonly kafkaWorkers?: number;
   /** Makes the sending workers, for tests. Default: `kafka_worker.ts`. */
   readonly worker?: (index: number) => WorkerLike;
@@ -137,9 +150,9 @@ export interface Producer {
   /** Connects to Kafka, then to the feed; resolves after `signal` aborted and all is flushed. */
   run(): Promise<ProducerReport>;
   /**
-   * Starts the Kafka workers and connects them ahead of `run()` (a standby does, so that taking
-   * over costs only the transactional id's initialisation). Resolves once connected; a failure
-   * is logged and `run()` starts afresh.
+   * Connects to Kafka ahead of `run()` (a standby does, so that taking over costs only the
+   * transactional id's initialisation). Resolves once connected; a failure is logged and `run()`
+   * starts afresh.
    */
   prepare(): Promise<void>;
   /** Stops what `prepare()` started, for a producer that will not run. */
@@ -166,6 +179,14 @@ export function createProducer(options: ProducerOptions): Producer {
 interface OpenSink {
   readonly sink: TradeSink;
   disconnect(): Promise<void>;
+}
+
+/** A sink connected to Kafka that sends nothing yet. */
+interface PreparedSink {
+  /** Initialises the transactional ids, if any (fencing older producers), and opens the sink. */
+  activate(): Promise<OpenSink>;
+  /** Closes what was connected, for a sink that will not send. */
+  discard(): void;
 }
 
 /** How a sink's `run()` ended, as it happens. */
@@ -201,28 +222,19 @@ class ProducerRunner {
     this.#subscribed = acceptedSymbols(config.finnhub.symbols, config.finnhub.apiKey.isSet);
   }
 
-  /** The worker sink `prepare()` started, until `run()` takes it. */
-  #prepared: Promise<WorkerSink | undefined> | undefined;
+  /** The sink `prepare()` connected, until `run()` takes it. */
+  #prepared: Promise<PreparedSink | undefined> | undefined;
 
   prepare(): Promise<void> {
-    if (this.#options.kafka !== undefined) return Promise.resolve();
-    this.#prepared ??= (async () => {
-      const sink = this.#workerSink();
-      try {
-        await sink.prepare();
-        return sink;
-      } catch (error) {
-        this.#log.warn("cannot connect the Kafka workers ahead; will try again when active", {
-          error,
-        });
-        return undefined;
-      }
-    })();
+    this.#prepared ??= this.#prepareSink().catch((error) => {
+      this.#log.warn("cannot connect to Kafka ahead; will try again when active", { error });
+      return undefined;
+    });
     return this.#prepared.then(() => {});
   }
 
   discard(): void {
-    this.#prepared?.then((sink) => sink?.abandon());
+    this.#prepared?.then((sink) => sink?.discard());
     this.#prepared = undefined;
   }
 
@@ -259,8 +271,8 @@ class ProducerRunner {
     });
     let unflushed = 0;
     try {
-      // A sink that fails for good (its worker died) stops the producer: reading on with nowhere
-      // to send would only fill the buffer and drop.
+      // A sink that fails for good (fenced, or a worker died) stops the producer: reading on with
+      // nowhere to send would only fill the buffer and drop.
       await this.#readFeed(frames, gaps.coverage, AbortSignal.any([signal, watch.failed]));
     } finally {
       stopStats();
@@ -288,29 +300,31 @@ class ProducerRunner {
     );
   }
 
-  /** The sink, connected: in workers, or in this thread on `options.kafka`. */
-  /** `undefined` when `signal` aborted before the worker sink was activated. */
-  #openSink(): Promise<OpenSink | undefined> {
-    const { kafka } = this.#options;
-    return kafka === undefined ? this.#openWorkerSink() : this.#openThreadSink(kafka);
-  }
-
-  async #openWorkerSink(): Promise<OpenSink | undefined> {
+  /**
+   * The sink, connected (by `prepare()`, or now) and activated; `undefined` when `signal`
+   * aborted before it was activated.
+   */
+  async #openSink(): Promise<OpenSink | undefined> {
     const prepared = this.#prepared;
     this.#prepared = undefined;
-    const sink = (await prepared) ?? this.#workerSink();
+    const sink = (await prepared) ?? await this.#prepareSink();
     if (this.#options.signal.aborted) {
-      sink.abandon();
+      sink.discard();
       return undefined;
     }
-    await sink.start();
-    // The worker disconnects its own producer once it has flushed.
-    return { sink, disconnect: () => Promise.resolve() };
+    return sink.activate();
   }
 
-  #workerSink(): WorkerSink {
+  /** Connects the sink: in this thread, or in `kafkaWorkers` workers. */
+  #prepareSink(): Promise<PreparedSink> {
+    return (this.#options.kafkaWorkers ?? 0) > 0
+      ? this.#prepareWorkerSink()
+      : this.#prepareThreadSink();
+  }
+
+  async #prepareWorkerSink(): Promise<PreparedSink> {
     const { config, kafkaWorkers, worker, transactionalId } = this.#options;
-    return new WorkerSink({
+    const sink = new WorkerSink({
       ...(transactionalId === undefined ? {} : { transactionalId }),
       config,
       metrics: this.metrics,
@@ -319,35 +333,60 @@ class ProducerRunner {
       ...(kafkaWorkers === undefined ? {} : { workers: kafkaWorkers }),
       ...(worker === undefined ? {} : { worker }),
     });
+    await sink.prepare();
+    return {
+      activate: async () => {
+        await sink.start();
+        // The worker disconnects its own producer once it has flushed.
+        return { sink, disconnect: () => Promise.resolve() };
+      },
+      discard: () => sink.abandon(),
+    };
   }
 
-  async #openThreadSink(kafka: Pick<Kafka, "producer">): Promise<OpenSink> {
-    const { producer: settings, kafka: { topics } } = this.#options.config;
-    const transactionalId = this.#options.transactionalId?.(0);
+  async #prepareThreadSink(): Promise<PreparedSink> {
+    const { config, transactionalId: idOf } = this.#options;
+    const kafka = this.#options.kafka ??
+      createKafka(config.kafka, withoutConcurrentTransactionNoise(this.#log), {
+        clientIdSuffix: "producer-0",
+      });
+    const transactionalId = idOf?.(0);
     const kafkaProducer = kafka.producer(
       transactionalId === undefined ? PRODUCER_CONFIG : transactionalConfig(transactionalId),
     );
     await kafkaProducer.connect();
-    let sender: SendingProducer = kafkaProducer;
-    if (transactionalId !== undefined) {
-      await (await kafkaProducer.transaction()).commit(); // fences older producers of the id
-      sender = transactionalSender(kafkaProducer);
-    }
-    const buffer = new TradeBuffer<Message>({
-      maxItems: settings.bufferMaxTrades,
-      batchMaxItems: settings.batchMaxTrades,
-    });
-    const sink = new KafkaSink({
-      producer: sender,
+    const disconnect = () => kafkaProducer.disconnect();
+    return {
+      activate: async () => {
+        let sender: SendingProducer = kafkaProducer;
+        if (transactionalId !== undefined) {
+          await (await kafkaProducer.transaction()).commit(); // fences older producers of the id
+          this.#log.info("transactional id initialised: fenced any older producer of this key", {
+            transactionalId,
+          });
+          sender = transactionalSender(kafkaProducer);
+        }
+        return { sink: this.#threadSink(sender), disconnect };
+      },
+      discard: () => void disconnect().catch(() => {}),
+    };
+  }
+
+  #threadSink(producer: SendingProducer): KafkaSink {
+    const { producer: settings, kafka: { topics } } = this.#options.config;
+    return new KafkaSink({
+      producer,
       rawTopic: topics.raw,
       deadLetterTopic: topics.deadLetter,
       gapsTopic: topics.gaps,
-      buffer,
+      buffer: new TradeBuffer<Message>({
+        maxItems: settings.bufferMaxTrades,
+        batchMaxItems: settings.batchMaxTrades,
+      }),
       metrics: this.metrics,
       log: this.#log.child("kafka"),
       clock: this.#clock,
     });
-    return { sink, disconnect: () => kafkaProducer.disconnect() };
   }
 
   /**

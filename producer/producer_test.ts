@@ -36,7 +36,9 @@ function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, str
   const producer = createProducer({
     config,
     // In this thread on a fake kafkajs client, unless the test gives a (fake) worker.
-    ...(worker ? { worker } : { kafka: { producer: () => kafkaProducer } as unknown as Kafka }),
+    ...(worker
+      ? { worker, kafkaWorkers: 1 }
+      : { kafka: { producer: () => kafkaProducer } as unknown as Kafka }),
     log: createLogger("test", { write: (line) => lines.push(line) }),
     signal: controller.signal,
     wire,

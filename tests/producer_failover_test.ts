@@ -179,7 +179,7 @@ async function account(config: Config, truthPath: string) {
   for (const conn of new Set(sent.map((e) => e.connection))) {
     const mine = written.filter((t) => connectionOf.get(t.connectionId) === conn);
     const sentHere = sent.filter((e) => e.connection === conn);
-    // One symbol, one partition, one Kafka worker whose transactions commit in order: what is
+    // One symbol, one partition, one sender whose transactions commit in order: what is
     // written of a symbol is the first of what was sent of it, in order.
     for (const symbol of SYMBOLS) {
       const expected = sentHere.filter((e) => e.trade.s === symbol)

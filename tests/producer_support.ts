@@ -72,7 +72,7 @@ export interface RunningProducer {
 }
 
 /**
- * Starts the producer as `deno task producer` runs it, sending from its Kafka worker (it connects
+ * Starts the producer as `deno task producer` runs it, sending from its own thread (it connects
  * to Kafka, then to the feed).
  */
 export function runProducer(config: Config, log: Logger = testLogger("producer")): RunningProducer {
