@@ -8,7 +8,8 @@
  * started at the beginning is still running, none was started again).
  *
  * `CLUSTER_SUITE=full` (`deno task test:cluster`): 60 s outages at 1,000 trades/s.
- * `CLUSTER_SUITE=short`: one Cassandra node and the busiest broker killed for 20 s each.
+ * `CLUSTER_SUITE=short`: one Cassandra node, the busiest broker and the producer lease's
+ * coordinator killed for 20 s each.
  * Unset: ignored (see cluster_harness.ts).
  */
 import assert from "node:assert/strict";
