@@ -99,7 +99,11 @@ async function recoverFromFetch(this: ConsumerGroupInternals, error: unknown): P
     error: (error as Error).message,
   });
   await new Promise((resolve) => setTimeout(resolve, DEAD_BROKER_BACKOFF_MS));
-  await this.cluster.refreshMetadata();
+  // Kafka wholly unreachable: the refused fetch's own error goes on to kafkajs, which retries
+  // and restarts the consumer on it as before.
+  await this.cluster.refreshMetadata().catch(() => {
+    throw error;
+  });
 }
 
 /** Finds the group's coordinator again and makes heartbeats and commits go to it. */
@@ -121,7 +125,12 @@ async function heartbeat(
     return await ORIGINAL.heartbeat.call(this, options);
   } catch (error) {
     if (!isCoordinatorError(error)) throw error;
-    await findCoordinatorAgain.call(this, error);
+    // No coordinator to be found (Kafka wholly unreachable): kafkajs's lookup error is not
+    // retriable and would end the consumer for good, so the heartbeat's own (retriable) error
+    // goes on, as kafkajs would have thrown it.
+    await findCoordinatorAgain.call(this, error).catch(() => {
+      throw error;
+    });
     return await ORIGINAL.heartbeat.call(this, options);
   }
 }

@@ -183,6 +183,24 @@ Deno.test("heartbeat() finds the coordinator again when it refuses connections",
   assert.equal(g.coordinator, newCoordinator);
 });
 
+Deno.test("with Kafka wholly unreachable, heartbeat() and recoverFromFetch() throw the retriable error kafkajs would have", async () => {
+  failOverConsumerGroups();
+  const notFound = () =>
+    Promise.reject(
+      Object.assign(new Error("Failed to find group coordinator"), { retriable: false }),
+    );
+  const { g } = group({
+    findGroupCoordinator: notFound,
+    refreshMetadata: () => Promise.reject(refused()),
+  });
+  const heartbeatRefused = refused();
+  g.coordinator = { nodeId: 1, heartbeat: () => Promise.reject(heartbeatRefused) };
+  await assert.rejects(g.heartbeat({ interval: 0 }), (e) => e === heartbeatRefused);
+  const fetchRefused = refused();
+  await assert.rejects(g.recoverFromFetch(fetchRefused), (e) => e === fetchRefused);
+  assert.equal((heartbeatRefused as Any).retriable, true, "kafkajs retries and restarts on it");
+});
+
 Deno.test("heartbeat() leaves a rebalance to kafkajs (no coordinator lookup)", async () => {
   failOverConsumerGroups();
   const { g, calls } = group();
