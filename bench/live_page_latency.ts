@@ -25,7 +25,7 @@ import { delay } from "../shared/delay.ts";
 import type { Logger } from "../shared/log.ts";
 import type { WireCodec } from "../shared/wire.ts";
 import { createCandleFeed } from "../status/market/feed.ts";
-import { sampleQuantile } from "./pipeline_stats.ts";
+import { sampleSummary } from "./pipeline_stats.ts";
 
 /** One 1m candle as an `update` event showed it. */
 export interface ShownCandle {
@@ -281,15 +281,7 @@ export async function livePageLatency(
   }
   const figures = (name: Name): PathLatency => {
     const { delays, notShown, unmatched } = totals[name];
-    delays.sort((x, y) => x - y);
-    return {
-      count: delays.length,
-      p50Ms: sampleQuantile(delays, 0.5),
-      p99Ms: sampleQuantile(delays, 0.99),
-      maxMs: delays.at(-1) ?? null,
-      notShown,
-      unmatched,
-    };
+    return { ...sampleSummary(delays), notShown, unmatched };
   };
   return {
     ...figures("page"),

@@ -74,7 +74,7 @@ import {
   judgeLag,
   type LagSample,
   type LagVerdict,
-  sampleQuantile,
+  sampleSummary,
   seriesSum,
 } from "./pipeline_stats.ts";
 import { CLOCK_TICKS, cpuTicks, machineTicks, rssBytes, servicePid } from "./proc_stats.ts";
@@ -910,13 +910,7 @@ async function silverRowLatency(
       }
     }
   }
-  delays.sort((x, y) => x - y);
-  return {
-    count: delays.length,
-    p50Ms: sampleQuantile(delays, 0.5),
-    p99Ms: sampleQuantile(delays, 0.99),
-    maxMs: delays.at(-1) ?? null,
-  };
+  return sampleSummary(delays);
 }
 
 // --- report ------------------------------------------------------------------------------------

@@ -135,6 +135,22 @@ export function sampleQuantile(sorted: readonly number[], q: number): number | n
   return sorted[index]!;
 }
 
+/** Count, p50, p99 and max of raw samples, in ms; sorts `samples` in place. */
+export function sampleSummary(samples: number[]): {
+  count: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+} {
+  samples.sort((x, y) => x - y);
+  return {
+    count: samples.length,
+    p50Ms: sampleQuantile(samples, 0.5),
+    p99Ms: sampleQuantile(samples, 0.99),
+    maxMs: samples.at(-1) ?? null,
+  };
+}
+
 /** The lag of every group at one moment, in records (summed over partitions). */
 export interface LagSample {
   /** Wall time of the sample, ms. */
