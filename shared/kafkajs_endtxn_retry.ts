@@ -37,7 +37,7 @@
  *
  * @module
  */
-import { createRequire } from "node:module";
+import { swapKafkajsModule } from "./kafkajs_module_swap.ts";
 import createRetry from "kafkajs/src/retry/index.js";
 import COORDINATOR_TYPES from "kafkajs/src/protocol/coordinatorTypes.js";
 import originalCreateEosManager from "kafkajs/src/producer/eosManager/index.js";
@@ -125,17 +125,12 @@ function endTxnRetryingCluster(cluster: Any, logger: Any): Any {
   }
 }
 
-const require = createRequire(import.meta.url);
-const EOS_MANAGER = require.resolve("kafkajs/src/producer/eosManager/index.js");
-const PRODUCER = require.resolve("kafkajs/src/producer/index.js");
-
 /** Whether kafkajs's producer module loaded before the replacement could be put in place. */
-const loadedTooLate = PRODUCER in require.cache;
-if (!loadedTooLate) {
-  const cached = require.cache[EOS_MANAGER];
-  if (cached === undefined) throw new Error(`kafkajs module ${EOS_MANAGER} is not loaded`);
-  cached.exports = createEosManager;
-}
+const loadedTooLate = !swapKafkajsModule({
+  module: "kafkajs/src/producer/eosManager/index.js",
+  takenBy: "kafkajs/src/producer/index.js",
+  replacement: createEosManager,
+});
 
 /**
  * Throws unless kafkajs's producers use {@linkcode createEosManager}: that is, unless this module

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { createRequire } from "node:module";
+import { swapKafkajsModule } from "./kafkajs_module_swap.ts";
 import errors from "kafkajs/src/errors.js";
 import protocolErrors from "kafkajs/src/protocol/error.js";
 import groupMessagesPerPartition from "kafkajs/src/producer/groupMessagesPerPartition.js";
@@ -247,17 +247,12 @@ export function createSendMessages(
   };
 }
 
-const require = createRequire(import.meta.url);
-const SEND_MESSAGES = require.resolve("kafkajs/src/producer/sendMessages.js");
-const MESSAGE_PRODUCER = require.resolve("kafkajs/src/producer/messageProducer.js");
-
 /** Whether kafkajs's producer module loaded before the replacement could be put in place. */
-const loadedTooLate = MESSAGE_PRODUCER in require.cache;
-if (!loadedTooLate) {
-  const cached = require.cache[SEND_MESSAGES];
-  if (cached === undefined) throw new Error(`kafkajs module ${SEND_MESSAGES} is not loaded`);
-  cached.exports = createSendMessages;
-}
+const loadedTooLate = !swapKafkajsModule({
+  module: "kafkajs/src/producer/sendMessages.js",
+  takenBy: "kafkajs/src/producer/messageProducer.js",
+  replacement: createSendMessages,
+});
 
 /**
  * Throws unless kafkajs's producers use {@linkcode createSendMessages}: that is, unless this
