@@ -192,9 +192,10 @@ export async function runStageWorker(options: StageWorkerOptions): Promise<void>
           log,
           metrics,
           signal: stop,
-          // Bronze and silver work on every assigned partition at once: a batch mostly waits on
-          // Cassandra and Kafka round trips, which then overlap instead of adding up.
-          partitionsConsumedConcurrently: stage === "gold" ? 1 : config.kafka.partitions,
+          // Every assigned partition at once: bronze's and silver's batches mostly wait on
+          // Cassandra and Kafka round trips, which then overlap instead of adding up; gold folds
+          // a fetch round's batches one after another and writes them in one flush.
+          partitionsConsumedConcurrently: config.kafka.partitions,
           tickMs: Math.min(config.gold.flushIntervalMs, 1000),
         }).catch(stopOthersOnFailure),
       ];
