@@ -16,7 +16,7 @@
  * write: one write round of candle rows for all of them, then one of index entries, then one of
  * ends, instead of three per partition one partition after another. A fetch round of six
  * partitions was flushed in up to 18 Cassandra round trips in a row, and the candles of the last
- * partition waited for the 15 before theirs.
+ * partition waited for up to 15 before theirs.
  *
  * @module
  */
@@ -67,12 +67,12 @@ interface PartitionFlush {
 function collectPending(cache: CandleCache, flushes: ReadonlyMap<number, PartitionFlush>): void {
   for (const item of cache.entries()) {
     const entry = item[1];
-    const flush = flushes.get(entry.partition);
-    if (!flush) continue;
-    if (entry.dirty) flush.dirty.push(item);
+    const pending = flushes.get(entry.partition);
+    if (!pending) continue;
+    if (entry.dirty) pending.dirty.push(item);
     // A final row read back only to skip a redelivery has nothing to write: let it go.
     else if (entry.candle.isFinal) cache.delete(item[0]);
-    if (!entry.candle.isFinal && entry.index !== "written") flush.unindexed.push(entry);
+    if (!entry.candle.isFinal && entry.index !== "written") pending.unindexed.push(entry);
   }
 }
 
@@ -84,12 +84,12 @@ async function writeCandles(gold: GoldContext, flushes: readonly PartitionFlush[
   const at = new Date(gold.now());
   const rows: RowWrite<number>[] = [];
   const written: {
-    flush: PartitionFlush;
+    pending: PartitionFlush;
     clock: PartitionClock | undefined;
     newEnds: number[];
   }[] = [];
-  for (const flush of flushes) {
-    const { partition, state, dirty, unindexed } = flush;
+  for (const pending of flushes) {
+    const { partition, state, dirty, unindexed } = pending;
     const newEnds = [
       ...new Set(unindexed.map((e) => e.candle.windowEnd).filter((end) => !state.ends.has(end))),
     ];
@@ -98,12 +98,12 @@ async function writeCandles(gold: GoldContext, flushes: readonly PartitionFlush[
     for (const [, entry] of dirty) rows.push(gold.rows.upsert(entry.candle, at, rows.length));
     if (clock) rows.push(gold.store.writeClock(partition, clock, at.getTime()));
     if (newEnds.length > 0) rows.push(gold.store.addEnds(partition, newEnds));
-    written.push({ flush, clock, newEnds });
+    written.push({ pending, clock, newEnds });
   }
   if (rows.length === 0) return;
   await gold.write(rows);
-  for (const { flush, clock, newEnds } of written) {
-    const { partition, state, dirty } = flush;
+  for (const { pending, clock, newEnds } of written) {
+    const { partition, state, dirty } = pending;
     if (clock) state.saved = clock;
     for (const end of newEnds) state.ends.add(end);
     candlesWritten(gold, partition, state, dirty, at);
@@ -154,9 +154,9 @@ function candlesWritten(
  */
 async function writeIndex(gold: GoldContext, flushes: readonly PartitionFlush[]): Promise<void> {
   const rows: RowWrite<number>[] = [];
-  const written: { flush: PartitionFlush; deletes: number }[] = [];
-  for (const flush of flushes) {
-    const { partition, state, unindexed } = flush;
+  const written: { pending: PartitionFlush; deletes: number }[] = [];
+  for (const pending of flushes) {
+    const { partition, state, unindexed } = pending;
     const deletes = state.deletes.length;
     if (deletes === 0 && unindexed.length === 0) continue;
     rows.push(...state.deletes);
@@ -165,13 +165,13 @@ async function writeIndex(gold: GoldContext, flushes: readonly PartitionFlush[])
         gold.store.insertEntry(partition, openWindowKey(e.candle), writeTimestamp(e.candle)),
       );
     }
-    written.push({ flush, deletes });
+    written.push({ pending, deletes });
   }
   if (rows.length === 0) return;
   await gold.write(rows);
-  for (const { flush, deletes } of written) {
-    flush.state.deletes.splice(0, deletes);
-    for (const entry of flush.unindexed) entry.index = "written";
+  for (const { pending, deletes } of written) {
+    pending.state.deletes.splice(0, deletes);
+    for (const entry of pending.unindexed) entry.index = "written";
   }
 }
 
