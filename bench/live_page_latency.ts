@@ -3,11 +3,22 @@
  * its candle on the page. The bench opens the page's event stream (`GET /api/stream`, every
  * symbol) as a browser would and notes when each `update` event arrives and, for each 1m candle
  * in it, the window and its trade count and close. Afterwards each window's silver rows are read
- * in Cassandra's clustering order (event time, raw partition, raw offset), which is the order gold
- * folds one symbol's trades in, so a candle showing `n` trades holds the window's first `n` rows:
- * the trades counted between two events of a window showed first in the later one, and each one's
- * latency is that event's arrival minus its `ingest_time`. An event whose close is not the price
- * of its `n`-th row (a late or out-of-order trade) is counted as unmatched and left out.
+ * and put in the order gold folds one symbol's trades in: raw offset order (the silver topic is
+ * keyed by symbol and published in raw-offset order; the bench's topics never grow, so a symbol's
+ * trades all come from one raw partition). A candle showing `n` trades holds the window's first
+ * `n` rows in that order: the trades counted between two events of a window showed first in the
+ * later one, and each one's latency is that event's arrival minus its `ingest_time`. An event
+ * whose close is not the close of those `n` rows (the price of the latest by event time, raw
+ * partition and offset, as gold picks it) is counted as unmatched and left out.
+ *
+ * Not Cassandra's clustering order (event time first): about 2% of the simulator's prints come
+ * up to 250 ms before the previous one, and every candle state folded before such a print but
+ * after the trades it precedes in event time then missed its `n`-th row. On a busy symbol (a
+ * late print every 100 ms or so) most states missed, and their trades were timed to a later
+ * state. Both ways on the same run (bench:pipeline --rates 5000 --duration-s 60 --warmup-s 15
+ * --live-page, load 3-7): ingest -> gold's row p50/p99 352/1,776 ms with 2,554 states unmatched
+ * in event-time order, 251/768 ms with none in fold order; gold itself, timing each trade from
+ * its ingest to the start of its row's write, saw a p99 of 368-819 ms per 10 s.
  *
  * The path measured: producer, raw topic, bronze, silver, gold's fold and flush (its rows
  * written, then the candle published), the status process's candle feed, the hub's per-client
@@ -233,11 +244,12 @@ export async function livePageLatency(
       lists[name].push(candle);
     }
   }
-  const query = `SELECT price, ingest_time FROM ${keyspace}.trades_silver
+  const query = `SELECT price, ingest_time, event_time, raw_partition, raw_offset
+    FROM ${keyspace}.trades_silver
     WHERE symbol = ? AND bucket = ? AND event_time >= ? AND event_time < ?`;
   /** The silver rows of `symbol`'s 1m window at `time`, in fold order. */
-  async function windowRows(symbol: string, time: number) {
-    const rows: { price: number; ingest: number }[] = [];
+  async function windowRows(symbol: string, time: number): Promise<SilverRow[]> {
+    const rows: SilverRow[] = [];
     let pageState: string | undefined;
     do {
       const result: cassandra.types.ResultSet = await session.execute(
@@ -249,11 +261,14 @@ export async function livePageLatency(
         rows.push({
           price: row.get("price") as number,
           ingest: (row.get("ingest_time") as Date).getTime(),
+          eventTime: (row.get("event_time") as Date).getTime(),
+          rawPartition: row.get("raw_partition") as number,
+          rawOffset: Number(row.get("raw_offset")),
         });
       }
       pageState = result.pageState ?? undefined;
     } while (pageState);
-    return rows;
+    return inFoldOrder(rows);
   }
   const totals = Object.fromEntries(
     names.map((name) => [name, { delays: [] as number[], notShown: 0, unmatched: 0 }]),
@@ -292,24 +307,41 @@ export async function livePageLatency(
   };
 }
 
+/** A silver row of a window, as the bench reads it. */
+export interface SilverRow {
+  readonly price: number;
+  /** `ingest_time`, epoch ms. */
+  readonly ingest: number;
+  /** `event_time`, epoch ms. */
+  readonly eventTime: number;
+  readonly rawPartition: number;
+  readonly rawOffset: number;
+}
+
+/** `rows` (one symbol's) in the order gold folds them: raw partition, then raw offset. */
+export function inFoldOrder(rows: readonly SilverRow[]): SilverRow[] {
+  return [...rows].sort((a, b) => a.rawPartition - b.rawPartition || a.rawOffset - b.rawOffset);
+}
+
 /**
  * For one window: each trade's delay from its ingest to the first of `shown` (that window's
  * events) whose count reaches it, for the trades of `rows` (the window's silver rows in fold
- * order) ingested in `[from, to]`; the trades no event reached; the events whose close is not
- * their `n`-th row's price (skipped).
+ * order, {@linkcode inFoldOrder}) ingested in `[from, to]`; the trades no event reached; the
+ * events whose close is not the close of their first `n` rows (skipped).
  */
 export function firstShown(
-  rows: readonly { price: number; ingest: number }[],
+  rows: readonly SilverRow[],
   shown: readonly ShownCandle[],
   from: number,
   to: number,
 ): { delays: number[]; notShown: number; unmatched: number } {
+  const closes = prefixCloses(rows);
   const delays: number[] = [];
   let unmatched = 0;
   let counted = 0;
   for (const candle of [...shown].sort((x, y) => x.at - y.at)) {
     if (candle.trades <= counted) continue;
-    if (candle.trades > rows.length || rows[candle.trades - 1]!.price !== candle.close) {
+    if (candle.trades > rows.length || closes[candle.trades - 1] !== candle.close) {
       unmatched++;
       continue;
     }
@@ -325,4 +357,24 @@ export function firstShown(
     if (ingest >= from && ingest <= to) notShown++;
   }
   return { delays, notShown, unmatched };
+}
+
+/**
+ * The close of each prefix of `rows`: the price of its latest row by event time, raw partition
+ * and raw offset (gold's close, `processor/gold/candle.ts`).
+ */
+function prefixCloses(rows: readonly SilverRow[]): number[] {
+  const closes: number[] = [];
+  let last: SilverRow | undefined;
+  for (const row of rows) {
+    if (
+      last === undefined ||
+      (row.eventTime - last.eventTime || row.rawPartition - last.rawPartition ||
+          row.rawOffset - last.rawOffset) > 0
+    ) {
+      last = row;
+    }
+    closes.push(last.price);
+  }
+  return closes;
 }

@@ -2,14 +2,20 @@ import assert from "node:assert/strict";
 import { delay } from "../shared/delay.ts";
 import { sseEvent } from "../status/market/hub.ts";
 import { serveStatus } from "../status/server.ts";
-import { firstShown, type ShownCandle, watchLivePage } from "./live_page_latency.ts";
+import {
+  firstShown,
+  inFoldOrder,
+  type ShownCandle,
+  type SilverRow,
+  watchLivePage,
+} from "./live_page_latency.ts";
 
-const rows = [
-  { price: 10, ingest: 1_000 },
-  { price: 11, ingest: 1_100 },
-  { price: 12, ingest: 1_200 },
-  { price: 13, ingest: 1_300 },
-];
+/** A row of raw partition 0 at `offset`, stamped `eventTime`. */
+function row(offset: number, price: number, ingest: number, eventTime = ingest): SilverRow {
+  return { price, ingest, eventTime, rawPartition: 0, rawOffset: offset };
+}
+
+const rows = [row(0, 10, 1_000), row(1, 11, 1_100), row(2, 12, 1_200), row(3, 13, 1_300)];
 
 function shown(at: number, trades: number, close: number): ShownCandle {
   return { at, symbol: "AAPL", time: 0, close, trades };
@@ -31,9 +37,28 @@ Deno.test("firstShown() counts trades no event reached, within the span only", (
   assert.deepEqual(result, { delays: [], notShown: 2, unmatched: 0 });
 });
 
-Deno.test("firstShown() skips an event whose close is not its n-th row's price", () => {
+Deno.test("firstShown() skips an event whose close is not the close of its first n rows", () => {
   const result = firstShown(rows, [shown(1_500, 2, 99), shown(1_800, 3, 12)], 0, 10_000);
   assert.deepEqual(result, { delays: [800, 700, 600], notShown: 1, unmatched: 1 });
+});
+
+Deno.test("firstShown() times the trades before a late print to the state that counted them", () => {
+  // Offset 2 is a late print: stamped before offset 1, ingested after it. Gold folds in offset
+  // order, so the state at 1_150 counts offsets 0 and 1 and closes at 11.
+  const late = inFoldOrder([
+    row(2, 12, 1_200, 1_050),
+    row(0, 10, 1_000),
+    row(1, 11, 1_100),
+    row(3, 13, 1_300),
+  ]);
+  const result = firstShown(
+    late,
+    // With offset 2 folded the close is still offset 1's price: it is the latest by event time.
+    [shown(1_150, 2, 11), shown(1_250, 3, 11), shown(1_350, 4, 13)],
+    0,
+    10_000,
+  );
+  assert.deepEqual(result, { delays: [150, 50, 50, 50], notShown: 0, unmatched: 0 });
 });
 
 /** An SSE server for the watcher: each connection gets `events(n)` for its n-th connection. */

@@ -36,8 +36,9 @@ export interface Stage {
    */
   processBatch(batch: StageBatch): Promise<void>;
   /**
-   * Batches of different partitions may be in `processBatch` at once (the stage keeps no state
-   * shared across partitions). Default false: batches and ticks never overlap.
+   * Batches of different partitions may be in `processBatch` at once, and ticks may overlap
+   * them (the stage keeps no state shared across partitions, or orders its own steps). Default
+   * false: batches and ticks never overlap.
    */
   readonly concurrentPartitions?: boolean;
   /**

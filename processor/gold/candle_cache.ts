@@ -70,6 +70,11 @@ export class CandleCache {
     this.#entries.clear();
   }
 
+  /** Every entry, least recently used first. Deleting the current one while iterating is safe. */
+  entries(): IterableIterator<[string, CacheEntry]> {
+    return this.#entries.entries();
+  }
+
   /**
    * The entries of `partition`, least recently used first. Deleting the current one while
    * iterating is safe.

@@ -95,7 +95,7 @@ async function readDueWindows(gold: GoldContext, partition: number, end: number)
         gold.metrics.readBack.inc({ interval: w.interval });
       }
     });
-    await flush(gold, partition);
+    await flush(gold, [partition]);
     pageState = page.pageState;
   } while (pageState !== undefined);
 }

@@ -32,9 +32,14 @@
  * read back when a trade touches them or when they fall due: `candle_cache.ts`).
  *
  * The stage is a list of steps over one {@linkcode GoldContext} (`gold_context.ts`), run one at
- * a time (the runner never overlaps batches and ticks): per batch, decode and dead-letter
- * (`../stage_input.ts`), take partitions over after a rebalance, fold the trades, make due
- * windows final, flush, evict; per tick, finalize and flush every partition.
+ * a time: per batch, decode (`../stage_input.ts`), take partitions over after a rebalance, fold
+ * the trades and make due windows final; then flush every partition folded since its last flush
+ * and evict; then dead-letter; per tick, finalize and flush every partition. The runner hands a
+ * fetch round's batches over together (`concurrentPartitions`) and the stage queues their steps
+ * in that order, so the round's batches all fold before the first of them flushes, and that one
+ * flush writes them all (`flush.ts`): a round of six partitions costs one write of candle rows,
+ * not six in a row. A batch returns once a flush that began after its fold has written it; a
+ * takeover first writes what was folded, then forgets the candles in memory.
  *
  * @module
  */
@@ -87,35 +92,94 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     metrics: options.metrics,
     now,
   });
+  const serial = serialQueue();
+  /** Partitions folded since their last flush. */
+  const folded = new Set<number>();
+
+  /** Flushes every partition folded since its last flush, in one flush, then evicts. */
+  async function flushFolded(): Promise<void> {
+    if (folded.size === 0) return;
+    const partitions = [...folded];
+    folded.clear();
+    try {
+      await flush(gold, partitions);
+    } catch (error) {
+      // Still to write: the batches waiting on them flush them again (or fail and are retried).
+      for (const partition of partitions) folded.add(partition);
+      throw error;
+    }
+    evict(gold);
+  }
+
+  /**
+   * After a rebalance: writes what was folded, then forgets everything (another worker may
+   * have moved these rows on while a partition was away) and reads the state of every assigned
+   * partition.
+   */
+  async function takeOver(): Promise<void> {
+    if (!gold.states.takeOverDue()) return;
+    await flushFolded();
+    await gold.states.takeOver(() => {
+      gold.cache.clear();
+      gold.metrics.openWindows.set(0);
+    });
+  }
+
   return {
     name: "gold",
+    concurrentPartitions: true,
     async processBatch(batch: StageBatch) {
-      const { records, rejects } = await input.decode(batch, "SilverTrade");
-      await takeOver(gold);
-      const state = await gold.states.getOrRead(batch.partition);
-      const arrival = await foldBatch(gold, batch.partition, state, records.map((r) => r.value));
-      await finalizeDue(gold, batch.partition, arrival);
-      await flush(gold, batch.partition);
-      evict(gold);
+      // Queued before anything is awaited: the batches of a fetch round fold in the order the
+      // runner hands them over, all before the first flush they queue.
+      const rejects = await serial(async () => {
+        const { records, rejects } = await input.decode(batch, "SilverTrade");
+        await takeOver();
+        const state = await gold.states.getOrRead(batch.partition);
+        const trades = records.map((r) => r.value);
+        const arrival = await foldBatch(gold, batch.partition, state, trades);
+        await finalizeDue(gold, batch.partition, arrival);
+        folded.add(batch.partition);
+        showWatermark(gold, batch.partition, state, arrival);
+        return rejects;
+      });
+      await serial(flushFolded);
       await input.deadLetter(rejects);
-      showWatermark(gold, batch.partition, state, arrival);
     },
     onRebalance(partitions) {
-      // Read on the next batch or tick: batches and ticks never overlap, this event may.
+      // Read on the next batch or tick: this event may come while they run.
       gold.states.assign(partitions);
     },
-    async tick() {
-      await takeOver(gold);
-      const at = now();
-      for (const partition of gold.states.partitions()) {
-        await finalizeDue(gold, partition, at);
-        await flush(gold, partition);
-      }
+    tick() {
+      return serial(async () => {
+        await takeOver();
+        const at = now();
+        for (const partition of gold.states.partitions()) {
+          await finalizeDue(gold, partition, at);
+          folded.add(partition);
+        }
+        await flushFolded();
+      });
     },
-    async close() {
-      for (const partition of gold.states.partitions()) await flush(gold, partition);
-      await gold.publisher?.drain(2000);
+    close() {
+      return serial(async () => {
+        for (const partition of gold.states.partitions()) folded.add(partition);
+        await flushFolded();
+        await gold.publisher?.drain(2000);
+      });
     },
+  };
+}
+
+/**
+ * Runs the functions given one at a time, in the order given (each after the one before has
+ * settled, whether it failed or not), and returns each one's result.
+ */
+function serialQueue(): <T>(work: () => Promise<T>) => Promise<T> {
+  let chain: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const next = chain.then(work, work);
+    chain = next.catch(() => {});
+    return next;
   };
 }
 
@@ -151,17 +215,6 @@ function createGoldContext(options: GoldStageOptions, now: () => number): GoldCo
     },
     onCandle: options.onCandle,
   };
-}
-
-/**
- * After a rebalance: forgets everything (another worker may have moved these rows on while
- * a partition was away) and reads the state of every assigned partition.
- */
-async function takeOver(gold: GoldContext): Promise<void> {
-  await gold.states.takeOver(() => {
-    gold.cache.clear();
-    gold.metrics.openWindows.set(0);
-  });
 }
 
 /**

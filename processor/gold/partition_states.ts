@@ -81,6 +81,11 @@ export class PartitionStates {
     this.#assignment = partitions;
   }
 
+  /** Whether a rebalance was noted that {@linkcode takeOver} has not taken over yet. */
+  takeOverDue(): boolean {
+    return this.#assignment !== undefined;
+  }
+
   /**
    * After a rebalance: reads the state of every assigned partition, then replaces every state
    * and calls `forget` (in the same step) to drop what memory holds of the old ones.
