@@ -54,7 +54,8 @@ import { createCassandraClient } from "../shared/cassandra.ts";
 import { type Config, isolatedNames, loadConfig } from "../shared/config.ts";
 import { createKafka, hideKafkajsTimeoutWarning } from "../shared/kafka.ts";
 import { delay } from "../shared/delay.ts";
-import { createLogger, describeError } from "../shared/log.ts";
+import { withTimeout } from "../local_services/_util.ts";
+import { createLogger, describeError, type Logger } from "../shared/log.ts";
 import { roleEnv, type RoleName, roleProcess } from "../shared/process/role.ts";
 import { type ProcessExit, type RunningProcess, spawnProcess } from "../shared/process/spawn.ts";
 import type { MetricsSnapshot } from "../shared/metrics.ts";
@@ -627,6 +628,25 @@ async function coordinatorWriteLatency(
   })).filter((r) => r.perSecond > 0 || r.p99Ms > 0);
 }
 
+/**
+ * Stops the live-page watchers, each given at most 15 s: a run once sat idle for minutes after its
+ * measured span with the page's stream still open, and a stop that hangs is named in the log
+ * instead of holding up the bench.
+ */
+async function stopWatchers(
+  watcher: LivePageWatcher | undefined,
+  updates: CandleUpdateWatcher | undefined,
+  log: Logger,
+): Promise<void> {
+  const bounded = async (name: string, stop: (() => Promise<void>) | undefined) => {
+    if (stop === undefined) return;
+    const stopped = await withTimeout(stop().then(() => true), 15_000, false);
+    if (!stopped) log.warn(`${name} did not stop within 15 s; going on without it`);
+  };
+  await bounded("the live-page watcher", watcher && (() => watcher.stop()));
+  await bounded("the candle-updates consumer", updates && (() => updates.stop()));
+}
+
 /** The step's figures from the marks at the end of the warm-up (`a`) and of the step (`b`). */
 function stepFigures(
   rate: number,
@@ -812,8 +832,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
     const a = await takeMark(collector, pids, controlUrl);
     await sampleFor(settings.durationS, probes, samples, { keepLag: true });
     const b = await takeMark(collector, pids, controlUrl);
-    await watcher?.stop();
-    await updates?.stop();
+    await stopWatchers(watcher, updates, log);
     if (signal.aborted) throw new Error("interrupted");
     const cassandraLatency = await coordinatorWriteLatency(session, config.cassandra.keyspace);
     const { machineCpuPct, knownCpuPct, ...figures } = stepFigures(
@@ -865,8 +884,7 @@ async function runStep(rate: number, settings: Settings, signal: AbortSignal): P
       },
     };
   } finally {
-    await watcher?.stop();
-    await updates?.stop();
+    await stopWatchers(watcher, updates, log);
     await stopChildren(started);
     await session.shutdown().catch(() => {});
     await collector.stop().catch(() => {});
