@@ -307,7 +307,6 @@ export class KafkaSink implements TradeSink {
   readonly #retry: { baseMs: number; maxMs: number };
   /** Dead letters and feed gaps waiting, each with its topic. */
   #deadLetters: { readonly topic: string; readonly message: Message }[] = [];
-  #wake: AbortController = new AbortController();
   #abandoned = false;
   #onAbandon: (() => void) | undefined;
   readonly #drops: DropLog;
@@ -425,14 +424,13 @@ export class KafkaSink implements TradeSink {
     const message = { key: key === null ? null : Buffer.from(key, "utf8"), value };
     this.#deadLetters.push({ topic, message });
     this.#deadLetterBytes += value.length;
-    this.#wake.abort();
+    this.#buffer.interrupt();
     return true;
   }
 
   /** Flush mode: send what is buffered; `run()` resolves once all is sent. */
   close(): void {
     this.#buffer.close();
-    this.#wake.abort();
   }
 
   /**
@@ -455,7 +453,6 @@ export class KafkaSink implements TradeSink {
     this.#deadLetterBytes = 0;
     this.#metrics.bufferDepth = 0;
     this.#buffer.close();
-    this.#wake.abort();
     this.#onAbandon?.();
     return lost;
   }
@@ -467,8 +464,7 @@ export class KafkaSink implements TradeSink {
         await this.#untilAbandoned(this.#sendDeadLetters());
         continue;
       }
-      if (this.#wake.signal.aborted) this.#wake = new AbortController();
-      const batch = await this.#buffer.nextBatch(this.#wake.signal);
+      const batch = await this.#buffer.nextBatch();
       if (batch.length === 0) {
         if (this.#buffer.closed && this.#buffer.size === 0 && this.#deadLetters.length === 0) {
           break;

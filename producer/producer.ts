@@ -382,6 +382,7 @@ class ProducerRunner {
       buffer: new TradeBuffer<Message>({
         maxItems: settings.bufferMaxTrades,
         batchMaxItems: settings.batchMaxTrades,
+        clock: this.#clock,
       }),
       metrics: this.metrics,
       log: this.#log.child("kafka"),
