@@ -4,9 +4,9 @@
  * confirmed by Kafka, or on a start-up error). A signal more than a second after the first exits at
  * once with 130; repeats within that second are the same Ctrl-C (see `shared/shutdown.ts`).
  *
- * With `PRODUCER_LEASE=kafka` (the default) it first joins its API key's lease group
- * (`lease.ts`) and reads the feed only while it holds the lease, writing in transactions whose
- * id fences any older holder; while another producer holds it, it stands by. A term as the active
+ * With `PRODUCER_LEASE=kafka` (the default is `none`: no lease, no transactions) it first joins
+ * its API key's lease group (`lease.ts`) and reads the feed only while it holds the lease,
+ * writing in transactions whose id fences any older holder; while another producer holds it, it stands by. A term as the active
  * producer ends when the lease is lost (the feed is closed and what was read is flushed, if Kafka
  * still takes it) or when Kafka fences it (it steps down and rejoins as a standby); either way
  * it logs why. Alone, it wins the lease at once.
