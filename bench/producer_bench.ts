@@ -10,7 +10,7 @@
  * the box: Cassandra, other people's work) are percent of all cores. Run it on a quiet machine.
  *
  *   deno run -A bench/producer_bench.ts [--rates 25000,50000,75000] [--duration-s 60]
- *     [--warmup-s 5] [--symbols 40] [--kafka-workers 0 (N: send from N worker threads)]
+ *     [--warmup-s 5] [--symbols 40]
  *
  * Uses the producer's defaults (PRODUCER_* and KAFKA_* from the environment, if set) on fresh
  * topics that it deletes at the end; `PRODUCER_LEASE=none` measures without transactions. Writes the figures to `.artifacts/producer_bench.json`.
@@ -99,14 +99,12 @@ async function main() {
       "duration-s": { type: "string", default: "60" },
       "warmup-s": { type: "string", default: "5" },
       symbols: { type: "string", default: "40" },
-      "kafka-workers": { type: "string", default: "0" },
     },
   });
   const rates = values.rates.split(",").map(Number);
   const durationMs = Number(values["duration-s"]) * 1000;
   const warmupMs = Number(values["warmup-s"]) * 1000;
   const symbolCount = Number(values.symbols);
-  const kafkaWorkers = Number(values["kafka-workers"]);
   const symbols = benchSymbols(symbolCount);
 
   hideKafkajsTimeoutWarning();
@@ -134,19 +132,15 @@ async function main() {
   await ensureTopics(admin, config.kafka, topics);
 
   const controller = new AbortController();
-  // As `deno task producer` runs it (sending from this thread, on a client of its own), or
-  // sending from `--kafka-workers` worker threads.
+  // As `deno task producer` runs it: sending from this thread, on a client of its own.
   const producer = createProducer({
     config,
     log,
     signal: controller.signal,
     statsIntervalMs: 0,
-    kafkaWorkers,
     // As `deno task producer` with PRODUCER_LEASE=kafka (failover; the default is none): one
     // transaction a batch.
-    ...(config.producer.lease === "kafka"
-      ? { transactionalId: (i: number) => `bench.${id}.producer-${i}` }
-      : {}),
+    ...(config.producer.lease === "kafka" ? { transactionalId: `bench.${id}.producer-0` } : {}),
   });
   const running = producer.run();
   const metrics = producer.metrics;
@@ -171,7 +165,7 @@ async function main() {
   await waitUntil(() => metrics.connectionState === "open");
 
   console.log(
-    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, ${kafkaWorkers} Kafka workers, batch ${config.producer.batchMaxTrades}, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent, ${
+    `producer bench: ${symbols.length} symbols, ${config.kafka.partitions} partitions, batch ${config.producer.batchMaxTrades}, buffer ${config.producer.bufferMaxTrades}, uncompressed, acks=all, idempotent, ${
       config.producer.lease === "kafka" ? "one transaction a batch" : "no transactions"
     }; ${Deno.env.get("HOSTNAME") ?? ""} ${navigator.hardwareConcurrency} cores`,
   );
@@ -280,7 +274,6 @@ async function main() {
     },
     settings: {
       symbols: symbols.length,
-      kafkaWorkers,
       partitions: config.kafka.partitions,
       batchMaxTrades: config.producer.batchMaxTrades,
       bufferMaxTrades: config.producer.bufferMaxTrades,

@@ -2,9 +2,9 @@
  * Producer buffer memory: what a full buffer costs while Kafka is down, so the producer's heap
  * bound (`PRODUCER_V8_FLAGS`) can be checked against `PRODUCER_BUFFER_MAX_TRADES`.
  *
- * Builds trades the way the producer does (Avro `Trade` records packed by the main thread,
- * unpacked in place by the Kafka worker) and holds `--trades` of them in the worker's
- * {@linkcode TradeBuffer} as kafkajs messages, exactly what waits there while no send succeeds.
+ * Builds trades the way the producer does (an Avro `Trade` record per trade, keyed by one
+ * `Buffer` per symbol) and holds `--trades` of them in the sink's {@linkcode TradeBuffer} as
+ * kafkajs messages, exactly what waits there while no send succeeds.
  * Prints the heap and off-heap bytes per buffered trade. Run it with the producer's flags to see
  * that a full default buffer fits:
  *
@@ -18,7 +18,6 @@ import { parseArgs } from "node:util";
 import type { Message } from "kafkajs";
 import { memoryWire } from "../shared/memory_registry.ts";
 import { TradeBuffer } from "../producer/trade_buffer.ts";
-import { TradePacker, unpackTrades } from "../producer/trade_packing.ts";
 
 const SYMBOLS = ["AAPL", "MSFT", "AMZN", "NVDA", "BINANCE:BTCUSDT", "BINANCE:ETHUSDT"];
 const FRAME_TRADES = 50;
@@ -53,13 +52,13 @@ const wire = await memoryWire(); // the producer's framing; the id is the regist
 const buffer = new TradeBuffer<Message>({ maxItems: trades, batchMaxItems: 1000 });
 const keys = new Map(SYMBOLS.map((s) => [s, Buffer.from(s)]));
 const before = snapshot();
-const packer = new TradePacker();
 let frameSeq = 0;
 let ingestTime = Date.UTC(2026, 11, 1, 14, 30);
 while (buffer.size < trades) {
   frameSeq++;
   ingestTime += 3;
-  for (let i = 0; i < FRAME_TRADES; i++) {
+  const timestamp = String(ingestTime);
+  for (let i = 0; i < FRAME_TRADES && buffer.size < trades; i++) {
     const s = SYMBOLS[(frameSeq + i) % SYMBOLS.length]!;
     const value = wire.encode("Trade", {
       s,
@@ -72,16 +71,12 @@ while (buffer.size < trades) {
       frameSeq,
       tradeIndex: i,
     });
-    packer.add(s, ingestTime, value, i % 3);
+    buffer.push({ key: keys.get(s)!, value, timestamp });
   }
-  // The main thread hands over one packed buffer per tick; the worker unpacks it in place.
-  const { buffer: packed } = packer.take();
-  const timestamp = String(ingestTime);
-  unpackTrades(packed, (symbol, _time, value) => {
-    if (buffer.size < trades) buffer.push({ key: keys.get(symbol)!, value, timestamp });
-  });
 }
 const after = snapshot();
+// Read after the snapshot, so the buffer is alive when it is taken.
+if (buffer.size !== trades) throw new Error(`buffered ${buffer.size} trades, not ${trades}`);
 const perTrade = (bytes: number) => (bytes / trades).toFixed(0);
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 console.log(

@@ -12,7 +12,7 @@
  *
  * Every second it reads the producer's VmRSS and RssAnon from `/proc/<pid>/status`; with
  * `--trace-gc` (default on) the producer also runs with V8's `--trace-gc`, and the heap each
- * isolate (the main thread, each Kafka worker) has after its latest GC is read from those lines,
+ * isolate (the main thread, and any other) has after its latest GC is read from those lines,
  * and its CPU time from `/proc/<pid>/stat`.
  * The producer's counters come from its reports on the metrics topic. Prints, per phase, the peak
  * and the mean of the phase's last 30 seconds, and writes it all to
@@ -202,7 +202,7 @@ function anonymousOf(
  * Follows V8's `--trace-gc` lines (`[pid:0xisolate]  1234 ms: Scavenge 10.1 (12.0) -> 9.8 (12.5)
  * MB, ...`) and keeps each isolate's heap after its latest GC. Isolates are told apart by age:
  * the one that started first (the largest "ms" for the time its first line arrived) is the main
- * thread, the others are Kafka workers (none by default), in the order they started.
+ * thread, any others follow in the order they started.
  */
 class GcTrace {
   readonly #isolates = new Map<

@@ -4,15 +4,10 @@
  * (`shared/topology.ts`), the bound the stages have: the heap stays at what the workload needs
  * (a 10-minute run at 8,000 trades/s kept the producer at 164-181 MiB RSS; a flood peaked at
  * 470-499 MiB, `bench/producer_flood_memory.ts`), and a leak ends in an out-of-memory exit
- * instead of a slow swell of the machine. Each isolate (the main thread and each Kafka worker)
- * gets that heap limit on its own, so the process may take three times it, plus what lies
- * outside the heaps. A worker cannot be given a smaller one: Deno's `Worker` takes no heap limit,
- * and `node:worker_threads`' `resourceLimits`, which Deno honours, lose to `--max-old-space-size`
- * (V8 lets the flag win: a worker asked for 48 MiB got 152).
+ * instead of a slow swell of the machine.
  *
- * The buffer that holds trades while Kafka is slow or down lives in the heap of the thread that
- * sends (the main thread; a Kafka worker's when sending from workers), and its bound is a config
- * value, so the producer refuses at start a buffer that could not fit:
+ * The buffer that holds trades while Kafka is slow or down lives in that heap (the producer reads
+ * and sends from its one thread), and its bound is a config value, so the producer refuses at start a buffer that could not fit:
  * {@linkcode checkBufferFitsHeap}. The encoded trades themselves lie outside the heap, so the
  * buffer is bounded in bytes as well as in trades: {@linkcode bufferMaxBytes}.
  *
@@ -21,9 +16,9 @@
 import { PRODUCER_V8_FLAGS } from "../shared/topology.ts";
 
 /**
- * Heap one buffered trade is budgeted at: `bench/producer_buffer_memory.ts` measured 175 bytes
- * (a kafkajs message, its key and timestamp, a `Buffer` view of the packed bytes), rounded up
- * with margin.
+ * Heap one buffered trade is budgeted at: `bench/producer_buffer_memory.ts` measured 166 bytes
+ * (a kafkajs message, its key and timestamp, the `Buffer` of the encoded bytes; 175 when trades
+ * went to Kafka worker threads packed), rounded up with margin.
  */
 export const BUFFERED_TRADE_HEAP_BYTES = 256;
 

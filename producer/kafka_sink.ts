@@ -113,8 +113,8 @@ export function cachingPartitioner(inner: ICustomPartitioner): ICustomPartitione
 
 /**
  * Most dead letters waiting, by default. Bytes bound the memory ({@linkcode DEAD_LETTER_MAX_BYTES});
- * this bounds the per-letter overhead, and must absorb a burst while the worker's report of what
- * it sent is on its way: with 1,000, a hostile feed (thousands of bad trades a second) and a flood
+ * this bounds the per-letter overhead, and must absorb a burst while a send is out: with 1,000
+ * (when letters went through Kafka worker threads), a hostile feed (thousands of bad trades a second) and a flood
  * of unsubscribed symbols (10,000 a second) had most of their letters dropped.
  */
 export const DEAD_LETTER_MAX_RECORDS = 50_000;
@@ -127,10 +127,7 @@ export const DEAD_LETTER_MAX_RECORDS = 50_000;
  */
 export const DEAD_LETTER_MAX_BYTES = 32 * 1024 * 1024;
 
-/**
- * Where the producer puts what it has to send: {@linkcode KafkaSink} in this thread, or
- * `WorkerSink`, the same sink in a worker.
- */
+/** Where the producer puts what it has to send: {@linkcode KafkaSink}, or a test double. */
 export interface TradeSink {
   /** Trades and dead letters accepted and not yet confirmed by Kafka. */
   readonly pending: number;
@@ -142,8 +139,8 @@ export interface TradeSink {
   offerTrade(symbol: string, ingestTime: number, encodeValue: () => Buffer): boolean;
   /**
    * Queues one dead letter (an encoded `DeadLetter`), keyed by a symbol or not at all; drops and
-   * counts it when the letters waiting reach their bound. The sink takes `value` over (it may
-   * transfer its bytes to another thread): the caller must not use it afterwards.
+   * counts it when the letters waiting reach their bound. The sink takes `value` over: the caller
+   * must not use it afterwards.
    */
   offerDeadLetter(key: string | null, value: Buffer): void;
   /**
@@ -307,7 +304,6 @@ export class KafkaSink implements TradeSink {
   readonly #retry: { baseMs: number; maxMs: number };
   /** Dead letters and feed gaps waiting, each with its topic. */
   #deadLetters: { readonly topic: string; readonly message: Message }[] = [];
-  #wake: AbortController = new AbortController();
   #abandoned = false;
   #onAbandon: (() => void) | undefined;
   readonly #drops: DropLog;
@@ -425,14 +421,13 @@ export class KafkaSink implements TradeSink {
     const message = { key: key === null ? null : Buffer.from(key, "utf8"), value };
     this.#deadLetters.push({ topic, message });
     this.#deadLetterBytes += value.length;
-    this.#wake.abort();
+    this.#buffer.interrupt();
     return true;
   }
 
   /** Flush mode: send what is buffered; `run()` resolves once all is sent. */
   close(): void {
     this.#buffer.close();
-    this.#wake.abort();
   }
 
   /**
@@ -455,7 +450,6 @@ export class KafkaSink implements TradeSink {
     this.#deadLetterBytes = 0;
     this.#metrics.bufferDepth = 0;
     this.#buffer.close();
-    this.#wake.abort();
     this.#onAbandon?.();
     return lost;
   }
@@ -467,8 +461,7 @@ export class KafkaSink implements TradeSink {
         await this.#untilAbandoned(this.#sendDeadLetters());
         continue;
       }
-      if (this.#wake.signal.aborted) this.#wake = new AbortController();
-      const batch = await this.#buffer.nextBatch(this.#wake.signal);
+      const batch = await this.#buffer.nextBatch();
       if (batch.length === 0) {
         if (this.#buffer.closed && this.#buffer.size === 0 && this.#deadLetters.length === 0) {
           break;
@@ -483,8 +476,8 @@ export class KafkaSink implements TradeSink {
   /**
    * Settles with `send`, or at once when {@linkcode abandon} is called first. Not
    * `Promise.race` with one promise that settles on abandon: every race would add a reaction to
-   * that promise, which stays pending for the life of the process: the Kafka workers' heaps
-   * then grew with every batch sent (RSS about 2 MiB a minute at 8,000 trades/s).
+   * that promise, which stays pending for the life of the process: the heaps of the Kafka
+   * worker threads the producer had then grew with every batch sent (RSS about 2 MiB a minute at 8,000 trades/s).
    */
   #untilAbandoned(send: Promise<void>): Promise<void> {
     return new Promise<void>((resolve, reject) => {

@@ -14,7 +14,7 @@ import {
 } from "./kafka_sink.ts";
 import { createProducerMetrics } from "./metrics.ts";
 import { FakeProducer } from "./test_doubles.ts";
-import { TradeBuffer } from "./trade_buffer.ts";
+import { SEND_SPACING_MS, TradeBuffer } from "./trade_buffer.ts";
 
 function kafkaError(name: string, retriable: boolean): Error {
   return Object.assign(new Error(`${name} happened`), { name, retriable });
@@ -34,6 +34,7 @@ function setup(
   const buffer = new TradeBuffer<Message>({
     maxItems: options.maxItems ?? 100,
     batchMaxItems: options.batchMaxItems ?? 10,
+    clock,
   });
   const sink = new KafkaSink({
     producer,
@@ -254,7 +255,7 @@ Deno.test("KafkaSink counts bytes out as batches are acknowledged", async () => 
   for (let i = 0; i < 12; i++) offer(t.sink, i);
   assert.equal(t.sink.bufferedBytes, "t0".length * 10 + "t10".length * 2);
   await settle();
-  t.clock.tick(20);
+  t.clock.tick(2 * SEND_SPACING_MS); // the last two trades are a partial batch
   await settle();
   assert.equal(t.metrics.tradesProduced, 12);
   assert.equal(t.sink.bufferedBytes, 0);

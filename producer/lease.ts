@@ -45,7 +45,7 @@ export interface LeaseNames {
   readonly groupId: string;
   /** The one-partition topic the group subscribes to. */
   readonly topic: string;
-  /** The `transactional.id` prefix of the key's Kafka workers (`-<worker>` is appended). */
+  /** The `transactional.id` prefix of the key's producers (see {@linkcode transactionalIdOf}). */
   readonly transactionalId: string;
 }
 
@@ -66,7 +66,11 @@ export function leaseNames(config: Pick<Config, "finnhub" | "kafka">): LeaseName
   };
 }
 
-/** The `transactional.id` of Kafka worker `index` of a key's producers. */
+/**
+ * The `transactional.id` of sender `index` of a key's producers. A producer sends as sender 0:
+ * the suffix dates from when it could send from several Kafka worker threads, and is kept so that
+ * a producer fences one of an earlier version.
+ */
 export function transactionalIdOf(names: LeaseNames, index: number): string {
   return `${names.transactionalId}-${index}`;
 }

@@ -4,9 +4,9 @@
  * confirmed by Kafka, or on a start-up error). A signal more than a second after the first exits at
  * once with 130; repeats within that second are the same Ctrl-C (see `shared/shutdown.ts`).
  *
- * With `PRODUCER_LEASE=kafka` (the default) it first joins its API key's lease group
- * (`lease.ts`) and reads the feed only while it holds the lease, writing in transactions whose
- * id fences any older holder; while another producer holds it, it stands by. A term as the active
+ * With `PRODUCER_LEASE=kafka` (the default is `none`: no lease, no transactions) it first joins
+ * its API key's lease group (`lease.ts`) and reads the feed only while it holds the lease,
+ * writing in transactions whose id fences any older holder; while another producer holds it, it stands by. A term as the active
  * producer ends when the lease is lost (the feed is closed and what was read is flushed, if Kafka
  * still takes it) or when Kafka fences it (it steps down and rejoins as a standby); either way
  * it logs why. Alone, it wins the lease at once.
@@ -147,7 +147,7 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
           // Read and written by the active term only (`run()`): a new leader's first
           // subscription ends a producer_down gap from the last leader's last mark.
           coverageStore,
-          transactionalId: (index) => transactionalIdOf(names, index),
+          transactionalId: transactionalIdOf(names, 0),
         });
         // A standby connects to Kafka ahead: taking over then costs only fencing.
         producer.prepare();

@@ -18,16 +18,15 @@
  * changes nothing.
  *
  * Sending runs in this thread (`kafka_sink.ts` over a bounded `trade_buffer.ts`), on a kafkajs
- * client of its own. It can run in worker threads instead (`kafkaWorkers`, `worker_sink.ts`), but
- * at live rates each worker costs more than it takes off this thread: at 500 trades/s the
- * producer used 7, 11 and 16% of a core with 0, 1 and 2 workers, 162-191 µs of CPU a trade with
- * none against 390-410 with two, run back to back (`bench/producer_bench.ts`). The price: under
- * a flood (frames faster than this thread reads them) reading and sending share the thread: it
- * is never idle, a send's answer waits behind the frames read first (a 10,000-trade send took
- * 143-166 ms at the median, 14 ms in a worker), and Kafka acknowledged 5,000-16,000 trades/s
- * where two workers got 31,000-54,000 (`bench/producer_flood_memory.ts`, back to back, load
- * average 9-13; README, Scaling). The buffer fills and what does not fit is dropped and counted,
- * as always.
+ * client of its own. It used to be able to run in Kafka worker threads, but at live rates each
+ * worker cost more than it took off this thread: at 500 trades/s the producer used 7, 11 and 16%
+ * of a core with 0, 1 and 2 workers, 162-191 µs of CPU a trade with none against 390-410 with
+ * two, run back to back (`bench/producer_bench.ts`). The price: under a flood (frames faster
+ * than this thread reads them) reading and sending share the thread: it is never idle, a send's
+ * answer waits behind the frames read first (a 10,000-trade send took 143-166 ms at the median,
+ * 14 ms in a worker), and Kafka acknowledged 5,000-16,000 trades/s where two workers got
+ * 31,000-54,000 (`bench/producer_flood_memory.ts`, back to back, load average 9-13; README,
+ * Scaling). The buffer fills and what does not fit is dropped and counted, as always.
  *
  * Feed gaps (`feed_gaps.ts`): the client tells a {@linkcode CoverageTracker} when coverage
  * starts and ends, the frame handler tells {@linkcode OverflowGaps} which trades the sink
@@ -39,8 +38,8 @@
  *
  * Shutdown: when `signal` aborts the client stops reading, the sink flushes everything that was
  * accepted before the signal (for at most `shutdownTimeoutMs`, then gives up on the rest and
- * counts it), then the Kafka producer disconnects. A sink that fails for good (fenced, or a
- * worker died) stops the producer the same way, and `run()` rejects.
+ * counts it), then the Kafka producer disconnects. A sink that fails for good (fenced) stops the
+ * producer the same way, and `run()` rejects.
  *
  * @module
  */
@@ -75,7 +74,6 @@ import {
   type ProducerMetricsSnapshot,
 } from "./metrics.ts";
 import { TradeBuffer } from "./trade_buffer.ts";
-import { type WorkerLike, WorkerSink } from "./worker_sink.ts";
 
 /** Options of {@linkcode createProducer}. */
 export interface ProducerOptions {
@@ -92,13 +90,6 @@ export interface ProducerOptions {
    * kafkajs producer on it). Default: one built from `config.kafka`.
    */
   readonly kafka?: Pick<Kafka, "producer">;
-  /**
-   * Send from this many worker threads instead (each with its own client and a share of the
-   * partitions; `worker_sink.ts`). Default 0: send from this thread.
-   */
-  readonly kafkaWorkers?: number;
-  /** Makes the sending workers, for tests. Default: `kafka_worker.ts`. */
-  readonly worker?: (index: number) => WorkerLike;
   readonly log: Logger;
   /** Abort to stop: stop reading, flush, disconnect. */
   readonly signal: AbortSignal;
@@ -121,11 +112,10 @@ export interface ProducerOptions {
   /** How often a coverage mark is written, ms. Default {@linkcode DEFAULT_MARK_INTERVAL_MS}. */
   readonly markIntervalMs?: number;
   /**
-   * Send transactions: Kafka worker `index` (or the one sender in this thread, as 0) under the
-   * `transactional.id` `transactionalId(index)`, initialised before the feed is read, which fences
-   * every older producer with those ids. Default: idempotent sends without transactions.
+   * Send transactions under this `transactional.id`, initialised before the feed is read, which
+   * fences every older producer with that id. Default: idempotent sends without transactions.
    */
-  readonly transactionalId?: (index: number) => string;
+  readonly transactionalId?: string;
   /** Count into these (kept across the terms of a standby producer). Default: new ones. */
   readonly metrics?: ProducerMetrics;
 }
@@ -271,7 +261,7 @@ class ProducerRunner {
     });
     let unflushed = 0;
     try {
-      // A sink that fails for good (fenced, or a worker died) stops the producer: reading on with
+      // A sink that fails for good (fenced) stops the producer: reading on with
       // nowhere to send would only fill the buffer and drop.
       await this.#readFeed(frames, gaps.coverage, AbortSignal.any([signal, watch.failed]));
     } finally {
@@ -315,42 +305,13 @@ class ProducerRunner {
     return sink.activate();
   }
 
-  /** Connects the sink: in this thread, or in `kafkaWorkers` workers. */
-  #prepareSink(): Promise<PreparedSink> {
-    return (this.#options.kafkaWorkers ?? 0) > 0
-      ? this.#prepareWorkerSink()
-      : this.#prepareThreadSink();
-  }
-
-  async #prepareWorkerSink(): Promise<PreparedSink> {
-    const { config, kafkaWorkers, worker, transactionalId } = this.#options;
-    const sink = new WorkerSink({
-      ...(transactionalId === undefined ? {} : { transactionalId }),
-      config,
-      metrics: this.metrics,
-      log: this.#log.child("kafka"),
-      clock: this.#clock,
-      ...(kafkaWorkers === undefined ? {} : { workers: kafkaWorkers }),
-      ...(worker === undefined ? {} : { worker }),
-    });
-    await sink.prepare();
-    return {
-      activate: async () => {
-        await sink.start();
-        // The worker disconnects its own producer once it has flushed.
-        return { sink, disconnect: () => Promise.resolve() };
-      },
-      discard: () => sink.abandon(),
-    };
-  }
-
-  async #prepareThreadSink(): Promise<PreparedSink> {
-    const { config, transactionalId: idOf } = this.#options;
+  /** Connects the sink's kafkajs producer. */
+  async #prepareSink(): Promise<PreparedSink> {
+    const { config, transactionalId } = this.#options;
     const kafka = this.#options.kafka ??
       createKafka(config.kafka, withoutConcurrentTransactionNoise(this.#log), {
         clientIdSuffix: "producer-0",
       });
-    const transactionalId = idOf?.(0);
     const kafkaProducer = kafka.producer(
       transactionalId === undefined ? PRODUCER_CONFIG : transactionalConfig(transactionalId),
     );
@@ -382,6 +343,7 @@ class ProducerRunner {
       buffer: new TradeBuffer<Message>({
         maxItems: settings.bufferMaxTrades,
         batchMaxItems: settings.batchMaxTrades,
+        clock: this.#clock,
       }),
       metrics: this.metrics,
       log: this.#log.child("kafka"),

@@ -11,7 +11,8 @@ import {
   SMOKE_NAMESPACE,
 } from "./producer.ts";
 import { memoryWire } from "../shared/memory_registry.ts";
-import { FakeProducer, FakeSocket, FakeWorker } from "./test_doubles.ts";
+import { SinkStoppedError } from "./kafka_sink.ts";
+import { FakeProducer, FakeSocket } from "./test_doubles.ts";
 import type { CoverageStore } from "./coverage_store.ts";
 import type { CoverageMark } from "./feed_gaps.ts";
 
@@ -19,7 +20,6 @@ const wire = await memoryWire();
 const decode: typeof wire.decode = (name, message) => wire.decode(name, message);
 
 function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, string> = {}) {
-  const { worker, ...rest } = overrides;
   const config = loadConfig({
     FINNHUB_WS_URL: "ws://feed.test",
     FINNHUB_API_KEY: "k3y-secret",
@@ -35,10 +35,8 @@ function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, str
   const controller = new AbortController();
   const producer = createProducer({
     config,
-    // In this thread on a fake kafkajs client, unless the test gives a (fake) worker.
-    ...(worker
-      ? { worker, kafkaWorkers: 1 }
-      : { kafka: { producer: () => kafkaProducer } as unknown as Kafka }),
+    // On a fake kafkajs client.
+    kafka: { producer: () => kafkaProducer } as unknown as Kafka,
     log: createLogger("test", { write: (line) => lines.push(line) }),
     signal: controller.signal,
     wire,
@@ -50,7 +48,7 @@ function setup(overrides: Partial<ProducerOptions> = {}, env: Record<string, str
       sockets.push(socket);
       return socket;
     },
-    ...rest,
+    ...overrides,
   });
   const running = producer.run();
   return { clock, kafkaProducer, sockets, lines, controller, producer, running };
@@ -358,14 +356,15 @@ Deno.test("the producer gives up flushing after the shutdown timeout when Kafka 
   );
 });
 
-Deno.test("the producer stops reading and fails when its Kafka worker dies", async () => {
-  const worker = new FakeWorker();
-  const t = setup({ worker: () => worker, kafkaWorkers: 1 });
-  await settle();
-  worker.reply({ type: "ready", partitions: 6 });
+Deno.test("the producer stops reading and fails when its Kafka sink fails for good", async () => {
+  const t = setup();
+  t.kafkaProducer.failures.push(
+    new SinkStoppedError("Kafka refused the transaction: this producer was fenced", {
+      fenced: true,
+    }),
+  );
   const socket = await opened(t);
   socket.message('{"type":"trade","data":[{"s":"AAPL","p":1,"t":1,"v":1}]}');
-  worker.onerror?.(new ErrorEvent("error", { message: "Uncaught out of memory" }));
   await settle();
   assert.deepEqual(socket.closedBy, { code: 1000, reason: "producer shutting down" });
   socket.finishClose();
@@ -373,14 +372,14 @@ Deno.test("the producer stops reading and fails when its Kafka worker dies", asy
     assert.match(error.message, /its Kafka sink failed/);
     assert.match(
       String((error.cause as Error).message),
-      /Kafka worker 0 failed: Uncaught out of memory/,
+      /this producer was fenced/,
     );
     return true;
   });
   assert.equal(
     t.producer.metrics.tradesFailed,
     1,
-    "the trade handed to the dead worker is counted",
+    "the trade the sink could not send is counted",
   );
   assert.ok(t.lines.some((l) => l.includes("the Kafka sink failed") && l.includes("unflushed=1")));
 });

@@ -1,14 +1,12 @@
 /**
- * Test doubles for the producer's unit tests: a WebSocket the test drives by hand, a kafkajs
- * producer that records what it was sent, and a Kafka worker the test answers for.
+ * Test doubles for the producer's unit tests: a WebSocket the test drives by hand and a kafkajs
+ * producer that records what it was sent.
  *
  * @module
  */
 import type { ProducerRecord } from "kafkajs";
 import type { WebSocketLike } from "./finnhub_client.ts";
 import type { SendingProducer } from "./kafka_sink.ts";
-import { unpackTrades } from "./trade_packing.ts";
-import type { FromWorker, ToWorker, WorkerLike } from "./worker_sink.ts";
 
 /** A WebSocket whose server side the test plays: accept, send, close, refuse. */
 export class FakeSocket implements WebSocketLike {
@@ -91,38 +89,5 @@ export class FakeProducer implements SendingProducer {
     return this.sends.filter((s) => s.topic === topic).flatMap((s) =>
       s.messages.map((m) => String(m.value))
     );
-  }
-}
-
-/** A Kafka worker the test answers for; it records what it was sent. */
-export class FakeWorker implements WorkerLike {
-  onmessage: ((event: MessageEvent<FromWorker>) => void) | null = null;
-  onerror: ((event: ErrorEvent) => void) | null = null;
-  readonly received: ToWorker[] = [];
-  /** What each message transferred, in order. */
-  readonly transferred: Transferable[][] = [];
-  terminated = false;
-
-  postMessage(message: ToWorker, transfer: Transferable[] = []): void {
-    this.received.push(message);
-    this.transferred.push(transfer);
-  }
-
-  terminate(): void {
-    this.terminated = true;
-  }
-
-  reply(message: FromWorker): void {
-    this.onmessage?.(new MessageEvent("message", { data: message }));
-  }
-
-  trades(): string[] {
-    const out: string[] = [];
-    for (const m of this.received) {
-      if (m.type === "trades") {
-        unpackTrades(m.buffer, (s, t, v, p) => out.push(`${s}@${t}:${v}#${p}`));
-      }
-    }
-    return out;
   }
 }
