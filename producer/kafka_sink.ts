@@ -179,14 +179,17 @@ export class SinkStoppedError extends Error {
 
 /**
  * Whether `error` says the producer's epoch is stale: `INVALID_PRODUCER_EPOCH` (47, what Kafka
- * answers kafkajs's request versions) or `PRODUCER_FENCED` (90), here or in a cause.
+ * answers kafkajs's request versions) or `PRODUCER_FENCED` (90), here or in a cause. kafkajs
+ * 2.2.4 does not know code 90: it reports it as `KAFKAJS_UNKNOWN_ERROR_CODE` (code -99) with the
+ * message "Unknown error code 90".
  */
 export function isFencedError(error: unknown): boolean {
   for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 5; depth++) {
-    const { type, code } = e as { type?: unknown; code?: unknown };
+    const { type, code, message } = e as { type?: unknown; code?: unknown; message?: unknown };
     if (
       type === "INVALID_PRODUCER_EPOCH" || type === "PRODUCER_FENCED" || code === 47 ||
-      code === 90
+      code === 90 ||
+      (type === "KAFKAJS_UNKNOWN_ERROR_CODE" && message === "Unknown error code 90")
     ) return true;
     e = (e as { cause?: unknown; originalError?: unknown }).cause ??
       (e as { originalError?: unknown }).originalError;
