@@ -1,7 +1,9 @@
+import kafkajsGroupMessagesPerPartition from "kafkajs/src/producer/groupMessagesPerPartition.js";
 import assert from "node:assert/strict";
 import {
   assertProduceRetryFixed,
   createSendMessages,
+  groupByPartition,
   ORIGINAL_SEND_MESSAGES,
   type SendArgs,
 } from "./kafkajs_produce_retry.ts";
@@ -249,4 +251,14 @@ Deno.test("createSendMessages() does not resend what an idempotent producer's ea
   await eosManager.initProducerId();
   await createSendMessages({ ...deps(cluster), eosManager })(SEND);
   assert.deepEqual(produced.sort(), ["1:0:seq 0", "2:1:seq 0"], "each partition written once");
+});
+
+Deno.test("groupByPartition() groups as kafkajs's groupMessagesPerPartition does", () => {
+  const partitionMetadata = [0, 1, 2, 3, 4, 5].map((partitionId) => ({ partitionId }));
+  const messages = Array.from({ length: 500 }, (_, i) => ({ key: `k${(i * 7919) % 13}`, i }));
+  const partitioner = ({ message }: { message: { key: string } }) =>
+    Number(message.key.slice(1)) % partitionMetadata.length;
+  const args = { topic: "raw", partitionMetadata, messages, partitioner };
+  assert.deepEqual(groupByPartition(args), kafkajsGroupMessagesPerPartition(args));
+  assert.deepEqual(groupByPartition({ ...args, partitionMetadata: [] }), {});
 });
