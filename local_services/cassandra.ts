@@ -57,9 +57,15 @@ export const CASSANDRA: ServerSpec<"cassandra"> = {
   }),
   // Cassandra's shared thread pool (SEPWorker) keeps a worker spinning for 10 ms after each task,
   // in 10 µs parkNanos naps: at a steady trickle of requests (50-200 a second) that costs a
-  // quarter of a core. With 1 ms of slack each nap lasts about 1 ms instead of about 60 µs, and
-  // work still starts at once (handing it over unparks the worker). Measured on a private node,
-  // warm, one-row writes: 24-41% -> 7-8% of a core at 50 requests/s, 30-42% -> 10-12% at 200/s.
+  // quarter of a core. With 1 ms of slack each nap lasts about 1 ms instead of about 60 µs.
+  // Measured on a private node, warm, one-row writes: 24-41% -> 7-8% of a core at 50 requests/s,
+  // 30-42% -> 10-12% at 200/s. The slack is also how late work can start: while a worker spins,
+  // a new task does not unpark anyone (SharedExecutorPool.maybeStartSpinningWorker), the spinner
+  // finds it when its nap ends. 10 ms of slack took Cassandra from 15-18% to 12% of a core at 500
+  // trades/s and from 26-27% to 21% at 2,000, but silver's and gold's write p50 from 4-6 ms to
+  // 8-9 ms; 3 ms measured like 1 ms (bench:pipeline, private Kafka and Cassandra, load 3-10).
+  // What is left is a cost per request, about 420-430 µs of CPU each (418 requests/s at 500
+  // trades/s, 627 at 2,000): fewer requests, not settings, lower it further.
   timerSlackNs: 1_000_000,
   javaArgs: (paths) => [
     `@${join(paths.confDir, "jvm17_server.options")}`,
