@@ -97,13 +97,74 @@ export async function writeRows<R>(
   rows: readonly RowWrite<R>[],
   options: WriteRowsOptions = {},
 ): Promise<RowFailure<R>[]> {
+  const failed = await writeRowsFailing(client, rows, options);
+  return failed.map(({ row, error }) => ({ ref: row.ref, error }));
+}
+
+/**
+ * Writes through {@linkcode writeRows}, coalescing: the rows of every call made before the
+ * pending write starts (at the end of the current run of microtasks) go out in one
+ * `writeRows`, so they share its batches. A stage that works on several partitions at once
+ * hands over each partition's batch of a fetch round in the same run of microtasks; written
+ * apart, each small batch left a part-filled request of its own (measured, silver at 2,000
+ * trades/s: 5.6 partition batches a round, 1.2 requests each). Nothing waits for a timer, so
+ * no latency is added.
+ *
+ * Each call resolves, once the whole write is done, with the failures of its own rows, or
+ * rejects with the write's retriable error: the calls that shared the write retry their rows.
+ */
+export function createCoalescingWriter<R>(
+  client: cassandra.Client,
+  options: WriteRowsOptions = {},
+): (rows: readonly RowWrite<R>[]) => Promise<RowFailure<R>[]> {
+  interface Call {
+    readonly rows: readonly RowWrite<R>[];
+    readonly done: PromiseWithResolvers<RowFailure<R>[]>;
+  }
+  let open: Call[] | undefined;
+  async function write(calls: readonly Call[]): Promise<void> {
+    const rows = calls.length === 1 ? calls[0]!.rows : calls.flatMap((call) => call.rows);
+    let failed: { row: RowWrite<R>; error: Error }[];
+    try {
+      failed = await writeRowsFailing(client, rows, options);
+    } catch (error) {
+      for (const call of calls) call.done.reject(error);
+      return;
+    }
+    for (const call of calls) {
+      const own = failed.length === 0 ? [] : failed.filter(({ row }) => call.rows.includes(row));
+      call.done.resolve(own.map(({ row, error }) => ({ ref: row.ref, error })));
+    }
+  }
+  return (rows) => {
+    const call: Call = { rows, done: Promise.withResolvers() };
+    if (open === undefined) {
+      const calls: Call[] = [];
+      open = calls;
+      queueMicrotask(() => {
+        // From here the group is closed: later calls start the next one.
+        open = undefined;
+        void write(calls);
+      });
+    }
+    open.push(call);
+    return call.done.promise;
+  };
+}
+
+/** {@linkcode writeRows}, its failures naming the rows themselves. */
+async function writeRowsFailing<R>(
+  client: cassandra.Client,
+  rows: readonly RowWrite<R>[],
+  options: WriteRowsOptions,
+): Promise<{ row: RowWrite<R>; error: Error }[]> {
   // Connected, the client knows the cluster's nodes (a no-op once it is).
   if (rows.length > 0 && client.hosts.length === 0) await client.connect();
   const units = batchUnits(rows, {
     singleNode: client.hosts.length === 1,
     batchSize: options.batchSize ?? 500,
   });
-  const failures: RowFailure<R>[] = [];
+  const failures: { row: RowWrite<R>; error: Error }[] = [];
   let retriable: unknown;
   await forEachLimited(units, options.concurrency ?? 32, async (unit) => {
     try {
@@ -114,7 +175,7 @@ export async function writeRows<R>(
         return;
       }
       if (unit.length === 1) {
-        failures.push({ ref: unit[0]!.ref, error: error as Error });
+        failures.push({ row: unit[0]!, error: error as Error });
         return;
       }
       for (const row of unit) {
@@ -122,7 +183,7 @@ export async function writeRows<R>(
           await execute(client, [row], options.observe);
         } catch (rowError) {
           if (isRetriableCassandraError(rowError)) retriable ??= rowError;
-          else failures.push({ ref: row.ref, error: rowError as Error });
+          else failures.push({ row, error: rowError as Error });
         }
       }
     }

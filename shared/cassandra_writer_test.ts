@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import cassandra from "cassandra-driver";
 import {
   batchUnits,
+  createCoalescingWriter,
   CROSS_PARTITION_BATCH_BYTES,
   estimatedBytes,
   type RowWrite,
@@ -158,5 +159,72 @@ Deno.test("estimatedBytes() is at least what Cassandra counts against its batch 
   for (const [bytes, params] of measured) {
     const estimate = estimatedBytes({ query: "", partition: "", params, ref: 0 });
     assert.ok(estimate >= bytes && estimate < bytes * 1.2, `${estimate} for ${bytes}`);
+  }
+});
+
+/**
+ * A client of one node that records each request's rows (by their first parameter) and fails
+ * a request holding a row `refuse` names (non-retriable) or `unreachable` names (retriable).
+ */
+function fakeClient(
+  fail: { refuse?: ReadonlySet<unknown>; unreachable?: ReadonlySet<unknown> } = {},
+): { client: cassandra.Client; requests: unknown[][] } {
+  const requests: unknown[][] = [];
+  const run = (firsts: unknown[]) => {
+    requests.push(firsts);
+    if (firsts.some((first) => fail.unreachable?.has(first))) {
+      return Promise.reject(new cassandra.errors.NoHostAvailableError({}));
+    }
+    if (firsts.some((first) => fail.refuse?.has(first))) {
+      return Promise.reject(new cassandra.errors.ResponseError(0x2200, "Invalid row"));
+    }
+    return Promise.resolve();
+  };
+  const client = {
+    hosts: { length: 1 },
+    options: { encoding: { useBigIntAsLong: true } },
+    execute: (_query: string, params: unknown[]) => run([params[0]]),
+    batch: (statements: { params: unknown[] }[]) => run(statements.map((s) => s.params[0])),
+  };
+  return { client: client as unknown as cassandra.Client, requests };
+}
+
+function smallRow(value: string, ref: number): RowWrite<number> {
+  return { query: "INSERT q", partition: value, params: [value], ref };
+}
+
+Deno.test("createCoalescingWriter() writes the calls of one turn in one writeRows", async () => {
+  const { client, requests } = fakeClient();
+  const write = createCoalescingWriter<number>(client);
+  const done = await Promise.all([
+    write([smallRow("a1", 0), smallRow("a2", 1)]),
+    write([smallRow("b1", 0)]),
+    write([]),
+  ]);
+  assert.deepEqual(done, [[], [], []]);
+  assert.deepEqual(requests, [["a1", "a2", "b1"]]);
+  // A call after the write started goes in the next one.
+  await write([smallRow("c1", 0)]);
+  assert.deepEqual(requests, [["a1", "a2", "b1"], ["c1"]]);
+});
+
+Deno.test("createCoalescingWriter() gives each call the failures of its own rows", async () => {
+  const { client } = fakeClient({ refuse: new Set(["b2"]) });
+  const write = createCoalescingWriter<number>(client);
+  const [a, b] = await Promise.all([
+    write([smallRow("a1", 0), smallRow("a2", 1)]),
+    write([smallRow("b1", 0), smallRow("b2", 1)]),
+  ]);
+  assert.deepEqual(a, []);
+  assert.deepEqual(b!.map((failure) => failure.ref), [1]);
+  assert.match(b![0]!.error.message, /Invalid row/);
+});
+
+Deno.test("createCoalescingWriter() rejects every call of a write that failed retriably", async () => {
+  const { client } = fakeClient({ unreachable: new Set(["b1"]) });
+  const write = createCoalescingWriter<number>(client);
+  const calls = [write([smallRow("a1", 0)]), write([smallRow("b1", 0)])];
+  for (const call of calls) {
+    await assert.rejects(call, cassandra.errors.NoHostAvailableError);
   }
 });

@@ -9,7 +9,11 @@
 import { Buffer } from "node:buffer";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
-import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
+import {
+  createCoalescingWriter,
+  type RowWrite,
+  writeMetrics,
+} from "../../shared/cassandra_writer.ts";
 import { createCoalescingPublisher, createSendQueue } from "../../shared/chunked_send.ts";
 import { reasonOf } from "../../shared/dead_letter.ts";
 import { END_TO_END_LATENCY_BUCKETS } from "../../shared/metrics.ts";
@@ -38,7 +42,6 @@ function later(a: SilverTrade, b: SilverTrade): boolean {
 export function createSilverStage(options: SilverStageOptions): Stage {
   const { session, keyspace, producer, metrics, rules, wire } = options;
   const now = options.now ?? Date.now;
-  const observeWrites = writeMetrics(metrics, "silver");
   const insertSilver = `INSERT INTO ${keyspace}.trades_silver (symbol, bucket, event_time,
     raw_partition, raw_offset, raw_topic, price, volume, price_only, conditions, session,
     ingest_time, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -82,6 +85,12 @@ export function createSilverStage(options: SilverStageOptions): Stage {
   /** Per partition, the batch whose silver records are published while its writes are retried. */
   const publishedBeforeRetry = new Map<number, string>();
 
+  // The partitions' batches of a fetch round write together, as they publish together below:
+  // their rows share Cassandra requests instead of each leaving a part-filled one.
+  const writeSilver = createCoalescingWriter<number>(session, {
+    concurrency: options.concurrency ?? 32,
+    observe: writeMetrics(metrics, "silver"),
+  });
   const sendQueue = createSendQueue();
   // The batches of the partitions worked on at once publish together: one produce request for
   // what arrived while the last one was in flight, instead of one request per partition batch.
@@ -171,10 +180,7 @@ export function createSilverStage(options: SilverStageOptions): Stage {
       }`;
       const alreadySent = publishedBeforeRetry.get(batch.partition) === batchKey;
       const [written, sent] = await Promise.allSettled([
-        writeRows(session, rows, {
-          concurrency: options.concurrency ?? 32,
-          observe: observeWrites,
-        }),
+        writeSilver(rows),
         // With the other partitions' batches, in chunks (a whole consumed batch can be over the
         // broker's size limit for one send).
         alreadySent ? Promise.resolve() : publishSilver(
