@@ -9,7 +9,11 @@
 import { createSendQueue } from "../../shared/chunked_send.ts";
 import { hourBucket } from "../../shared/buckets.ts";
 import { encodedValues } from "../../shared/cassandra_values.ts";
-import { type RowWrite, writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
+import {
+  createCoalescingWriter,
+  type RowWrite,
+  writeMetrics,
+} from "../../shared/cassandra_writer.ts";
 import { reasonOf } from "../../shared/dead_letter.ts";
 import type { RawTrade } from "../../shared/types.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
@@ -35,7 +39,12 @@ export function conditionsColumns(c: RawTrade["c"]): [string[] | null, string] {
 export function createBronzeStage(options: BronzeStageOptions): Stage {
   const { session, keyspace, producer, deadLetterTopic, wire, metrics } = options;
   const now = options.now ?? Date.now;
-  const observeWrites = writeMetrics(metrics, "bronze");
+  // The partitions' batches of a fetch round write together: their rows share Cassandra
+  // requests instead of each leaving a part-filled one (see createCoalescingWriter).
+  const writeBronze = createCoalescingWriter<number>(session, {
+    concurrency: options.concurrency ?? 32,
+    observe: writeMetrics(metrics, "bronze"),
+  });
   const insert = `INSERT INTO ${keyspace}.trades_bronze (symbol, bucket, source_partition,
     source_offset, source_topic, price, event_time, volume, conditions, conditions_kind,
     ingest_time, connection_id, frame_seq, trade_index, stored_at)
@@ -100,10 +109,7 @@ export function createBronzeStage(options: BronzeStageOptions): Stage {
           ],
         });
       }
-      const failures = await writeRows(session, rows, {
-        concurrency: options.concurrency ?? 32,
-        observe: observeWrites,
-      });
+      const failures = await writeBronze(rows);
       for (const failure of failures) {
         rejects.reject(
           failure.ref,
