@@ -18,6 +18,7 @@ import { describeError, type Logger } from "../shared/log.ts";
 import type { Counter, MetricsRegistry } from "../shared/metrics.ts";
 import type { StageName } from "../shared/topology.ts";
 import { METRIC } from "../shared/metric_names.ts";
+import { createSerialQueue } from "../shared/serial_queue.ts";
 import { type CommitRequest, OffsetCommits, type PartitionOffset } from "./offset_commits.ts";
 
 /** One batch of one partition, in offset order. */
@@ -117,12 +118,7 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
   const batchHeartbeatMs = options.batchHeartbeatMs ?? 1_000;
 
   // Batches and ticks of one stage never overlap.
-  let chain: Promise<unknown> = Promise.resolve();
-  function serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = chain.then(work, work);
-    chain = next.catch(() => {});
-    return next;
-  }
+  const serial = createSerialQueue();
 
   let failure: unknown;
   const failed = Promise.withResolvers<void>();

@@ -10,6 +10,7 @@
  * @module
  */
 import type { Message, Producer } from "kafkajs";
+import { createSerialQueue } from "./serial_queue.ts";
 
 /** Most bytes (keys, values and per-record overhead) one send carries by default. */
 export const MAX_SEND_BYTES = 512 * 1024;
@@ -97,12 +98,7 @@ export async function sendInChunks(
  * refused as out of order: a stage that processes partitions concurrently sends through this.
  */
 export function createSendQueue(): <T>(send: () => Promise<T>) => Promise<T> {
-  let chain: Promise<unknown> = Promise.resolve();
-  return (send) => {
-    const next = chain.then(send, send);
-    chain = next.catch(() => {});
-    return next;
-  };
+  return createSerialQueue();
 }
 
 /**

@@ -44,6 +44,7 @@
  * @module
  */
 import { writeMetrics, writeRows } from "../../shared/cassandra_writer.ts";
+import { createSerialQueue } from "../../shared/serial_queue.ts";
 import type { Stage, StageBatch } from "../stage_runner.ts";
 import type { StageOptions } from "../stage_options.ts";
 import { createStageInput } from "../stage_input.ts";
@@ -92,7 +93,7 @@ export function createGoldStage(options: GoldStageOptions): Stage {
     metrics: options.metrics,
     now,
   });
-  const serial = serialQueue();
+  const serial = createSerialQueue();
   /** Partitions folded since their last flush. */
   const folded = new Set<number>();
 
@@ -167,19 +168,6 @@ export function createGoldStage(options: GoldStageOptions): Stage {
         await gold.publisher?.drain(2000);
       });
     },
-  };
-}
-
-/**
- * Runs the functions given one at a time, in the order given (each after the one before has
- * settled, whether it failed or not), and returns each one's result.
- */
-function serialQueue(): <T>(work: () => Promise<T>) => Promise<T> {
-  let chain: Promise<unknown> = Promise.resolve();
-  return (work) => {
-    const next = chain.then(work, work);
-    chain = next.catch(() => {});
-    return next;
   };
 }
 
