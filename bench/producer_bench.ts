@@ -13,7 +13,8 @@
  *     [--warmup-s 5] [--symbols 40]
  *
  * Uses the producer's defaults (PRODUCER_* and KAFKA_* from the environment, if set) on fresh
- * topics that it deletes at the end; `PRODUCER_LEASE=none` measures without transactions. Writes the figures to `.artifacts/producer_bench.json`.
+ * topics that it deletes at the end; `PRODUCER_LEASE=none` measures without transactions. Writes
+ * the figures to `.artifacts/producer_bench.json`.
  *
  * @module
  */

@@ -74,8 +74,9 @@ interface Sample {
   readonly mallocMiB: number;
   readonly otherAnonMiB: number;
   /**
-   * The largest single anonymous mapping outside malloc's arenas: under a flood, the WebSocket's read buffer (Deno's, in
-   * Rust), which doubles while frames arrive faster than they are read and is never shrunk.
+   * The largest single anonymous mapping outside malloc's arenas: under a flood, the WebSocket's
+   * read buffer (Deno's, in Rust), which doubles while frames arrive faster than they are read
+   * and is never shrunk.
    */
   readonly largestMapMiB: number;
   /** The producer's CPU time (all its threads) since the steady phase began, s. */

@@ -12,8 +12,9 @@
  *     [--stages bronze,silver,gold] [--cpu-prof-dir DIR] [--v8-flags FLAGS] [--keep]
  *
  * Each process runs with its role's heap flags (`shared/process/role.ts`) unless `--v8-flags`
- * replaces the stages' ("" for none). `--cpu-prof-dir` writes a V8 CPU profile of each stage there (open in Chrome DevTools).
- * Run it on a quiet machine; it creates and drops its own topics and keyspace.
+ * replaces the stages' ("" for none). `--cpu-prof-dir` writes a V8 CPU profile of each stage
+ * there (open in Chrome DevTools). Run it on a quiet machine; it creates and drops its own topics
+ * and keyspace.
  *
  * @module
  */

@@ -7,9 +7,10 @@
  * instead of a slow swell of the machine.
  *
  * The buffer that holds trades while Kafka is slow or down lives in that heap (the producer reads
- * and sends from its one thread), and its bound is a config value, so the producer refuses at start a buffer that could not fit:
- * {@linkcode checkBufferFitsHeap}. The encoded trades themselves lie outside the heap, so the
- * buffer is bounded in bytes as well as in trades: {@linkcode bufferMaxBytes}.
+ * and sends from its one thread), and its bound is a config value, so the producer refuses at
+ * start a buffer that could not fit: {@linkcode checkBufferFitsHeap}. The encoded trades
+ * themselves lie outside the heap, so the buffer is bounded in bytes as well as in trades:
+ * {@linkcode bufferMaxBytes}.
  *
  * @module
  */

@@ -112,10 +112,11 @@ export function cachingPartitioner(inner: ICustomPartitioner): ICustomPartitione
 }
 
 /**
- * Most dead letters waiting, by default. Bytes bound the memory ({@linkcode DEAD_LETTER_MAX_BYTES});
- * this bounds the per-letter overhead, and must absorb a burst while a send is out: with 1,000
- * (when letters went through Kafka worker threads), a hostile feed (thousands of bad trades a second) and a flood
- * of unsubscribed symbols (10,000 a second) had most of their letters dropped.
+ * Most dead letters waiting, by default. Bytes bound the memory
+ * ({@linkcode DEAD_LETTER_MAX_BYTES}); this bounds the per-letter overhead, and must absorb a
+ * burst while a send is out: with 1,000 (when letters went through Kafka worker threads), a
+ * hostile feed (thousands of bad trades a second) and a flood of unsubscribed symbols (10,000 a
+ * second) had most of their letters dropped.
  */
 export const DEAD_LETTER_MAX_RECORDS = 50_000;
 
@@ -480,7 +481,8 @@ export class KafkaSink implements TradeSink {
    * Settles with `send`, or at once when {@linkcode abandon} is called first. Not
    * `Promise.race` with one promise that settles on abandon: every race would add a reaction to
    * that promise, which stays pending for the life of the process: the heaps of the Kafka
-   * worker threads the producer had then grew with every batch sent (RSS about 2 MiB a minute at 8,000 trades/s).
+   * worker threads the producer had then grew with every batch sent (RSS about 2 MiB a minute
+   * at 8,000 trades/s).
    */
   #untilAbandoned(send: Promise<void>): Promise<void> {
     return new Promise<void>((resolve, reject) => {

@@ -6,10 +6,10 @@
  *
  * With `PRODUCER_LEASE=kafka` (the default is `none`: no lease, no transactions) it first joins
  * its API key's lease group (`lease.ts`) and reads the feed only while it holds the lease,
- * writing in transactions whose id fences any older holder; while another producer holds it, it stands by. A term as the active
- * producer ends when the lease is lost (the feed is closed and what was read is flushed, if Kafka
- * still takes it) or when Kafka fences it (it steps down and rejoins as a standby); either way
- * it logs why. Alone, it wins the lease at once.
+ * writing in transactions whose id fences any older holder; while another producer holds it, it
+ * stands by. A term as the active producer ends when the lease is lost (the feed is closed and
+ * what was read is flushed, if Kafka still takes it) or when Kafka fences it (it steps down and
+ * rejoins as a standby); either way it logs why. Alone, it wins the lease at once.
  *
  * @module
  */

@@ -327,13 +327,13 @@ class ProducerRunner {
           });
           sender = transactionalSender(kafkaProducer);
         }
-        return { sink: this.#threadSink(sender), disconnect };
+        return { sink: this.#newSink(sender), disconnect };
       },
       discard: () => void disconnect().catch(() => {}),
     };
   }
 
-  #threadSink(producer: SendingProducer): KafkaSink {
+  #newSink(producer: SendingProducer): KafkaSink {
     const { producer: settings, kafka: { topics } } = this.#options.config;
     return new KafkaSink({
       producer,
