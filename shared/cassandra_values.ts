@@ -34,6 +34,19 @@ const TYPE_INFO: Record<CachedType, unknown> = {
   "list<text>": { code: dataTypes.list, info: { code: dataTypes.text } },
 };
 
+/**
+ * The element count of each list serialised here. A list's serialised form gives each element a
+ * 4-byte length, while Cassandra counts each element as a cell of its own (with its path) against
+ * its batch size thresholds, so a batch's size is estimated from the count
+ * (`shared/cassandra_writer.ts`, `estimatedBytes`).
+ */
+const listElements = new WeakMap<Buffer, number>();
+
+/** How many elements `bytes` holds, when it is a list {@linkcode encodedValues} serialised. */
+export function encodedListLength(bytes: Uint8Array): number | undefined {
+  return listElements.get(bytes as Buffer);
+}
+
 /** A value of a {@linkcode CachedType}: `timestamp` takes a Date or milliseconds. */
 export type CachedValue = string | number | boolean | Date | readonly string[] | null;
 
@@ -70,6 +83,7 @@ export function encodedValues(
         type === "timestamp" && typeof value === "number" ? new Date(value) : plain,
         typeInfo,
       );
+      if (bytes !== null && Array.isArray(value)) listElements.set(bytes, value.length);
       cache.set(key, bytes);
     }
     return bytes;

@@ -7,8 +7,8 @@
  * - rows of one partition (and statement) share a batch of up to `batchSize` rows, which Cassandra
  *   exempts from its batch size thresholds (CASSANDRA-10876);
  * - against a single node, where every partition is local, the small ones of those batches are
- *   packed together up to {@linkcode CROSS_PARTITION_BATCH_BYTES} (under Cassandra's default
- *   `batch_size_warn_threshold`, which applies to batches spanning partitions); against a
+ *   packed together up to the node's own `batch_size_warn_threshold` (which applies to batches
+ *   spanning partitions), read from it once ({@linkcode crossPartitionBatchBytes}); against a
  *   cluster they are not: a batch spanning partitions makes its coordinator fan the rows out to
  *   other replicas.
  * A row with its own write timestamp is sent as `... USING TIMESTAMP ?` with the timestamp bound
@@ -23,6 +23,7 @@
  */
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
+import { encodedListLength } from "./cassandra_values.ts";
 import { isRetriableCassandraError } from "./errors.ts";
 import type { MetricsRegistry } from "./metrics.ts";
 import { METRIC } from "./metric_names.ts";
@@ -160,8 +161,9 @@ async function writeRowsFailing<R>(
 ): Promise<{ row: RowWrite<R>; error: Error }[]> {
   // Connected, the client knows the cluster's nodes (a no-op once it is).
   if (rows.length > 0 && client.hosts.length === 0) await client.connect();
+  const singleNode = client.hosts.length === 1;
   const units = batchUnits(rows, {
-    singleNode: client.hosts.length === 1,
+    crossPartitionBytes: singleNode && rows.length > 1 ? await crossPartitionBatchBytes(client) : 0,
     batchSize: options.batchSize ?? 500,
   });
   const failures: { row: RowWrite<R>; error: Error }[] = [];
@@ -271,22 +273,85 @@ export function timestampedQuery(query: string): { query: string; timestampFirst
 }
 
 /**
- * Most bytes of a batch spanning partitions, as {@linkcode estimatedBytes} counts them (an
- * overestimate of Cassandra's own count): under the default `batch_size_warn_threshold` of
- * 5 KiB, above which Cassandra logs a warning for every such batch (and refuses it at 50 KiB).
+ * Cassandra's default `batch_size_warn_threshold`: above it a batch spanning partitions is logged
+ * as a warning, every one (and refused at ten times that, `batch_size_fail_threshold`).
  */
-export const CROSS_PARTITION_BATCH_BYTES = 5 * 1024;
+export const DEFAULT_BATCH_WARN_BYTES = 5 * 1024;
 
 /**
- * The requests that write `rows`: per query and partition, `batchSize` rows at most; with
- * `singleNode`, the groups under {@linkcode CROSS_PARTITION_BATCH_BYTES} are then packed, in
- * order, into batches of at most that many bytes (a larger group stays a batch of its own,
- * which Cassandra exempts from the threshold).
+ * Most bytes of a batch spanning partitions, whatever the node allows: a whole round of silver
+ * at 2,000 trades/s (about 150 rows), or 70 gold rows. The local node allows this much
+ * (`local_services/cassandra/cassandra.yaml`); one with Cassandra's defaults, 5 KiB.
+ */
+export const MAX_CROSS_PARTITION_BATCH_BYTES = 64 * 1024;
+
+const BATCH_SETTINGS_QUERY = "SELECT name, value FROM system_views.settings WHERE name IN " +
+  "('batch_size_warn_threshold', 'batch_size_warn_threshold_in_kb')";
+
+const crossPartitionBounds = new WeakMap<cassandra.Client, Promise<number>>();
+
+/**
+ * Most bytes of a batch spanning partitions that `client`'s node takes without a warning: its
+ * `batch_size_warn_threshold` (`system_views.settings`, read once per client), at most
+ * {@linkcode MAX_CROSS_PARTITION_BATCH_BYTES}. A node that cannot say (before Cassandra 4.0, no
+ * `system_views`) gets {@linkcode DEFAULT_BATCH_WARN_BYTES}; a retriable failure of the read
+ * throws, as a write's would, and the next write reads again.
+ *
+ * At 2,000 trades/s against the local node, 64 KiB instead of 5 KiB: the stages, Kafka and
+ * Cassandra took 80% and 78% of a core against 101% and 82% (two pairs, alternating, `deno task
+ * bench:pipeline --rates 2000 --latency-rate 2000 --duration-s 45 --warmup-s 20`, alone, load
+ * 1.9-3.7): the runs are noisy, the direction is not.
+ */
+export function crossPartitionBatchBytes(client: cassandra.Client): Promise<number> {
+  let bound = crossPartitionBounds.get(client);
+  if (bound === undefined) {
+    bound = readBatchWarnThreshold(client).then((bytes) =>
+      Math.min(bytes, MAX_CROSS_PARTITION_BATCH_BYTES)
+    );
+    crossPartitionBounds.set(client, bound);
+    bound.catch(() => crossPartitionBounds.delete(client));
+  }
+  return bound;
+}
+
+async function readBatchWarnThreshold(client: cassandra.Client): Promise<number> {
+  let settings: Map<string, unknown>;
+  try {
+    const result = await client.execute(BATCH_SETTINGS_QUERY);
+    settings = new Map((result?.rows ?? []).map((row) => [row["name"], row["value"]]));
+  } catch (error) {
+    if (isRetriableCassandraError(error)) throw error;
+    return DEFAULT_BATCH_WARN_BYTES;
+  }
+  const named = settings.get("batch_size_warn_threshold");
+  const inKb = settings.get("batch_size_warn_threshold_in_kb");
+  return (typeof named === "string" ? storageBytes(named) : null) ??
+    (typeof inKb === "string" ? storageBytes(`${inKb}KiB`) : null) ?? DEFAULT_BATCH_WARN_BYTES;
+}
+
+const STORAGE_UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2 };
+
+/**
+ * The bytes of a Cassandra data storage setting as `system_views.settings` shows it ("5KiB",
+ * "640KiB", "1MiB", "512B"), or null when it is not one.
+ */
+export function storageBytes(text: string): number | null {
+  const match = /^\s*(\d+)\s*(B|KiB|MiB)\s*$/.exec(text);
+  return match ? Number(match[1]) * STORAGE_UNITS[match[2]!]! : null;
+}
+
+/**
+ * The requests that write `rows`: per query and partition, `batchSize` rows at most; with a
+ * `crossPartitionBytes` bound (0: none, against a cluster), the groups under it are then packed,
+ * in order, into batches of at most that many bytes as {@linkcode estimatedBytes} counts them (a
+ * larger group stays a batch of its own, which Cassandra exempts from the threshold).
  */
 export function batchUnits<R>(
   rows: readonly RowWrite<R>[],
-  options: { readonly singleNode: boolean; readonly batchSize: number },
+  options: { readonly crossPartitionBytes: number; readonly batchSize: number },
 ): RowWrite<R>[][] {
+  const packing = options.crossPartitionBytes > 0;
+  const bound = options.crossPartitionBytes;
   const groups = new Map<string, RowWrite<R>[]>();
   for (const row of rows) {
     const key = `${row.query}\u0000${row.partition}`;
@@ -300,12 +365,12 @@ export function batchUnits<R>(
   for (const group of groups.values()) {
     for (let i = 0; i < group.length; i += options.batchSize) {
       const unit = group.slice(i, i + options.batchSize);
-      const bytes = options.singleNode ? unit.reduce((n, row) => n + estimatedBytes(row), 0) : 0;
-      if (!options.singleNode || bytes >= CROSS_PARTITION_BATCH_BYTES) {
+      const bytes = packing ? unit.reduce((n, row) => n + estimatedBytes(row), 0) : 0;
+      if (!packing || bytes >= bound) {
         units.push(unit);
         continue;
       }
-      if (packedBytes + bytes > CROSS_PARTITION_BATCH_BYTES) {
+      if (packedBytes + bytes > bound) {
         units.push(packed);
         packed = [];
         packedBytes = 0;
@@ -324,6 +389,9 @@ export function batchUnits<R>(
  * time, a collection's elements each a cell with its path; the clustering and the row's
  * liveness info; the partition key is not counted): Cassandra counted 473, 369 and 798 bytes for
  * a bronze, silver and gold row, this estimates 495, 415 and 913 (`cassandra_writer_test.ts`).
+ * A list the stages serialised ahead (the conditions) counts as the list would: counted as its
+ * bytes, it made bronze's and silver's packed batches up to 4% larger than the estimate, and
+ * Cassandra logged a warning for most of them (78,774 in one day's log of the local node).
  */
 export function estimatedBytes(row: RowWrite): number {
   let bytes = 32;
@@ -338,7 +406,12 @@ export function estimatedBytes(row: RowWrite): number {
 function cellBytes(value: unknown): number {
   if (value === null || value === undefined) return 16;
   if (typeof value === "string") return 16 + Buffer.byteLength(value);
-  if (value instanceof Uint8Array) return 16 + value.byteLength;
+  if (value instanceof Uint8Array) {
+    // A list serialised ahead (`cassandra_values.ts`): each element is a cell with a path, where
+    // the bytes give it a 4-byte length; as for an array below.
+    const elements = encodedListLength(value);
+    return elements === undefined ? 16 + value.byteLength : 12 + value.byteLength + 28 * elements;
+  }
   if (typeof value === "boolean") return 17;
   if (Array.isArray(value)) return value.reduce((n: number, v) => n + 16 + cellBytes(v), 16);
   if (value instanceof Map) {

@@ -3,11 +3,15 @@ import cassandra from "cassandra-driver";
 import {
   batchUnits,
   createCoalescingWriter,
-  CROSS_PARTITION_BATCH_BYTES,
+  crossPartitionBatchBytes,
+  DEFAULT_BATCH_WARN_BYTES,
   estimatedBytes,
+  MAX_CROSS_PARTITION_BATCH_BYTES,
   type RowWrite,
+  storageBytes,
   timestampedQuery,
 } from "./cassandra_writer.ts";
+import { encodedValues } from "./cassandra_values.ts";
 
 Deno.test("timestampedQuery() binds the timestamp after an INSERT's values", () => {
   assert.deepEqual(timestampedQuery("INSERT INTO ks.t (a, b) VALUES (?, ?)\n  "), {
@@ -52,7 +56,7 @@ function row(partition: string, bytes = 100, query = "INSERT q"): RowWrite<strin
 Deno.test("batchUnits() against a cluster: one partition and statement per batch", () => {
   const rows = [row("a"), row("b"), row("a"), row("a", 100, "INSERT r"), row("a")];
   assert.deepEqual(estimatedBytes(rows[0]!), 100);
-  const units = batchUnits(rows, { singleNode: false, batchSize: 2 });
+  const units = batchUnits(rows, { crossPartitionBytes: 0, batchSize: 2 });
   assert.deepEqual(units.map((u) => u.map((r) => `${r.query}/${r.partition}`)), [
     ["INSERT q/a", "INSERT q/a"],
     ["INSERT q/a"],
@@ -62,19 +66,21 @@ Deno.test("batchUnits() against a cluster: one partition and statement per batch
 });
 
 Deno.test("batchUnits() against one node packs small partitions up to the byte bound", () => {
-  const third = Math.floor(CROSS_PARTITION_BATCH_BYTES / 3);
-  const rows = [row("a", third), row("b", third), row("c", third), row("d", third)];
-  const units = batchUnits(rows, { singleNode: true, batchSize: 500 });
-  assert.deepEqual(units.map((u) => u.map((r) => r.partition)), [["a", "b", "c"], ["d"]]);
-  for (const unit of units) {
-    assert.ok(unit.reduce((n, r) => n + estimatedBytes(r), 0) <= CROSS_PARTITION_BATCH_BYTES);
+  for (const bound of [DEFAULT_BATCH_WARN_BYTES, MAX_CROSS_PARTITION_BATCH_BYTES]) {
+    const third = Math.floor(bound / 3);
+    const rows = [row("a", third), row("b", third), row("c", third), row("d", third)];
+    const units = batchUnits(rows, { crossPartitionBytes: bound, batchSize: 500 });
+    assert.deepEqual(units.map((u) => u.map((r) => r.partition)), [["a", "b", "c"], ["d"]]);
+    for (const unit of units) {
+      assert.ok(unit.reduce((n, r) => n + estimatedBytes(r), 0) <= bound);
+    }
   }
 });
 
 Deno.test("batchUnits() against one node keeps a large partition's rows a batch of their own", () => {
-  const half = Math.ceil(CROSS_PARTITION_BATCH_BYTES / 2);
+  const half = Math.ceil(DEFAULT_BATCH_WARN_BYTES / 2);
   const rows = [row("small"), row("big", half), row("big", half), row("other")];
-  const units = batchUnits(rows, { singleNode: true, batchSize: 500 });
+  const units = batchUnits(rows, { crossPartitionBytes: DEFAULT_BATCH_WARN_BYTES, batchSize: 500 });
   assert.deepEqual(units.map((u) => u.map((r) => r.partition)), [["big", "big"], [
     "small",
     "other",
@@ -86,8 +92,10 @@ Deno.test("batchUnits() keeps every row exactly once", () => {
     { length: 1000 },
     (_, i) => row(`p${i % 37}`, 60 + (i * 7919) % 900, `INSERT q${i % 3}`),
   );
-  for (const singleNode of [true, false]) {
-    const units = batchUnits(rows, { singleNode, batchSize: 5 });
+  for (
+    const crossPartitionBytes of [0, DEFAULT_BATCH_WARN_BYTES, MAX_CROSS_PARTITION_BATCH_BYTES]
+  ) {
+    const units = batchUnits(rows, { crossPartitionBytes, batchSize: 5 });
     assert.deepEqual(units.flat().length, rows.length);
     assert.deepEqual(new Set(units.flat()).size, rows.length);
   }
@@ -162,6 +170,82 @@ Deno.test("estimatedBytes() is at least what Cassandra counts against its batch 
   }
 });
 
+Deno.test("estimatedBytes() counts a list serialised ahead as the list itself", () => {
+  const list = encodedValues("list<text>");
+  for (const conditions of [["1"], ["1", "12"], ["T", "I", "Z", "12"], ["x".repeat(32)]]) {
+    const asArray = estimatedBytes({ query: "", partition: "", params: [conditions], ref: 0 });
+    const asBytes = estimatedBytes({
+      query: "",
+      partition: "",
+      params: [list(conditions)],
+      ref: 0,
+    });
+    assert.equal(asBytes, asArray, conditions.join(","));
+  }
+  // An empty list is sent as null, as the driver sends it.
+  assert.equal(list([]), null);
+});
+
+Deno.test("storageBytes() reads Cassandra's data storage settings", () => {
+  assert.equal(storageBytes("5KiB"), 5 * 1024);
+  assert.equal(storageBytes("640KiB"), 640 * 1024);
+  assert.equal(storageBytes("1MiB"), 1024 * 1024);
+  assert.equal(storageBytes("512B"), 512);
+  for (const text of ["", "5", "5 kb", "-1KiB", "1.5KiB", "1GiB"]) {
+    assert.equal(storageBytes(text), null, text);
+  }
+});
+
+/** A client whose settings query answers `rows` (or fails with `error`), counting the reads. */
+function settingsClient(rows: Record<string, string>[] | Error) {
+  const reads = { count: 0 };
+  const client = {
+    execute: (query: string) => {
+      assert.match(query, /system_views\.settings/);
+      reads.count++;
+      return rows instanceof Error ? Promise.reject(rows) : Promise.resolve({ rows });
+    },
+  } as unknown as cassandra.Client;
+  return { client, reads };
+}
+
+Deno.test("crossPartitionBatchBytes() is the node's warn threshold, read once, at most 64 KiB", async () => {
+  const cases: [Record<string, string>[], number][] = [
+    [[{ name: "batch_size_warn_threshold", value: "5KiB" }], 5 * 1024],
+    [[
+      { name: "batch_size_warn_threshold", value: "32KiB" },
+      { name: "batch_size_warn_threshold_in_kb", value: "32" },
+    ], 32 * 1024],
+    // Cassandra 4.0 names it only with its unit.
+    [[{ name: "batch_size_warn_threshold_in_kb", value: "16" }], 16 * 1024],
+    [[{ name: "batch_size_warn_threshold", value: "1MiB" }], MAX_CROSS_PARTITION_BATCH_BYTES],
+    [[{ name: "batch_size_warn_threshold", value: "soon" }], DEFAULT_BATCH_WARN_BYTES],
+    [[], DEFAULT_BATCH_WARN_BYTES],
+  ];
+  for (const [rows, bytes] of cases) {
+    const { client, reads } = settingsClient(rows);
+    assert.equal(await crossPartitionBatchBytes(client), bytes, JSON.stringify(rows));
+    assert.equal(await crossPartitionBatchBytes(client), bytes);
+    assert.equal(reads.count, 1);
+  }
+});
+
+Deno.test("crossPartitionBatchBytes() without system_views is Cassandra's default", async () => {
+  const { client, reads } = settingsClient(
+    new cassandra.errors.ResponseError(0x2200, "unconfigured table settings"),
+  );
+  assert.equal(await crossPartitionBatchBytes(client), DEFAULT_BATCH_WARN_BYTES);
+  assert.equal(await crossPartitionBatchBytes(client), DEFAULT_BATCH_WARN_BYTES);
+  assert.equal(reads.count, 1);
+});
+
+Deno.test("crossPartitionBatchBytes() throws a retriable failure and reads again next time", async () => {
+  const { client, reads } = settingsClient(new cassandra.errors.NoHostAvailableError({}));
+  await assert.rejects(crossPartitionBatchBytes(client), cassandra.errors.NoHostAvailableError);
+  await assert.rejects(crossPartitionBatchBytes(client), cassandra.errors.NoHostAvailableError);
+  assert.equal(reads.count, 2);
+});
+
 /**
  * A client of one node that records each request's rows (by their first parameter) and fails
  * a request holding a row `refuse` names (non-retriable) or `unreachable` names (retriable).
@@ -183,7 +267,10 @@ function fakeClient(
   const client = {
     hosts: { length: 1 },
     options: { encoding: { useBigIntAsLong: true } },
-    execute: (_query: string, params: unknown[]) => run([params[0]]),
+    execute: (query: string, params: unknown[]) =>
+      query.includes("system_views.settings")
+        ? Promise.resolve({ rows: [{ name: "batch_size_warn_threshold", value: "5KiB" }] })
+        : run([params[0]]),
     batch: (statements: { params: unknown[] }[]) => run(statements.map((s) => s.params[0])),
   };
   return { client: client as unknown as cassandra.Client, requests };

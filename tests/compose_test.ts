@@ -589,6 +589,48 @@ Deno.test("compose: Grafana has the Cassandra plugin and the project's provision
   }
 });
 
+Deno.test("compose: Cassandra takes the local node's batch thresholds, whatever its yaml held", async () => {
+  const local = parse(readText("local_services/cassandra/cassandra.yaml")) as Record<
+    string,
+    unknown
+  >;
+  const names = [
+    "batch_size_warn_threshold",
+    "batch_size_fail_threshold",
+    "unlogged_batch_across_partitions_warn_threshold",
+  ];
+  const command = service("cassandra").raw["command"];
+  assert.ok(Array.isArray(command) && command[0] === "bash" && command[1] === "-c");
+  const script = String(command[2]).replaceAll("$$", "$");
+  assert.match(script, /\nexec docker-entrypoint\.sh cassandra -f\n$/);
+  // The script on a copy of the image's settings (run twice: a restarted container runs it again),
+  // without the entrypoint at its end.
+  const dir = await Deno.makeTempDir({ prefix: "compose_test_" });
+  try {
+    const conf = `${dir}/cassandra.yaml`;
+    await Deno.writeTextFile(
+      conf,
+      "cluster_name: 'Test Cluster'\nbatch_size_warn_threshold: 5KiB\n" +
+        "batch_size_fail_threshold: 50KiB\nunlogged_batch_across_partitions_warn_threshold: 10\n",
+    );
+    const body = script.replace("/etc/cassandra/cassandra.yaml", conf)
+      .replace(/exec docker-entrypoint\.sh cassandra -f\n$/, "");
+    for (let run = 0; run < 2; run++) {
+      const out = await new Deno.Command("bash", { args: ["-c", body], stderr: "piped" }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    }
+    const text = await Deno.readTextFile(conf);
+    const result = parse(text, { uniqueKeys: true }) as Record<string, unknown>;
+    assert.equal(result["cluster_name"], "Test Cluster");
+    for (const name of names) {
+      assert.ok(local[name] !== undefined, `local_services sets no ${name}`);
+      assert.equal(result[name], local[name], name);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("compose: Kafka, Cassandra, Prometheus and Grafana keep their data in named volumes", () => {
   const volumes = loadYaml(COMPOSE_FILE)["volumes"];
   const declared = new Set(Object.keys(isMap(volumes) ? volumes : {}));
