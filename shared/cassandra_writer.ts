@@ -329,14 +329,19 @@ async function readBatchWarnThreshold(client: cassandra.Client): Promise<number>
     (typeof inKb === "string" ? storageBytes(`${inKb}KiB`) : null) ?? DEFAULT_BATCH_WARN_BYTES;
 }
 
-const STORAGE_UNITS: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2 };
+const STORAGE_UNITS: Readonly<Record<string, number>> = {
+  B: 1,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+};
 
 /**
  * The bytes of a Cassandra data storage setting as `system_views.settings` shows it ("5KiB",
  * "640KiB", "1MiB", "512B"), or null when it is not one.
  */
 export function storageBytes(text: string): number | null {
-  const match = /^\s*(\d+)\s*(B|KiB|MiB)\s*$/.exec(text);
+  const match = /^\s*(\d+)\s*(B|KiB|MiB|GiB)\s*$/.exec(text);
   return match ? Number(match[1]) * STORAGE_UNITS[match[2]!]! : null;
 }
 

@@ -191,7 +191,8 @@ Deno.test("storageBytes() reads Cassandra's data storage settings", () => {
   assert.equal(storageBytes("640KiB"), 640 * 1024);
   assert.equal(storageBytes("1MiB"), 1024 * 1024);
   assert.equal(storageBytes("512B"), 512);
-  for (const text of ["", "5", "5 kb", "-1KiB", "1.5KiB", "1GiB"]) {
+  assert.equal(storageBytes("2GiB"), 2 * 1024 ** 3);
+  for (const text of ["", "5", "5 kb", "-1KiB", "1.5KiB", "1TiB"]) {
     assert.equal(storageBytes(text), null, text);
   }
 });
