@@ -263,6 +263,11 @@ async function runGapConsumer(
  *   105-132 and 209-270 (two runs each, gold's own timing, bench:pipeline --live-page, load 4-8).
  * With a hold, a fetch still returns at once when 256 KiB are waiting (a stage behind), so
  * batches grow with the backlog either way.
+ *
+ * Tried and not taken: gold at 250 ms. At 2,000 trades/s it took gold from 16-17% to 11% of a
+ * core, but the stages, Kafka and Cassandra together stayed at 76-79% (two pairs, alternating,
+ * `deno task bench:pipeline --rates 2000 --latency-rate 2000 --duration-s 45 --warmup-s 20`,
+ * alone, load 1.7-2.4), for 150 ms more on the way to the live page.
  */
 export const FETCH_HOLD_MS: Readonly<Record<StageName, number>> = {
   bronze: 100,
