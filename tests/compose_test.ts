@@ -13,6 +13,7 @@ import { allowedHostsOf } from "../status/app.ts";
 import { checkHealth } from "../docker/healthcheck.ts";
 import { PRODUCER_V8_FLAGS, STAGE_V8_FLAGS } from "../shared/topology.ts";
 import { runCommand } from "./helpers.ts";
+import { CASSANDRA } from "../local_services/cassandra.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const COMPOSE_FILE = "docker-compose.yml";
@@ -589,7 +590,7 @@ Deno.test("compose: Grafana has the Cassandra plugin and the project's provision
   }
 });
 
-Deno.test("compose: Cassandra takes the local node's batch thresholds, whatever its yaml held", async () => {
+Deno.test("compose: Cassandra takes the local node's batch thresholds and timer slack", async () => {
   const local = parse(readText("local_services/cassandra/cassandra.yaml")) as Record<
     string,
     unknown
@@ -604,7 +605,7 @@ Deno.test("compose: Cassandra takes the local node's batch thresholds, whatever 
   const script = String(command[2]).replaceAll("$$", "$");
   assert.match(script, /\nexec docker-entrypoint\.sh cassandra -f\n$/);
   // The script on a copy of the image's settings (run twice: a restarted container runs it again),
-  // without the entrypoint at its end.
+  // with what it starts in place of the entrypoint at its end showing its timer slack.
   const dir = await Deno.makeTempDir({ prefix: "compose_test_" });
   try {
     const conf = `${dir}/cassandra.yaml`;
@@ -614,10 +615,11 @@ Deno.test("compose: Cassandra takes the local node's batch thresholds, whatever 
         "batch_size_fail_threshold: 50KiB\nunlogged_batch_across_partitions_warn_threshold: 10\n",
     );
     const body = script.replace("/etc/cassandra/cassandra.yaml", conf)
-      .replace(/exec docker-entrypoint\.sh cassandra -f\n$/, "");
+      .replace(/exec docker-entrypoint\.sh cassandra -f\n$/, "exec cat /proc/self/timerslack_ns\n");
     for (let run = 0; run < 2; run++) {
       const out = await new Deno.Command("bash", { args: ["-c", body], stderr: "piped" }).output();
       assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      assert.equal(Number(new TextDecoder().decode(out.stdout)), CASSANDRA.timerSlackNs);
     }
     const text = await Deno.readTextFile(conf);
     const result = parse(text, { uniqueKeys: true }) as Record<string, unknown>;
