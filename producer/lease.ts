@@ -67,12 +67,12 @@ export function leaseNames(config: Pick<Config, "finnhub" | "kafka">): LeaseName
 }
 
 /**
- * The `transactional.id` of sender `index` of a key's producers. A producer sends as sender 0:
- * the suffix dates from when it could send from several Kafka worker threads, and is kept so that
- * a producer fences one of an earlier version.
+ * The `transactional.id` a key's producers send under. The `-0` dates from when a producer could
+ * send from several Kafka worker threads, each `-<worker>`; it is kept so that a producer fences
+ * one of an earlier version.
  */
-export function transactionalIdOf(names: LeaseNames, index: number): string {
-  return `${names.transactionalId}-${index}`;
+export function transactionalIdOf(names: LeaseNames): string {
+  return `${names.transactionalId}-0`;
 }
 
 /** What a member says of itself when it joins. */

@@ -69,14 +69,14 @@ Deno.test("heartbeatIntervalFor: a sixth of the session, 100 ms to 1 s", () => {
   assert.equal(heartbeatIntervalFor(300), 100);
 });
 
-Deno.test("leaseNames: by a hash of the key, which never appears; one transactional id per worker", () => {
+Deno.test("leaseNames: by a hash of the key, which never appears; one transactional id per key", () => {
   const env = { FINNHUB_API_KEY: "secret-key-123", KAFKA_GROUP_PREFIX: "market" };
   const names = leaseNames(loadConfig(env));
   assert.match(names.groupId, /^market\.producer\.[0-9a-f]{16}$/);
   assert.equal(names.topic, "market.producer.lease");
   assert.equal(names.transactionalId, names.groupId);
   assert.ok(!JSON.stringify(names).includes("secret-key-123"));
-  assert.equal(transactionalIdOf(names, 1), `${names.groupId}-1`);
+  assert.equal(transactionalIdOf(names), `${names.groupId}-0`);
   const other = leaseNames(loadConfig({ ...env, FINNHUB_API_KEY: "another-key" }));
   assert.notEqual(other.groupId, names.groupId, "each key its own lease");
   assert.equal(leaseNames(loadConfig({})).groupId, "market.producer.nokey");

@@ -147,7 +147,7 @@ async function main({ env, config, log, signal }: MainContext): Promise<number> 
           // Read and written by the active term only (`run()`): a new leader's first
           // subscription ends a producer_down gap from the last leader's last mark.
           coverageStore,
-          transactionalId: transactionalIdOf(names, 0),
+          transactionalId: transactionalIdOf(names),
         });
         // A standby connects to Kafka ahead: taking over then costs only fencing.
         producer.prepare();
