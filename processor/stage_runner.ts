@@ -259,6 +259,7 @@ export async function runStage(stage: Stage, options: RunStageOptions): Promise<
     // What finished rounds made durable; the batches in hand commit their own as they end.
     await committing.flush();
     await consumer.stop().catch((error) => log.warn("stop failed", { error }));
+    committing.stop();
     clearInterval(heartbeats);
     await serial(() => stage.close?.() ?? Promise.resolve()).catch((error) =>
       log.warn("close failed", { error: describeError(error) })
@@ -276,14 +277,16 @@ interface RoundCommits {
   use(payload: Pick<EachBatchPayload, "commitOffsetsIfNecessary" | "isRunning">): void;
   /** Commits what is durable now (stopping, or the batches in hand while stopping). */
   flush(): Promise<void>;
+  /** Drops the commit waiting for the end of the interval (stopping: `flush` follows). */
+  stop(): void;
   /** The group assigned `partitions` of the topic to this member. */
   joined(partitions: readonly number[]): void;
 }
 
 /**
  * Commits what batches of `consumer` made durable, for every partition in one request: when a
- * fetch round ends (at most every {@linkcode COMMIT_INTERVAL_MS}), when the group rebalances,
- * and when asked (stopping).
+ * fetch round ends (at most every {@linkcode COMMIT_INTERVAL_MS}: a round ending sooner commits
+ * when the interval is up), when the group rebalances, and when asked (stopping).
  */
 function commitOnRoundEnds(
   consumer: Consumer,
@@ -343,14 +346,22 @@ function commitOnRoundEnds(
   const flush = () => commits.flush(send);
   // kafkajs sends the next fetch only once every batch of the previous one has returned, and
   // announces it: the rounds' durable offsets go out in one request, just before that fetch, at
-  // most once every COMMIT_INTERVAL_MS (an idle consumer still fetches every 100 ms, so what is
-  // durable is committed within about 200 ms).
+  // most once every COMMIT_INTERVAL_MS. A round that ends sooner leaves its offsets to a timer
+  // for the rest of the interval: an idle consumer's next fetch may wait half a second for a
+  // record (`kafkajs_idle_fetch.ts`), and what is durable is committed within the interval.
   let lastCommitAt = -Infinity;
-  consumer.on(consumer.events.FETCH_START, () => {
-    const now = performance.now();
-    if (commits.pending === 0 || now - lastCommitAt < COMMIT_INTERVAL_MS) return;
-    lastCommitAt = now;
+  let later: ReturnType<typeof setTimeout> | undefined;
+  const commitRound = () => {
+    later = undefined;
+    if (commits.pending === 0) return;
+    lastCommitAt = performance.now();
     void flush();
+  };
+  consumer.on(consumer.events.FETCH_START, () => {
+    if (commits.pending === 0 || later !== undefined) return;
+    const wait = lastCommitAt + COMMIT_INTERVAL_MS - performance.now();
+    if (wait <= 0) commitRound();
+    else later = setTimeout(commitRound, wait);
   });
   // The group is rebalancing: commit what is durable while the partitions are still ours.
   consumer.on(consumer.events.REBALANCING, () => void flush());
@@ -358,6 +369,10 @@ function commitOnRoundEnds(
     commits,
     use: (payload) => latest = payload,
     flush,
+    stop: () => {
+      clearTimeout(later);
+      later = undefined;
+    },
     joined: (partitions) => {
       joinedAt = performance.now();
       // Offsets of partitions another member now owns are its to commit.

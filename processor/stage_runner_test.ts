@@ -209,6 +209,29 @@ Deno.test("runStage() commits at most every COMMIT_INTERVAL_MS at round ends, at
   }
 });
 
+Deno.test("runStage() commits a round that ended within COMMIT_INTERVAL_MS once it is up, with no fetch after it", async () => {
+  const fake = fakeConsumer();
+  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
+  try {
+    await fake.batch(0, 0, 0);
+    fake.emit("consumer.fetch_start");
+    await fake.batch(1, 0, 3);
+    // An idle consumer's next fetch may wait 500 ms for a record: this one is the last for now.
+    fake.emit("consumer.fetch_start");
+    fake.emit("consumer.fetch_start"); // one commit waits, however many rounds end meanwhile
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.deepEqual(fake.committed, [[{ topic: "t", partition: 0, offset: "1" }]]);
+    await new Promise((resolve) => setTimeout(resolve, COMMIT_INTERVAL_MS + 10));
+    assert.deepEqual(fake.committed, [
+      [{ topic: "t", partition: 0, offset: "1" }],
+      [{ topic: "t", partition: 1, offset: "4" }],
+    ]);
+  } finally {
+    runner.stop();
+    await runner.done;
+  }
+});
+
 Deno.test("runStage() commits the batches in hand when it stops, and forgets partitions given away", async () => {
   const fake = fakeConsumer();
   const { stage, gates } = gatedStage();
