@@ -279,7 +279,7 @@ export const FETCH_HOLD_MS: Readonly<Record<StageName, number>> = {
  * A stage's consumer in `groupId`: manual commits, batches sized by the load (see
  * {@linkcode FETCH_HOLD_MS} for `holdMs`), bounded in bytes.
  */
-function createStageConsumer(kafka: Kafka, config: Config, groupId: string, holdMs: number) {
+export function createStageConsumer(kafka: Kafka, config: Config, groupId: string, holdMs: number) {
   return kafka.consumer({
     groupId,
     sessionTimeout: config.kafka.sessionTimeoutMs,
@@ -287,8 +287,9 @@ function createStageConsumer(kafka: Kafka, config: Config, groupId: string, hold
     // The broker answers once 256 KiB are there or `holdMs` has passed (no hold: as soon as it
     // has one record), and kafkajs sends the next fetch only once the previous one's batches are
     // durable, so what arrives while a batch is being written joins the next batch: small when
-    // caught up, growing as long as the stage is behind. An idle consumer asks again every 100 ms
-    // at most.
+    // caught up, growing as long as the stage is behind. A fetch that came back empty makes the
+    // next one wait for the first record instead, up to 500 ms (`shared/kafkajs_idle_fetch.ts`):
+    // an idle stage asks twice a second, not at the end of every hold.
     // The fetch's bytes bound a worker's memory: kafkajs turns a whole fetch into messages, the
     // stage turns them into trades and rows, and all of it lives until the round is written, so
     // it outlives the young generation and dies in the old space. Each raw byte fetched cost

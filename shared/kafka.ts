@@ -12,6 +12,7 @@ import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { Config } from "./config.ts";
 import { failOverConsumerGroups } from "./kafkajs_consumer_failover.ts";
 import { speedUpKafkajs } from "./kafkajs_fast.ts";
+import { stopIdlePolling } from "./kafkajs_idle_fetch.ts";
 import { stopIdleRequestQueueLoop } from "./kafkajs_request_queue.ts";
 import type { Logger } from "./log.ts";
 
@@ -26,8 +27,8 @@ export interface CreateKafkaOptions {
 /**
  * Builds a kafkajs client; it connects only when a producer, consumer or admin does. Installs
  * the faster record encoding of `kafkajs_fast.ts`, the idle-loop fix of
- * `kafkajs_request_queue.ts` and the consumers' broker failover of `kafkajs_consumer_failover.ts`
- * on first use.
+ * `kafkajs_request_queue.ts`, the consumers' broker failover of `kafkajs_consumer_failover.ts`
+ * and the idle stages' long fetch of `kafkajs_idle_fetch.ts` on first use.
  */
 export function createKafka(
   config: Config["kafka"],
@@ -39,6 +40,7 @@ export function createKafka(
   speedUpKafkajs();
   stopIdleRequestQueueLoop();
   failOverConsumerGroups();
+  stopIdlePolling();
   const kafkaLog = log.child("kafkajs");
   return new Kafka({
     clientId: options.clientIdSuffix

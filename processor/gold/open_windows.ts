@@ -12,8 +12,8 @@
  * time since counts as idle, as it would have for an uninterrupted worker whose input stopped;
  * but trades that arrived meanwhile are waiting in Kafka, and an uninterrupted worker would have
  * folded them in before their windows closed. Kafka hands a waiting backlog over within a fetch
- * (at most 100 ms here, `maxWaitTimeInMs`); its first batch ends the wait and moves the clock on
- * from what it holds.
+ * (at most 100 ms here, `maxWaitTimeInMs`; at once after an empty fetch, which waits only for a
+ * first record); its first batch ends the wait and moves the clock on from what it holds.
  */
 export const TAKEOVER_GRACE_MS = 1000;
 
