@@ -226,14 +226,53 @@ export function encodeBody<N extends SchemaName>(
   value: RecordTypes[N],
   type: avro.Type = schema(name).type,
 ): Buffer {
-  try {
-    return type.toBuffer(name === "DeadLetter" ? withBufferPayload(value as DeadLetter) : value);
-  } catch {
-    const paths: string[] = [];
-    type.isValid(value, { errorHook: (path: string[]) => paths.push(path.join(".") || "(root)") });
-    throw new TypeError(
-      `Cannot encode ${name}: invalid field ${paths.length ? `'${paths[0]}'` : "value"}`,
-    );
+  return encodeFramed(name, value, NO_HEADER, type);
+}
+
+const NO_HEADER = new Uint8Array(0);
+
+/**
+ * Where records are written before their copy of the exact size: avsc's `toBuffer` writes into
+ * a space of its own too, then copies into a zero-filled buffer of its own, which the framing
+ * copied again: 862 ns a trade record that way, 373 ns this way (`deno bench -A
+ * shared/avro_bench.ts`, alone). Grows to the largest record written; one per process (encoding
+ * is synchronous).
+ */
+let scratch = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * `header` followed by the Avro binary body of a record of schema `name`, written with `type`
+ * (default: the schema's), in one new buffer: the record is written once and copied once. Throws
+ * a `TypeError` naming the first invalid field when the value does not match.
+ */
+export function encodeFramed<N extends SchemaName>(
+  name: N,
+  value: RecordTypes[N],
+  header: Uint8Array,
+  type: avro.Type = schema(name).type,
+): Buffer {
+  const record = name === "DeadLetter" ? withBufferPayload(value as DeadLetter) : value;
+  for (;;) {
+    let end: number;
+    try {
+      // The end of what was written, or minus the bytes that did not fit.
+      end = type.encode(record, scratch, header.length);
+    } catch {
+      const paths: string[] = [];
+      type.isValid(value, {
+        errorHook: (path: string[]) => paths.push(path.join(".") || "(root)"),
+      });
+      throw new TypeError(
+        `Cannot encode ${name}: invalid field ${paths.length ? `'${paths[0]}'` : "value"}`,
+      );
+    }
+    if (end >= 0) {
+      const out = Buffer.allocUnsafe(end);
+      out.set(header, 0);
+      scratch.copy(out, header.length, header.length, end);
+      return out;
+    }
+    scratch = Buffer.allocUnsafe(Math.max(2 * scratch.length, scratch.length - end));
   }
 }
 
@@ -319,7 +358,7 @@ export function framingOf(message: Uint8Array): Framing {
  * Throws a `TypeError` naming the first invalid field when the value does not match the schema.
  */
 export function encodeSingleObject<N extends SchemaName>(name: N, value: RecordTypes[N]): Buffer {
-  return frame(schema(name).header, encodeBody(name, value));
+  return encodeFramed(name, value, schema(name).header);
 }
 
 /** Reads the schema name a single-object message was written with, without decoding its body. */

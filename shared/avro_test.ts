@@ -6,6 +6,8 @@ import {
   confluentHeader,
   crc64Avro,
   decodeSingleObject as decode,
+  encodeBody,
+  encodeFramed,
   encodeSingleObject as encode,
   fingerprintOf,
   formatFingerprint,
@@ -141,6 +143,41 @@ Deno.test("a DeadLetter written with the earlier schema (before originalSize) st
     originalSha256: null,
   });
   assert.throws(() => decode("Trade", message), /written with schema DeadLetter/);
+});
+
+Deno.test("encodeFramed() is the header then the body avsc writes, byte for byte, in one buffer of that size", () => {
+  const header = confluentHeader(70_000);
+  for (const trade of [SAMPLE_TRADE, { ...SAMPLE_TRADE, c: ["1", "12", "37"] }]) {
+    const body = avroType("Trade").toBuffer(trade);
+    const framed = encodeFramed("Trade", trade, header);
+    assert.deepEqual(framed, Buffer.concat([header, body]));
+    assert.equal(framed.length, header.length + body.length);
+    assert.deepEqual(encodeBody("Trade", trade), body);
+  }
+});
+
+Deno.test("encodeFramed() writes a record larger than its scratch space, and the small ones after it", () => {
+  const header = confluentHeader(7);
+  const letter: DeadLetter = {
+    payload: new Uint8Array(300_000).map((_, i) => i % 251),
+    reason: "frame is 300000 bytes",
+    reasonCode: "frame_too_large",
+    source: "producer",
+    time: 1700000000000,
+    sourceTopic: null,
+    sourcePartition: null,
+    sourceOffset: null,
+  };
+  for (const record of [letter, { ...letter, payload: letter.payload.subarray(0, 10) }]) {
+    const framed = encodeFramed("DeadLetter", record, header);
+    assert.deepEqual(framed.subarray(0, 5), header);
+    const back = avroType("DeadLetter").fromBuffer(framed.subarray(5)) as DeadLetter;
+    assert.deepEqual(new Uint8Array(back.payload), record.payload);
+  }
+  assert.deepEqual(
+    encodeFramed("Trade", SAMPLE_TRADE, header).subarray(5),
+    avroType("Trade").toBuffer(SAMPLE_TRADE),
+  );
 });
 
 Deno.test("decodeSingleObject() refuses an unknown fingerprint and names it", () => {

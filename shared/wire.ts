@@ -42,8 +42,7 @@ import {
   confluentHeader,
   decodeBody,
   decodeSingleObject,
-  encodeBody,
-  frame,
+  encodeFramed,
   framingOf,
   parseSchema,
   type RecordTypes,
@@ -313,7 +312,7 @@ export function createWireCodec(
     encode(name, value) {
       const known = writing.get(name);
       if (known === undefined) codec.idOf(name); // throws, saying why
-      return frame(known!.header, encodeBody(name, value, reader(name).type));
+      return encodeFramed(name, value, known!.header, reader(name).type);
     },
 
     async resolve(values) {
