@@ -264,6 +264,18 @@ async function runGapConsumer(
  * With a hold, a fetch still returns at once when 256 KiB are waiting (a stage behind), so
  * batches grow with the backlog either way.
  *
+ * Tried and not taken: silver without a hold, once an empty fetch made the next one wait for the
+ * first record (`shared/kafkajs_idle_fetch.ts`). The producer paces its sends (at least 15 ms
+ * apart, `producer/trade_buffer.ts`), so each send became a round of its own, with no hold ending
+ * empty between two sends: silver 9% and 11% of a core at 500 trades/s against 12% and 14%; 15%
+ * and 15% at 2,000/s against 15% and 18%; ingest->silver the same (p50 10.4-10.6 ms at 500/s
+ * against 10.7-10.9); two pairs, alternating, `deno task bench:pipeline --rates 500,2000 --latency-rate
+ * 2000 --duration-s 45 --warmup-s 20`, alone, load 0.9-1.8. Not taken: two or three points at
+ * 500/s are inside the noise of these runs, and near the machine's limit (15,000/s) the hold is
+ * what sizes silver's rounds, where it was not measured.
+ * Tried and not taken: silver at 20 ms, with that idle fetch. Ingest->silver p50 at 500 trades/s
+ * went from 10.5-10.6 ms to 22.7-22.8, over the 20 ms target, for no CPU saved at 2,000/s (stages,
+ * Kafka and Cassandra 67% and 75% against 72% and 69%; same bench and conditions).
  * Tried and not taken: gold at 250 ms. At 2,000 trades/s it took gold from 16-17% to 11% of a
  * core, but the stages, Kafka and Cassandra together stayed at 76-79% (two pairs, alternating,
  * `deno task bench:pipeline --rates 2000 --latency-rate 2000 --duration-s 45 --warmup-s 20`,
