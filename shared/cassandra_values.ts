@@ -8,8 +8,9 @@
  *
  * @module
  */
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
+import type { Decimal } from "./decimal.ts";
 
 interface DriverEncoder {
   encode(value: unknown, typeInfo: unknown): Buffer | null;
@@ -17,20 +18,21 @@ interface DriverEncoder {
 
 const { dataTypes } = cassandra.types;
 
-// The encodings used here (text, int, boolean, timestamp, list<text>) are the same in every
+// The encodings used here (text, int, boolean, timestamp, date, list<text>) are the same in every
 // protocol version since 3; the options are those of `createCassandraClient`.
 const encoder: DriverEncoder = new (cassandra as unknown as {
   Encoder: new (protocolVersion: number, options: object) => DriverEncoder;
 }).Encoder(4, { encoding: { useBigIntAsLong: true, useBigIntAsVarint: true, map: Map } });
 
 /** The CQL types {@linkcode encodedValues} serialises. */
-export type CachedType = "text" | "int" | "boolean" | "timestamp" | "list<text>";
+export type CachedType = "text" | "int" | "boolean" | "timestamp" | "date" | "list<text>";
 
 const TYPE_INFO: Record<CachedType, unknown> = {
   text: { code: dataTypes.text },
   int: { code: dataTypes.int },
   boolean: { code: dataTypes.boolean },
   timestamp: { code: dataTypes.timestamp },
+  date: { code: dataTypes.date },
   "list<text>": { code: dataTypes.list, info: { code: dataTypes.text } },
 };
 
@@ -47,7 +49,10 @@ export function encodedListLength(bytes: Uint8Array): number | undefined {
   return listElements.get(bytes as Buffer);
 }
 
-/** A value of a {@linkcode CachedType}: `timestamp` takes a Date or milliseconds. */
+/**
+ * A value of a {@linkcode CachedType}: `timestamp` takes a Date or milliseconds, `date` the day
+ * as `YYYY-MM-DD`.
+ */
 export type CachedValue = string | number | boolean | Date | readonly string[] | null;
 
 /** Options of {@linkcode encodedValues}. */
@@ -80,7 +85,11 @@ export function encodedValues(
       const plain = Array.isArray(value) ? [...value] : value;
       // The driver's own bytes; null for an empty list, as the driver sends it.
       bytes = encoder.encode(
-        type === "timestamp" && typeof value === "number" ? new Date(value) : plain,
+        type === "timestamp" && typeof value === "number"
+          ? new Date(value)
+          : type === "date" && typeof value === "string"
+          ? cassandra.types.LocalDate.fromString(value)
+          : plain,
         typeInfo,
       );
       if (bytes !== null && Array.isArray(value)) listElements.set(bytes, value.length);
@@ -94,4 +103,30 @@ function keyOf(value: Exclude<CachedValue, null>): string | number | boolean {
   if (value instanceof Date) return value.getTime();
   if (Array.isArray(value)) return JSON.stringify(value);
   return value as string | number | boolean;
+}
+
+/**
+ * The serialised form of a CQL `decimal`: the scale as a 4-byte big-endian int, then the unscaled
+ * value as a `varint` (two's complement, big-endian, in the fewest bytes). Byte for byte what the
+ * driver sends for the `BigDecimal` of the same value (`cassandra_values_test.ts`), without the
+ * way there: printing the decimal, parsing the text into the driver's `Integer` and joining its
+ * parts (gold's candles carry three decimals; that way cost gold about 4% of its CPU, profiled
+ * at 2,000 trades/s). 3.1 µs a price x volume sum that way, 0.43 this way (`deno bench -A
+ * shared/cassandra_values_bench.ts`, alone); gold writes about 1,600 rows a second at 2,000
+ * trades/s.
+ */
+export function decimalBytes(d: Decimal): Buffer {
+  // The unscaled value's bytes, least significant first, until what is left is only sign.
+  const bytes: number[] = [];
+  let rest = d.units;
+  for (;;) {
+    const byte = Number(rest & 0xffn);
+    bytes.push(byte);
+    rest >>= 8n;
+    if ((rest === 0n && byte < 0x80) || (rest === -1n && byte >= 0x80)) break;
+  }
+  const out = Buffer.allocUnsafe(4 + bytes.length);
+  out.writeInt32BE(d.scale, 0);
+  for (let i = 0; i < bytes.length; i++) out[4 + i] = bytes[bytes.length - 1 - i]!;
+  return out;
 }

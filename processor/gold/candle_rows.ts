@@ -11,7 +11,8 @@
  */
 import cassandra from "cassandra-driver";
 import { forEachLimited, type RowWrite } from "../../shared/cassandra_writer.ts";
-import { type Decimal, formatDecimal, parseDecimal } from "../../shared/decimal.ts";
+import { decimalBytes, encodedValues } from "../../shared/cassandra_values.ts";
+import { type Decimal, parseDecimal } from "../../shared/decimal.ts";
 import {
   GOLD_TABLE,
   goldBucket,
@@ -96,25 +97,24 @@ function toDecimal(value: unknown): Decimal {
   return parseDecimal(String(value));
 }
 
-function bigDecimal(d: Decimal): cassandra.types.BigDecimal {
-  return cassandra.types.BigDecimal.fromString(formatDecimal(d));
-}
+/** A gold row's bucket (a day, `YYYY-MM-DD`), serialised once per day. */
+const dateBytes = encodedValues("date", 1_000);
 
 /** The bound parameters of a candle's upsert. */
 function rowParams(c: Candle, at: Date): unknown[] {
   const average = vwap(c);
   return [
     c.symbol,
-    cassandra.types.LocalDate.fromString(goldBucket(c.windowStart, c.interval)),
+    dateBytes(goldBucket(c.windowStart, c.interval)),
     new Date(c.windowStart),
     new Date(c.windowEnd),
     c.open,
     c.high,
     c.low,
     c.close,
-    bigDecimal(c.volume),
-    bigDecimal(c.pvSum),
-    average === null ? null : bigDecimal(average),
+    decimalBytes(c.volume),
+    decimalBytes(c.pvSum),
+    average === null ? null : decimalBytes(average),
     BigInt(c.tradeCount),
     BigInt(c.priceOnlyCount),
     new Date(c.openKey.eventTime),
