@@ -395,7 +395,8 @@ export function batchUnits<R>(
  * thresholds (`PartitionUpdate.dataSize()`: each cell's value, timestamp, TTL and local deletion
  * time, a collection's elements each a cell with its path; the clustering and the row's
  * liveness info; the partition key is not counted): Cassandra counted 473, 369 and 798 bytes for
- * a bronze, silver and gold row, this estimates 495, 415 and 913 (`cassandra_writer_test.ts`).
+ * a bronze, silver and gold row, this estimates 495, 415 and 913, and 868 for the gold row with
+ * its decimals and bucket serialised ahead, as gold sends them (`cassandra_writer_test.ts`).
  * A list the stages serialised ahead (the conditions) counts as the list would: counted as its
  * bytes, it made bronze's and silver's packed batches up to 4% larger than the estimate, and
  * Cassandra logged a warning for most of them (78,774 in one day's log of the local node).
