@@ -363,8 +363,14 @@ function commitOnRoundEnds(
     if (wait <= 0) commitRound();
     else later = setTimeout(commitRound, wait);
   });
-  // The group is rebalancing: commit what is durable while the partitions are still ours.
-  consumer.on(consumer.events.REBALANCING, () => void flush());
+  // The group is rebalancing: commit what is durable while the partitions are still ours. The
+  // commit a timer was waiting to send goes now too: sent later, during the rebalance, the group
+  // would refuse it, and its batches would be read and written again even by this member.
+  consumer.on(consumer.events.REBALANCING, () => {
+    clearTimeout(later);
+    later = undefined;
+    void flush();
+  });
   return {
     commits,
     use: (payload) => latest = payload,

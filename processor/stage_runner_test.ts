@@ -232,6 +232,28 @@ Deno.test("runStage() commits a round that ended within COMMIT_INTERVAL_MS once 
   }
 });
 
+Deno.test("runStage() sends no waiting commit during a rebalance: the rebalance's own flush takes it", async () => {
+  const fake = fakeConsumer();
+  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
+  try {
+    await fake.batch(0, 0, 0);
+    fake.emit("consumer.fetch_start");
+    await fake.batch(1, 0, 3);
+    fake.emit("consumer.fetch_start"); // within the interval: a timer waits
+    fake.emit("consumer.rebalancing");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await fake.batch(2, 0, 1); // a batch in hand ends during the rebalance
+    await new Promise((resolve) => setTimeout(resolve, COMMIT_INTERVAL_MS + 10));
+    assert.deepEqual(fake.committed, [
+      [{ topic: "t", partition: 0, offset: "1" }],
+      [{ topic: "t", partition: 1, offset: "4" }],
+    ], "partition 2 waits for the first fetch after the rebalance");
+  } finally {
+    runner.stop();
+    await runner.done;
+  }
+});
+
 Deno.test("runStage() commits the batches in hand when it stops, and forgets partitions given away", async () => {
   const fake = fakeConsumer();
   const { stage, gates } = gatedStage();
