@@ -138,6 +138,21 @@ async function startRunner(stage: Stage, fake: ReturnType<typeof fakeConsumer>) 
   return { stop: () => controller.abort(), done };
 }
 
+/**
+ * Runs `steps` on a fake consumer, against a runner whose stage makes every batch durable, and
+ * stops the runner.
+ */
+async function withRunner(steps: (fake: ReturnType<typeof fakeConsumer>) => Promise<void>) {
+  const fake = fakeConsumer();
+  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
+  try {
+    await steps(fake);
+  } finally {
+    runner.stop();
+    await runner.done;
+  }
+}
+
 Deno.test("runStage() commits the durable offsets of every partition in one request when the fetch round ends", async () => {
   const fake = fakeConsumer();
   const { stage, gates } = gatedStage();
@@ -190,10 +205,8 @@ Deno.test("runStage() commits nothing of a batch that is still being retried", a
   }
 });
 
-Deno.test("runStage() commits at most every COMMIT_INTERVAL_MS at round ends, at once on a rebalance", async () => {
-  const fake = fakeConsumer();
-  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
-  try {
+Deno.test("runStage() commits at most every COMMIT_INTERVAL_MS at round ends, at once on a rebalance", () =>
+  withRunner(async (fake) => {
     await fake.batch(0, 0, 0);
     fake.emit("consumer.fetch_start");
     await fake.batch(0, 1, 1);
@@ -203,16 +216,10 @@ Deno.test("runStage() commits at most every COMMIT_INTERVAL_MS at round ends, at
     fake.emit("consumer.rebalancing");
     await new Promise((resolve) => setTimeout(resolve, 0));
     assert.deepEqual(fake.committed.at(-1), [{ topic: "t", partition: 0, offset: "2" }]);
-  } finally {
-    runner.stop();
-    await runner.done;
-  }
-});
+  }));
 
-Deno.test("runStage() commits a round that ended within COMMIT_INTERVAL_MS once it is up, with no fetch after it", async () => {
-  const fake = fakeConsumer();
-  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
-  try {
+Deno.test("runStage() commits a round that ended within COMMIT_INTERVAL_MS once it is up, with no fetch after it", () =>
+  withRunner(async (fake) => {
     await fake.batch(0, 0, 0);
     fake.emit("consumer.fetch_start");
     await fake.batch(1, 0, 3);
@@ -226,16 +233,10 @@ Deno.test("runStage() commits a round that ended within COMMIT_INTERVAL_MS once 
       [{ topic: "t", partition: 0, offset: "1" }],
       [{ topic: "t", partition: 1, offset: "4" }],
     ]);
-  } finally {
-    runner.stop();
-    await runner.done;
-  }
-});
+  }));
 
-Deno.test("runStage() sends no waiting commit during a rebalance: the rebalance's own flush takes it", async () => {
-  const fake = fakeConsumer();
-  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
-  try {
+Deno.test("runStage() sends no waiting commit during a rebalance: the rebalance's own flush takes it", () =>
+  withRunner(async (fake) => {
     await fake.batch(0, 0, 0);
     fake.emit("consumer.fetch_start");
     await fake.batch(1, 0, 3);
@@ -248,11 +249,7 @@ Deno.test("runStage() sends no waiting commit during a rebalance: the rebalance'
       [{ topic: "t", partition: 0, offset: "1" }],
       [{ topic: "t", partition: 1, offset: "4" }],
     ], "partition 2 waits for the first fetch after the rebalance");
-  } finally {
-    runner.stop();
-    await runner.done;
-  }
-});
+  }));
 
 Deno.test("runStage() commits the batches in hand when it stops, and forgets partitions given away", async () => {
   const fake = fakeConsumer();
@@ -273,10 +270,8 @@ Deno.test("runStage() commits the batches in hand when it stops, and forgets par
   assert.deepEqual(fake.committedWhileStopping, [[{ topic: "t", partition: 0, offset: "3" }]]);
 });
 
-Deno.test("runStage() commits past a fetch of only control records (a transaction's commit marker)", async () => {
-  const fake = fakeConsumer();
-  const runner = await startRunner({ name: "bronze", processBatch: () => Promise.resolve() }, fake);
-  try {
+Deno.test("runStage() commits past a fetch of only control records (a transaction's commit marker)", () =>
+  withRunner(async (fake) => {
     await fake.batch(0, 0, 4);
     // kafkajs: records 0-4 then the commit marker at 5; the marker alone comes as a batch with
     // no messages, which kafkajs does not hand to eachBatch but announces.
@@ -296,8 +291,4 @@ Deno.test("runStage() commits past a fetch of only control records (a transactio
     fake.emit("consumer.fetch_start");
     await new Promise((resolve) => setTimeout(resolve, 0));
     assert.deepEqual(fake.committed, [[{ topic: "t", partition: 0, offset: "6" }]]);
-  } finally {
-    runner.stop();
-    await runner.done;
-  }
-});
+  }));
