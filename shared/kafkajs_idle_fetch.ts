@@ -18,14 +18,14 @@
  *
  * Measured the same way after: silver 1.2% of a core (bronze 1.4 -> 1.1, gold 2.1 -> 1.6), Kafka
  * 3.5%; the idle pipeline, standbys included, from about 23% of a core to 10%. Under load the
- * CPU stayed the same, and the way to silver got shorter: a silver hold that ended empty between
- * two of the producer's sends used to leave the next send waiting up to 10 ms; now it is fetched
- * as it lands. Ingest->silver p50/p99 at 500 trades/s 10.7/28.3 and 10.7/28.7 ms against
+ * CPU stayed within the noise, and the way to silver got shorter: a silver hold that ended empty
+ * between two of the producer's sends used to leave the next send waiting up to 10 ms; now it is
+ * fetched as it lands. Ingest->silver p50/p99 at 500 trades/s 10.7/28.3 and 10.7/28.7 ms against
  * 15.9/34.7 and 16.5/37.4 without; at 2,000/s 14.4/42.8 and 13.3/48.2 against 30.2/96.6 and
- * 19.3/44.4; stages, Kafka and Cassandra 56-59% of a core at 500/s and 69-79% at 2,000 either way
- * (`deno task bench:pipeline --rates 500,2000 --latency-rate 2000 --duration-s 45 --warmup-s 20`,
- * alternating without and with, alone, load 1.1-3.1; the first run without saw 11% of a core
- * of other work at 2,000/s).
+ * 19.3/44.4. Stages, Kafka and Cassandra: 57-59% of a core at 500/s and 69-79% at 2,000 with it,
+ * 54-58% and 70-90% without (`deno task bench:pipeline --rates 500,2000 --latency-rate 2000
+ * --duration-s 45 --warmup-s 20`, alternating without and with, alone, load 1.1-3.1; the first
+ * run without saw 11% of a core of other work at 2,000/s).
  *
  * Installed on kafkajs's `ConsumerGroup` prototype by `createKafka`; it changes only consumers
  * created with `minBytes` above 1 (the stages'), and only the two settings a fetch reads. With
