@@ -82,21 +82,23 @@ export function encodedValues(
         cache.clear();
         options.onReset?.();
       }
-      const plain = Array.isArray(value) ? [...value] : value;
       // The driver's own bytes; null for an empty list, as the driver sends it.
-      bytes = encoder.encode(
-        type === "timestamp" && typeof value === "number"
-          ? new Date(value)
-          : type === "date" && typeof value === "string"
-          ? cassandra.types.LocalDate.fromString(value)
-          : plain,
-        typeInfo,
-      );
+      bytes = encoder.encode(driverValue(type, value), typeInfo);
       if (bytes !== null && Array.isArray(value)) listElements.set(bytes, value.length);
       cache.set(key, bytes);
     }
     return bytes;
   };
+}
+
+/** `value` as the driver takes it for `type`: a Date, a LocalDate, a list of its own. */
+function driverValue(type: CachedType, value: Exclude<CachedValue, null>): unknown {
+  if (Array.isArray(value)) return [...value];
+  if (type === "timestamp" && typeof value === "number") return new Date(value);
+  if (type === "date" && typeof value === "string") {
+    return cassandra.types.LocalDate.fromString(value);
+  }
+  return value;
 }
 
 function keyOf(value: Exclude<CachedValue, null>): string | number | boolean {
